@@ -1,0 +1,61 @@
+"""Exchange time: session dates, regular hours, DTE and the expiry instant.
+
+The caller passes ``now``; nothing here reads the clock. Holidays and early
+closes are not known here: :class:`MarketTime` is built by the caller, which
+may use an exchange calendar; :func:`market_time` is the plain weekday
+09:30-16:00 America/New_York approximation that replay uses.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+OPEN = time(9, 30)
+CLOSE = time(16, 0)
+
+
+@cache
+def new_york() -> ZoneInfo:
+    return ZoneInfo("America/New_York")
+
+
+class MarketTime(NamedTuple):
+    """``now`` with the exchange's date and whether regular trading hours are on.
+
+    ``session_open`` is the instant today's regular session opened (None
+    outside regular hours): a leg quote older than it is yesterday's frozen
+    quote, not a current one. A NamedTuple because replay builds one per tick.
+    """
+
+    now: datetime
+    session_date: date
+    regular_hours: bool
+    session_open: datetime | None = None
+
+
+def market_time(now: datetime) -> MarketTime:
+    local = now.astimezone(new_york())
+    if local.weekday() < 5 and OPEN <= local.time() < CLOSE:
+        return MarketTime(now, local.date(), True, datetime.combine(local.date(), OPEN, new_york()))
+    return MarketTime(now, local.date(), False)
+
+
+def exchange_date(instant: datetime) -> date:
+    return instant.astimezone(new_york()).date()
+
+
+def expiry_instant(expiry: date) -> datetime:
+    """16:00 America/New_York on the expiry date (SPEC: the end of the last session)."""
+    return datetime.combine(expiry, CLOSE, tzinfo=new_york())
+
+
+def dte(expiry: date, session_date: date) -> int:
+    """Whole calendar days from the session date to expiry; 0 on expiry day."""
+    return (expiry - session_date).days
+
+
+def years_to_expiry(expiry: date, now: datetime) -> float:
+    return (expiry_instant(expiry) - now) / timedelta(days=365)

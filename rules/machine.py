@@ -1,0 +1,396 @@
+"""The exit state machine of one position.
+
+Theory of operation
+-------------------
+A position is OPEN (watched, nothing working), CLOSING (one close order is
+working at the broker) or CLOSED (no contract left). :func:`evaluate` looks at
+the state, the latest quote of every leg and the exchange time, and returns a
+decision value: :class:`Hold` or :class:`Close`. It never acts. The caller
+acts, then tells the machine what happened with :func:`apply` and one of three
+events: the close was sent (OPEN -> CLOSING), contracts filled (CLOSING stays
+CLOSING while the order works, returns to OPEN when the order is complete,
+ends in CLOSED when the last contract fills), or the order ended with a rest
+unfilled (CLOSING -> OPEN: the rest is worked again while its trigger holds).
+The legal moves are the table ``TRANSITIONS``; anything else raises
+:class:`IllegalTransition`.
+
+Profit tranches are counted by ``profit_closed``, the contracts closed by
+profit targets so far, against the plan's cumulative boundaries: tranche i is
+done once ``profit_closed >= cumulative[i]``. A gap over several targets closes
+every contract up to the highest boundary reached in one order. Stops (loss,
+delta, time) close everything remaining. While a profit close works, a stop
+that holds yields a ``Close(replaces=True)``: cancel the working order, and on
+its end the next evaluation sends the stop's close.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from rules.books import BookPolicy
+from rules.clock import MarketTime
+from rules.greeks import GreeksUnavailable, Rates, local_delta
+from rules.model import Position, Quote, quote_problem, usable_delta
+from rules.plan import ExitPlan, make_plan
+
+
+class Phase(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class EventKind(enum.Enum):
+    CLOSE_SENT = "close_sent"
+    PARTIAL_FILL = "partial_fill"  # the order still has contracts to fill
+    ORDER_FILLED = "order_filled"  # the order is complete, the position is not
+    LAST_FILL = "last_fill"  # no contract remains
+    ORDER_ENDED = "order_ended"  # cancelled, rejected or expired with a rest unfilled
+
+
+TRANSITIONS: dict[tuple[Phase, EventKind], Phase] = {
+    (Phase.OPEN, EventKind.CLOSE_SENT): Phase.CLOSING,
+    (Phase.CLOSING, EventKind.PARTIAL_FILL): Phase.CLOSING,
+    (Phase.CLOSING, EventKind.ORDER_FILLED): Phase.OPEN,
+    (Phase.CLOSING, EventKind.LAST_FILL): Phase.CLOSED,
+    (Phase.CLOSING, EventKind.ORDER_ENDED): Phase.OPEN,
+}
+
+
+class IllegalTransition(RuntimeError):
+    """An event that the position's phase does not allow (e.g. a fill with no order)."""
+
+
+class ExitReason(enum.StrEnum):
+    PROFIT_TARGET = "profit_target"
+    TIME_STOP = "time_stop"
+    LOSS_STOP = "loss_stop"
+    DELTA_STOP = "delta_stop"
+
+
+class HoldReason(enum.StrEnum):
+    NO_TRIGGER = "no_trigger"
+    MISSING_QUOTE = "missing_quote"
+    INVALID_QUOTE = "invalid_quote"
+    INCONSISTENT_QUOTES = "inconsistent_quotes"
+    STALE = "stale"
+    FEED = "feed"
+    ORDER_WORKING = "order_working"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    reason: HoldReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close ``contracts`` spreads. Figures are per the mark the decision was made on."""
+
+    contracts: int
+    reason: ExitReason
+    label: str
+    target: Decimal | None  # the profit target reached, for profit closes
+    tranche: int | None  # index of the highest tranche reached, for profit closes
+    debit: Decimal  # debit to close one spread, in price points
+    pnl: Decimal  # realised P&L in dollars if the contracts fill at ``debit``
+    pct_of_max: Decimal  # (credit - debit) / credit
+    triggers: tuple[ExitReason, ...]  # every trigger that held, in evaluation order
+    replaces: bool = False  # cancel the working profit close first
+
+
+Decision = Hold | Close
+
+HOLD_NO_TRIGGER = Hold(HoldReason.NO_TRIGGER)
+HOLD_MISSING = Hold(HoldReason.MISSING_QUOTE)
+HOLD_STALE = Hold(HoldReason.STALE)
+HOLD_PREVIOUS_SESSION = Hold(HoldReason.STALE, "a leg's latest quote is from a previous session")
+HOLD_WORKING = Hold(HoldReason.ORDER_WORKING)
+HOLD_CLOSED = Hold(HoldReason.CLOSED)
+
+
+@dataclass(frozen=True, slots=True)
+class Working:
+    close: Close
+    filled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExitState:
+    position: Position
+    plan: ExitPlan
+    phase: Phase
+    remaining: int
+    profit_closed: int = 0
+    working: Working | None = None
+
+    @property
+    def stage(self) -> int:
+        """Profit tranches done."""
+        return sum(1 for boundary in self.plan.cumulative if boundary <= self.profit_closed)
+
+
+def open_state(position: Position, book: BookPolicy) -> ExitState:
+    return ExitState(position, make_plan(position, book), Phase.OPEN, position.contracts)
+
+
+# Events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSent:
+    close: Close
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    contracts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEnded:
+    pass
+
+
+Event = CloseSent | Filled | OrderEnded
+
+
+def _kind(state: ExitState, event: Event) -> EventKind:
+    if isinstance(event, CloseSent):
+        return EventKind.CLOSE_SENT
+    if isinstance(event, OrderEnded):
+        return EventKind.ORDER_ENDED
+    if state.remaining - event.contracts == 0:
+        return EventKind.LAST_FILL
+    working = state.working
+    if working is not None and working.filled + event.contracts == working.close.contracts:
+        return EventKind.ORDER_FILLED
+    return EventKind.PARTIAL_FILL
+
+
+def apply(state: ExitState, event: Event) -> ExitState:
+    """The state after ``event``; raises IllegalTransition for a move the table forbids."""
+    kind = _kind(state, event)
+    phase = TRANSITIONS.get((state.phase, kind))
+    if phase is None:
+        raise IllegalTransition(
+            f"position {state.position.id}: {kind.value} is not allowed when {state.phase.value}"
+        )
+    if isinstance(event, CloseSent):
+        close = event.close
+        if close.replaces or not 0 < close.contracts <= state.remaining:
+            raise IllegalTransition(
+                f"position {state.position.id}: cannot send a close of {close.contracts} "
+                f"with {state.remaining} remaining"
+            )
+        return replace(state, phase=phase, working=Working(close))
+    if isinstance(event, OrderEnded):
+        return replace(state, phase=phase, working=None)
+    working = state.working
+    assert working is not None  # the table admits fills only when CLOSING
+    if not 0 < event.contracts <= working.close.contracts - working.filled:
+        raise IllegalTransition(
+            f"position {state.position.id}: fill of {event.contracts} against an order with "
+            f"{working.close.contracts - working.filled} unfilled"
+        )
+    profit = working.close.reason is ExitReason.PROFIT_TARGET
+    return replace(
+        state,
+        phase=phase,
+        remaining=state.remaining - event.contracts,
+        profit_closed=state.profit_closed + (event.contracts if profit else 0),
+        working=Working(working.close, working.filled + event.contracts)
+        if phase is Phase.CLOSING
+        else None,
+    )
+
+
+# Evaluation -----------------------------------------------------------------
+
+DEFAULT_RATES = Rates()
+_HALF = Decimal("0.5")
+
+
+def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False) -> Decimal:
+    """What buying back one spread costs now, at the book's mark (mid or natural)."""
+    debit = Decimal(0)
+    if plan.natural and not mid:
+        for i in plan.short_legs:
+            debit += quotes[i].ask  # type: ignore[operator]
+        for i in plan.long_legs:
+            debit -= quotes[i].bid  # type: ignore[operator]
+        return debit
+    for i in plan.short_legs:
+        q = quotes[i]
+        debit += q.bid + q.ask  # type: ignore[operator]
+    for i in plan.long_legs:
+        q = quotes[i]
+        debit -= q.bid + q.ask  # type: ignore[operator]
+    return debit * _HALF
+
+
+def short_delta_breached(
+    state: ExitState, quotes: Sequence[Quote], at: MarketTime, rates: Rates
+) -> bool:
+    """Whether any short leg's |delta| >= the delta stop (broker's delta, else local)."""
+    plan = state.plan
+    for i in plan.short_legs:
+        q = quotes[i]
+        delta = usable_delta(q.delta)
+        if delta is None:
+            if q.underlying_price is None:
+                continue  # no delta and nothing to compute one from
+            leg = state.position.legs[i]
+            mid = float((q.bid + q.ask) * _HALF)  # type: ignore[operator]
+            try:
+                delta = local_delta(
+                    leg.right, float(leg.strike), leg.expiry, mid, q.underlying_price, at.now, rates
+                )
+            except GreeksUnavailable:
+                continue
+        if abs(delta) >= plan.delta_stop:
+            return True
+    return False
+
+
+def _close(
+    state: ExitState,
+    contracts: int,
+    reason: ExitReason,
+    label: str,
+    debit: Decimal,
+    triggers: tuple[ExitReason, ...],
+    tranche: int | None = None,
+    replaces: bool = False,
+) -> Close:
+    p = state.position
+    gain = p.entry_credit - debit
+    return Close(
+        contracts=contracts,
+        reason=reason,
+        label=label,
+        target=None if tranche is None else state.plan.targets[tranche],
+        tranche=tranche,
+        debit=debit,
+        pnl=gain * p.multiplier * contracts,
+        pct_of_max=gain / p.entry_credit,
+        triggers=triggers,
+        replaces=replaces,
+    )
+
+
+def evaluate(
+    state: ExitState,
+    quotes: Sequence[Quote | None],
+    at: MarketTime,
+    *,
+    rates: Rates = DEFAULT_RATES,
+    feed_problem: str | None = None,
+) -> Decision:
+    """Decide what to do with one position now. ``quotes`` follow ``position.legs``.
+
+    Nothing is acted on when the feed has a problem, a leg has no quote or an
+    invalid one, no leg has updated for ``stale_after`` during regular hours, a
+    leg's quote predates today's session (yesterday's frozen quote), or the
+    legs' mids give a debit outside [0, width], which no consistent market
+    can (one leg has moved and the other's quote has not caught up yet).
+    Otherwise the first trigger in SPEC.md's order wins: loss stop, delta stop,
+    time stop, profit targets; every trigger that holds is listed in ``triggers``.
+    """
+    if state.phase is Phase.CLOSED:
+        return HOLD_CLOSED
+    if feed_problem is not None:
+        return Hold(HoldReason.FEED, feed_problem)
+    newest = None
+    for q in quotes:
+        if q is None:
+            return HOLD_MISSING
+        problem = quote_problem(q)
+        if problem is not None:
+            return Hold(HoldReason.INVALID_QUOTE, problem)
+        if newest is None or q.ts > newest:
+            newest = q.ts
+    plan = state.plan
+    if newest is None or (at.regular_hours and at.now - newest >= plan.stale_after):
+        return HOLD_STALE
+    valid: Sequence[Quote] = quotes  # type: ignore[assignment]  # checked above
+    session_open = at.session_open
+    if session_open is not None:
+        for q in valid:
+            if q.ts < session_open:
+                return HOLD_PREVIOUS_SESSION
+
+    debit = debit_to_close(plan, valid)
+    mid = debit if not plan.natural else debit_to_close(plan, valid, mid=True)
+    if not 0 <= mid <= plan.width:
+        return Hold(
+            HoldReason.INCONSISTENT_QUOTES,
+            f"mid debit {mid} outside [0, {plan.width}]: legs quoted at different moments",
+        )
+    loss = debit >= plan.loss_debit
+    delta = short_delta_breached(state, valid, at, rates)
+    time = (state.position.expiry - at.session_date).days <= plan.time_stop_dte
+    reached = -1
+    for i in range(len(plan.target_debits) - 1, -1, -1):
+        if debit <= plan.target_debits[i]:
+            reached = i
+            break
+    profit_n = 0
+    if reached >= 0:
+        profit_n = min(plan.cumulative[reached] - state.profit_closed, state.remaining)
+    if not (loss or delta or time or profit_n > 0):
+        return HOLD_NO_TRIGGER
+    triggers = tuple(
+        r
+        for r, hit in (
+            (ExitReason.LOSS_STOP, loss),
+            (ExitReason.DELTA_STOP, delta),
+            (ExitReason.TIME_STOP, time),
+            (ExitReason.PROFIT_TARGET, profit_n > 0),
+        )
+        if hit
+    )
+    stop: tuple[ExitReason, str] | None = None
+    if loss:
+        stop = (ExitReason.LOSS_STOP, plan.loss_label)
+    elif delta:
+        stop = (ExitReason.DELTA_STOP, plan.delta_label)
+    elif time:
+        stop = (ExitReason.TIME_STOP, plan.time_label)
+    if state.phase is Phase.CLOSING:
+        working = state.working
+        if stop is None or working is None or working.close.reason is not ExitReason.PROFIT_TARGET:
+            return HOLD_WORKING
+        return _close(state, state.remaining, *stop, debit, triggers, replaces=True)
+    if stop is not None:
+        return _close(state, state.remaining, *stop, debit, triggers)
+    return _close(
+        state,
+        profit_n,
+        ExitReason.PROFIT_TARGET,
+        plan.labels[reached],
+        debit,
+        triggers,
+        tranche=reached,
+    )
+
+
+def dollars(amount: Decimal) -> str:
+    """``$1,165.00`` / ``-$50.00``."""
+    cents = amount.quantize(Decimal("0.01"))
+    return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
+
+
+def format_close_line(position: Position, close: Close) -> str:
+    """SPEC.md's human line: ``CLOSING: SPY put_credit - Profit Target (75%) - ...``."""
+    money = dollars(close.pnl)
+    pct = (close.pct_of_max * 100).quantize(Decimal(1))
+    return (
+        f"CLOSING: {position.underlying} {position.strategy.value} - {close.label} - "
+        f"P&L: {money} ({pct}% of max) - Closed {close.contracts}/{position.contracts} contracts"
+    )

@@ -1,0 +1,147 @@
+"""The exit plan of one position: tranche sizes and the thresholds they fire at.
+
+Everything that depends only on (position, book) is worked out once here, so
+that evaluating a tick is a handful of Decimal comparisons:
+
+- profit target t fires when the debit to close <= credit x (1 - t);
+- the loss stop fires when the debit >= credit x loss_stop_multiple;
+- the time stop fires when DTE <= min(time_stop_dte, floor(initial DTE x fraction)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from rules.books import BookPolicy
+from rules.clock import dte, exchange_date
+from rules.model import Position, Right, Side
+
+
+def largest_remainder(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[int, ...]:
+    """Split ``contracts`` by ``fractions`` (summing to 1) so the parts sum exactly.
+
+    Largest-remainder (Hamilton) rounding, ties to the earlier tranche; then every
+    tranche gets at least one contract, taken from the largest (latest on ties).
+    10 -> 4/4/2, 5 -> 2/2/1, 4 -> 2/1/1, 3 -> 1/1/1, 7 -> 3/3/1.
+    """
+    n = len(fractions)
+    if contracts < n:
+        raise ValueError(f"{contracts} contracts cannot fill {n} tranches of at least one")
+    quotas = [Fraction(f) * contracts for f in fractions]
+    sizes = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(n), key=lambda i: (-(quotas[i] - sizes[i]), i))
+    for i in by_remainder[: contracts - sum(sizes)]:
+        sizes[i] += 1
+    for i in range(n):
+        if sizes[i] == 0:
+            donor = max(range(n), key=lambda j: (sizes[j], j))
+            sizes[donor] -= 1
+            sizes[i] = 1
+    return tuple(sizes)
+
+
+def remaining_basis(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[int, ...]:
+    """Each tranche a fraction of what is still open when it starts; the last takes the rest.
+
+    Rounded half up, at least one contract, and leaving at least one for each
+    later tranche: 10 -> 4, then 40% of 6 -> 2, then the last 4.
+    """
+    n = len(fractions)
+    if contracts < n:
+        raise ValueError(f"{contracts} contracts cannot fill {n} tranches of at least one")
+    sizes: list[int] = []
+    left = contracts
+    for i, f in enumerate(fractions):
+        if i == n - 1:
+            sizes.append(left)
+            break
+        size = int((f * left).quantize(Decimal(1), ROUND_HALF_UP))
+        size = max(1, min(size, left - (n - 1 - i)))
+        sizes.append(size)
+        left -= size
+    return tuple(sizes)
+
+
+def spread_width(position: Position) -> Decimal:
+    """The widest vertical's strike distance (an iron condor can lose on one side only)."""
+    by_right: dict[Right, list[Decimal]] = {}
+    for leg in position.legs:
+        by_right.setdefault(leg.right, []).append(leg.strike)
+    return max(max(strikes) - min(strikes) for strikes in by_right.values())
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{(fraction * 100).normalize():f}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPlan:
+    """Thresholds and tranche boundaries of one position under one book."""
+
+    targets: tuple[Decimal, ...]
+    target_debits: tuple[Decimal, ...]  # profit target i fires at debit <= target_debits[i]
+    cumulative: tuple[int, ...]  # contracts closed by profit once tranche i is done
+    labels: tuple[str, ...]
+    loss_debit: Decimal
+    loss_label: str
+    delta_stop: float
+    delta_label: str
+    initial_dte: int
+    time_stop_dte: int
+    time_label: str
+    natural: bool
+    width: Decimal  # widest vertical: the most one spread can cost to close
+    stale_after: timedelta
+    short_legs: tuple[int, ...]  # indexes into position.legs
+    long_legs: tuple[int, ...]
+
+    @property
+    def tranches(self) -> int:
+        return len(self.cumulative)
+
+
+def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
+    contracts = position.contracts
+    credit = position.entry_credit
+    if contracts >= book.scale_min_contracts:
+        targets = book.targets
+        split = largest_remainder if book.scale_basis == "original" else remaining_basis
+        sizes = split(contracts, book.fractions)
+    else:  # SPEC: fewer than 3 contracts close in one exit at the first target
+        targets = book.targets[:1]
+        sizes = (contracts,)
+    cumulative = tuple(sum(sizes[: i + 1]) for i in range(len(sizes)))
+    labels = tuple(
+        f"Profit Target ({_pct(t)}%{'+' if len(targets) > 1 and i == len(targets) - 1 else ''})"
+        for i, t in enumerate(targets)
+    )
+    initial = dte(position.expiry, exchange_date(position.opened_at))
+    adjusted = int((initial * book.time_stop_fraction).to_integral_value(ROUND_FLOOR))
+    stop_dte = min(book.time_stop_dte, max(adjusted, 0))
+    delta_text = (
+        f"{book.delta_stop:.2f}"
+        if book.delta_stop == round(book.delta_stop, 2)
+        else (f"{book.delta_stop.normalize():f}")
+    )
+    return ExitPlan(
+        targets=targets,
+        target_debits=tuple(credit * (1 - t) for t in targets),
+        cumulative=cumulative,
+        labels=labels,
+        loss_debit=credit * book.loss_stop_multiple,
+        loss_label=f"Loss Stop ({_pct(book.loss_stop_multiple)}% of credit)",
+        delta_stop=float(book.delta_stop),
+        delta_label=f"Delta Stop ({delta_text})",
+        initial_dte=initial,
+        time_stop_dte=stop_dte,
+        time_label=f"Time Stop ({stop_dte} DTE)",
+        natural=book.mark == "natural",
+        width=spread_width(position),
+        stale_after=book.stale_after_delta,
+        short_legs=tuple(i for i, leg in enumerate(position.legs) if leg.side is Side.SHORT),
+        long_legs=tuple(i for i, leg in enumerate(position.legs) if leg.side is Side.LONG),
+    )

@@ -1,0 +1,1 @@
+"""The spreadwatch application: files in, decisions out, and (later) the live loop."""

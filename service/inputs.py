@@ -1,0 +1,127 @@
+"""Reading the user's files: books (TOML) and positions (TOML).
+
+Every problem becomes an :class:`InputError` of one line that names the file,
+the record and the field. Nothing is returned unless the whole file is good.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from rules.books import DEFAULT_BOOKS, BookPolicy
+from rules.model import InvalidPosition, Leg, Position, Right, Side, Strategy, check_position
+from service.errors import InputError, first_error
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """TOML with floats as Decimal (0.35 stays 0.35)."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f, parse_float=Decimal)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_books(path: Path | None) -> dict[str, BookPolicy]:
+    """The books of ``path`` (``[books.NAME]`` tables), or the built-in ones.
+
+    The file is the whole set: a book it does not name does not exist. Keys a
+    book leaves out take SPEC.md's defaults.
+    """
+    if path is None:
+        return dict(DEFAULT_BOOKS)
+    data = read_toml(path)
+    unknown = sorted(set(data) - {"books"})
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected [books.NAME])")
+    tables = data.get("books")
+    if not isinstance(tables, dict) or not tables:
+        raise InputError(f"{path}: books: no [books.NAME] table")
+    books: dict[str, BookPolicy] = {}
+    for name, table in tables.items():
+        try:
+            books[name] = BookPolicy.model_validate(table)
+        except ValidationError as exc:
+            field, msg = first_error(exc)
+            raise InputError(f"{path}: book '{name}': {field}: {msg}") from exc
+    return books
+
+
+class _LegRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    right: Literal["P", "C"]
+    strike: Decimal
+    expiry: date
+    side: Literal["short", "long"]
+
+
+class _PositionRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    book: str
+    underlying: str = Field(min_length=1)
+    strategy: Strategy
+    contracts: int
+    entry_credit: Decimal
+    opened_at: AwareDatetime
+    multiplier: int = 100
+    legs: list[_LegRecord]
+
+
+def _position(r: _PositionRecord) -> Position:
+    return Position(
+        id=r.id,
+        book=r.book,
+        underlying=r.underlying,
+        strategy=r.strategy,
+        legs=tuple(
+            Leg(Right(leg.right), leg.strike.normalize(), leg.expiry, Side(leg.side))
+            for leg in r.legs
+        ),
+        contracts=r.contracts,
+        entry_credit=r.entry_credit,
+        opened_at=r.opened_at,
+        multiplier=r.multiplier,
+    )
+
+
+def load_positions(path: Path, books: dict[str, BookPolicy]) -> list[Position]:
+    """Every ``[[positions]]`` record of ``path``, validated, or an InputError."""
+    data = read_toml(path)
+    unknown = sorted(set(data) - {"positions"})
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected [[positions]])")
+    records = data.get("positions")
+    if not isinstance(records, list) or not records:
+        raise InputError(f"{path}: positions: no [[positions]] record")
+    positions: list[Position] = []
+    seen: set[str] = set()
+    for n, raw in enumerate(records, start=1):
+        rid = raw.get("id") if isinstance(raw, dict) else None
+        where = f"{path}: position '{rid}' (record {n})" if rid else f"{path}: record {n}"
+        try:
+            record = _PositionRecord.model_validate(raw)
+        except ValidationError as exc:
+            field, msg = first_error(exc)
+            raise InputError(f"{where}: {field}: {msg}") from exc
+        if record.id in seen:
+            raise InputError(f"{where}: id: duplicate id '{record.id}'")
+        seen.add(record.id)
+        if record.book not in books:
+            known = ", ".join(sorted(books))
+            raise InputError(f"{where}: book: unknown book '{record.book}' (known: {known})")
+        position = _position(record)
+        try:
+            check_position(position)
+        except InvalidPosition as exc:
+            raise InputError(f"{where}: {exc.field}: {exc.message}") from exc
+        positions.append(position)
+    return positions

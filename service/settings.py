@@ -1,0 +1,75 @@
+"""One validated settings model.
+
+Each setting comes from (highest first) the command line, an environment
+variable ``SPREADWATCH_<NAME>`` (nested with ``__``), the TOML file given with
+``--config``, or its default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from service.errors import InputError, first_error
+
+_config_data: ContextVar[dict[str, Any]] = ContextVar("spreadwatch_config", default={})  # noqa: B039
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPREADWATCH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    rate: float = Field(default=0.04, ge=-0.05, le=0.5, description="risk-free rate, annual")
+    dividend: float = Field(default=0.0, ge=0, le=0.5, description="dividend yield, annual")
+    books_file: Path | None = Field(
+        default=None, description="TOML file of books; the built-in PRIMARY and INCOME_POP if unset"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_config_data.get()),
+        )
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config`` (TOML), the environment and ``overrides`` (None ignored)."""
+    data: dict[str, Any] = {}
+    where = "settings"
+    if config is not None:
+        where = str(config)
+        try:
+            with config.open("rb") as f:
+                data = tomllib.load(f)
+        except OSError as exc:
+            raise InputError(f"{config}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{config}: not valid TOML: {exc}") from exc
+    token = _config_data.set(data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise InputError(f"{where}: {field}: {msg}") from exc
+    finally:
+        _config_data.reset(token)
