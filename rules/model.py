@@ -96,6 +96,8 @@ def quote_problem(q: Quote) -> str | None:
         return "not a number"
     if bid < 0 or ask <= 0:
         return "negative or zero price"
+    if ask >= 1_000_000:
+        return "price of a million or more"
     if bid > ask:
         return "crossed"
     return None

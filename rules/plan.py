@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -92,8 +92,15 @@ class ExitPlan:
     delta_label: str
     initial_dte: int
     time_stop_dte: int
+    time_stop_date: date  # the first session date with DTE <= time_stop_dte
     time_label: str
     natural: bool
+    vertical_mid: bool  # one short and one long leg, marked at mid: evaluate's fast path
+    # The quiet band, in units of sum(+/-(bid + ask)) = 2 x the mid debit: strictly
+    # inside it no price trigger can fire (no profit target, no loss stop) and the
+    # debit is within [0, width]. None for natural marks. See rules.watch.
+    quiet_low2: Decimal
+    quiet_high2: Decimal | None
     width: Decimal  # widest vertical: the most one spread can cost to close
     stale_after: timedelta
     short_legs: tuple[int, ...]  # indexes into position.legs
@@ -138,8 +145,14 @@ def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
         delta_label=f"Delta Stop ({delta_text})",
         initial_dte=initial,
         time_stop_dte=stop_dte,
+        time_stop_date=position.expiry - timedelta(days=stop_dte),
         time_label=f"Time Stop ({stop_dte} DTE)",
         natural=book.mark == "natural",
+        vertical_mid=book.mark == "mid" and len(position.legs) == 2,
+        quiet_low2=2 * credit * (1 - targets[0]),
+        quiet_high2=None
+        if book.mark == "natural"
+        else 2 * min(credit * book.loss_stop_multiple, spread_width(position)),
         width=spread_width(position),
         stale_after=book.stale_after_delta,
         short_legs=tuple(i for i, leg in enumerate(position.legs) if leg.side is Side.SHORT),

@@ -27,9 +27,8 @@ def _replay(args: argparse.Namespace) -> int:
     books = load_books(settings.books_file)
     positions = load_positions(args.positions, books)
     replay = Replay(positions, books, Rates(settings.rate, settings.dividend))
-    f, rows = read_ticks(args.ticks)
-    with f:
-        summary = replay.run(rows, sys.stdout, sys.stderr)
+    with read_ticks(args.ticks) as ticks:
+        summary = replay.run(ticks, sys.stdout, sys.stderr)
     sys.stdout.flush()
     write_summary(summary, replay, sys.stderr)
     return 0

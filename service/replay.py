@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
+from time import perf_counter
+from typing import Any, TextIO
 
 from rules.books import BookPolicy
 from rules.clock import CLOSE, OPEN, MarketTime, new_york
@@ -34,11 +34,11 @@ from rules.machine import (
     Phase,
     apply,
     dollars,
-    evaluate,
     format_close_line,
     open_state,
 )
 from rules.model import Position, Quote, Right
+from rules.watch import PositionWatch
 from service.errors import InputError
 
 HEADER = [
@@ -75,39 +75,83 @@ class Summary:
             self.bad_lines.append((line, why))
 
 
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_EMPTY = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
+MEMO_LIMIT = 100_000  # per field; bounds memory at ~15 MB each
+
+
+def _utc(text: str, offsets: dict[str, timedelta]) -> datetime:
+    """Parse an ISO-8601 timestamp with offset into UTC, learning "+hh:mm" offsets."""
+    ts = datetime.fromisoformat(text)
+    offset = ts.utcoffset()
+    if offset is None:
+        raise ValueError(text)
+    suffix = text[-6:]
+    if suffix[0] in "+-" and suffix[3] == ":" and len(offsets) < 64:
+        offsets[suffix] = offset
+    return ts.astimezone(UTC)
+
+
+def _memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
+    """Parse ``text`` once: prices and deltas repeat, and parsing is the hot path's cost."""
+    if text in cache:
+        return cache[text]
+    value = parse(text)
+    if len(cache) >= MEMO_LIMIT:
+        cache.clear()
+        cache.update(dict.fromkeys(_EMPTY))
+    cache[text] = value
+    return value
+
+
+def row_of(text: str) -> list[str]:
+    """A row's fields, without the line end (for messages about bad rows)."""
+    return next(csv.reader([text.rstrip("\r\n")]))
+
+
 class _SessionClock:
-    """Exchange time of a timestamp, reusing the current New York day's bounds."""
+    """Exchange time of a timestamp, recomputed only when it leaves the current segment.
+
+    A segment is a stretch of one New York day with the same facts: before the
+    open, regular hours, after the close (weekends: the whole day). Its bounds
+    are kept in UTC, which compares fast with any fixed-offset timestamp.
+    """
 
     def __init__(self) -> None:
-        self._start = self._end = 0.0
-        self._open = self._close = 0.0
-        self._open_at: datetime | None = None
-        self._date = date.min
-        self._weekday = False
+        self.lo = self.hi = datetime.min.replace(tzinfo=UTC)
+        self.facts: tuple[date, bool, datetime | None] = (date.min, False, None)
 
     def at(self, now: datetime) -> MarketTime:
-        t = now.timestamp()
-        if not self._start <= t < self._end:
-            tz = new_york()
-            day = now.astimezone(tz).date()
-            self._date = day
-            self._weekday = day.weekday() < 5
-            midnight = datetime.min.time()
-            self._start = datetime.combine(day, midnight, tz).timestamp()
-            self._end = datetime.combine(day + timedelta(days=1), midnight, tz).timestamp()
-            self._open_at = datetime.combine(day, OPEN, tz)
-            self._open = self._open_at.timestamp()
-            self._close = datetime.combine(day, CLOSE, tz).timestamp()
-        if self._weekday and self._open <= t < self._close:
-            return MarketTime(now, self._date, True, self._open_at)
-        return MarketTime(now, self._date, False)
+        if not self.lo <= now < self.hi:
+            self.enter(now)
+        return _new_tuple(MarketTime, (now, *self.facts))
+
+    def enter(self, now: datetime) -> None:
+        """Move to the segment that holds ``now``."""
+        tz = new_york()
+        day = now.astimezone(tz).date()
+        start = datetime.combine(day, time.min, tz)
+        end = datetime.combine(day + timedelta(days=1), time.min, tz)
+        opens = datetime.combine(day, OPEN, tz)
+        closes = datetime.combine(day, CLOSE, tz)
+        facts: tuple[date, bool, datetime | None]
+        if day.weekday() >= 5:
+            lo, hi, facts = start, end, (day, False, None)
+        elif now < opens:
+            lo, hi, facts = start, opens, (day, False, None)
+        elif now < closes:
+            lo, hi, facts = opens, closes, (day, True, opens.astimezone(UTC))
+        else:
+            lo, hi, facts = closes, end, (day, False, None)
+        self.lo, self.hi = lo.astimezone(UTC), hi.astimezone(UTC)
+        self.facts = facts
 
 
 def _leg_key(underlying: str, expiry: date, right: Right, strike: Decimal) -> LegKey:
     return (underlying, expiry, right, strike.normalize())
 
 
-def _unparseable(row: list[str], last_ts: datetime | None) -> str:
+def _unparseable(row: list[str], last_ts: datetime) -> str:
     """Which field of a rejected row is wrong (worked out only for bad rows)."""
     for name, text, parse in (
         ("bid", row[5], Decimal),
@@ -126,14 +170,15 @@ def _unparseable(row: list[str], last_ts: datetime | None) -> str:
         return f"ts: not an ISO-8601 timestamp: {row[0]!r}"
     if ts.tzinfo is None:
         return f"ts: no UTC offset: {row[0]!r}"
-    return f"ts: goes backwards (after {last_ts.isoformat() if last_ts else '?'})"
+    return f"ts: goes backwards (after {last_ts.isoformat()})"
 
 
-def exit_record(ts: datetime, state: ExitState, close: Close) -> dict[str, object]:
-    """One exit as a JSON-ready dict; money as exact decimal strings."""
+def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
+    """One exit as a JSON-ready dict: ``ts`` as the ticks file wrote it, money as exact
+    decimal strings."""
     p = state.position
     return {
-        "ts": ts.isoformat(),
+        "ts": ts,
         "position": p.id,
         "book": p.book,
         "underlying": p.underlying,
@@ -158,49 +203,64 @@ class Replay:
         self, positions: Iterable[Position], books: dict[str, BookPolicy], rates: Rates
     ) -> None:
         self.rates = rates
-        self.states: list[ExitState] = []
-        self.leg_ids: list[tuple[int, ...]] = []
-        self.quotes: list[Quote | None] = []
-        self.holders: list[list[int]] = []
+        self.watches: list[PositionWatch] = []
+        # leg id -> the (watch, index of the leg in its position) of every holder
+        self.holders: list[list[tuple[PositionWatch, int]]] = []
         self._by_key: dict[LegKey, int] = {}
+        self._leg_ids: dict[int, list[int]] = {}  # id(watch) -> its legs' ids
         for p in positions:
-            ids = []
-            for leg in p.legs:
+            watch = PositionWatch(open_state(p, books[p.book]))
+            self.watches.append(watch)
+            ids = self._leg_ids.setdefault(id(watch), [])
+            for i, leg in enumerate(p.legs):
                 key = _leg_key(p.underlying, leg.expiry, leg.right, leg.strike)
                 if key not in self._by_key:
-                    self._by_key[key] = len(self.quotes)
-                    self.quotes.append(None)
+                    self._by_key[key] = len(self.holders)
                     self.holders.append([])
+                self.holders[self._by_key[key]].append((watch, i))
                 ids.append(self._by_key[key])
-                self.holders[self._by_key[key]].append(len(self.states))
-            self.leg_ids.append(tuple(ids))
-            self.states.append(open_state(p, books[p.book]))
+
+    def _release(self, watch: PositionWatch) -> None:
+        """A closed position no longer listens to its legs (a row for them is still known)."""
+        for leg in self._leg_ids[id(watch)]:
+            self.holders[leg] = [(w, i) for w, i in self.holders[leg] if w is not watch]
+
+    @property
+    def states(self) -> list[ExitState]:
+        return [w.state for w in self.watches]
 
     def leg_id(self, underlying: str, expiry: str, right: str, strike: str) -> int | None:
         """The leg a row names, or None when no position holds it; ValueError if malformed."""
         key = _leg_key(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
         return self._by_key.get(key)
 
-    def run(self, rows: Iterable[list[str]], out: TextIO, log: TextIO) -> Summary:  # noqa: PLR0915
+    def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:  # noqa: PLR0915
         # One frame on purpose: this loop runs a million times per replay, and a
         # helper call per row costs more than the rest of the parsing.
         summary = Summary()
-        started = time.perf_counter()
+        started = perf_counter()
         raw_legs: dict[tuple[str, str, str, str], int | None] = {}
+        decimals: dict[str, Any] = dict.fromkeys(_EMPTY)  # bid and ask
+        deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
+        spots: dict[str, Any] = dict.fromkeys(_EMPTY)
+        offsets: dict[str, timedelta] = {}
         clock = _SessionClock()
-        states, quotes, holders, leg_ids = self.states, self.quotes, self.holders, self.leg_ids
-        rates = self.rates
+        holders = self.holders
+        rates, bad, closed = self.rates, summary.bad, Phase.CLOSED
         last_ts_text = ""
-        last_ts: datetime | None = None
-        at: MarketTime | None = None
+        now = datetime.min.replace(tzinfo=UTC)
+        at = MarketTime(now, date.min, False)
         line = 1
-        for row in rows:
+        evaluations = 0
+        for text in lines:
             line += 1
-            summary.rows += 1
-            if len(row) != 9:
-                summary.bad(line, f"{len(row)} fields, expected 9")
+            try:  # the last field keeps its newline: float() and the memo do not mind
+                ts_text, underlying, expiry, right, strike, bid_t, ask_t, delta_t, spot_t = (
+                    text.split(",") if '"' not in text else next(csv.reader([text]))
+                )
+            except ValueError:
+                bad(line, f"{text.count(',') + 1} fields, expected 9")
                 continue
-            ts_text, underlying, expiry, right, strike, bid_t, ask_t, delta_t, spot_t = row
             raw = (underlying, expiry, right, strike)
             try:
                 leg = raw_legs[raw]
@@ -211,44 +271,57 @@ class Replay:
                     leg = None
                 raw_legs[raw] = leg
             if leg is None:
-                summary.bad(line, f"unknown leg {underlying} {expiry} {right} {strike}")
+                bad(line, f"unknown leg {underlying} {expiry} {right} {strike}")
                 continue
-            try:
-                bid = Decimal(bid_t) if bid_t else None
-                ask = Decimal(ask_t) if ask_t else None
-                delta = float(delta_t) if delta_t else None
-                spot = float(spot_t) if spot_t else None
-                if ts_text != last_ts_text:
-                    now = datetime.fromisoformat(ts_text)
-                    if now.tzinfo is None:
-                        raise ValueError("timestamp without UTC offset")
-                    if last_ts is not None and now < last_ts:
-                        raise ValueError("timestamp goes backwards")
-                    last_ts_text, last_ts, at = ts_text, now, clock.at(now)
-            except (ValueError, InvalidOperation):
-                summary.bad(line, _unparseable(row, last_ts))
-                continue
-            assert at is not None
-            assert last_ts is not None
-            quotes[leg] = Quote(bid, ask, last_ts, delta, spot)
-            summary.applied += 1
-            for pi in holders[leg]:
-                state = states[pi]
-                if state.phase is Phase.CLOSED:
+            try:  # prices and deltas repeat: parse each text once
+                bid, ask = decimals[bid_t], decimals[ask_t]
+                delta, spot = deltas[delta_t], spots[spot_t]
+            except KeyError:
+                try:
+                    bid, ask = _memo(decimals, Decimal, bid_t), _memo(decimals, Decimal, ask_t)
+                    delta, spot = _memo(deltas, float, delta_t), _memo(spots, float, spot_t)
+                except (ValueError, InvalidOperation):
+                    bad(line, _unparseable(row_of(text), now))
                     continue
-                summary.evaluations += 1
-                decision = evaluate(state, [quotes[i] for i in leg_ids[pi]], at, rates=rates)
+            if ts_text != last_ts_text:
+                # To UTC, the one tzinfo object the rules compare fast: read the wall
+                # clock as UTC and take the learnt "+hh:mm" offset off.
+                try:
+                    try:
+                        ts = datetime.fromisoformat(ts_text[:-6] + "+00:00") - offsets[ts_text[-6:]]
+                    except KeyError:
+                        ts = _utc(ts_text, offsets)
+                    if ts < now:
+                        raise ValueError(ts_text)
+                except ValueError:
+                    bad(line, _unparseable(row_of(text), now))
+                    continue
+                last_ts_text, now = ts_text, ts
+                if not clock.lo <= now < clock.hi:
+                    clock.enter(now)
+                at = _new_tuple(MarketTime, (now, *clock.facts))
+            quote = _new_tuple(Quote, (bid, ask, now, delta, spot))
+            for watch, i in holders[leg]:
+                evaluations += 1
+                decision = watch.update(i, quote, at, rates=rates)
                 if decision.__class__ is Close:
                     assert isinstance(decision, Close)
-                    state = apply(apply(state, CloseSent(decision)), Filled(decision.contracts))
-                    states[pi] = state
-                    self._report(last_ts, state, decision, summary, out, log)
-        summary.seconds = time.perf_counter() - started
+                    state = apply(
+                        apply(watch.state, CloseSent(decision)), Filled(decision.contracts)
+                    )
+                    watch.state = state
+                    self._report(ts_text, state, decision, summary, out, log)
+                    if state.phase is closed:
+                        self._release(watch)
+        summary.rows = line - 1
+        summary.applied = summary.rows - summary.bad_rows
+        summary.evaluations = evaluations
+        summary.seconds = perf_counter() - started
         return summary
 
     @staticmethod
     def _report(
-        ts: datetime, state: ExitState, close: Close, summary: Summary, out: TextIO, log: TextIO
+        ts: str, state: ExitState, close: Close, summary: Summary, out: TextIO, log: TextIO
     ) -> None:
         summary.exits[close.reason.value] += 1
         summary.pnl += close.pnl
@@ -256,18 +329,17 @@ class Replay:
         log.write(format_close_line(state.position, close) + "\n")
 
 
-def read_ticks(path: Path) -> tuple[TextIO, Iterable[list[str]]]:
-    """Open TICKS.csv and check its header; the caller closes the file."""
+def read_ticks(path: Path) -> TextIO:
+    """Open TICKS.csv positioned after its checked header; the caller closes it."""
     try:
         f = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
-    reader = csv.reader(f)
-    header = next(reader, None)
+    header = next(csv.reader([f.readline()]), None)
     if header is None or [h.strip() for h in header] != HEADER:
         f.close()
         raise InputError(f"{path}: line 1: header must be {','.join(HEADER)}")
-    return f, reader
+    return f
 
 
 def write_summary(summary: Summary, replay: Replay, log: TextIO) -> None:

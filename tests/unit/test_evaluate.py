@@ -11,7 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from conftest import (
+
+from rules.books import BookPolicy
+from rules.machine import Close, ExitReason, ExitState, Hold, HoldReason, evaluate
+from rules.model import Quote
+from tests.unit.conftest import (
     at_dte,
     call_spread,
     filled,
@@ -22,9 +26,6 @@ from conftest import (
     state_of,
     vertical_quotes,
 )
-
-from rules.books import BookPolicy
-from rules.machine import Close, ExitReason, ExitState, Hold, HoldReason, evaluate
 
 NOW = at_dte(30)
 TS = NOW.now
@@ -367,7 +368,7 @@ def condor_quotes(
     *,
     short_put_delta: float = -0.10,
     short_call_delta: float = 0.10,
-) -> list:
+) -> list[Quote]:
     return [
         quote(long_put, TS, -0.05),
         quote(short_put, TS, short_put_delta),
@@ -378,9 +379,7 @@ def condor_quotes(
 
 def test_iron_condor_debit_is_shorts_minus_longs() -> None:
     """0.60 + 0.80 - 0.20 - 0.20 = 1.00 on a 2.00 credit: the 50% tranche (4) closes."""
-    decision = evaluate(
-        state_of(iron_condor()), condor_quotes("0.20", "0.60", "0.80", "0.20"), NOW
-    )
+    decision = evaluate(state_of(iron_condor()), condor_quotes("0.20", "0.60", "0.80", "0.20"), NOW)
     assert isinstance(decision, Close)
     assert decision.debit == Decimal("1.00")
     assert (decision.contracts, decision.label) == (4, "Profit Target (50%)")
@@ -388,17 +387,13 @@ def test_iron_condor_debit_is_shorts_minus_longs() -> None:
 
 def test_iron_condor_holds_between_target_and_stop() -> None:
     """1.10 + 1.00 - 0.30 - 0.30 = 1.50 on a 2.00 credit: no trigger."""
-    decision = evaluate(
-        state_of(iron_condor()), condor_quotes("0.30", "1.10", "1.00", "0.30"), NOW
-    )
+    decision = evaluate(state_of(iron_condor()), condor_quotes("0.30", "1.10", "1.00", "0.30"), NOW)
     assert decision == Hold(HoldReason.NO_TRIGGER)
 
 
 def test_iron_condor_loss_stop_on_the_summed_debit() -> None:
     """2.60 + 1.00 - 0.40 - 0.20 = 3.00 = 1.5 x 2.00: the loss stop closes all 10."""
-    decision = evaluate(
-        state_of(iron_condor()), condor_quotes("0.40", "2.60", "1.00", "0.20"), NOW
-    )
+    decision = evaluate(state_of(iron_condor()), condor_quotes("0.40", "2.60", "1.00", "0.20"), NOW)
     assert isinstance(decision, Close)
     assert decision.debit == Decimal("3.00")
     assert (decision.reason, decision.contracts) == (ExitReason.LOSS_STOP, 10)
@@ -482,7 +477,7 @@ def test_pnl_of_a_loss_stop_is_negative() -> None:
 ITM_SPOT = 380.0
 
 
-def itm_quotes(delta: float | None, spot: float | None) -> list:
+def itm_quotes(delta: float | None, spot: float | None) -> list[Quote]:
     return [
         quote("21.90", TS, delta, spot),
         quote("17.50", TS, None, spot),
