@@ -1,8 +1,8 @@
 """A naive single-file evaluator of the same exit rules: the yardstick for replay.
 
-Floats for money, no validation of quotes, no staleness, no state machine, no
-output but counts. It is what "fast and wrong" costs, so replay's figure can be
-read against it on the same machine:
+Floats for money, no validation of quotes, no staleness, no exchange time, no
+state machine, no output but a count: what "fast and wrong" costs on this
+machine, written lean (lists, locals), so replay's figure can be read against it:
 
     python benchmarks/naive.py POSITIONS.toml TICKS.csv
 """
@@ -16,10 +16,11 @@ from datetime import date
 
 TARGETS = {"PRIMARY": (0.5, 0.75, 0.9), "INCOME_POP": (0.35, 0.6, 0.8)}
 TIME_STOP = {"PRIMARY": 21, "INCOME_POP": 14}
+CREDIT, CONTRACTS, SIDES, MIDS, DELTAS, STAGE, TARGET, STOP_DATE, OPEN = range(9)
 
 
-def main(positions_path: str, ticks_path: str) -> None:
-    with open(positions_path, "rb") as f:
+def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int]]], list[list]]:  # type: ignore[type-arg]
+    with open(path, "rb") as f:
         positions = tomllib.load(f)["positions"]
     legs: dict[tuple[str, str, str, str], list[tuple[int, int]]] = {}
     state = []
@@ -31,49 +32,64 @@ def main(positions_path: str, ticks_path: str) -> None:
         opened = date.fromisoformat(p["opened_at"][:10])
         stop = min(TIME_STOP[p["book"]], (expiry - opened).days // 2)
         state.append(
-            {
-                "credit": float(p["entry_credit"]),
-                "left": p["contracts"],
-                "n": p["contracts"],
-                "sides": [1 if leg["side"] == "short" else -1 for leg in p["legs"]],
-                "mids": [None] * len(p["legs"]),
-                "deltas": [0.0] * len(p["legs"]),
-                "stage": 0,
-                "targets": TARGETS[p["book"]],
-                "stop_date": str(date.fromordinal(expiry.toordinal() - stop)),
-            }
+            [
+                float(p["entry_credit"]),
+                p["contracts"],
+                [1.0 if leg["side"] == "short" else -1.0 for leg in p["legs"]],
+                [None] * len(p["legs"]),
+                [0.0] * len(p["legs"]),
+                0,
+                TARGETS[p["book"]],
+                str(date.fromordinal(expiry.toordinal() - stop)),
+                True,
+            ]
         )
-    exits = 0
-    rows = 0
+    return legs, state
+
+
+def main(positions_path: str, ticks_path: str) -> None:
+    legs, state = load(positions_path)
+    rows = exits = 0
     started = time.perf_counter()
     with open(ticks_path) as f:
         next(f)
         for line in f:
             rows += 1
-            ts, und, exp, right, strike, bid, ask, delta, _spot = line.rstrip("\n").split(",")
-            for n, i in legs.get((und, exp, right, strike), ()):
+            ts, und, exp, right, strike, bid, ask, delta, _spot = line.split(",")
+            holders = legs.get((und, exp, right, strike))
+            if holders is None:
+                continue
+            for n, i in holders:
                 s = state[n]
-                if s["left"] == 0:
+                if not s[OPEN]:
                     continue
-                s["mids"][i] = (float(bid) + float(ask)) / 2
-                s["deltas"][i] = float(delta) if delta else 0.0
-                if None in s["mids"]:
+                mids = s[MIDS]
+                mids[i] = (float(bid) + float(ask)) * 0.5
+                if delta:
+                    s[DELTAS][i] = float(delta)
+                if None in mids:
                     continue
-                debit = sum(side * m for side, m in zip(s["sides"], s["mids"], strict=True))
-                pct = (s["credit"] - debit) / s["credit"]
-                short_delta = max(
-                    abs(d) for side, d in zip(s["sides"], s["deltas"], strict=True) if side > 0
-                )
-                stop = debit >= 1.5 * s["credit"] or short_delta >= 0.30
-                if stop or ts[:10] >= s["stop_date"] or (s["n"] < 3 and pct >= s["targets"][0]):
-                    s["left"] = 0
+                sides, deltas = s[SIDES], s[DELTAS]
+                debit = short_delta = 0.0
+                for j in range(len(mids)):
+                    debit += sides[j] * mids[j]
+                    if sides[j] > 0 and abs(deltas[j]) > short_delta:
+                        short_delta = abs(deltas[j])
+                credit = s[CREDIT]
+                pct = (credit - debit) / credit
+                if debit >= 1.5 * credit or short_delta >= 0.30 or ts[:10] >= s[STOP_DATE]:
+                    s[OPEN] = False
                     exits += 1
-                elif s["n"] >= 3 and s["stage"] < 3 and pct >= s["targets"][s["stage"]]:
-                    s["stage"] += 1
-                    s["left"] = 0 if s["stage"] == 3 else s["left"] - s["n"] * 4 // 10
+                elif pct >= s[TARGET][s[STAGE]]:
+                    s[STAGE] += 1
                     exits += 1
+                    if s[STAGE] == 3 or s[CONTRACTS] < 3:
+                        s[OPEN] = False
     seconds = time.perf_counter() - started
-    print(f"naive: {rows} rows, {exits} exits in {seconds:.2f}s ({rows / seconds:,.0f} rows/s)")
+    print(
+        f"naive: {rows} rows, {exits} exits in {seconds:.2f}s ({rows / seconds:,.0f} rows/s)",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

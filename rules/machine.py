@@ -362,8 +362,7 @@ def judge(
     """Steps 2-4 of :func:`evaluate`, on usable quotes and their figures.
 
     ``debit`` is at the book's mark, ``mid`` at mid; ``newest``/``oldest`` are
-    the latest and earliest of the legs' quote times. Shared with
-    ``rules.watch.PositionWatch``, which keeps these figures incrementally.
+    the latest and earliest of the legs' quote times.
     """
     plan = state.plan
     now = at.now

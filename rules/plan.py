@@ -96,10 +96,9 @@ class ExitPlan:
     time_label: str
     natural: bool
     vertical_mid: bool  # one short and one long leg, marked at mid: evaluate's fast path
-    # The quiet band, in units of sum(+/-(bid + ask)) = 2 x the mid debit: strictly
-    # inside it no price trigger can fire (no profit target, no loss stop) and the
-    # debit is within [0, width]. None for natural marks. See rules.watch.
-    quiet_low2: Decimal
+    # The top of the quiet band, in units of sum(+/-(bid + ask)) = 2 x the mid
+    # debit: below it no loss stop fires and the debit is within the width. None
+    # for natural marks. The low edge depends on the tranches done: rules.watch.
     quiet_high2: Decimal | None
     width: Decimal  # widest vertical: the most one spread can cost to close
     stale_after: timedelta
@@ -149,7 +148,6 @@ def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
         time_label=f"Time Stop ({stop_dte} DTE)",
         natural=book.mark == "natural",
         vertical_mid=book.mark == "mid" and len(position.legs) == 2,
-        quiet_low2=2 * credit * (1 - targets[0]),
         quiet_high2=None
         if book.mark == "natural"
         else 2 * min(credit * book.loss_stop_multiple, spread_width(position)),

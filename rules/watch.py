@@ -1,12 +1,15 @@
 """Incremental evaluation: one position's leg quotes, judged as each one arrives.
 
 :func:`rules.machine.evaluate` judges a whole snapshot, re-checking every leg.
-A feed changes one leg at a time, so :class:`PositionWatch` keeps what
-evaluate would recompute from scratch: which legs hold a usable quote, the
-running sum of the legs' signed prices, and the newest and oldest quote
-times. Each update checks only the new quote, then hands the same figures to
-the same :func:`rules.machine.judge` that evaluate ends in, so the two decide
-alike; a property test holds them equal on random streams.
+A feed changes one leg at a time, and almost every update changes nothing:
+the position is nowhere near a target or a stop. :class:`PositionWatch` keeps
+what it needs to see that cheaply: which legs hold a usable quote, the
+running sum of the legs' signed prices, the newest quote time, and whether
+every leg has quoted this session. When the update leaves the position
+strictly inside its quiet band (every condition of "no trigger", a little
+stricter) it answers HOLD_NO_TRIGGER at once; otherwise it asks
+:func:`rules.machine.evaluate` itself. So the watch never decides anything
+evaluate would not; a property test holds them equal on random streams.
 
 A watch is a mutable cache, not a new kind of state: the exit state is still
 the immutable ``ExitState``, which the owner replaces after ``apply``.
@@ -22,15 +25,12 @@ from rules.clock import MarketTime
 from rules.greeks import Rates
 from rules.machine import (
     DEFAULT_RATES,
-    HOLD_CLOSED,
-    HOLD_MISSING,
     HOLD_NO_TRIGGER,
     MAX_PRICE,
     Decision,
     ExitState,
     Phase,
     evaluate,
-    judge,
 )
 from rules.model import Quote, Side
 
@@ -40,36 +40,25 @@ _CLOSED = Phase.CLOSED
 _OPEN = Phase.OPEN
 
 
-def _usable(q: Quote) -> bool:
-    """bid >= 0, ask > 0, bid <= ask, finite: ``quote_problem(q) is None``, fast."""
-    bid, ask = q.bid, q.ask
-    if bid is None or ask is None:
-        return False
-    try:  # a NaN raises (or, with the trap off, compares False)
-        return _ZERO <= bid <= ask < MAX_PRICE and ask > _ZERO
-    except InvalidOperation:
-        return False
-
-
 class PositionWatch:
     """The latest quote of each leg of one position, and the sums evaluate needs."""
 
     __slots__ = (
         "_bad",
+        "_current_since",
         "_mid2",
         "_natural",
         "_natural_mark",
         "_newest",
         "_ok",
-        "_oldest",
+        "_quiet",
         "_short",
+        "_state",
         "quotes",
-        "state",
     )
 
     def __init__(self, state: ExitState) -> None:
         legs = state.position.legs
-        self.state = state
         self.quotes: list[Quote | None] = [None] * len(legs)
         self._short = tuple(leg.side is Side.SHORT for leg in legs)
         self._ok = [False] * len(legs)  # leg i's latest quote is usable
@@ -77,23 +66,60 @@ class PositionWatch:
         self._mid2 = _ZERO  # sum of (bid + ask), + for short legs, - for long, over usable legs
         self._natural = _ZERO  # sum of (short: ask, long: -bid) over usable legs
         self._natural_mark = state.plan.natural  # keep _natural only where it is used
-        self._newest: datetime | None = None
-        self._oldest: datetime | None = None
+        self._newest: datetime | None = None  # the latest quote time over the legs
+        # the session open since which every leg has quoted (None: not known)
+        self._current_since: datetime | None = None
+        self.state = state
+
+    @property
+    def state(self) -> ExitState:
+        return self._state
+
+    @state.setter
+    def state(self, state: ExitState) -> None:
+        """Replace the exit state (after ``apply``); re-arms the quiet path."""
+        self._state = state
+        plan = state.plan
+        high2 = plan.quiet_high2
+        # The band's low edge is the next unfinished tranche's threshold: a profit
+        # close needs a tranche past profit_closed, and thresholds fall as targets
+        # rise. With every tranche done no profit can fire; 0 keeps mid >= 0.
+        low2 = _ZERO
+        for boundary, debit in zip(plan.cumulative, plan.target_debits, strict=True):
+            if boundary > state.profit_closed:
+                low2 = 2 * debit
+                break
+        self._quiet = (
+            None
+            if state.phase is not _OPEN or high2 is None
+            else (
+                low2,
+                high2,
+                plan.time_stop_date,
+                plan.stale_after,
+                plan.delta_stop,
+                plan.short_legs,
+            )
+        )
 
     def update(
         self,
         i: int,
         q: Quote,
         at: MarketTime,
-        *,
         rates: Rates = DEFAULT_RATES,
         feed_problem: str | None = None,
     ) -> Decision:
         """Leg ``i`` now quotes ``q``: the decision, as ``evaluate`` would give it."""
-        old = self.quotes[i]
-        self.quotes[i] = q
+        quotes = self.quotes
+        old = quotes[i]
+        quotes[i] = q
         short = self._short[i]
-        ok = _usable(q)
+        bid, ask = q.bid, q.ask  # usable: bid >= 0, ask > 0, bid <= ask, finite
+        try:  # None raises TypeError; a NaN raises InvalidOperation (or compares False)
+            ok = _ZERO <= bid <= ask < MAX_PRICE and ask > _ZERO  # type: ignore[operator]
+        except (TypeError, InvalidOperation):
+            ok = False
         change = _ZERO  # to sum(+/-(bid + ask))
         if self._ok[i]:  # retire the old quote's share
             assert old is not None
@@ -105,9 +131,9 @@ class PositionWatch:
         elif ok:
             self._bad -= 1
         if ok:
-            change = q.bid + q.ask - change  # type: ignore[operator]
+            change = bid + ask - change  # type: ignore[operator]
             if self._natural_mark:
-                self._natural += q.ask if short else -q.bid  # type: ignore[operator]
+                self._natural += ask if short else -bid  # type: ignore[operator]
         else:
             change = -change
         if short:
@@ -116,72 +142,62 @@ class PositionWatch:
             self._mid2 -= change
         self._ok[i] = ok
         ts = q.ts
-        newest, oldest = self._newest, self._oldest
-        if old is None or newest is None or oldest is None or ts < newest or old.ts == oldest:
-            self._times()
-            newest, oldest = self._newest, self._oldest
-        else:  # in time order, and the replaced quote was not the oldest
+        newest = self._newest
+        if newest is None or ts >= newest:
             self._newest = newest = ts
+        else:  # out of order: the newest may have been the quote just replaced
+            newest = self._newest = max(x.ts for x in quotes if x is not None)
+        since = self._current_since
+        if since is not None and ts < since:
+            self._current_since = None
 
         # The quiet path: when every check below holds, judge() would say "no
         # trigger" (each check is one of its conditions, a little stricter), so
         # say it without the call. Anything else goes to the full judge.
-        state = self.state
-        plan = state.plan
-        high2 = plan.quiet_high2
-        if (
-            ok
-            and not self._bad
-            and state.phase is _OPEN
-            and feed_problem is None
-            and high2 is not None
-            and plan.quiet_low2 < self._mid2 < high2
-            and at.session_date < plan.time_stop_date
-            and (
-                not at.regular_hours
-                or (
-                    at.now - newest < plan.stale_after  # type: ignore[operator]
-                    and at.session_open is not None
-                    and oldest >= at.session_open  # type: ignore[operator]
+        quiet = self._quiet
+        if quiet is not None and ok and not self._bad and feed_problem is None:
+            low2, high2, stop_date, stale_after, stop, short_legs = quiet
+            now, session_date, regular_hours, session_open = at
+            if (
+                low2 < self._mid2 < high2
+                and session_date < stop_date
+                and (
+                    not regular_hours
+                    or (
+                        now - newest < stale_after
+                        and (
+                            self._current_since == session_open or self._quoted_since(session_open)
+                        )
+                    )
                 )
-            )
-        ):
-            stop = plan.delta_stop
-            quotes = self.quotes
-            for s in plan.short_legs:
-                d = quotes[s].delta  # type: ignore[union-attr]
-                if d is None or not -stop < d < stop:  # missing, NaN or at the stop
-                    break
-            else:
-                return HOLD_NO_TRIGGER
+            ):
+                for s in short_legs:
+                    d = quotes[s].delta  # type: ignore[union-attr]
+                    if d is None or not -stop < d < stop:  # missing, NaN or at the stop
+                        break
+                else:
+                    return HOLD_NO_TRIGGER
         return self.judge(at, rates=rates, feed_problem=feed_problem)
+
+    def _quoted_since(self, session_open: datetime | None) -> bool:
+        """Every leg's quote is from this session (no leg shows yesterday's quote)."""
+        if session_open is None:
+            return False
+        if self._current_since == session_open:
+            return True
+        if all(q is not None and q.ts >= session_open for q in self.quotes):
+            self._current_since = session_open
+            return True
+        return False
 
     def judge(
         self, at: MarketTime, *, rates: Rates = DEFAULT_RATES, feed_problem: str | None = None
     ) -> Decision:
-        """The decision now, with no new quote (time passing, a fill applied)."""
-        state = self.state
-        if state.phase is _CLOSED:
-            return HOLD_CLOSED
-        if feed_problem is not None or self._bad:
-            # the rare paths: let evaluate word the reason
-            return evaluate(state, self.quotes, at, rates=rates, feed_problem=feed_problem)
-        newest, oldest = self._newest, self._oldest
-        if newest is None or oldest is None:
-            return HOLD_MISSING
-        mid = self._mid2 * _HALF
-        debit = self._natural if state.plan.natural else mid
-        usable: list[Quote] = self.quotes  # type: ignore[assignment]  # _bad == 0
-        return judge(state, usable, debit, mid, newest, oldest, at, rates)
+        """The decision now, from scratch: exactly ``evaluate`` on the latest quotes.
 
-    def _times(self) -> None:
-        newest = oldest = None
-        for q in self.quotes:
-            if q is None:
-                continue
-            ts = q.ts
-            if newest is None or ts > newest:
-                newest = ts
-            if oldest is None or ts < oldest:
-                oldest = ts
-        self._newest, self._oldest = newest, oldest
+        The running sums serve the quiet path's screen only (they compare
+        exactly but may carry another exponent, 0.3000 for 0.300): every figure
+        of a decision comes from evaluate, so the watch and evaluate agree to
+        the digit.
+        """
+        return evaluate(self._state, self.quotes, at, rates=rates, feed_problem=feed_problem)

@@ -62,6 +62,7 @@ LegKey = tuple[str, date, Right, Decimal]
 class Summary:
     rows: int = 0
     applied: int = 0
+    idle: int = 0  # rows for legs whose positions had all closed: read, not parsed
     evaluations: int = 0
     bad_rows: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
@@ -251,7 +252,7 @@ class Replay:
         now = datetime.min.replace(tzinfo=UTC)
         at = MarketTime(now, date.min, False)
         line = 1
-        evaluations = 0
+        evaluations = idle = 0
         for text in lines:
             line += 1
             try:  # the last field keeps its newline: float() and the memo do not mind
@@ -272,6 +273,10 @@ class Replay:
                 raw_legs[raw] = leg
             if leg is None:
                 bad(line, f"unknown leg {underlying} {expiry} {right} {strike}")
+                continue
+            listeners = holders[leg]
+            if not listeners:  # every position holding this leg has closed
+                idle += 1
                 continue
             try:  # prices and deltas repeat: parse each text once
                 bid, ask = decimals[bid_t], decimals[ask_t]
@@ -301,9 +306,9 @@ class Replay:
                     clock.enter(now)
                 at = _new_tuple(MarketTime, (now, *clock.facts))
             quote = _new_tuple(Quote, (bid, ask, now, delta, spot))
-            for watch, i in holders[leg]:
+            for watch, i in listeners:
                 evaluations += 1
-                decision = watch.update(i, quote, at, rates=rates)
+                decision = watch.update(i, quote, at, rates)
                 if decision.__class__ is Close:
                     assert isinstance(decision, Close)
                     state = apply(
@@ -314,7 +319,8 @@ class Replay:
                     if state.phase is closed:
                         self._release(watch)
         summary.rows = line - 1
-        summary.applied = summary.rows - summary.bad_rows
+        summary.idle = idle
+        summary.applied = summary.rows - summary.bad_rows - idle
         summary.evaluations = evaluations
         summary.seconds = perf_counter() - started
         return summary
@@ -348,6 +354,7 @@ def write_summary(summary: Summary, replay: Replay, log: TextIO) -> None:
     exits = ", ".join(f"{k} {v}" for k, v in sorted(summary.exits.items())) or "none"
     lines = [
         f"replay: {summary.rows} rows, {summary.applied} applied, "
+        f"{summary.idle} for closed positions, "
         f"{summary.evaluations} evaluations in {summary.seconds:.2f}s ({rate:,.0f} rows/s)",
         f"replay: exits: {exits}; realised P&L {dollars(summary.pnl)}",
         f"replay: positions: {len(replay.states) - open_left} closed, {open_left} still open",

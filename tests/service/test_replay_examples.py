@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.service.conftest import Run
 
 LINE = re.compile(
@@ -131,3 +132,14 @@ def test_replay_is_deterministic(cli: Callable[..., Run], examples: Path, sample
         "replay", "--positions", examples / "positions.toml", "--ticks", examples / "ticks.csv"
     )
     assert again.out == sample.out
+
+
+def test_the_readme_shows_what_replay_prints(sample: Run) -> None:
+    """The README's sample output is the real one (all but the timing figures)."""
+    readme = (ROOT / "README.md").read_text()
+    shown = [line for line in readme.splitlines() if line.startswith(("CLOSING:", "replay: "))]
+    printed = [line for line in sample.err_lines if line.startswith(("CLOSING:", "replay: "))]
+    untimed = re.compile(r" in [\d.]+s \([\d,]+ rows/s\)")
+    assert [untimed.sub("", line) for line in shown] == [untimed.sub("", line) for line in printed]
+    (tsla,) = [line for line in readme.splitlines() if line.startswith('{"ts"')]
+    assert tsla in sample.out.splitlines()
