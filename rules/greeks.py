@@ -55,29 +55,30 @@ def _lib() -> dict[str, Any]:
     return _vollib
 
 
+def _flag(right: Right) -> str:
+    return "c" if right is Right.CALL else "p"
+
+
 def bsm_price(
     right: Right, spot: float, strike: float, years: float, sigma: float, rates: Rates
 ) -> float:
-    lib = _lib()
-    flag = "c" if right is Right.CALL else "p"
-    return float(lib["price"](flag, spot, strike, years, rates.rate, sigma, rates.dividend))
+    price = _lib()["price"]
+    return float(price(_flag(right), spot, strike, years, rates.rate, sigma, rates.dividend))
 
 
 def implied_vol(
     price: float, right: Right, spot: float, strike: float, years: float, rates: Rates
 ) -> float:
     """BSM implied volatility; raises ValueError-kin vollib exceptions at the bounds."""
-    lib = _lib()
-    flag = "c" if right is Right.CALL else "p"
-    return float(lib["iv"](price, spot, strike, years, rates.rate, rates.dividend, flag))
+    iv = _lib()["iv"]
+    return float(iv(price, spot, strike, years, rates.rate, rates.dividend, _flag(right)))
 
 
 def bsm_delta(
     right: Right, spot: float, strike: float, years: float, sigma: float, rates: Rates
 ) -> float:
-    lib = _lib()
-    flag = "c" if right is Right.CALL else "p"
-    return float(lib["delta"](flag, spot, strike, years, rates.rate, sigma, rates.dividend))
+    delta = _lib()["delta"]
+    return float(delta(_flag(right), spot, strike, years, rates.rate, sigma, rates.dividend))
 
 
 def local_delta(

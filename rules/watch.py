@@ -54,6 +54,7 @@ class PositionWatch:
         "_quiet",
         "_short",
         "_state",
+        "_sums",
         "quotes",
     )
 
@@ -62,6 +63,7 @@ class PositionWatch:
         self.quotes: list[Quote | None] = [None] * len(legs)
         self._short = tuple(leg.side is Side.SHORT for leg in legs)
         self._ok = [False] * len(legs)  # leg i's latest quote is usable
+        self._sums = [_ZERO] * len(legs)  # leg i's bid + ask, when usable
         self._bad = len(legs)  # legs whose latest quote is missing or unusable
         self._mid2 = _ZERO  # sum of (bid + ask), + for short legs, - for long, over usable legs
         self._natural = _ZERO  # sum of (short: ask, long: -bid) over usable legs
@@ -120,27 +122,27 @@ class PositionWatch:
             ok = _ZERO <= bid <= ask < MAX_PRICE and ask > _ZERO  # type: ignore[operator]
         except (TypeError, InvalidOperation):
             ok = False
-        change = _ZERO  # to sum(+/-(bid + ask))
-        if self._ok[i]:  # retire the old quote's share
-            assert old is not None
-            change = old.bid + old.ask  # type: ignore[operator]
-            if self._natural_mark:
-                self._natural -= old.ask if short else -old.bid  # type: ignore[operator]
-            if not ok:
-                self._bad += 1
-        elif ok:
-            self._bad -= 1
+        sums = self._sums
+        was_ok = self._ok[i]
         if ok:
-            change = bid + ask - change  # type: ignore[operator]
-            if self._natural_mark:
-                self._natural += ask if short else -bid  # type: ignore[operator]
+            total = bid + ask  # type: ignore[operator]
+            change = total - sums[i] if was_ok else total
+            sums[i] = total
+            if not was_ok:
+                self._bad -= 1
+                self._ok[i] = True
         else:
-            change = -change
+            change = -sums[i] if was_ok else _ZERO
+            sums[i] = _ZERO
+            if was_ok:
+                self._bad += 1
+                self._ok[i] = False
         if short:
             self._mid2 += change
         else:
             self._mid2 -= change
-        self._ok[i] = ok
+        if self._natural_mark:
+            self._renatural(short, old if was_ok else None, q if ok else None)
         ts = q.ts
         newest = self._newest
         if newest is None or ts >= newest:
@@ -178,6 +180,13 @@ class PositionWatch:
                 else:
                     return HOLD_NO_TRIGGER
         return self.judge(at, rates=rates, feed_problem=feed_problem)
+
+    def _renatural(self, short: bool, old: Quote | None, new: Quote | None) -> None:
+        """Keep the natural-mark sum (short: ask, long: -bid) over usable legs."""
+        if old is not None:
+            self._natural -= old.ask if short else -old.bid  # type: ignore[operator]
+        if new is not None:
+            self._natural += new.ask if short else -new.bid  # type: ignore[operator]
 
     def _quoted_since(self, session_open: datetime | None) -> bool:
         """Every leg's quote is from this session (no leg shows yesterday's quote)."""

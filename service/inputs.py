@@ -30,6 +30,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid TOML: {exc}") from exc
 
 
+def read_section(path: Path, key: str, kind: type, shape: str) -> Any:
+    """The one top-level ``key`` of a TOML file, a non-empty ``kind`` (``shape`` for messages)."""
+    data = read_toml(path)
+    unknown = sorted(set(data) - {key})
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected {shape})")
+    section = data.get(key)
+    if not isinstance(section, kind) or not section:
+        raise InputError(f"{path}: {key}: no {shape} {'table' if kind is dict else 'record'}")
+    return section
+
+
 def load_books(path: Path | None) -> dict[str, BookPolicy]:
     """The books of ``path`` (``[books.NAME]`` tables), or the built-in ones.
 
@@ -38,13 +50,7 @@ def load_books(path: Path | None) -> dict[str, BookPolicy]:
     """
     if path is None:
         return dict(DEFAULT_BOOKS)
-    data = read_toml(path)
-    unknown = sorted(set(data) - {"books"})
-    if unknown:
-        raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected [books.NAME])")
-    tables = data.get("books")
-    if not isinstance(tables, dict) or not tables:
-        raise InputError(f"{path}: books: no [books.NAME] table")
+    tables = read_section(path, "books", dict, "[books.NAME]")
     books: dict[str, BookPolicy] = {}
     for name, table in tables.items():
         try:
@@ -95,13 +101,7 @@ def _position(r: _PositionRecord) -> Position:
 
 def load_positions(path: Path, books: dict[str, BookPolicy]) -> list[Position]:
     """Every ``[[positions]]`` record of ``path``, validated, or an InputError."""
-    data = read_toml(path)
-    unknown = sorted(set(data) - {"positions"})
-    if unknown:
-        raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected [[positions]])")
-    records = data.get("positions")
-    if not isinstance(records, list) or not records:
-        raise InputError(f"{path}: positions: no [[positions]] record")
+    records = read_section(path, "positions", list, "[[positions]]")
     positions: list[Position] = []
     seen: set[str] = set()
     for n, raw in enumerate(records, start=1):

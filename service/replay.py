@@ -306,8 +306,8 @@ class Replay:
                     clock.enter(now)
                 at = _new_tuple(MarketTime, (now, *clock.facts))
             quote = _new_tuple(Quote, (bid, ask, now, delta, spot))
+            evaluations += len(listeners)
             for watch, i in listeners:
-                evaluations += 1
                 decision = watch.update(i, quote, at, rates)
                 if decision.__class__ is Close:
                     assert isinstance(decision, Close)

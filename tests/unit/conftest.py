@@ -37,6 +37,32 @@ def at_dte(dte: int, expiry: date = EXPIRY, *, regular_hours: bool = True) -> Ma
     return MarketTime(datetime.combine(session, time(11, 0), tzinfo=NY), session, regular_hours)
 
 
+def _vertical(
+    right: Right,
+    contracts: int,
+    credit: str | Decimal,
+    short: str,
+    long: str,
+    expiry: date,
+    opened_at: datetime | None,
+    underlying: str,
+    book: str,
+) -> Position:
+    return Position(
+        id=f"{'put' if right is Right.PUT else 'call'}-1",
+        book=book,
+        underlying=underlying,
+        strategy=Strategy.PUT_CREDIT if right is Right.PUT else Strategy.CALL_CREDIT,
+        legs=(
+            Leg(right, Decimal(short), expiry, Side.SHORT),
+            Leg(right, Decimal(long), expiry, Side.LONG),
+        ),
+        contracts=contracts,
+        entry_credit=Decimal(credit),
+        opened_at=opened_before(45, expiry) if opened_at is None else opened_at,
+    )
+
+
 def put_spread(
     contracts: int = 10,
     credit: str | Decimal = "1.00",
@@ -49,19 +75,7 @@ def put_spread(
     book: str = "PRIMARY",
 ) -> Position:
     """A put credit vertical; legs are (short put, long put). Opened 45 DTE by default."""
-    return Position(
-        id="put-1",
-        book=book,
-        underlying=underlying,
-        strategy=Strategy.PUT_CREDIT,
-        legs=(
-            Leg(Right.PUT, Decimal(short), expiry, Side.SHORT),
-            Leg(Right.PUT, Decimal(long), expiry, Side.LONG),
-        ),
-        contracts=contracts,
-        entry_credit=Decimal(credit),
-        opened_at=opened_before(45, expiry) if opened_at is None else opened_at,
-    )
+    return _vertical(Right.PUT, contracts, credit, short, long, expiry, opened_at, underlying, book)
 
 
 def call_spread(
@@ -73,18 +87,8 @@ def call_spread(
     opened_at: datetime | None = None,
 ) -> Position:
     """A call credit vertical; legs are (short call, long call). Opened 45 DTE by default."""
-    return Position(
-        id="call-1",
-        book="PRIMARY",
-        underlying="SPY",
-        strategy=Strategy.CALL_CREDIT,
-        legs=(
-            Leg(Right.CALL, Decimal(short), expiry, Side.SHORT),
-            Leg(Right.CALL, Decimal(long), expiry, Side.LONG),
-        ),
-        contracts=contracts,
-        entry_credit=Decimal(credit),
-        opened_at=opened_before(45, expiry) if opened_at is None else opened_at,
+    return _vertical(
+        Right.CALL, contracts, credit, short, long, expiry, opened_at, "SPY", "PRIMARY"
     )
 
 
