@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.greeks import GreeksUnavailable, Rates, local_delta
-from rules.model import Position, Quote, quote_problem
+from rules.model import MAX_PRICE, Position, Quote, quote_problem, usable_delta
 from rules.plan import ExitPlan, make_plan
 
 
@@ -217,7 +217,6 @@ DEFAULT_RATES = Rates()
 _CLOSED = Phase.CLOSED
 _HALF = Decimal("0.5")
 _ZERO = Decimal(0)
-MAX_PRICE = Decimal(1_000_000)  # no option trades at a million: such a quote is garbage
 
 
 def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False) -> Decimal:
@@ -340,12 +339,8 @@ def evaluate(
         return HOLD_MISSING  # a position without legs: nothing to judge
     valid: Sequence[Quote] = quotes  # type: ignore[assignment]  # checked above
     plan = state.plan
-    if plan.vertical_mid:  # the common case, inlined: (short mid - long mid)
-        s, lg = valid[plan.short_legs[0]], valid[plan.long_legs[0]]
-        debit = mid = (s.bid + s.ask - lg.bid - lg.ask) * _HALF  # type: ignore[operator]
-    else:
-        debit = debit_to_close(plan, valid)
-        mid = debit_to_close(plan, valid, mid=True) if plan.natural else debit
+    debit = debit_to_close(plan, valid)
+    mid = debit_to_close(plan, valid, mid=True) if plan.natural else debit
     return judge(state, valid, debit, mid, newest, oldest, at, rates)
 
 
@@ -389,8 +384,8 @@ def judge(
     stop_delta = plan.delta_stop
     for i in plan.short_legs:
         q = quotes[i]
-        d = q.delta
-        if d is None or not -1.0 <= d <= 1.0:  # NaN fails both; IB sends -2 for none
+        d = usable_delta(q.delta)
+        if d is None:
             d = _local_delta(state, i, q, now, rates)
             if d is None:
                 continue

@@ -82,6 +82,9 @@ class Quote(NamedTuple):
     underlying_price: float | None = None
 
 
+MAX_PRICE = Decimal(1_000_000)  # no option trades at a million: such a quote is garbage
+
+
 def quote_problem(q: Quote) -> str | None:
     """Why a quote must not be acted on, or None when it is usable.
 
@@ -96,7 +99,7 @@ def quote_problem(q: Quote) -> str | None:
         return "not a number"
     if bid < 0 or ask <= 0:
         return "negative or zero price"
-    if ask >= 1_000_000:
+    if ask >= MAX_PRICE:
         return "price of a million or more"
     if bid > ask:
         return "crossed"

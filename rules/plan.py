@@ -95,7 +95,6 @@ class ExitPlan:
     time_stop_date: date  # the first session date with DTE <= time_stop_dte
     time_label: str
     natural: bool
-    vertical_mid: bool  # one short and one long leg, marked at mid: evaluate's fast path
     # The top of the quiet band, in units of sum(+/-(bid + ask)) = 2 x the mid
     # debit: below it no loss stop fires and the debit is within the width. None
     # for natural marks. The low edge depends on the tranches done: rules.watch.
@@ -147,7 +146,6 @@ def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
         time_stop_date=position.expiry - timedelta(days=stop_dte),
         time_label=f"Time Stop ({stop_dte} DTE)",
         natural=book.mark == "natural",
-        vertical_mid=book.mark == "mid" and len(position.legs) == 2,
         quiet_high2=None
         if book.mark == "natural"
         else 2 * min(credit * book.loss_stop_multiple, spread_width(position)),

@@ -26,17 +26,14 @@ from rules.greeks import Rates
 from rules.machine import (
     DEFAULT_RATES,
     HOLD_NO_TRIGGER,
-    MAX_PRICE,
     Decision,
     ExitState,
     Phase,
     evaluate,
 )
-from rules.model import Quote, Side
+from rules.model import MAX_PRICE, Quote, Side
 
 _ZERO = Decimal(0)
-_HALF = Decimal("0.5")
-_CLOSED = Phase.CLOSED
 _OPEN = Phase.OPEN
 
 
@@ -47,8 +44,6 @@ class PositionWatch:
         "_bad",
         "_current_since",
         "_mid2",
-        "_natural",
-        "_natural_mark",
         "_newest",
         "_ok",
         "_quiet",
@@ -66,8 +61,6 @@ class PositionWatch:
         self._sums = [_ZERO] * len(legs)  # leg i's bid + ask, when usable
         self._bad = len(legs)  # legs whose latest quote is missing or unusable
         self._mid2 = _ZERO  # sum of (bid + ask), + for short legs, - for long, over usable legs
-        self._natural = _ZERO  # sum of (short: ask, long: -bid) over usable legs
-        self._natural_mark = state.plan.natural  # keep _natural only where it is used
         self._newest: datetime | None = None  # the latest quote time over the legs
         # the session open since which every leg has quoted (None: not known)
         self._current_since: datetime | None = None
@@ -114,7 +107,6 @@ class PositionWatch:
     ) -> Decision:
         """Leg ``i`` now quotes ``q``: the decision, as ``evaluate`` would give it."""
         quotes = self.quotes
-        old = quotes[i]
         quotes[i] = q
         short = self._short[i]
         bid, ask = q.bid, q.ask  # usable: bid >= 0, ask > 0, bid <= ask, finite
@@ -141,8 +133,6 @@ class PositionWatch:
             self._mid2 += change
         else:
             self._mid2 -= change
-        if self._natural_mark:
-            self._renatural(short, old if was_ok else None, q if ok else None)
         ts = q.ts
         newest = self._newest
         if newest is None or ts >= newest:
@@ -153,9 +143,10 @@ class PositionWatch:
         if since is not None and ts < since:
             self._current_since = None
 
-        # The quiet path: when every check below holds, judge() would say "no
+        # The quiet path: when every check below holds, evaluate() would say "no
         # trigger" (each check is one of its conditions, a little stricter), so
-        # say it without the call. Anything else goes to the full judge.
+        # say it without the call. Anything else goes to evaluate. Natural-mark
+        # books have no quiet band (quiet_high2 is None) and always go there.
         quiet = self._quiet
         if quiet is not None and ok and not self._bad and feed_problem is None:
             low2, high2, stop_date, stale_after, stop, short_legs = quiet
@@ -180,13 +171,6 @@ class PositionWatch:
                 else:
                     return HOLD_NO_TRIGGER
         return self.judge(at, rates=rates, feed_problem=feed_problem)
-
-    def _renatural(self, short: bool, old: Quote | None, new: Quote | None) -> None:
-        """Keep the natural-mark sum (short: ask, long: -bid) over usable legs."""
-        if old is not None:
-            self._natural -= old.ask if short else -old.bid  # type: ignore[operator]
-        if new is not None:
-            self._natural += new.ask if short else -new.bid  # type: ignore[operator]
 
     def _quoted_since(self, session_open: datetime | None) -> bool:
         """Every leg's quote is from this session (no leg shows yesterday's quote)."""

@@ -122,11 +122,6 @@ class _SessionClock:
         self.lo = self.hi = datetime.min.replace(tzinfo=UTC)
         self.facts: tuple[date, bool, datetime | None] = (date.min, False, None)
 
-    def at(self, now: datetime) -> MarketTime:
-        if not self.lo <= now < self.hi:
-            self.enter(now)
-        return _new_tuple(MarketTime, (now, *self.facts))
-
     def enter(self, now: datetime) -> None:
         """Move to the segment that holds ``now``."""
         tz = new_york()
