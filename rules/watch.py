@@ -18,10 +18,10 @@ Pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 
-from rules.clock import MarketTime
+from rules.clock import MarketTime, new_york
 from rules.greeks import Rates
 from rules.machine import (
     DEFAULT_RATES,
@@ -37,12 +37,68 @@ _ZERO = Decimal(0)
 _OPEN = Phase.OPEN
 
 
+class Screen:
+    """Admits a position's leg quotes, one at a time, on which no close can come.
+
+    Built by :meth:`PositionWatch.screen` while the position is inside its
+    quiet band. It keeps each leg's latest bid + ask and their signed sum
+    ``mid2`` (twice the mid debit). A new quote of leg i is admitted when
+    ``mid2`` with it stays strictly between ``low2`` and ``high2`` and, for a
+    short leg, its broker delta strictly inside the delta stop; an admitted
+    quote is kept. The caller admits quotes only before ``deadline`` (the
+    instant the time stop's session day begins, UTC).
+
+    Then :func:`rules.machine.evaluate` on the admitted quotes cannot close:
+    a mid debit inside the band reaches no unfinished target and not the loss
+    stop, the deltas not the delta stop, the date not the time stop; and if a
+    quote is unusable (crossed, -1, NaN) evaluate holds anyway. Only broker
+    deltas count: a local delta moves with time alone, so a short leg without
+    one gives no screen. A quote that is not admitted goes to evaluate, after
+    which the caller builds a new screen.
+    """
+
+    __slots__ = ("deadline", "delta_stop", "high2", "low2", "mid2", "short", "sums")
+
+    def __init__(
+        self,
+        low2: Decimal,
+        high2: Decimal,
+        sums: list[Decimal],
+        short: tuple[bool, ...],
+        delta_stop: float,
+        deadline: datetime,
+    ) -> None:
+        self.low2, self.high2 = low2, high2
+        self.sums = sums  # leg i's latest bid + ask
+        self.mid2 = sum((x if s else -x for x, s in zip(sums, short, strict=True)), _ZERO)
+        self.short = short
+        self.delta_stop = delta_stop
+        self.deadline = deadline
+
+    def admits(self, i: int, bid: Decimal | None, ask: Decimal | None, delta: float | None) -> bool:
+        """Leg i now quotes bid/ask/delta: True (and kept) if no close can come of it."""
+        try:
+            change = bid + ask - self.sums[i]  # type: ignore[operator]
+            short = self.short[i]
+            mid2 = self.mid2 + change if short else self.mid2 - change
+            if not self.low2 < mid2 < self.high2:  # a NaN raises InvalidOperation
+                return False
+            if short and not -self.delta_stop < delta < self.delta_stop:  # type: ignore[operator]
+                return False
+        except (TypeError, InvalidOperation):  # no price or no delta
+            return False
+        self.mid2 = mid2
+        self.sums[i] += change
+        return True
+
+
 class PositionWatch:
     """The latest quote of each leg of one position, and the sums evaluate needs."""
 
     __slots__ = (
         "_bad",
         "_current_since",
+        "_deadline",
         "_mid2",
         "_newest",
         "_ok",
@@ -84,6 +140,9 @@ class PositionWatch:
             if boundary > state.profit_closed:
                 low2 = 2 * debit
                 break
+        # the instant the time stop's session day begins, in UTC
+        stop_day = datetime.combine(plan.time_stop_date, time.min, new_york())
+        self._deadline = stop_day.astimezone(UTC)
         self._quiet = (
             None
             if state.phase is not _OPEN or high2 is None
@@ -97,18 +156,10 @@ class PositionWatch:
             )
         )
 
-    def update(
-        self,
-        i: int,
-        q: Quote,
-        at: MarketTime,
-        rates: Rates = DEFAULT_RATES,
-        feed_problem: str | None = None,
-    ) -> Decision:
-        """Leg ``i`` now quotes ``q``: the decision, as ``evaluate`` would give it."""
+    def store(self, i: int, q: Quote) -> None:
+        """Leg ``i`` now quotes ``q``: keep it and the sums, decide nothing."""
         quotes = self.quotes
         quotes[i] = q
-        short = self._short[i]
         bid, ask = q.bid, q.ask  # usable: bid >= 0, ask > 0, bid <= ask, finite
         try:  # None raises TypeError; a NaN raises InvalidOperation (or compares False)
             ok = _ZERO <= bid <= ask < MAX_PRICE and ask > _ZERO  # type: ignore[operator]
@@ -129,26 +180,39 @@ class PositionWatch:
             if was_ok:
                 self._bad += 1
                 self._ok[i] = False
-        if short:
+        if self._short[i]:
             self._mid2 += change
         else:
             self._mid2 -= change
         ts = q.ts
         newest = self._newest
         if newest is None or ts >= newest:
-            self._newest = newest = ts
+            self._newest = ts
         else:  # out of order: the newest may have been the quote just replaced
-            newest = self._newest = max(x.ts for x in quotes if x is not None)
+            self._newest = max(x.ts for x in quotes if x is not None)
         since = self._current_since
         if since is not None and ts < since:
             self._current_since = None
+
+    def update(
+        self,
+        i: int,
+        q: Quote,
+        at: MarketTime,
+        rates: Rates = DEFAULT_RATES,
+        feed_problem: str | None = None,
+    ) -> Decision:
+        """Leg ``i`` now quotes ``q``: the decision, as ``evaluate`` would give it."""
+        self.store(i, q)
+        quotes = self.quotes
+        newest: datetime = self._newest  # type: ignore[assignment]  # a leg has quoted
 
         # The quiet path: when every check below holds, evaluate() would say "no
         # trigger" (each check is one of its conditions, a little stricter), so
         # say it without the call. Anything else goes to evaluate. Natural-mark
         # books have no quiet band (quiet_high2 is None) and always go there.
         quiet = self._quiet
-        if quiet is not None and ok and not self._bad and feed_problem is None:
+        if quiet is not None and not self._bad and feed_problem is None:
             low2, high2, stop_date, stale_after, stop, short_legs = quiet
             now, session_date, regular_hours, session_open = at
             if (
@@ -194,3 +258,24 @@ class PositionWatch:
         the digit.
         """
         return evaluate(self._state, self.quotes, at, rates=rates, feed_problem=feed_problem)
+
+    def screen(self, at: MarketTime) -> Screen | None:
+        """A :class:`Screen` from the legs' quotes now, or None when there is none.
+
+        There is one while the position is open at a mid mark, every leg is
+        usable, its mid debit is strictly inside the quiet band, every short
+        leg has a broker delta strictly inside the stop, and the time stop's
+        day has not begun.
+        """
+        quiet = self._quiet
+        if quiet is None or self._bad or at.now >= self._deadline:
+            return None
+        low2, high2, _stop_date, _stale_after, stop, short_legs = quiet
+        if not low2 < self._mid2 < high2:
+            return None
+        quotes = self.quotes
+        for s in short_legs:
+            d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
+            if d is None or not -stop < d < stop:
+                return None
+        return Screen(low2, high2, list(self._sums), self._short, stop, self._deadline)

@@ -38,7 +38,7 @@ from rules.machine import (
     open_state,
 )
 from rules.model import Position, Quote, Right
-from rules.watch import PositionWatch
+from rules.watch import PositionWatch, Screen
 from service.errors import InputError
 
 HEADER = [
@@ -56,6 +56,12 @@ BAD_LINES_SHOWN = 5
 _PCT = Decimal("0.0001")
 
 LegKey = tuple[str, date, Right, Decimal]
+# A leg's gate: the earliest of its holders' screens' deadlines (naive UTC), and
+# each holder's screen with the leg's index in it. A row all of them admit
+# cannot make any holder close.
+Gate = tuple[datetime, tuple[tuple[Screen, int], ...]]
+# A row as kept: bid, ask, ts (naive UTC), delta, underlying price
+Row = tuple[Decimal | None, Decimal | None, datetime, float | None, float | None]
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Summary:
     rows: int = 0
     applied: int = 0
     idle: int = 0  # rows for legs whose positions had all closed: read, not parsed
+    screened: int = 0  # applied rows inside every holder's safe region: stored, not judged
     evaluations: int = 0
     bad_rows: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
@@ -81,8 +88,8 @@ _EMPTY = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
 MEMO_LIMIT = 100_000  # per field; bounds memory at ~15 MB each
 
 
-def _utc(text: str, offsets: dict[str, timedelta]) -> datetime:
-    """Parse an ISO-8601 timestamp with offset into UTC, learning "+hh:mm" offsets."""
+def _naive_utc(text: str, offsets: dict[str, timedelta]) -> datetime:
+    """An ISO-8601 timestamp with offset as naive UTC, learning "+hh:mm" offsets."""
     ts = datetime.fromisoformat(text)
     offset = ts.utcoffset()
     if offset is None:
@@ -90,7 +97,7 @@ def _utc(text: str, offsets: dict[str, timedelta]) -> datetime:
     suffix = text[-6:]
     if suffix[0] in "+-" and suffix[3] == ":" and len(offsets) < 64:
         offsets[suffix] = offset
-    return ts.astimezone(UTC)
+    return ts.replace(tzinfo=None) - offset
 
 
 def _memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
@@ -166,7 +173,7 @@ def _unparseable(row: list[str], last_ts: datetime) -> str:
         return f"ts: not an ISO-8601 timestamp: {row[0]!r}"
     if ts.tzinfo is None:
         return f"ts: no UTC offset: {row[0]!r}"
-    return f"ts: goes backwards (after {last_ts.isoformat()})"
+    return f"ts: goes backwards (after {last_ts.replace(tzinfo=UTC).isoformat()})"
 
 
 def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
@@ -193,20 +200,36 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
 
 
 class Replay:
-    """Positions' exit states and the latest quote of every leg they hold."""
+    """Positions' exit states and the latest quote of every leg they hold.
+
+    Every applied row is kept as its leg's latest quote. When the row lies
+    inside its leg's gate (every holder's :class:`rules.watch.SafeRegion`),
+    no holder can close on it and nothing more is done: the holders catch up
+    on it at their next evaluation. Otherwise each holder catches up and is
+    evaluated, and its region and its legs' gates are worked out again.
+    ``screen=False`` evaluates every row (the tests compare the two).
+    """
 
     def __init__(
-        self, positions: Iterable[Position], books: dict[str, BookPolicy], rates: Rates
+        self,
+        positions: Iterable[Position],
+        books: dict[str, BookPolicy],
+        rates: Rates,
+        *,
+        screen: bool = True,
     ) -> None:
         self.rates = rates
+        self.screen = screen
         self.watches: list[PositionWatch] = []
         # leg id -> the (watch, index of the leg in its position) of every holder
         self.holders: list[list[tuple[PositionWatch, int]]] = []
         self._by_key: dict[LegKey, int] = {}
         self._leg_ids: dict[int, list[int]] = {}  # id(watch) -> its legs' ids
+        self._screens: dict[int, Screen | None] = {}  # id(watch) -> its screen
         for p in positions:
             watch = PositionWatch(open_state(p, books[p.book]))
             self.watches.append(watch)
+            self._screens[id(watch)] = None
             ids = self._leg_ids.setdefault(id(watch), [])
             for i, leg in enumerate(p.legs):
                 key = _leg_key(p.underlying, leg.expiry, leg.right, leg.strike)
@@ -215,11 +238,57 @@ class Replay:
                     self.holders.append([])
                 self.holders[self._by_key[key]].append((watch, i))
                 ids.append(self._by_key[key])
+        self.latest: list[Row | None] = [None] * len(self.holders)  # leg id -> its last row
+        self.gates: list[Gate | None] = [None] * len(self.holders)
+        # id(watch) -> the row each of its legs was last given
+        self._seen: dict[int, list[Row | None]] = {
+            key: [None] * len(ids) for key, ids in self._leg_ids.items()
+        }
+        self._clock = _SessionClock()
+        self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
+        self._ts_seen, self._ts_utc = datetime.min, datetime.min.replace(tzinfo=UTC)  # noqa: DTZ901
+        self._deadline_seen, self._deadline_naive = self._ts_utc, self._ts_seen
 
     def _release(self, watch: PositionWatch) -> None:
         """A closed position no longer listens to its legs (a row for them is still known)."""
         for leg in self._leg_ids[id(watch)]:
             self.holders[leg] = [(w, i) for w, i in self.holders[leg] if w is not watch]
+
+    def _catch_up(self, watch: PositionWatch) -> None:
+        """Give the watch the rows its legs got since it last looked (screened ones)."""
+        seen = self._seen[id(watch)]
+        for j, leg in enumerate(self._leg_ids[id(watch)]):
+            row = self.latest[leg]
+            if row is not seen[j] and row is not None:
+                seen[j] = row
+                watch.store(j, self._quote(row))
+
+    def _regate(self, watch: PositionWatch, at: MarketTime) -> None:
+        """Build the watch's screen again, then the gate of each of its legs."""
+        self._screens[id(watch)] = watch.screen(at)
+        for leg in self._leg_ids[id(watch)]:
+            self.gates[leg] = self._gate(leg)
+
+    def _gate(self, leg: int) -> Gate | None:
+        """The leg's holders' screens and the earliest deadline; None if one has none."""
+        holders = self.holders[leg]
+        if not self.screen or not holders:
+            return None
+        entries = []
+        deadline = datetime.max  # noqa: DTZ901  (naive UTC)
+        for watch, i in holders:
+            screen = self._screens[id(watch)]
+            if screen is None:
+                return None
+            entries.append((screen, i))
+            deadline = min(deadline, self._naive(screen.deadline))
+        return deadline, tuple(entries)
+
+    def _naive(self, instant: datetime) -> datetime:
+        """A region's deadline as the loop's naive UTC (the last one is kept: they repeat)."""
+        if instant is not self._deadline_seen:
+            self._deadline_seen, self._deadline_naive = instant, instant.replace(tzinfo=None)
+        return self._deadline_naive
 
     @property
     def states(self) -> list[ExitState]:
@@ -231,46 +300,49 @@ class Replay:
         return self._by_key.get(key)
 
     def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:  # noqa: PLR0915
-        # One frame on purpose: this loop runs a million times per replay, and a
-        # helper call per row costs more than the rest of the parsing.
+        """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
+        # The loop runs a million times: one frame, each row touched as little as it
+        # can be. A row is cut in three (ts, the leg's four fields as one key, the
+        # four figures); its timestamp is naive UTC until a position is evaluated
+        # on it. Rows the gates let through end in the loop.
         summary = Summary()
         started = perf_counter()
-        raw_legs: dict[tuple[str, str, str, str], int | None] = {}
+        legs: dict[str, int | None] = {}  # "SPY,2027-04-16,P,450" -> leg id
         decimals: dict[str, Any] = dict.fromkeys(_EMPTY)  # bid and ask
         deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
         spots: dict[str, Any] = dict.fromkeys(_EMPTY)
+        holders, latest, gates = self.holders, self.latest, self.gates
+        bad, judge = summary.bad, self._judge
         offsets: dict[str, timedelta] = {}
-        clock = _SessionClock()
-        holders = self.holders
-        rates, bad, closed = self.rates, summary.bad, Phase.CLOSED
         last_ts_text = ""
-        now = datetime.min.replace(tzinfo=UTC)
-        at = MarketTime(now, date.min, False)
+        now = datetime.min  # noqa: DTZ901  (naive UTC in the loop)
         line = 1
-        evaluations = idle = 0
+        idle = screened = 0
         for text in lines:
             line += 1
+            if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
+                text = ",".join(row_of(text))  # noqa: PLW2901
             try:  # the last field keeps its newline: float() and the memo do not mind
-                ts_text, underlying, expiry, right, strike, bid_t, ask_t, delta_t, spot_t = (
-                    text.split(",") if '"' not in text else next(csv.reader([text]))
-                )
+                ts_text, rest = text.split(",", 1)
+                key, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
             except ValueError:
                 bad(line, f"{text.count(',') + 1} fields, expected 9")
                 continue
-            raw = (underlying, expiry, right, strike)
             try:
-                leg = raw_legs[raw]
+                leg = legs[key]
             except KeyError:
+                fields = key.split(",")
+                if len(fields) != 4:
+                    bad(line, f"{text.count(',') + 1} fields, expected 9")
+                    continue
                 try:
-                    leg = self.leg_id(*raw)
+                    leg = legs[key] = self.leg_id(*fields)
                 except (ValueError, InvalidOperation):
-                    leg = None
-                raw_legs[raw] = leg
+                    leg = legs[key] = None
             if leg is None:
-                bad(line, f"unknown leg {underlying} {expiry} {right} {strike}")
+                bad(line, f"unknown leg {key.replace(',', ' ')}")
                 continue
-            listeners = holders[leg]
-            if not listeners:  # every position holding this leg has closed
+            if not holders[leg]:  # every position holding this leg has closed
                 idle += 1
                 continue
             try:  # prices and deltas repeat: parse each text once
@@ -284,41 +356,70 @@ class Replay:
                     bad(line, _unparseable(row_of(text), now))
                     continue
             if ts_text != last_ts_text:
-                # To UTC, the one tzinfo object the rules compare fast: read the wall
-                # clock as UTC and take the learnt "+hh:mm" offset off.
+                # To naive UTC, which compares fast: the wall clock less its learnt
+                # "+hh:mm" offset (aware datetimes of two tzinfo objects compare slowly).
                 try:
                     try:
-                        ts = datetime.fromisoformat(ts_text[:-6] + "+00:00") - offsets[ts_text[-6:]]
+                        ts = datetime.fromisoformat(ts_text[:-6]) - offsets[ts_text[-6:]]
                     except KeyError:
-                        ts = _utc(ts_text, offsets)
+                        ts = _naive_utc(ts_text, offsets)
                     if ts < now:
                         raise ValueError(ts_text)
                 except ValueError:
                     bad(line, _unparseable(row_of(text), now))
                     continue
                 last_ts_text, now = ts_text, ts
-                if not clock.lo <= now < clock.hi:
-                    clock.enter(now)
-                at = _new_tuple(MarketTime, (now, *clock.facts))
-            quote = _new_tuple(Quote, (bid, ask, now, delta, spot))
-            evaluations += len(listeners)
-            for watch, i in listeners:
-                decision = watch.update(i, quote, at, rates)
-                if decision.__class__ is Close:
-                    assert isinstance(decision, Close)
-                    state = apply(
-                        apply(watch.state, CloseSent(decision)), Filled(decision.contracts)
-                    )
-                    watch.state = state
-                    self._report(ts_text, state, decision, summary, out, log)
-                    if state.phase is closed:
-                        self._release(watch)
+            latest[leg] = row = (bid, ask, now, delta, spot)
+            gate = gates[leg]
+            if gate is not None and now < gate[0]:
+                for screen, i in gate[1]:
+                    if not screen.admits(i, bid, ask, delta):
+                        break  # (a holder that admitted it is screened anew by judge)
+                else:  # no holder can close on this row
+                    screened += 1
+                    continue
+            judge(leg, row, ts_text, summary, out, log)
         summary.rows = line - 1
         summary.idle = idle
+        summary.screened = screened
         summary.applied = summary.rows - summary.bad_rows - idle
-        summary.evaluations = evaluations
         summary.seconds = perf_counter() - started
         return summary
+
+    def _quote(self, row: Row) -> Quote:
+        """A kept row as the rules' Quote, its time in UTC (one conversion per timestamp)."""
+        bid, ask, ts, delta, spot = row
+        if ts is not self._ts_seen:
+            self._ts_seen, self._ts_utc = ts, ts.replace(tzinfo=UTC)
+        return Quote(bid, ask, self._ts_utc, delta, spot)
+
+    def _market_time(self, now: datetime) -> MarketTime:
+        if now is not self._at.now:
+            if not self._clock.lo <= now < self._clock.hi:
+                self._clock.enter(now)
+            self._at = MarketTime(now, *self._clock.facts)
+        return self._at
+
+    def _judge(
+        self, leg: int, row: Row, ts_text: str, summary: Summary, out: TextIO, log: TextIO
+    ) -> None:
+        """Evaluate every position holding the leg on its new row; fill what closes."""
+        quote = self._quote(row)
+        at = self._market_time(quote.ts)
+        listeners = self.holders[leg]
+        summary.evaluations += len(listeners)
+        for watch, i in listeners:
+            self._seen[id(watch)][i] = row  # given below, by update
+            self._catch_up(watch)
+            decision = watch.update(i, quote, at, self.rates)
+            if decision.__class__ is Close:
+                assert isinstance(decision, Close)
+                state = apply(apply(watch.state, CloseSent(decision)), Filled(decision.contracts))
+                watch.state = state
+                self._report(ts_text, state, decision, summary, out, log)
+                if state.phase is Phase.CLOSED:
+                    self._release(watch)
+            self._regate(watch, at)
 
     @staticmethod
     def _report(
@@ -349,7 +450,7 @@ def write_summary(summary: Summary, replay: Replay, log: TextIO) -> None:
     exits = ", ".join(f"{k} {v}" for k, v in sorted(summary.exits.items())) or "none"
     lines = [
         f"replay: {summary.rows} rows, {summary.applied} applied, "
-        f"{summary.idle} for closed positions, "
+        f"{summary.idle} for closed positions, {summary.screened} screened, "
         f"{summary.evaluations} evaluations in {summary.seconds:.2f}s ({rate:,.0f} rows/s)",
         f"replay: exits: {exits}; realised P&L {dollars(summary.pnl)}",
         f"replay: positions: {len(replay.states) - open_left} closed, {open_left} still open",

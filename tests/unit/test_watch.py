@@ -54,10 +54,11 @@ from rules.machine import (
     evaluate,
 )
 from rules.model import Position, Quote, Side, quote_problem
-from rules.watch import PositionWatch
+from rules.watch import PositionWatch, Screen
 from tests.unit.conftest import (
     NY,
     call_spread,
+    d,
     iron_condor,
     put_spread,
     quote,
@@ -877,3 +878,232 @@ def test_a_price_with_more_decimals_leaves_no_trace_in_a_closes_debit() -> None:
     assert isinstance(decision, Close)
     assert isinstance(want, Close)
     assert str(decision.debit) == str(want.debit)
+
+
+# The screen: what a feed may skip ------------------------------------------------
+
+EDGE_STEPS = (-TICK, Decimal(0), TICK, -CENT, CENT, Decimal("-0.00001"), Decimal("0.00001"))
+
+
+class ScreenedStream(Stream):
+    """The same random streams, screened as replay screens them: while the screen admits
+    each new quote (before its deadline) the watch is not consulted, and evaluate must
+    not close; a quote it does not admit is evaluated, and the screen built anew."""
+
+    def __init__(self, p: Picker) -> None:
+        super().__init__(p)
+        self.screen: Screen | None = None
+        self.admitted = False
+
+    def pick_quote(self, i: int) -> Quote:
+        """Often a quote that puts 2 x the mid debit on or about an edge of the band."""
+        screen, p = self.screen, self.p
+        how = p.pick(("stream", "edge", "edge", "inside"))
+        if how == "stream":
+            return super().pick_quote(i)
+        half = p.pick(HALF_SPREADS)
+        delta = p.pick((*DELTAS[:25], None, _BELOW, -_BELOW, 0.3, -0.3))
+        if screen is None:  # a calm, valid, current quote, so that screens arise
+            mid = self.pick_mid(i)
+            return Quote(max(mid - half, Decimal(0)), mid + half, self.now, delta, None)
+        sign = 1 if screen.short[i] else -1
+        if how == "edge":  # leg i's bid + ask that puts 2 x mid exactly on an edge
+            edge = p.pick((screen.low2, screen.high2))
+            total = screen.sums[i] + sign * (edge - screen.mid2) + p.pick(EDGE_STEPS)
+        else:  # anywhere inside, in tenths of the band
+            goal = screen.low2 + (screen.high2 - screen.low2) * p.number(1, 9) / 10
+            total = screen.sums[i] + sign * (goal - screen.mid2)
+        return Quote(total / 2 - half, total / 2 + half, self.now, delta, None)
+
+    def update(self, n: int) -> Decision:
+        screen = self.screen
+        got = super().update(n)  # still checked against evaluate, as every update
+        i, q, at, _feed = self.last
+        self.admitted = (
+            screen is not None
+            and at.now < screen.deadline
+            and screen.admits(i, q.bid, q.ask, q.delta)
+        )
+        if self.admitted:
+            assert not isinstance(got, Close), self.why("admitted by the screen", i, q, at)
+            self.seen["admitted"] += 1
+        return got
+
+    def settle(self, decision: Decision) -> None:
+        before = self.watch.state
+        super().settle(decision)
+        if not self.admitted or self.watch.state is not before:
+            # replay builds the screen anew after each update it does not admit
+            self.screen = self.watch.screen(self.last[2])
+            self.seen["screen" if self.screen is not None else "no screen"] += 1
+
+
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_no_quote_the_screen_admits_can_close(data: st.DataObject) -> None:
+    """Quotes admitted one by one never lead evaluate to a close, whatever else happens
+    to times, validity and deltas."""
+    p = DrawPicker(data)
+    for what in ScreenedStream(p).run(p.number(4, 50)):
+        event(what)
+
+
+def test_seeded_screened_streams_admit_often_and_close_between() -> None:
+    """Guard on that property: screens arise and admit quotes, and the same streams still
+    close for every reason (on the updates the screen did not admit)."""
+    seen: Counter[str] = Counter()
+    for seed in range(400):
+        seen += ScreenedStream(SeededPicker(seed)).run(60)
+    assert seen["admitted"] > 200, seen
+    assert seen["screen"] > 200, seen
+    for reason in ExitReason:
+        assert seen[f"close {reason.value}"] > 0, (reason, seen)
+
+
+def calm_screen() -> tuple[PositionWatch, Screen]:
+    """Credit 1.00 at mid debit 0.80 (short mid 1.00, long 0.20), PRIMARY."""
+    watch, decision = watched()
+    assert decision == HOLD_NO_TRIGGER
+    screen = watch.screen(market_time(NOW))
+    assert screen is not None
+    return watch, screen
+
+
+def test_the_screen_of_a_calm_vertical() -> None:
+    """2 x mid = 2.00 - 0.40 = 1.60, inside (2 x 0.50, 2 x 1.50) = (1.00, 3.00); the
+    deadline is 00:00 New York on the time stop date, in UTC."""
+    _, screen = calm_screen()
+    assert (screen.low2, screen.mid2, screen.high2) == (d("1.00"), d("1.60"), d("3.00"))
+    assert screen.sums == [d("2.00"), d("0.40")]
+    assert screen.short == (True, False)
+    assert screen.delta_stop == float(PRIMARY.delta_stop)
+    assert screen.deadline == ny(date(2025, 5, 30), 0)
+    assert screen.deadline.tzinfo is UTC
+
+
+def test_a_quote_on_the_target_is_not_admitted_a_hair_above_is() -> None:
+    """Short leg bid + ask 1.40 puts 2 x mid on 1.00, the first target: not admitted (and
+    evaluate closes); 1.4002 is admitted, and kept."""
+    watch, screen = calm_screen()
+    at = market_time(NOW + timedelta(seconds=5))
+    on_target = Quote(d("0.69"), d("0.71"), at.now, -0.10, None)
+    assert not screen.admits(0, on_target.bid, on_target.ask, on_target.delta)
+    assert screen.mid2 == d("1.60")  # refused: nothing kept
+    assert close_reason(watch.update(0, on_target, at)) is ExitReason.PROFIT_TARGET
+    _, screen = calm_screen()
+    assert screen.admits(0, d("0.6901"), d("0.7101"), -0.10)
+    assert (screen.mid2, screen.sums[0]) == (d("1.0002"), d("1.4002"))
+
+
+def test_a_quote_on_the_loss_stop_is_not_admitted() -> None:
+    """Long leg bid + ask -1.00 would put 2 x mid on 3.00: a long leg moving down toward
+    the loss edge; 0.40 - 1.40 = -1.00 is no real quote, so use the short leg: 3.40."""
+    _, screen = calm_screen()
+    assert not screen.admits(0, d("1.69"), d("1.71"), -0.10)
+    assert screen.admits(0, d("1.6899"), d("1.71"), -0.10)
+
+
+def test_both_legs_moving_together_keep_the_debit_and_are_admitted() -> None:
+    """The screen follows the spread, not each leg: both legs 0.50 dearer leave the debit
+    at 0.80, however far each leg has moved."""
+    watch, screen = calm_screen()
+    at = market_time(NOW + timedelta(seconds=5))
+    short = Quote(d("1.49"), d("1.51"), at.now, -0.20, None)
+    long_ = Quote(d("0.69"), d("0.71"), at.now, -0.12, None)
+    assert screen.admits(0, short.bid, short.ask, short.delta)
+    assert screen.admits(1, long_.bid, long_.ask, long_.delta)
+    assert screen.mid2 == d("1.60")
+    watch.update(0, short, at)
+    assert watch.update(1, long_, at) == HOLD_NO_TRIGGER
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "delta", "why"),
+    [
+        ("0.99", "1.01", 0.3, "short delta at the stop"),
+        ("0.99", "1.01", -0.3, "short delta at the stop, put side"),
+        ("0.99", "1.01", None, "short delta missing (a local delta moves with time alone)"),
+        ("0.99", "1.01", float("nan"), "short delta NaN"),
+        (None, "1.01", -0.10, "no bid"),
+        ("NaN", "1.01", -0.10, "NaN bid"),
+    ],
+)
+def test_the_screen_refuses(bid: str | None, ask: str, delta: float | None, why: str) -> None:
+    _, screen = calm_screen()
+    assert not screen.admits(0, None if bid is None else d(bid), d(ask), delta), why
+    assert (screen.mid2, screen.sums) == (d("1.60"), [d("2.00"), d("0.40")])
+
+
+def test_a_long_legs_delta_is_not_checked() -> None:
+    _, screen = calm_screen()
+    assert screen.admits(1, d("0.19"), d("0.21"), None)
+    assert screen.admits(1, d("0.19"), d("0.21"), 0.9)
+
+
+def test_an_admitted_crossed_quote_holds() -> None:
+    """A crossed quote whose mid keeps the debit in the band is admitted: evaluate would
+    hold on it anyway (invalid quote), and that is all the screen promises."""
+    watch, screen = calm_screen()
+    at = market_time(NOW + timedelta(seconds=5))
+    crossed = Quote(d("1.05"), d("0.95"), at.now, -0.10, None)
+    assert screen.admits(0, crossed.bid, crossed.ask, crossed.delta)
+    decision = watch.update(0, crossed, at)
+    assert isinstance(decision, Hold)
+    assert decision.reason is HoldReason.INVALID_QUOTE
+
+
+@pytest.mark.parametrize(
+    ("debit", "short_delta", "at", "book"),
+    [
+        ("0.50", -0.10, None, None),  # on the first target
+        ("1.50", -0.10, None, None),  # on the loss stop
+        (CALM, None, None, None),  # short leg without a broker delta
+        (CALM, -0.30, None, None),  # short delta at the stop
+        (CALM, -0.10, market_time(ny(date(2025, 5, 30), 0)), None),  # time stop day
+        (CALM, -0.10, None, NATURAL),  # natural mark: no quiet band
+    ],
+)
+def test_no_screen_where_a_close_is_near_or_cannot_be_bounded(
+    debit: str, short_delta: float | None, at: MarketTime | None, book: BookPolicy | None
+) -> None:
+    watch, _ = watched(debit, short_delta=short_delta, at=at, book=book)
+    assert watch.screen(market_time(NOW) if at is None else at) is None
+
+
+def test_no_screen_with_a_leg_unquoted_or_unusable() -> None:
+    at = market_time(NOW)
+    short, long_ = vertical_quotes(CALM, NOW)
+    watch = PositionWatch(state_of(put_spread()))
+    watch.update(0, short, at)
+    assert watch.screen(at) is None
+    watch.update(1, long_._replace(bid=long_.ask + CENT), at)  # crossed
+    assert watch.screen(at) is None
+    watch.update(1, long_, at)
+    assert watch.screen(at) is not None
+
+
+def test_the_screen_of_a_condor() -> None:
+    """Condor credit 2.00 at mid debit 1.60: 2 x mid 3.20 inside (2 x 1.00, 2 x 3.00)."""
+    at = market_time(NOW)
+    quotes = [
+        quote("0.20", NOW, -0.05),
+        quote("1.00", NOW, -0.12),
+        quote("1.00", NOW, 0.12),
+        quote("0.20", NOW, 0.05),
+    ]
+    watch = PositionWatch(state_of(iron_condor()))
+    for i, q in enumerate(quotes):
+        watch.update(i, q, at)
+    screen = watch.screen(at)
+    assert screen is not None
+    assert (screen.low2, screen.mid2, screen.high2) == (d("2.00"), d("3.20"), d("6.00"))
+    assert screen.short == (False, True, True, False)
+    assert not screen.admits(2, d("0.99"), d("1.01"), 0.30)  # the call side's delta stop
+    # the long call 1.00 dearer: 2 x mid 2.20 (1.20 dearer would be 2.00, the target)
+    assert not screen.admits(3, d("0.79"), d("0.81"), None)
+    assert screen.admits(3, d("0.69"), d("0.71"), None)
+    assert screen.mid2 == d("2.20")
