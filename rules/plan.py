@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from fractions import Fraction
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 
 from rules.books import BookPolicy
 from rules.clock import dte, exchange_date
 from rules.model import Position, Right, Side
+
+_EXACT = Context(prec=200)  # products of a book's fractions and a count, unrounded
 
 
 def largest_remainder(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[int, ...]:
@@ -31,7 +32,7 @@ def largest_remainder(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[i
     n = len(fractions)
     if contracts < n:
         raise ValueError(f"{contracts} contracts cannot fill {n} tranches of at least one")
-    quotas = [Fraction(f) * contracts for f in fractions]
+    quotas = [_EXACT.multiply(f, contracts) for f in fractions]
     sizes = [math.floor(q) for q in quotas]
     by_remainder = sorted(range(n), key=lambda i: (-(quotas[i] - sizes[i]), i))
     for i in by_remainder[: contracts - sum(sizes)]:

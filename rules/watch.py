@@ -18,6 +18,7 @@ Pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 
@@ -37,24 +38,39 @@ _ZERO = Decimal(0)
 _OPEN = Phase.OPEN
 
 
+UNITS_PER_DOLLAR = 10_000  # a Screen's price unit: prices of up to 4 decimals are exact
+
+
+def units(price: Decimal | None) -> int | None:
+    """``price`` in a Screen's units (1/10,000), or None when that is not exact."""
+    if price is None or not price.is_finite():
+        return None
+    scaled = price.scaleb(4)
+    if scaled != scaled.to_integral_value():
+        return None
+    return int(scaled)
+
+
 class Screen:
     """Admits a position's leg quotes, one at a time, on which no close can come.
 
     Built by :meth:`PositionWatch.screen` while the position is inside its
     quiet band. It keeps each leg's latest bid + ask and their signed sum
-    ``mid2`` (twice the mid debit). A new quote of leg i is admitted when
-    ``mid2`` with it stays strictly between ``low2`` and ``high2`` and, for a
-    short leg, its broker delta strictly inside the delta stop; an admitted
-    quote is kept. The caller admits quotes only before ``deadline`` (the
-    instant the time stop's session day begins, UTC).
+    ``mid2`` (twice the mid debit), all in integer :func:`units`, which add
+    and compare several times faster than Decimals. A new quote of leg i is
+    admitted when ``mid2`` with it stays strictly between ``low2`` and
+    ``high2`` and, for a short leg, its broker delta strictly inside the delta
+    stop; an admitted quote is kept. The caller admits quotes only before
+    ``deadline`` (the instant the time stop's session day begins, UTC).
 
     Then :func:`rules.machine.evaluate` on the admitted quotes cannot close:
     a mid debit inside the band reaches no unfinished target and not the loss
     stop, the deltas not the delta stop, the date not the time stop; and if a
-    quote is unusable (crossed, -1, NaN) evaluate holds anyway. Only broker
-    deltas count: a local delta moves with time alone, so a short leg without
-    one gives no screen. A quote that is not admitted goes to evaluate, after
-    which the caller builds a new screen.
+    quote is unusable (crossed, -1, NaN) evaluate holds anyway. The band's
+    edges are rounded inward to whole units, so the screen is never looser
+    than the band. Only broker deltas count: a local delta moves with time
+    alone, so a short leg without one gives no screen. A quote that is not
+    admitted goes to evaluate, after which the caller builds a new screen.
     """
 
     __slots__ = ("deadline", "delta_stop", "high2", "low2", "mid2", "short", "sums")
@@ -63,29 +79,31 @@ class Screen:
         self,
         low2: Decimal,
         high2: Decimal,
-        sums: list[Decimal],
+        sums: list[int],
         short: tuple[bool, ...],
         delta_stop: float,
         deadline: datetime,
     ) -> None:
-        self.low2, self.high2 = low2, high2
-        self.sums = sums  # leg i's latest bid + ask
-        self.mid2 = sum((x if s else -x for x, s in zip(sums, short, strict=True)), _ZERO)
+        self.low2 = math.ceil(low2.scaleb(4))  # inward: mid2 > ceil(low) means mid2 > low
+        self.high2 = math.floor(high2.scaleb(4))
+        self.sums = sums  # leg i's latest bid + ask, in units
+        self.mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
         self.short = short
         self.delta_stop = delta_stop
         self.deadline = deadline
 
-    def admits(self, i: int, bid: Decimal | None, ask: Decimal | None, delta: float | None) -> bool:
-        """Leg i now quotes bid/ask/delta: True (and kept) if no close can come of it."""
+    def admits(self, i: int, bid: int | None, ask: int | None, delta: float | None) -> bool:
+        """Leg i now quotes bid/ask (in units; None: missing or not exact) and delta:
+        True, and kept, if no close can come of it."""
         try:
             change = bid + ask - self.sums[i]  # type: ignore[operator]
             short = self.short[i]
             mid2 = self.mid2 + change if short else self.mid2 - change
-            if not self.low2 < mid2 < self.high2:  # a NaN raises InvalidOperation
+            if not self.low2 < mid2 < self.high2:
                 return False
             if short and not -self.delta_stop < delta < self.delta_stop:  # type: ignore[operator]
-                return False
-        except (TypeError, InvalidOperation):  # no price or no delta
+                return False  # (at the stop, a NaN, or None: TypeError)
+        except TypeError:  # no price, or one not exact in units
             return False
         self.mid2 = mid2
         self.sums[i] += change
@@ -278,4 +296,7 @@ class PositionWatch:
             d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
             if d is None or not -stop < d < stop:
                 return None
-        return Screen(low2, high2, list(self._sums), self._short, stop, self._deadline)
+        sums = [units(x) for x in self._sums]
+        if None in sums:
+            return None  # a price with more decimals than units hold
+        return Screen(low2, high2, sums, self._short, stop, self._deadline)  # type: ignore[arg-type]

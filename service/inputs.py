@@ -6,12 +6,12 @@ the record and the field. Nothing is returned unless the whole file is good.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import tomli
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from rules.books import DEFAULT_BOOKS, BookPolicy
@@ -23,10 +23,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     """TOML with floats as Decimal (0.35 stays 0.35)."""
     try:
         with path.open("rb") as f:
-            return tomllib.load(f, parse_float=Decimal)
+            return tomli.load(f, parse_float=Decimal)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except tomli.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from exc
 
 

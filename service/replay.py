@@ -5,9 +5,11 @@ fills at once, in full, at the debit it was decided on. Exits go to ``out`` as
 JSON Lines and as SPEC.md's human line to ``log``; a summary follows.
 
 The loop is the hot path (a million rows in a few seconds), so per row it does
-only: split the CSV row, look the leg up by its raw text, parse two Decimals,
-and evaluate the positions holding that leg. Exchange time is worked out once
-per distinct timestamp and the New York day bounds are cached.
+only: split the CSV row, look the leg up by its raw text, look its numbers up
+in memos, read its timestamp, and ask the screens of the positions holding the
+leg (:class:`rules.watch.Screen`) whether a close could come of it. Only when
+one says it could are those positions evaluated; exchange time is then worked
+out and the New York day bounds are cached.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from rules.machine import (
     open_state,
 )
 from rules.model import Position, Quote, Right
-from rules.watch import PositionWatch, Screen
+from rules.watch import PositionWatch, Screen, units
 from service.errors import InputError
 
 HEADER = [
@@ -60,7 +62,7 @@ LegKey = tuple[str, date, Right, Decimal]
 # each holder's screen with the leg's index in it. A row all of them admit
 # cannot make any holder close.
 Gate = tuple[datetime, tuple[tuple[Screen, int], ...]]
-# A row as kept: bid, ask, ts (naive UTC), delta, underlying price
+# A row's figures as read: bid, ask, ts (naive UTC), delta, underlying price
 Row = tuple[Decimal | None, Decimal | None, datetime, float | None, float | None]
 
 
@@ -69,7 +71,7 @@ class Summary:
     rows: int = 0
     applied: int = 0
     idle: int = 0  # rows for legs whose positions had all closed: read, not parsed
-    screened: int = 0  # applied rows inside every holder's safe region: stored, not judged
+    screened: int = 0  # applied rows every holder's screen admitted: kept, not evaluated
     evaluations: int = 0
     bad_rows: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
@@ -100,14 +102,21 @@ def _naive_utc(text: str, offsets: dict[str, timedelta]) -> datetime:
     return ts.replace(tzinfo=None) - offset
 
 
+def _price(text: str) -> tuple[Decimal, int | None]:
+    """A price as replay keeps it: the Decimal, and its units for the screens."""
+    price = Decimal(text)
+    return price, units(price)
+
+
 def _memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
     """Parse ``text`` once: prices and deltas repeat, and parsing is the hot path's cost."""
     if text in cache:
         return cache[text]
     value = parse(text)
     if len(cache) >= MEMO_LIMIT:
+        empty = cache[""]  # what an empty field stands for
         cache.clear()
-        cache.update(dict.fromkeys(_EMPTY))
+        cache.update(dict.fromkeys(_EMPTY, empty))
     cache[text] = value
     return value
 
@@ -200,13 +209,13 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
 
 
 class Replay:
-    """Positions' exit states and the latest quote of every leg they hold.
+    """Positions' exit states and the latest line of every leg they hold.
 
-    Every applied row is kept as its leg's latest quote. When the row lies
-    inside its leg's gate (every holder's :class:`rules.watch.SafeRegion`),
-    no holder can close on it and nothing more is done: the holders catch up
-    on it at their next evaluation. Otherwise each holder catches up and is
-    evaluated, and its region and its legs' gates are worked out again.
+    Every applied row is kept as its leg's latest line. When every position
+    holding the leg admits it (its :class:`rules.watch.Screen`, before the
+    screen's deadline), no holder can close on it and nothing more is done:
+    the holders read it again when they are next evaluated. Otherwise each
+    holder catches up and is evaluated, and gets a new screen.
     ``screen=False`` evaluates every row (the tests compare the two).
     """
 
@@ -238,16 +247,20 @@ class Replay:
                     self.holders.append([])
                 self.holders[self._by_key[key]].append((watch, i))
                 ids.append(self._by_key[key])
-        self.latest: list[Row | None] = [None] * len(self.holders)  # leg id -> its last row
+        self.latest: list[str | None] = [None] * len(self.holders)  # leg id -> its last line
+        # text -> value, as read: prices as (Decimal, units), deltas and spots as floats
+        self._prices: dict[str, Any] = dict.fromkeys(_EMPTY, (None, None))
+        self._deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
+        self._spots: dict[str, Any] = dict.fromkeys(_EMPTY)
         self.gates: list[Gate | None] = [None] * len(self.holders)
-        # id(watch) -> the row each of its legs was last given
-        self._seen: dict[int, list[Row | None]] = {
+        # id(watch) -> the line each of its legs was last given
+        self._seen: dict[int, list[str | None]] = {
             key: [None] * len(ids) for key, ids in self._leg_ids.items()
         }
         self._clock = _SessionClock()
         self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
-        self._ts_seen, self._ts_utc = datetime.min, datetime.min.replace(tzinfo=UTC)  # noqa: DTZ901
-        self._deadline_seen, self._deadline_naive = self._ts_utc, self._ts_seen
+        self._deadline_seen = datetime.min.replace(tzinfo=UTC)
+        self._deadline_naive = datetime.min  # noqa: DTZ901
 
     def _release(self, watch: PositionWatch) -> None:
         """A closed position no longer listens to its legs (a row for them is still known)."""
@@ -255,13 +268,25 @@ class Replay:
             self.holders[leg] = [(w, i) for w, i in self.holders[leg] if w is not watch]
 
     def _catch_up(self, watch: PositionWatch) -> None:
-        """Give the watch the rows its legs got since it last looked (screened ones)."""
+        """Give the watch the lines its legs got since it last looked (screened ones)."""
         seen = self._seen[id(watch)]
         for j, leg in enumerate(self._leg_ids[id(watch)]):
-            row = self.latest[leg]
-            if row is not seen[j] and row is not None:
-                seen[j] = row
-                watch.store(j, self._quote(row))
+            text = self.latest[leg]
+            if text is not seen[j] and text is not None:
+                seen[j] = text
+                watch.store(j, self._quote_of(text))
+
+    def _quote_of(self, text: str) -> Quote:
+        """A kept line as the rules' Quote, read again (it was checked when first read)."""
+        ts_text, rest = text.split(",", 1)
+        _leg, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
+        return Quote(
+            _memo(self._prices, _price, bid_t)[0],
+            _memo(self._prices, _price, ask_t)[0],
+            datetime.fromisoformat(ts_text).astimezone(UTC),
+            _memo(self._deltas, float, delta_t),
+            _memo(self._spots, float, spot_t),
+        )
 
     def _regate(self, watch: PositionWatch, at: MarketTime) -> None:
         """Build the watch's screen again, then the gate of each of its legs."""
@@ -285,7 +310,7 @@ class Replay:
         return deadline, tuple(entries)
 
     def _naive(self, instant: datetime) -> datetime:
-        """A region's deadline as the loop's naive UTC (the last one is kept: they repeat)."""
+        """A screen's deadline as the loop's naive UTC (the last one is kept: they repeat)."""
         if instant is not self._deadline_seen:
             self._deadline_seen, self._deadline_naive = instant, instant.replace(tzinfo=None)
         return self._deadline_naive
@@ -308,9 +333,7 @@ class Replay:
         summary = Summary()
         started = perf_counter()
         legs: dict[str, int | None] = {}  # "SPY,2027-04-16,P,450" -> leg id
-        decimals: dict[str, Any] = dict.fromkeys(_EMPTY)  # bid and ask
-        deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
-        spots: dict[str, Any] = dict.fromkeys(_EMPTY)
+        prices, deltas, spots = self._prices, self._deltas, self._spots
         holders, latest, gates = self.holders, self.latest, self.gates
         bad, judge = summary.bad, self._judge
         offsets: dict[str, timedelta] = {}
@@ -346,11 +369,12 @@ class Replay:
                 idle += 1
                 continue
             try:  # prices and deltas repeat: parse each text once
-                bid, ask = decimals[bid_t], decimals[ask_t]
+                (bid, bid_units), (ask, ask_units) = prices[bid_t], prices[ask_t]
                 delta, spot = deltas[delta_t], spots[spot_t]
             except KeyError:
                 try:
-                    bid, ask = _memo(decimals, Decimal, bid_t), _memo(decimals, Decimal, ask_t)
+                    bid, bid_units = _memo(prices, _price, bid_t)
+                    ask, ask_units = _memo(prices, _price, ask_t)
                     delta, spot = _memo(deltas, float, delta_t), _memo(spots, float, spot_t)
                 except (ValueError, InvalidOperation):
                     bad(line, _unparseable(row_of(text), now))
@@ -369,16 +393,16 @@ class Replay:
                     bad(line, _unparseable(row_of(text), now))
                     continue
                 last_ts_text, now = ts_text, ts
-            latest[leg] = row = (bid, ask, now, delta, spot)
+            latest[leg] = text  # the line itself: read again only if a holder needs it
             gate = gates[leg]
             if gate is not None and now < gate[0]:
                 for screen, i in gate[1]:
-                    if not screen.admits(i, bid, ask, delta):
+                    if not screen.admits(i, bid_units, ask_units, delta):
                         break  # (a holder that admitted it is screened anew by judge)
                 else:  # no holder can close on this row
                     screened += 1
                     continue
-            judge(leg, row, ts_text, summary, out, log)
+            judge(leg, text, (bid, ask, now, delta, spot), ts_text, summary, out, log)
         summary.rows = line - 1
         summary.idle = idle
         summary.screened = screened
@@ -387,11 +411,9 @@ class Replay:
         return summary
 
     def _quote(self, row: Row) -> Quote:
-        """A kept row as the rules' Quote, its time in UTC (one conversion per timestamp)."""
+        """A row's figures as the rules' Quote, its time in UTC."""
         bid, ask, ts, delta, spot = row
-        if ts is not self._ts_seen:
-            self._ts_seen, self._ts_utc = ts, ts.replace(tzinfo=UTC)
-        return Quote(bid, ask, self._ts_utc, delta, spot)
+        return Quote(bid, ask, ts.replace(tzinfo=UTC), delta, spot)
 
     def _market_time(self, now: datetime) -> MarketTime:
         if now is not self._at.now:
@@ -401,15 +423,23 @@ class Replay:
         return self._at
 
     def _judge(
-        self, leg: int, row: Row, ts_text: str, summary: Summary, out: TextIO, log: TextIO
+        self,
+        leg: int,
+        text: str,
+        row: Row,
+        ts_text: str,
+        summary: Summary,
+        out: TextIO,
+        log: TextIO,
     ) -> None:
-        """Evaluate every position holding the leg on its new row; fill what closes."""
+        """Evaluate every position holding the leg on its new line (``row``: its figures,
+        read); fill what closes."""
         quote = self._quote(row)
         at = self._market_time(quote.ts)
         listeners = self.holders[leg]
         summary.evaluations += len(listeners)
         for watch, i in listeners:
-            self._seen[id(watch)][i] = row  # given below, by update
+            self._seen[id(watch)][i] = text  # given below, by update
             self._catch_up(watch)
             decision = watch.update(i, quote, at, self.rates)
             if decision.__class__ is Close:

@@ -7,11 +7,11 @@ variable ``SPREADWATCH_<NAME>`` (nested with ``__``), the TOML file given with
 
 from __future__ import annotations
 
-import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import tomli
 from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -60,10 +60,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         where = str(config)
         try:
             with config.open("rb") as f:
-                data = tomllib.load(f)
+                data = tomli.load(f)
         except OSError as exc:
             raise InputError(f"{config}: cannot read: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except tomli.TOMLDecodeError as exc:
             raise InputError(f"{config}: not valid TOML: {exc}") from exc
     token = _config_data.set(data)
     try:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Protocol, TypeVar
 
 import pytest
@@ -54,7 +54,7 @@ from rules.machine import (
     evaluate,
 )
 from rules.model import Position, Quote, Side, quote_problem
-from rules.watch import PositionWatch, Screen
+from rules.watch import PositionWatch, Screen, units
 from tests.unit.conftest import (
     NY,
     call_spread,
@@ -882,6 +882,14 @@ def test_a_price_with_more_decimals_leaves_no_trace_in_a_closes_debit() -> None:
 
 # The screen: what a feed may skip ------------------------------------------------
 
+
+def admit(
+    screen: Screen, i: int, bid: Decimal | None, ask: Decimal | None, delta: float | None
+) -> bool:
+    """Screen.admits on Decimal prices, converted to its units as replay's memo does."""
+    return screen.admits(i, units(bid), units(ask), delta)
+
+
 EDGE_STEPS = (-TICK, Decimal(0), TICK, -CENT, CENT, Decimal("-0.00001"), Decimal("0.00001"))
 
 
@@ -909,11 +917,13 @@ class ScreenedStream(Stream):
         sign = 1 if screen.short[i] else -1
         if how == "edge":  # leg i's bid + ask that puts 2 x mid exactly on an edge
             edge = p.pick((screen.low2, screen.high2))
-            total = screen.sums[i] + sign * (edge - screen.mid2) + p.pick(EDGE_STEPS)
+            total = Decimal(screen.sums[i] + sign * (edge - screen.mid2)).scaleb(-4)
+            total += p.pick(EDGE_STEPS)
         else:  # anywhere inside, in tenths of the band
-            goal = screen.low2 + (screen.high2 - screen.low2) * p.number(1, 9) / 10
-            total = screen.sums[i] + sign * (goal - screen.mid2)
-        return Quote(total / 2 - half, total / 2 + half, self.now, delta, None)
+            goal = screen.low2 + (screen.high2 - screen.low2) * p.number(1, 9) // 10
+            total = Decimal(screen.sums[i] + sign * (goal - screen.mid2)).scaleb(-4)
+        bid = (total / 2 - half).quantize(TICK, ROUND_FLOOR)  # bid + ask == total, exactly
+        return Quote(bid, total - bid, self.now, delta, None)
 
     def update(self, n: int) -> Decision:
         screen = self.screen
@@ -922,7 +932,7 @@ class ScreenedStream(Stream):
         self.admitted = (
             screen is not None
             and at.now < screen.deadline
-            and screen.admits(i, q.bid, q.ask, q.delta)
+            and admit(screen, i, q.bid, q.ask, q.delta)
         )
         if self.admitted:
             assert not isinstance(got, Close), self.why("admitted by the screen", i, q, at)
@@ -956,10 +966,10 @@ def test_seeded_screened_streams_admit_often_and_close_between() -> None:
     """Guard on that property: screens arise and admit quotes, and the same streams still
     close for every reason (on the updates the screen did not admit)."""
     seen: Counter[str] = Counter()
-    for seed in range(400):
+    for seed in range(600):
         seen += ScreenedStream(SeededPicker(seed)).run(60)
-    assert seen["admitted"] > 200, seen
-    assert seen["screen"] > 200, seen
+    assert seen["admitted"] > 300, seen
+    assert seen["screen"] > 300, seen
     for reason in ExitReason:
         assert seen[f"close {reason.value}"] > 0, (reason, seen)
 
@@ -977,8 +987,8 @@ def test_the_screen_of_a_calm_vertical() -> None:
     """2 x mid = 2.00 - 0.40 = 1.60, inside (2 x 0.50, 2 x 1.50) = (1.00, 3.00); the
     deadline is 00:00 New York on the time stop date, in UTC."""
     _, screen = calm_screen()
-    assert (screen.low2, screen.mid2, screen.high2) == (d("1.00"), d("1.60"), d("3.00"))
-    assert screen.sums == [d("2.00"), d("0.40")]
+    assert (screen.low2, screen.mid2, screen.high2) == (10_000, 16_000, 30_000)  # units
+    assert screen.sums == [20_000, 4_000]
     assert screen.short == (True, False)
     assert screen.delta_stop == float(PRIMARY.delta_stop)
     assert screen.deadline == ny(date(2025, 5, 30), 0)
@@ -991,20 +1001,20 @@ def test_a_quote_on_the_target_is_not_admitted_a_hair_above_is() -> None:
     watch, screen = calm_screen()
     at = market_time(NOW + timedelta(seconds=5))
     on_target = Quote(d("0.69"), d("0.71"), at.now, -0.10, None)
-    assert not screen.admits(0, on_target.bid, on_target.ask, on_target.delta)
-    assert screen.mid2 == d("1.60")  # refused: nothing kept
+    assert not admit(screen, 0, on_target.bid, on_target.ask, on_target.delta)
+    assert screen.mid2 == 16_000  # refused: nothing kept
     assert close_reason(watch.update(0, on_target, at)) is ExitReason.PROFIT_TARGET
     _, screen = calm_screen()
-    assert screen.admits(0, d("0.6901"), d("0.7101"), -0.10)
-    assert (screen.mid2, screen.sums[0]) == (d("1.0002"), d("1.4002"))
+    assert admit(screen, 0, d("0.6901"), d("0.7101"), -0.10)
+    assert (screen.mid2, screen.sums[0]) == (10_002, 14_002)
 
 
 def test_a_quote_on_the_loss_stop_is_not_admitted() -> None:
     """Long leg bid + ask -1.00 would put 2 x mid on 3.00: a long leg moving down toward
     the loss edge; 0.40 - 1.40 = -1.00 is no real quote, so use the short leg: 3.40."""
     _, screen = calm_screen()
-    assert not screen.admits(0, d("1.69"), d("1.71"), -0.10)
-    assert screen.admits(0, d("1.6899"), d("1.71"), -0.10)
+    assert not admit(screen, 0, d("1.69"), d("1.71"), -0.10)
+    assert admit(screen, 0, d("1.6899"), d("1.71"), -0.10)
 
 
 def test_both_legs_moving_together_keep_the_debit_and_are_admitted() -> None:
@@ -1014,9 +1024,9 @@ def test_both_legs_moving_together_keep_the_debit_and_are_admitted() -> None:
     at = market_time(NOW + timedelta(seconds=5))
     short = Quote(d("1.49"), d("1.51"), at.now, -0.20, None)
     long_ = Quote(d("0.69"), d("0.71"), at.now, -0.12, None)
-    assert screen.admits(0, short.bid, short.ask, short.delta)
-    assert screen.admits(1, long_.bid, long_.ask, long_.delta)
-    assert screen.mid2 == d("1.60")
+    assert admit(screen, 0, short.bid, short.ask, short.delta)
+    assert admit(screen, 1, long_.bid, long_.ask, long_.delta)
+    assert screen.mid2 == 16_000
     watch.update(0, short, at)
     assert watch.update(1, long_, at) == HOLD_NO_TRIGGER
 
@@ -1034,14 +1044,14 @@ def test_both_legs_moving_together_keep_the_debit_and_are_admitted() -> None:
 )
 def test_the_screen_refuses(bid: str | None, ask: str, delta: float | None, why: str) -> None:
     _, screen = calm_screen()
-    assert not screen.admits(0, None if bid is None else d(bid), d(ask), delta), why
-    assert (screen.mid2, screen.sums) == (d("1.60"), [d("2.00"), d("0.40")])
+    assert not admit(screen, 0, None if bid is None else d(bid), d(ask), delta), why
+    assert (screen.mid2, screen.sums) == (16_000, [20_000, 4_000])
 
 
 def test_a_long_legs_delta_is_not_checked() -> None:
     _, screen = calm_screen()
-    assert screen.admits(1, d("0.19"), d("0.21"), None)
-    assert screen.admits(1, d("0.19"), d("0.21"), 0.9)
+    assert admit(screen, 1, d("0.19"), d("0.21"), None)
+    assert admit(screen, 1, d("0.19"), d("0.21"), 0.9)
 
 
 def test_an_admitted_crossed_quote_holds() -> None:
@@ -1050,7 +1060,7 @@ def test_an_admitted_crossed_quote_holds() -> None:
     watch, screen = calm_screen()
     at = market_time(NOW + timedelta(seconds=5))
     crossed = Quote(d("1.05"), d("0.95"), at.now, -0.10, None)
-    assert screen.admits(0, crossed.bid, crossed.ask, crossed.delta)
+    assert admit(screen, 0, crossed.bid, crossed.ask, crossed.delta)
     decision = watch.update(0, crossed, at)
     assert isinstance(decision, Hold)
     assert decision.reason is HoldReason.INVALID_QUOTE
@@ -1100,10 +1110,58 @@ def test_the_screen_of_a_condor() -> None:
         watch.update(i, q, at)
     screen = watch.screen(at)
     assert screen is not None
-    assert (screen.low2, screen.mid2, screen.high2) == (d("2.00"), d("3.20"), d("6.00"))
+    assert (screen.low2, screen.mid2, screen.high2) == (20_000, 32_000, 60_000)
     assert screen.short == (False, True, True, False)
-    assert not screen.admits(2, d("0.99"), d("1.01"), 0.30)  # the call side's delta stop
+    assert not admit(screen, 2, d("0.99"), d("1.01"), 0.30)  # the call side's delta stop
     # the long call 1.00 dearer: 2 x mid 2.20 (1.20 dearer would be 2.00, the target)
-    assert not screen.admits(3, d("0.79"), d("0.81"), None)
-    assert screen.admits(3, d("0.69"), d("0.71"), None)
-    assert screen.mid2 == d("2.20")
+    assert not admit(screen, 3, d("0.79"), d("0.81"), None)
+    assert admit(screen, 3, d("0.69"), d("0.71"), None)
+    assert screen.mid2 == 22_000
+
+
+@pytest.mark.parametrize(
+    ("price", "want"),
+    [("1.2345", 12_345), ("0", 0), ("-1", -10_000), ("2.50", 25_000), ("1E+2", 1_000_000)],
+)
+def test_units_are_exact_ten_thousandths(price: str, want: int) -> None:
+    assert units(d(price)) == want
+
+
+@pytest.mark.parametrize("price", ["1.23456", "NaN", "Infinity", None])
+def test_a_price_units_cannot_hold_has_none(price: str | None) -> None:
+    assert units(None if price is None else d(price)) is None
+
+
+def test_a_quote_with_more_decimals_is_not_admitted_but_evaluated() -> None:
+    """0.98995 is no whole number of units: the screen says no, evaluate decides."""
+    watch, screen = calm_screen()
+    assert not admit(screen, 0, d("0.98995"), d("1.01"), -0.10)
+    at = market_time(NOW + timedelta(seconds=5))
+    assert watch.update(0, Quote(d("0.98995"), d("1.01"), at.now, -0.10, None), at) == (
+        HOLD_NO_TRIGGER
+    )
+
+
+def test_no_screen_while_a_legs_price_has_more_decimals() -> None:
+    watch, _ = calm_screen()
+    at = market_time(NOW + timedelta(seconds=5))
+    watch.update(1, Quote(d("0.19005"), d("0.21"), at.now, -0.05, None), at)
+    assert watch.screen(at) is None
+
+
+def test_a_band_edge_between_units_is_rounded_inward() -> None:
+    """Credit 1.00003: the first target's debit is 0.500015, 2 x 1.00003 = 10,000.3 units,
+    so the screen's low edge is 10,001: a mid debit of 0.50005 (2 x mid 10,001 units) is
+    above the target, evaluate holds, but the screen does not admit it; 0.5001 it does."""
+    position = put_spread(credit="1.00003")
+    watch, _ = watched(position=position)
+    screen = watch.screen(market_time(NOW))
+    assert screen is not None
+    assert screen.low2 == 10_001
+    at = market_time(NOW + timedelta(seconds=5))
+    # 2 x mid: short bid + ask - 0.40 (the long leg); 1.4001 - 0.40 = 1.0001
+    assert not admit(screen, 0, d("0.69"), d("0.7101"), -0.10)
+    assert watch.update(0, Quote(d("0.69"), d("0.7101"), at.now, -0.10, None), at) == (
+        HOLD_NO_TRIGGER
+    )
+    assert admit(screen, 0, d("0.69"), d("0.7102"), -0.10)
