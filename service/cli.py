@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from service.errors import InputError
 
@@ -34,6 +35,103 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from service.settings import load_settings  # noqa: PLC0415
+
+    return load_settings(args.config, books_file=getattr(args, "books", None))
+
+
+def _db(args: argparse.Namespace) -> int:
+    from service import admin  # noqa: PLC0415
+
+    run = admin.db_upgrade if args.action == "upgrade" else admin.db_current
+    run(_settings(args), sys.stdout)
+    return 0
+
+
+def _positions(args: argparse.Namespace) -> int:
+    from service import admin  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.action == "import":
+        admin.positions_import(settings, args.file, sys.stdout)
+    elif args.action == "add":
+        admin.positions_add(settings, _record(args), sys.stdout)
+    elif args.action == "list":
+        admin.positions_list(settings, args.all, sys.stdout)
+    elif args.action == "show":
+        admin.positions_show(settings, args.id, sys.stdout)
+    else:
+        admin.positions_close(settings, args.id, args.reason, sys.stdout)
+    return 0
+
+
+def _record(args: argparse.Namespace) -> dict[str, Any]:
+    """``positions add`` flags as a positions-file record (validated the same way)."""
+    legs = []
+    for n, text in enumerate(args.leg, start=1):
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise InputError(f"--leg {n}: {text!r}: expected RIGHT:STRIKE:EXPIRY:SIDE")
+        right, strike, expiry, side = parts
+        legs.append({"right": right, "strike": strike, "expiry": expiry, "side": side})
+    record: dict[str, Any] = {
+        "id": args.id,
+        "book": args.book,
+        "underlying": args.underlying,
+        "strategy": args.strategy,
+        "contracts": args.contracts,
+        "entry_credit": args.credit,
+        "opened_at": args.opened_at,
+        "legs": legs,
+    }
+    if args.multiplier is not None:
+        record["multiplier"] = args.multiplier
+    return record
+
+
+def _add_db_commands(sub: Any) -> None:
+    db = sub.add_parser("db", help="the database's schema (Alembic)")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="migrate the schema to this version's head")
+    db_sub.add_parser("current", help="the schema's revision, and whether it is at head")
+    db.set_defaults(run=_db)
+
+    pos = sub.add_parser("positions", help="the positions spreadwatch watches")
+    pos_sub = pos.add_subparsers(dest="action", required=True)
+    imp = pos_sub.add_parser("import", help="add every position of a positions file, or none")
+    imp.add_argument("file", type=Path, help="POSITIONS.toml (the replay format)")
+    imp.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
+    add = pos_sub.add_parser("add", help="add one spread")
+    add.add_argument("--id", required=True)
+    add.add_argument("--book", default="PRIMARY")
+    add.add_argument("--underlying", required=True)
+    add.add_argument("--strategy", required=True, help="put_credit, call_credit or iron_condor")
+    add.add_argument("--contracts", required=True, help="spreads opened")
+    add.add_argument("--credit", required=True, help="entry credit per spread, e.g. 1.05")
+    add.add_argument("--opened-at", required=True, help="ISO-8601 with offset")
+    add.add_argument("--multiplier", help="default 100")
+    add.add_argument(
+        "--leg",
+        action="append",
+        required=True,
+        help="RIGHT:STRIKE:EXPIRY:SIDE, e.g. P:450:2027-04-16:short (once per leg)",
+    )
+    add.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
+    lst = pos_sub.add_parser("list", help="open positions as a table")
+    lst.add_argument("--all", action="store_true", help="closed ones too")
+    show = pos_sub.add_parser("show", help="one position: legs, orders, fills, audit trail")
+    show.add_argument("id")
+    close = pos_sub.add_parser("close", help="mark a position for a manual close by the service")
+    close.add_argument("id")
+    close.add_argument("--reason", default="manual", help="recorded in the audit trail")
+    pos.set_defaults(run=_positions)
+    for leaf in (*db_sub.choices.values(), *pos_sub.choices.values()):
+        leaf.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)"
+        )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spreadwatch",
@@ -54,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--dividend", type=float, help="dividend yield for local Greeks (default 0)")
     rp.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
     rp.set_defaults(run=_replay)
+    _add_db_commands(sub)
     return top
 
 

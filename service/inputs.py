@@ -107,21 +107,27 @@ def load_positions(path: Path, books: dict[str, BookPolicy]) -> list[Position]:
     for n, raw in enumerate(records, start=1):
         rid = raw.get("id") if isinstance(raw, dict) else None
         where = f"{path}: position '{rid}' (record {n})" if rid else f"{path}: record {n}"
-        try:
-            record = _PositionRecord.model_validate(raw)
-        except ValidationError as exc:
-            field, msg = first_error(exc)
-            raise InputError(f"{where}: {field}: {msg}") from exc
-        if record.id in seen:
-            raise InputError(f"{where}: id: duplicate id '{record.id}'")
-        seen.add(record.id)
-        if record.book not in books:
-            known = ", ".join(sorted(books))
-            raise InputError(f"{where}: book: unknown book '{record.book}' (known: {known})")
-        position = _position(record)
-        try:
-            check_position(position)
-        except InvalidPosition as exc:
-            raise InputError(f"{where}: {exc.field}: {exc.message}") from exc
+        position = position_of(raw, books, where)
+        if position.id in seen:
+            raise InputError(f"{where}: id: duplicate id '{position.id}'")
+        seen.add(position.id)
         positions.append(position)
     return positions
+
+
+def position_of(raw: Any, books: dict[str, BookPolicy], where: str) -> Position:
+    """One position record (a TOML table's shape), validated; errors start with ``where``."""
+    try:
+        record = _PositionRecord.model_validate(raw)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise InputError(f"{where}: {field}: {msg}") from exc
+    if record.book not in books:
+        known = ", ".join(sorted(books))
+        raise InputError(f"{where}: book: unknown book '{record.book}' (known: {known})")
+    position = _position(record)
+    try:
+        check_position(position)
+    except InvalidPosition as exc:
+        raise InputError(f"{where}: {exc.field}: {exc.message}") from exc
+    return position

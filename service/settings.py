@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli
-from pydantic import Field, ValidationError
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -34,6 +35,18 @@ class Settings(BaseSettings):
     dividend: float = Field(default=0.0, ge=0, le=0.5, description="dividend yield, annual")
     books_file: Path | None = Field(
         default=None, description="TOML file of books; the built-in PRIMARY and INCOME_POP if unset"
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "DATABASE_URL", "SPREADWATCH_DATABASE_URL"),
+        description="PostgreSQL URL (DATABASE_URL, as is); unset: an embedded server in data_dir",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("spreadwatch")),
+        description="where spreadwatch keeps its own files (the embedded database)",
+    )
+    account: str = Field(
+        default="paper", min_length=1, max_length=32, description="account of imported positions"
     )
 
     @classmethod

@@ -1,15 +1,11 @@
-"""Builders for replay's input files and a runner for the CLI."""
+"""Builders for replay's input files."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from service.cli import main
 
 HEADER = "ts,underlying,expiry,right,strike,bid,ask,delta,underlying_price"
 
@@ -44,31 +40,6 @@ def put_spread(
 
 def tick(ts: str, strike: int, bid: str, ask: str, delta: str = "", spot: str = "460") -> str:
     return f"{ts},SPY,2027-04-16,P,{strike},{bid},{ask},{delta},{spot}"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def exits(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    def run(*argv: str | Path) -> Run:
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

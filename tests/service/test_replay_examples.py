@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.service.conftest import Run
+from tests.conftest import ROOT, Run
 
 LINE = re.compile(
     r"^CLOSING: \w+ (put_credit|call_credit|iron_condor) - (.+) - P&L: -?\$[\d,]+\.\d\d "

@@ -15,8 +15,8 @@ import pytest
 from rules.books import DEFAULT_BOOKS
 from service.inputs import load_books
 from service.settings import load_settings
-from tests.conftest import ROOT
-from tests.service.conftest import Run, put_spread, tick
+from tests.conftest import ROOT, Run
+from tests.service.conftest import put_spread, tick
 
 TS = "2027-03-08T10:00:00-05:00"
 OK_TICKS = [tick(TS, 450, "1.00", "1.10", "-0.20"), tick(TS, 445, "0.50", "0.60", "-0.15")]

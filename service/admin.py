@@ -1,0 +1,199 @@
+"""The database and position commands: ``spreadwatch db ...`` and ``positions ...``.
+
+Each command validates its input first (nothing is written on bad input),
+finds the database (DATABASE_URL, or the embedded server), refuses a schema
+that is not at head (except ``db upgrade`` and ``db current``), and does its
+work in one transaction of the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from rules.clock import dte, exchange_date
+from service.inputs import load_books, load_positions, position_of
+from service.ports import PositionDetail, StoredPosition, StoreError
+from service.settings import Settings
+from service.store import database
+from service.store.repository import SqlStore
+
+T = TypeVar("T")
+
+
+def _url(settings: Settings) -> str | None:
+    return None if settings.database_url is None else settings.database_url.get_secret_value()
+
+
+def with_database(settings: Settings, work: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work(url)`` with the database of ``settings`` (embedded: started, then stopped)."""
+    with database.database(_url(settings), settings.data_dir) as db:
+        return asyncio.run(work(db.url))
+
+
+def with_store(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run ``work(store)`` on a database whose schema is at head."""
+
+    async def go(url: str) -> T:
+        await database.require_head(url)
+        engine = database.engine(url)
+        try:
+            return await work(SqlStore(engine))
+        finally:
+            await engine.dispose()
+
+    return with_database(settings, go)
+
+
+# db -----------------------------------------------------------------------------------
+
+
+def db_upgrade(settings: Settings, out: TextIO) -> None:
+    async def go(url: str) -> None:
+        before = await database.current(url)
+        await database.upgrade(url)
+        after = await database.current(url)
+        out.write(f"database {database.redacted(url)}: {before or 'empty'} -> {after}\n")
+
+    with_database(settings, go)
+
+
+def db_current(settings: Settings, out: TextIO) -> None:
+    async def go(url: str) -> None:
+        have, want = await database.current(url), database.head()
+        state = "at head" if have == want else f"head is {want}: run `spreadwatch db upgrade`"
+        out.write(f"database {database.redacted(url)}: revision {have or 'none'} ({state})\n")
+
+    with_database(settings, go)
+
+
+# positions ----------------------------------------------------------------------------
+
+
+def positions_import(settings: Settings, path: Path, out: TextIO) -> None:
+    books = load_books(settings.books_file)
+    positions = load_positions(path, books)  # all validated before anything is written
+    try:
+        with_store(settings, lambda store: store.import_positions(positions, settings.account))
+    except StoreError as exc:
+        raise StoreError(f"{path}: {exc}") from exc
+    out.write(f"imported {len(positions)} positions from {path}\n")
+
+
+def positions_add(settings: Settings, record: dict[str, Any], out: TextIO) -> None:
+    books = load_books(settings.books_file)
+    position = position_of(record, books, f"position '{record.get('id')}'")
+    with_store(settings, lambda store: store.import_positions([position], settings.account))
+    out.write(f"added {position.id}\n")
+
+
+def positions_close(settings: Settings, position_id: str, reason: str, out: TextIO) -> None:
+    with_store(settings, lambda store: store.request_manual_close(position_id, reason))
+    out.write(f"{position_id}: marked for a {reason} close of all that remains\n")
+
+
+LIST_COLUMNS = (
+    "id",
+    "book",
+    "underlying",
+    "strategy",
+    "contracts",
+    "stage",
+    "status",
+    "credit",
+    "DTE",
+)
+
+
+def list_rows(positions: Sequence[StoredPosition], today: datetime) -> list[list[str]]:
+    session = exchange_date(today)
+    return [
+        [
+            s.position.id,
+            s.position.book,
+            s.position.underlying,
+            s.position.strategy.value,
+            f"{s.remaining}/{s.position.contracts}",
+            str(s.stage),
+            s.status + (" (manual close)" if s.manual_close and s.status != "closed" else ""),
+            f"{s.position.entry_credit:.2f}",
+            str(dte(s.position.expiry, session)),
+        ]
+        for s in positions
+    ]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return (
+        "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines
+        )
+        + "\n"
+    )
+
+
+def positions_list(settings: Settings, show_all: bool, out: TextIO) -> None:
+    positions = with_store(
+        settings, lambda store: store.all_positions() if show_all else store.open_positions()
+    )
+    if not positions:
+        out.write("no positions\n" if show_all else "no open positions\n")
+        return
+    out.write(table(LIST_COLUMNS, list_rows(positions, datetime.now(UTC))))
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value.normalize():f}"
+
+
+def render_detail(detail: PositionDetail) -> str:
+    s = detail.stored
+    p = s.position
+    lines = [
+        f"{p.id}: {p.strategy.value} on {p.underlying}, book {p.book}, account {s.account}",
+        f"  contracts {s.remaining}/{p.contracts} remaining, stage {s.stage}, status {s.status}"
+        + (f", manual close asked ({s.manual_close})" if s.manual_close else ""),
+        f"  entry credit {_money(p.entry_credit)} x {p.multiplier}, opened "
+        f"{p.opened_at.isoformat()}, initial DTE {s.initial_dte}",
+        "legs:",
+    ]
+    lines += [
+        f"  {leg.side.value:5}  {leg.right.value}  {_money(leg.strike)}  {leg.expiry}"
+        for leg in p.legs
+    ]
+    lines.append("orders:" if detail.orders else "orders: none")
+    lines += [
+        f"  {o['order_ref']}  {o['reason']}  {o['label']}  {o['filled']}/{o['quantity']}"
+        f"  limit {_money(o['limit_price'])}  avg {_money(o['avg_price'])}  {o['status']}"
+        for o in detail.orders
+    ]
+    lines.append("fills:" if detail.fills else "fills: none")
+    lines += [
+        f"  {f['exec_id']}  {f['order_ref']}  {f['quantity']} @ {_money(f['price'])}"
+        f"  commission {_money(f['commission'])}  {f['time'].isoformat()}"
+        for f in detail.fills
+    ]
+    lines.append("audit trail:")
+    for e in detail.events:
+        parts = [e["at"].isoformat(timespec="seconds"), e["kind"]]
+        parts += [str(e[k]) for k in ("reason", "order_ref") if e[k]]
+        if e["mark"] is not None:
+            parts.append(f"mark {_money(e['mark'])}")
+        if e["pnl"] is not None:
+            parts.append(f"P&L {_money(e['pnl'])}")
+        if e["contracts_remaining"] is not None:
+            parts.append(f"{e['contracts_remaining']} remaining")
+        if e["detail"]:
+            parts.append(str(e["detail"]))
+        lines.append("  " + "  ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def positions_show(settings: Settings, position_id: str, out: TextIO) -> None:
+    out.write(render_detail(with_store(settings, lambda store: store.detail(position_id))))

@@ -1,0 +1,100 @@
+"""What the service needs from the world, as Protocols it owns, and the values they carry.
+
+Adapters implement these: the store (``service.store.repository.SqlStore``)
+now; market data, orders and the clock come with the live monitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from rules.model import Position
+from service.errors import InputError
+
+
+class StoreError(InputError):
+    """A change the store refuses (a duplicate id, an over-fill...): nothing was written."""
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    """A position as the system of record knows it now."""
+
+    position: Position
+    account: str
+    remaining: int
+    profit_closed: int  # contracts closed by profit targets
+    stage: int  # profit tranches completed
+    status: str  # open | closing | closed
+    manual_close: str | None
+    initial_dte: int
+    closed_at: datetime | None
+    version: int
+
+
+@dataclass(frozen=True)
+class CloseIntent:
+    """A close order as written before it is sent."""
+
+    order_ref: str  # "{position_id}:{stage}:{attempt}", unique
+    position_id: str
+    stage: int | None  # the profit tranche, None for a stop
+    attempt: int
+    reason: str
+    label: str
+    target: Decimal | None
+    quantity: int
+    limit_price: Decimal | None
+    quotes: dict[str, Any] | None = None  # what the decision was made on
+
+
+@dataclass(frozen=True)
+class Fill:
+    exec_id: str  # the broker's execution id: a fill is applied once per id
+    order_ref: str
+    quantity: int  # spreads
+    price: Decimal  # debit per spread
+    time: datetime
+    commission: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class FillApplied:
+    applied: bool  # False: this execution id had been applied before; nothing changed
+    remaining: int
+    order_filled: int
+    order_status: str
+
+
+@dataclass(frozen=True)
+class PositionDetail:
+    stored: StoredPosition
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """The system of record: positions, close orders, fills and the audit trail."""
+
+    async def import_positions(self, positions: Sequence[Position], account: str) -> None: ...
+
+    async def open_positions(self) -> list[StoredPosition]: ...
+
+    async def all_positions(self) -> list[StoredPosition]: ...
+
+    async def detail(self, position_id: str) -> PositionDetail: ...
+
+    async def request_manual_close(self, position_id: str, reason: str) -> None: ...
+
+    async def record_intent(self, intent: CloseIntent) -> None: ...
+
+    async def apply_fill(self, fill: Fill) -> FillApplied: ...
+
+    async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
+
+    async def live_orders(self) -> list[dict[str, Any]]: ...

@@ -1,0 +1,140 @@
+"""Where the database is, and its schema's revision.
+
+``DATABASE_URL`` (any ``postgresql://`` URL; the driver is set to asyncpg
+here) names a server. Without it spreadwatch starts an embedded PostgreSQL
+(the ``pgserver`` package) in its data directory, so that it runs with no
+server installed. Alembic works the schema: ``upgrade`` to head, ``current``
+revision, and ``require_head``, which the service calls before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from service.errors import InputError
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class SchemaNotAtHead(InputError):
+    """The database's schema is not the one this version of spreadwatch needs."""
+
+
+def async_url(url: str) -> str:
+    """``url`` with the asyncpg driver (postgres://, postgresql:// or +psycopg given)."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.get_backend_name() != "postgresql":
+        raise InputError(f"DATABASE_URL: not a PostgreSQL URL: {parsed.render_as_string()}")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for a log line: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
+    """A PostgreSQL server of spreadwatch's own, in ``directory`` (kept between runs).
+
+    It is started on entry if it is not running, and stopped on exit when no
+    other spreadwatch process still uses it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._server: Any = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" in containers
+            warnings.simplefilter("ignore")
+            import pgserver  # noqa: PLC0415  (a second to import; only when it is used)
+
+            self._server = pgserver.get_server(self.directory, cleanup_mode="stop")  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def url(self) -> str:
+        return async_url(self._server.get_uri())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._server.cleanup()
+            self._server = None
+
+
+def database(url: str | None, data_dir: Path) -> AbstractContextManager[Any]:
+    """A context giving the URL to use: ``url`` as given, or an embedded server's."""
+    if url is not None:
+        return nullcontext(_Given(async_url(url)))
+    return EmbeddedPostgres(data_dir / "postgres")
+
+
+class _Given:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def engine(url: str) -> AsyncEngine:
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head() -> str:
+    heads = ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations have {len(heads)} heads: {heads}")
+    return str(heads[0])
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the schema to ``revision`` (env.py runs its own loop: a thread)."""
+    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current(url: str) -> str | None:
+    """The database's revision, None before the first upgrade."""
+    eng = engine(url)
+    try:
+        async with eng.connect() as conn:
+            return await conn.run_sync(_current)
+    finally:
+        await eng.dispose()
+
+
+async def require_head(url: str) -> None:
+    """Refuse a schema that is not at head, saying which command fixes it."""
+    have, want = await current(url), head()
+    if have != want:
+        state = "no schema" if have is None else f"schema revision {have}"
+        raise SchemaNotAtHead(
+            f"database {redacted(url)}: {state}, this version needs {want}: "
+            "run `spreadwatch db upgrade`"
+        )

@@ -1,0 +1,377 @@
+"""The store: PostgreSQL rows to and from the rules' types, one transaction per change.
+
+:class:`SqlStore` is the service's :class:`service.ports.Store`. Every method
+is one transaction. Money is Decimal end to end (``Numeric`` columns).
+Changes to a position take its row lock (``SELECT ... FOR UPDATE``) first, so
+two writers applying fills to the same position queue up and both land
+exactly; a fill is recorded by its execution id, and applying the same one
+again changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from rules.clock import dte, exchange_date
+from rules.model import Leg, Position, Right, Side, Strategy
+from service.ports import (
+    CloseIntent,
+    Fill,
+    FillApplied,
+    PositionDetail,
+    StoredPosition,
+    StoreError,
+)
+from service.store.schema import (
+    FINAL_ORDER_STATUSES,
+    CloseOrderRow,
+    ExitEventRow,
+    FillRow,
+    LegRow,
+    PositionRow,
+)
+
+_PRICE = Decimal("0.000001")
+_CENT = Decimal("0.0001")
+
+
+def _plain(value: Decimal) -> Decimal:
+    """A Numeric column's value without the column's trailing zeros: 450.0000 -> 450."""
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal  # type: ignore[operator]
+
+
+def _legs(row: PositionRow, legs: Sequence[LegRow]) -> Position:
+    return Position(
+        id=row.id,
+        book=row.book,
+        underlying=row.underlying,
+        strategy=Strategy(row.strategy),
+        legs=tuple(
+            Leg(Right(leg.right), _plain(leg.strike), leg.expiry, Side(leg.side))
+            for leg in sorted(legs, key=lambda x: x.index)
+        ),
+        contracts=row.contracts,
+        entry_credit=_plain(row.entry_credit),
+        opened_at=row.opened_at,
+        multiplier=row.multiplier,
+    )
+
+
+def _stored(row: PositionRow, legs: Sequence[LegRow]) -> StoredPosition:
+    return StoredPosition(
+        position=_legs(row, legs),
+        account=row.account,
+        remaining=row.remaining,
+        profit_closed=row.profit_closed,
+        stage=row.stage,
+        status=row.status,
+        manual_close=row.manual_close,
+        initial_dte=row.initial_dte,
+        closed_at=row.closed_at,
+        version=row.version,
+    )
+
+
+class SqlStore:
+    """The system of record on PostgreSQL (SQLAlchemy 2, asyncpg)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    # Positions -----------------------------------------------------------------
+
+    async def import_positions(self, positions: Sequence[Position], account: str) -> None:
+        """All of ``positions`` or none: an id already stored is an error, not a duplicate."""
+        async with self._sessions.begin() as s:
+            ids = [p.id for p in positions]
+            taken = (await s.scalars(select(PositionRow.id).where(PositionRow.id.in_(ids)))).all()
+            if taken:
+                raise StoreError(f"position '{sorted(taken)[0]}': id: already stored")
+            for p in positions:
+                s.add(
+                    PositionRow(
+                        id=p.id,
+                        account=account,
+                        book=p.book,
+                        underlying=p.underlying,
+                        strategy=p.strategy.value,
+                        multiplier=p.multiplier,
+                        entry_credit=p.entry_credit,
+                        contracts=p.contracts,
+                        remaining=p.contracts,
+                        opened_at=p.opened_at,
+                        initial_dte=dte(p.expiry, exchange_date(p.opened_at)),
+                    )
+                )
+            await s.flush()  # positions before the rows that refer to them
+            for p in positions:
+                for i, leg in enumerate(p.legs):
+                    s.add(
+                        LegRow(
+                            position_id=p.id,
+                            index=i,
+                            right=leg.right.value,
+                            strike=leg.strike,
+                            expiry=leg.expiry,
+                            side=leg.side.value,
+                        )
+                    )
+                s.add(
+                    ExitEventRow(position_id=p.id, kind="imported", contracts_remaining=p.contracts)
+                )
+            try:
+                await s.flush()
+            except IntegrityError as exc:  # a concurrent import of the same id
+                raise StoreError(f"positions: not stored: {exc.orig}") from exc
+
+    async def open_positions(self) -> list[StoredPosition]:
+        """Every position not closed, with its legs (what the service loads on start)."""
+        return await self._positions(PositionRow.status != "closed")
+
+    async def all_positions(self) -> list[StoredPosition]:
+        return await self._positions(None)
+
+    async def _positions(self, where: Any) -> list[StoredPosition]:
+        async with self._sessions() as s:
+            query = select(PositionRow).order_by(PositionRow.opened_at, PositionRow.id)
+            if where is not None:
+                query = query.where(where)
+            rows = (await s.scalars(query)).all()
+            legs = (
+                await s.scalars(select(LegRow).where(LegRow.position_id.in_([r.id for r in rows])))
+            ).all()
+        by_position: dict[str, list[LegRow]] = {}
+        for leg in legs:
+            by_position.setdefault(leg.position_id, []).append(leg)
+        return [_stored(r, by_position.get(r.id, [])) for r in rows]
+
+    async def detail(self, position_id: str) -> PositionDetail:
+        """A position with its legs, close orders, fills and audit trail."""
+        async with self._sessions() as s:
+            row = await s.get(PositionRow, position_id)
+            if row is None:
+                raise StoreError(f"position '{position_id}': no such position")
+            legs = (await s.scalars(select(LegRow).where(LegRow.position_id == row.id))).all()
+            orders = (
+                await s.scalars(
+                    select(CloseOrderRow)
+                    .where(CloseOrderRow.position_id == row.id)
+                    .order_by(CloseOrderRow.created_at, CloseOrderRow.order_ref)
+                )
+            ).all()
+            fills = (
+                await s.scalars(
+                    select(FillRow)
+                    .where(FillRow.order_ref.in_([o.order_ref for o in orders]))
+                    .order_by(FillRow.time, FillRow.exec_id)
+                )
+            ).all()
+            events = (
+                await s.scalars(
+                    select(ExitEventRow)
+                    .where(ExitEventRow.position_id == row.id)
+                    .order_by(ExitEventRow.id)
+                )
+            ).all()
+        return PositionDetail(
+            stored=_stored(row, legs),
+            orders=[_columns(o) for o in orders],
+            fills=[_columns(f) for f in fills],
+            events=[_columns(e) for e in events],
+        )
+
+    async def request_manual_close(self, position_id: str, reason: str) -> None:
+        """Mark an open position for the service to close (all that remains)."""
+        async with self._sessions.begin() as s:
+            row = await self._lock(s, position_id)
+            if row.status == "closed":
+                raise StoreError(f"position '{position_id}': already closed")
+            row.manual_close = reason
+            row.version += 1
+            s.add(
+                ExitEventRow(
+                    position_id=row.id,
+                    kind="manual close requested",
+                    detail=reason,
+                    contracts_remaining=row.remaining,
+                )
+            )
+
+    # Orders and fills ------------------------------------------------------------
+
+    async def record_intent(self, intent: CloseIntent) -> None:
+        """Write a close order BEFORE it is sent: never more than what remains, and never
+        beside another live order of the position (a unique index holds that too)."""
+        async with self._sessions.begin() as s:
+            row = await self._lock(s, intent.position_id)
+            if not 0 < intent.quantity <= row.remaining:
+                raise StoreError(
+                    f"order {intent.order_ref}: quantity: {intent.quantity} spreads to close, "
+                    f"{row.remaining} remaining"
+                )
+            live = await s.scalar(
+                select(CloseOrderRow.order_ref).where(
+                    CloseOrderRow.position_id == row.id,
+                    CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
+                )
+            )
+            if live is not None:
+                raise StoreError(f"order {intent.order_ref}: position {row.id} has {live} live")
+            s.add(
+                CloseOrderRow(
+                    order_ref=intent.order_ref,
+                    position_id=row.id,
+                    stage=intent.stage,
+                    attempt=intent.attempt,
+                    reason=intent.reason,
+                    label=intent.label,
+                    target=intent.target,
+                    quantity=intent.quantity,
+                    limit_price=intent.limit_price,
+                    status="intent",
+                )
+            )
+            row.status = "closing"
+            row.version += 1
+            s.add(
+                ExitEventRow(
+                    position_id=row.id,
+                    kind="close intent",
+                    reason=intent.reason,
+                    label=intent.label,
+                    order_ref=intent.order_ref,
+                    mark=intent.limit_price,
+                    contracts_closed=intent.quantity,
+                    contracts_remaining=row.remaining,
+                    quotes=intent.quotes,
+                )
+            )
+
+    async def apply_fill(self, fill: Fill) -> FillApplied:
+        """Apply one execution exactly once, in one transaction with contracts remaining."""
+        async with self._sessions.begin() as s:
+            order_ref = fill.order_ref
+            # lock order: the position, then its order (every writer does the same)
+            row = await self._lock_for_order(s, order_ref, f"fill {fill.exec_id}: ")
+            order = await s.scalar(
+                select(CloseOrderRow).where(CloseOrderRow.order_ref == order_ref).with_for_update()
+            )
+            assert order is not None
+            inserted = await s.scalar(
+                insert(FillRow)
+                .values(
+                    exec_id=fill.exec_id,
+                    order_ref=order_ref,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    commission=fill.commission,
+                    time=fill.time,
+                )
+                .on_conflict_do_nothing(index_elements=[FillRow.exec_id])
+                .returning(FillRow.exec_id)
+            )
+            if inserted is None:  # this execution was applied before
+                return FillApplied(False, row.remaining, order.filled, order.status)
+            if fill.quantity > min(order.quantity - order.filled, row.remaining):
+                raise StoreError(
+                    f"fill {fill.exec_id}: quantity: {fill.quantity} spreads, but order "
+                    f"{order_ref} has {order.quantity - order.filled} unfilled and position "
+                    f"{row.id} {row.remaining} remaining"
+                )
+            filled = order.filled + fill.quantity
+            paid = (order.avg_price or Decimal(0)) * order.filled + fill.price * fill.quantity
+            order.avg_price = (paid / filled).quantize(_PRICE)
+            order.filled = filled
+            order.status = "filled" if filled == order.quantity else "partially_filled"
+            row.remaining -= fill.quantity
+            if order.reason == "profit_target":
+                row.profit_closed += fill.quantity
+                if order.status == "filled" and order.stage is not None:
+                    row.stage = max(row.stage, order.stage + 1)
+            if row.remaining == 0:
+                row.status, row.closed_at = "closed", fill.time
+            elif order.status == "filled":
+                row.status = "open"
+            row.version += 1
+            gain = row.entry_credit - fill.price
+            s.add(
+                ExitEventRow(
+                    position_id=row.id,
+                    kind="filled",
+                    reason=order.reason,
+                    label=order.label,
+                    order_ref=order_ref,
+                    mark=fill.price,
+                    pnl=(gain * row.multiplier * fill.quantity).quantize(_CENT),
+                    pct_of_max=(gain / row.entry_credit).quantize(_CENT),
+                    contracts_closed=fill.quantity,
+                    contracts_remaining=row.remaining,
+                    detail=f"execution {fill.exec_id}",
+                )
+            )
+            return FillApplied(True, row.remaining, order.filled, order.status)
+
+    async def end_order(self, order_ref: str, status: str, detail: str = "") -> None:
+        """A live order ended without filling all of it: cancelled or rejected."""
+        if status not in ("cancelled", "rejected"):
+            raise ValueError(status)
+        async with self._sessions.begin() as s:
+            row = await self._lock_for_order(s, order_ref)
+            await s.execute(
+                update(CloseOrderRow)
+                .where(CloseOrderRow.order_ref == order_ref)
+                .values(status=status, updated_at=func.now())
+            )
+            if row.remaining > 0:
+                row.status = "open"
+            row.version += 1
+            s.add(
+                ExitEventRow(
+                    position_id=row.id,
+                    kind=f"order {status}",
+                    order_ref=order_ref,
+                    contracts_remaining=row.remaining,
+                    detail=detail or None,
+                )
+            )
+
+    async def live_orders(self) -> list[dict[str, Any]]:
+        """Close orders not final (what the service reconciles with the broker on start)."""
+        async with self._sessions() as s:
+            rows = (
+                await s.scalars(
+                    select(CloseOrderRow).where(CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES))
+                )
+            ).all()
+        return [_columns(r) for r in rows]
+
+    @classmethod
+    async def _lock_for_order(cls, s: AsyncSession, order_ref: str, what: str = "") -> PositionRow:
+        """Lock the position an order closes (the order's own lock comes after)."""
+        position_id = await s.scalar(
+            select(CloseOrderRow.position_id).where(CloseOrderRow.order_ref == order_ref)
+        )
+        if position_id is None:
+            raise StoreError(f"{what}order_ref: no order {order_ref}")
+        return await cls._lock(s, position_id)
+
+    @staticmethod
+    async def _lock(s: AsyncSession, position_id: str) -> PositionRow:
+        row = await s.scalar(
+            select(PositionRow).where(PositionRow.id == position_id).with_for_update()
+        )
+        if row is None:
+            raise StoreError(f"position '{position_id}': no such position")
+        return row
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}

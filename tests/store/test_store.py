@@ -1,0 +1,294 @@
+"""The store on a real PostgreSQL: migrations, positions, close orders and fills."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from rules.model import Leg, Position, Right, Side, Strategy
+from service.ports import CloseIntent, Fill, StoreError
+from service.store import database
+from service.store.repository import SqlStore
+from service.store.schema import Base
+from tests.store.conftest import Run
+
+OPENED = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)  # 10:00 New York
+EXPIRY = date(2027, 4, 16)  # 46 days after the session of 2027-03-01
+
+
+def vertical(pid: str = "P1", contracts: int = 10, credit: str = "1.00") -> Position:
+    return Position(
+        id=pid,
+        book="PRIMARY",
+        underlying="SPY",
+        strategy=Strategy.PUT_CREDIT,
+        legs=(
+            Leg(Right.PUT, Decimal("450"), EXPIRY, Side.SHORT),
+            Leg(Right.PUT, Decimal("445"), EXPIRY, Side.LONG),
+        ),
+        contracts=contracts,
+        entry_credit=Decimal(credit),
+        opened_at=OPENED,
+    )
+
+
+def condor(pid: str = "C1") -> Position:
+    return Position(
+        id=pid,
+        book="INCOME_POP",
+        underlying="QQQ",
+        strategy=Strategy.IRON_CONDOR,
+        legs=(
+            Leg(Right.PUT, Decimal("395.5"), EXPIRY, Side.LONG),
+            Leg(Right.PUT, Decimal("400.5"), EXPIRY, Side.SHORT),
+            Leg(Right.CALL, Decimal("450"), EXPIRY, Side.SHORT),
+            Leg(Right.CALL, Decimal("455"), EXPIRY, Side.LONG),
+        ),
+        contracts=4,
+        entry_credit=Decimal("2.15"),
+        opened_at=OPENED,
+        multiplier=100,
+    )
+
+
+def intent(
+    pid: str = "P1", quantity: int = 4, stage: int | None = 0, reason: str = "profit_target"
+) -> CloseIntent:
+    return CloseIntent(
+        order_ref=f"{pid}:{stage}:1",
+        position_id=pid,
+        stage=stage,
+        attempt=1,
+        reason=reason,
+        label="50% profit target" if reason == "profit_target" else "loss stop",
+        target=Decimal("0.50") if reason == "profit_target" else None,
+        quantity=quantity,
+        limit_price=Decimal("0.50"),
+        quotes={"legs": [{"bid": "0.61", "ask": "0.63"}, {"bid": "0.11", "ask": "0.13"}]},
+    )
+
+
+def fill(exec_id: str, quantity: int, price: str = "0.50", order_ref: str = "P1:0:1") -> Fill:
+    return Fill(
+        exec_id=exec_id,
+        order_ref=order_ref,
+        quantity=quantity,
+        price=Decimal(price),
+        time=OPENED + timedelta(days=3),
+        commission=Decimal("1.30"),
+    )
+
+
+# Migrations ----------------------------------------------------------------------
+
+
+def _diff(connection: Connection) -> list[Any]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+def test_upgrade_downgrade_upgrade_and_the_models_match_the_migrated_schema(
+    empty_url: str,
+) -> None:
+    async def go() -> list[Any]:
+        assert await database.current(empty_url) is None
+        await database.upgrade(empty_url)
+        assert await database.current(empty_url) == database.head()
+        await database.downgrade(empty_url, "base")
+        assert await database.current(empty_url) is None
+        await database.upgrade(empty_url)
+        engine = database.engine(empty_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(_diff)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(go()) == []
+
+
+def test_a_schema_not_at_head_is_refused_with_the_command_that_fixes_it(empty_url: str) -> None:
+    with pytest.raises(database.SchemaNotAtHead) as caught:
+        asyncio.run(database.require_head(empty_url))
+    assert "no schema" in str(caught.value)
+    assert "run `spreadwatch db upgrade`" in str(caught.value)
+    asyncio.run(database.upgrade(empty_url))
+    asyncio.run(database.require_head(empty_url))  # at head: no error
+
+
+def test_the_url_gets_the_asyncpg_driver_and_keeps_its_password() -> None:
+    url = database.async_url("postgres://sw:s3cret@db.example:5433/spreadwatch")
+    assert url == "postgresql+asyncpg://sw:s3cret@db.example:5433/spreadwatch"
+    assert "s3cret" not in database.redacted(url)
+    with pytest.raises(database.InputError, match="not a PostgreSQL URL"):
+        database.async_url("mysql://x@y/z")
+
+
+# Positions -------------------------------------------------------------------------
+
+
+def test_imported_positions_reload_exactly(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical(), condor()], "DU123")
+        return await store.open_positions()
+
+    loaded = run(go)
+    assert [s.position for s in loaded] == [condor(), vertical()]  # by opening time, then id
+    assert str(loaded[0].position.legs[2].strike) == "450"
+    first = loaded[1]
+    assert (first.account, first.remaining, first.profit_closed, first.stage) == ("DU123", 10, 0, 0)
+    assert (first.status, first.initial_dte, first.version) == ("open", 46, 1)
+    assert isinstance(first.position.entry_credit, Decimal)
+
+
+def test_an_import_is_all_or_nothing(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical("P1")], "DU1")
+        with pytest.raises(StoreError, match="position 'P1': id: already stored"):
+            await store.import_positions([vertical("P2"), vertical("P1"), vertical("P3")], "DU1")
+        return await store.all_positions()
+
+    assert [s.position.id for s in run(go)] == ["P1"]
+
+
+def test_a_manual_close_is_recorded_and_audited(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.request_manual_close("P1", "manual")
+        with pytest.raises(StoreError, match="no such position"):
+            await store.request_manual_close("nope", "manual")
+        return await store.detail("P1")
+
+    detail = run(go)
+    assert detail.stored.manual_close == "manual"
+    assert [e["kind"] for e in detail.events] == ["imported", "manual close requested"]
+
+
+# Orders and fills --------------------------------------------------------------------
+
+
+def test_fills_apply_once_and_complete_a_tranche(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=4))
+        first = await store.apply_fill(fill("E1", 1, "0.49"))
+        again = await store.apply_fill(fill("E1", 1, "0.49"))
+        rest = await store.apply_fill(fill("E2", 3, "0.50"))
+        return first, again, rest, await store.detail("P1")
+
+    first, again, rest, detail = run(go)
+    assert (first.applied, first.remaining, first.order_status) == (True, 9, "partially_filled")
+    assert (again.applied, again.remaining, again.order_filled) == (False, 9, 1)
+    assert (rest.applied, rest.remaining, rest.order_status) == (True, 6, "filled")
+    stored = detail.stored
+    assert (stored.remaining, stored.profit_closed, stored.stage, stored.status) == (
+        6,
+        4,
+        1,
+        "open",
+    )
+    (order,) = detail.orders
+    assert order["avg_price"] == Decimal("0.4975")  # (0.49 + 3 x 0.50) / 4
+    assert [f["exec_id"] for f in detail.fills] == ["E1", "E2"]
+    kinds = [e["kind"] for e in detail.events]
+    assert kinds == ["imported", "close intent", "filled", "filled"]
+    assert detail.events[1]["quotes"]["legs"][0]["bid"] == "0.61"
+    assert detail.events[2]["pnl"] == Decimal("51.0000")  # (1.00 - 0.49) x 100 x 1
+
+
+def test_a_stop_that_fills_everything_closes_the_position(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=10, stage=None, reason="loss_stop"))
+        await store.apply_fill(fill("E1", 10, "1.50", order_ref="P1:None:1"))
+        return await store.all_positions(), await store.open_positions()
+
+    (stored,), still_open = run(go)
+    assert (stored.remaining, stored.status, stored.profit_closed) == (0, "closed", 0)
+    assert stored.closed_at == OPENED + timedelta(days=3)
+    assert still_open == []
+
+
+def test_racing_fills_on_one_position_leave_it_exact(run: Run[Any]) -> None:
+    """Ten fills of one spread each, applied at once from separate connections, plus every
+    one of them twice more: exactly ten spreads come off, each execution once."""
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=10))
+        fills = [fill(f"E{n}", 1, f"0.{40 + n}") for n in range(10)]
+        results = await asyncio.gather(*(store.apply_fill(f) for f in fills * 3))
+        return results, await store.detail("P1")
+
+    results, detail = run(go)
+    assert sum(r.applied for r in results) == 10
+    assert detail.stored.remaining == 0
+    assert detail.stored.status == "closed"
+    assert len(detail.fills) == 10
+    assert detail.orders[0]["filled"] == 10
+    assert detail.orders[0]["avg_price"] == Decimal("0.445")  # mean of 0.40 .. 0.49
+
+
+def test_an_over_fill_is_refused_and_writes_nothing(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=4))
+        with pytest.raises(StoreError, match="5 spreads, but order P1:0:1 has 4 unfilled"):
+            await store.apply_fill(fill("E1", 5))
+        return await store.detail("P1")
+
+    detail = run(go)
+    assert (detail.stored.remaining, detail.fills) == (10, [])
+
+
+def test_never_two_live_close_orders_and_never_more_than_remains(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        with pytest.raises(StoreError, match="11 spreads to close, 10 remaining"):
+            await store.record_intent(intent(quantity=11))
+        await store.record_intent(intent(quantity=4))
+        with pytest.raises(StoreError, match="has P1:0:1 live"):
+            await store.record_intent(replace(intent(quantity=10), order_ref="P1:stop:1"))
+        await store.end_order("P1:0:1", "cancelled", "replaced by a stop")
+        await store.record_intent(replace(intent(quantity=10), order_ref="P1:stop:1"))
+        return await store.live_orders(), await store.detail("P1")
+
+    live, detail = run(go)
+    assert [o["order_ref"] for o in live] == ["P1:stop:1"]
+    assert [o["status"] for o in detail.orders] == ["cancelled", "intent"]
+
+
+# What the schema itself refuses ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE positions SET remaining = -1",
+        "UPDATE positions SET remaining = contracts + 1",
+        "UPDATE positions SET entry_credit = 0",
+        "UPDATE positions SET status = 'closed'",  # with contracts remaining
+        "UPDATE positions SET status = 'gone'",
+        "UPDATE legs SET \"right\" = 'X'",
+        "UPDATE exit_events SET kind = 'rewritten'",
+        "DELETE FROM exit_events",
+    ],
+)
+def test_constraints_hold_against_a_bad_update(
+    run: Run[Any], sql: Callable[[str], None], statement: str
+) -> None:
+    async def setup(store: SqlStore) -> None:
+        await store.import_positions([vertical()], "DU1")
+
+    run(setup)
+    with pytest.raises((asyncpg.CheckViolationError, asyncpg.RaiseError)):
+        sql(statement)
