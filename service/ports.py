@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from rules.machine import Decision
 from rules.model import Position
 from service.errors import InputError
 
@@ -34,6 +35,13 @@ class StoredPosition:
     initial_dte: int
     closed_at: datetime | None
     version: int
+
+
+def order_ref(position_id: str, stage: int | None, attempt: int) -> str:
+    """The deterministic reference of a close order: the broker's orderRef too, so an order
+    found at the broker after a restart is known. ``stage`` is the profit tranche; a
+    stop's orders say "stop"."""
+    return f"{position_id}:{'stop' if stage is None else stage}:{attempt}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,22 @@ class Store(Protocol):
     async def record_intent(self, intent: CloseIntent) -> None: ...
 
     async def apply_fill(self, fill: Fill) -> FillApplied: ...
+
+    async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
+
+    async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
+
+    async def record_decision(
+        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
+    ) -> None: ...
+
+    async def order_sent(
+        self,
+        order_ref: str,
+        status: str,
+        broker_order_id: int | None = None,
+        perm_id: int | None = None,
+    ) -> None: ...
 
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
 

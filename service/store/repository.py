@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rules.clock import dte, exchange_date
+from rules.machine import Close, Decision
 from rules.model import Leg, Position, Right, Side, Strategy
 from service.ports import (
     CloseIntent,
@@ -205,6 +206,27 @@ class SqlStore:
                 )
             )
 
+    async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None:
+        """The broker's contract id of each leg (by its index), once qualified."""
+        async with self._sessions.begin() as s:
+            for index, con_id in con_ids.items():
+                done = await s.execute(
+                    update(LegRow)
+                    .where(LegRow.position_id == position_id, LegRow.index == index)
+                    .values(con_id=con_id)
+                )
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    raise StoreError(f"position '{position_id}': leg {index}: no such leg")
+
+    async def contract_ids(self, position_id: str) -> dict[int, int | None]:
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(LegRow.index, LegRow.con_id).where(LegRow.position_id == position_id)
+                )
+            ).all()
+        return dict(rows)
+
     # Orders and fills ------------------------------------------------------------
 
     async def record_intent(self, intent: CloseIntent) -> None:
@@ -318,6 +340,73 @@ class SqlStore:
                 )
             )
             return FillApplied(True, row.remaining, order.filled, order.status)
+
+    async def record_decision(
+        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
+    ) -> None:
+        """Append a decision to the audit trail: a close with its figures at the mark it
+        was made on, or a hold with its reason (the service records holds when they
+        change, not on every tick)."""
+        async with self._sessions.begin() as s:
+            remaining = await s.scalar(
+                select(PositionRow.remaining).where(PositionRow.id == position_id)
+            )
+            if remaining is None:
+                raise StoreError(f"position '{position_id}': no such position")
+            if isinstance(decision, Close):
+                event = ExitEventRow(
+                    position_id=position_id,
+                    kind="decision",
+                    reason=decision.reason.value,
+                    label=decision.label,
+                    mark=decision.debit,
+                    pnl=decision.pnl.quantize(_CENT),
+                    pct_of_max=decision.pct_of_max.quantize(_CENT),
+                    contracts_closed=decision.contracts,
+                    contracts_remaining=remaining,
+                    quotes=quotes,
+                    detail="triggers: " + ", ".join(t.value for t in decision.triggers),
+                )
+            else:
+                event = ExitEventRow(
+                    position_id=position_id,
+                    kind="hold",
+                    reason=decision.reason.value,
+                    contracts_remaining=remaining,
+                    quotes=quotes,
+                    detail=decision.detail or None,
+                )
+            s.add(event)
+
+    async def order_sent(
+        self,
+        order_ref: str,
+        status: str,
+        broker_order_id: int | None = None,
+        perm_id: int | None = None,
+    ) -> None:
+        """The broker has the order: submitted, or working; its ids are kept."""
+        if status not in ("submitted", "working"):
+            raise ValueError(status)
+        async with self._sessions.begin() as s:
+            row = await self._lock_for_order(s, order_ref)
+            order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
+            assert order is not None
+            if order.status in FINAL_ORDER_STATUSES:
+                raise StoreError(f"order {order_ref}: status: already {order.status}")
+            if order.status != "partially_filled":
+                order.status = status
+            order.broker_order_id = broker_order_id or order.broker_order_id
+            order.perm_id = perm_id or order.perm_id
+            s.add(
+                ExitEventRow(
+                    position_id=row.id,
+                    kind=f"order {status}",
+                    order_ref=order_ref,
+                    contracts_remaining=row.remaining,
+                    detail=None if perm_id is None else f"perm id {perm_id}",
+                )
+            )
 
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None:
         """A live order ended without filling all of it: cancelled or rejected."""

@@ -15,8 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from rules.machine import Close, ExitReason, Hold, HoldReason
 from rules.model import Leg, Position, Right, Side, Strategy
-from service.ports import CloseIntent, Fill, StoreError
+from service.ports import CloseIntent, Fill, StoreError, order_ref
 from service.store import database
 from service.store.repository import SqlStore
 from service.store.schema import Base
@@ -65,7 +66,7 @@ def intent(
     pid: str = "P1", quantity: int = 4, stage: int | None = 0, reason: str = "profit_target"
 ) -> CloseIntent:
     return CloseIntent(
-        order_ref=f"{pid}:{stage}:1",
+        order_ref=order_ref(pid, stage, 1),
         position_id=pid,
         stage=stage,
         attempt=1,
@@ -209,7 +210,7 @@ def test_a_stop_that_fills_everything_closes_the_position(run: Run[Any]) -> None
     async def go(store: SqlStore) -> Any:
         await store.import_positions([vertical()], "DU1")
         await store.record_intent(intent(quantity=10, stage=None, reason="loss_stop"))
-        await store.apply_fill(fill("E1", 10, "1.50", order_ref="P1:None:1"))
+        await store.apply_fill(fill("E1", 10, "1.50", order_ref="P1:stop:1"))
         return await store.all_positions(), await store.open_positions()
 
     (stored,), still_open = run(go)
@@ -292,3 +293,65 @@ def test_constraints_hold_against_a_bad_update(
     run(setup)
     with pytest.raises((asyncpg.CheckViolationError, asyncpg.RaiseError)):
         sql(statement)
+
+
+def test_decisions_and_order_progress_are_audited(run: Run[Any]) -> None:
+    """A close decision keeps its figures and the quotes; a hold its reason; a sent order
+    its broker ids; the trail reads in order."""
+    close = Close(
+        contracts=4,
+        reason=ExitReason.PROFIT_TARGET,
+        label="50% profit target",
+        target=Decimal("0.50"),
+        tranche=0,
+        debit=Decimal("0.48"),
+        pnl=Decimal("208.00"),
+        pct_of_max=Decimal("0.52"),
+        triggers=(ExitReason.PROFIT_TARGET,),
+    )
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_decision("P1", Hold(HoldReason.STALE, "no update for 120 s"))
+        await store.record_decision("P1", close, {"legs": [{"bid": "0.60"}]})
+        await store.record_intent(intent(quantity=4))
+        await store.order_sent("P1:0:1", "working", broker_order_id=17, perm_id=99001)
+        await store.apply_fill(fill("E1", 4, "0.48"))
+        with pytest.raises(StoreError, match="already filled"):
+            await store.order_sent("P1:0:1", "working")
+        return await store.detail("P1")
+
+    detail = run(go)
+    kinds = [e["kind"] for e in detail.events]
+    assert kinds == ["imported", "hold", "decision", "close intent", "order working", "filled"]
+    hold, decision = detail.events[1], detail.events[2]
+    assert (hold["reason"], hold["detail"]) == ("stale", "no update for 120 s")
+    assert decision["reason"] == "profit_target"
+    assert (decision["mark"], decision["pnl"], decision["pct_of_max"]) == (
+        Decimal("0.48"),
+        Decimal("208.00"),
+        Decimal("0.52"),
+    )
+    assert (decision["contracts_closed"], decision["contracts_remaining"]) == (4, 10)
+    assert decision["quotes"] == {"legs": [{"bid": "0.60"}]}
+    (order,) = detail.orders
+    assert (order["broker_order_id"], order["perm_id"], order["status"]) == (17, 99001, "filled")
+
+
+def test_order_refs_are_deterministic() -> None:
+    assert order_ref("SPY-P-10", 0, 1) == "SPY-P-10:0:1"
+    assert order_ref("SPY-P-10", None, 2) == "SPY-P-10:stop:2"
+
+
+def test_contract_ids_are_kept_per_leg(run: Run[Any]) -> None:
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([condor()], "DU1")
+        before = await store.contract_ids("C1")
+        await store.record_contract_ids("C1", {0: 7001, 3: 7004})
+        with pytest.raises(StoreError, match="leg 4: no such leg"):
+            await store.record_contract_ids("C1", {4: 1})
+        return before, await store.contract_ids("C1")
+
+    before, after = run(go)
+    assert before == {0: None, 1: None, 2: None, 3: None}
+    assert after == {0: 7001, 1: None, 2: None, 3: 7004}
