@@ -1,0 +1,1 @@
+"""The simulated market and broker: spreadwatch without a broker account."""
