@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
 from rules.machine import Decision
-from rules.model import Position
+from rules.model import Position, Right
 from service.errors import InputError
 
 
@@ -35,6 +36,63 @@ class StoredPosition:
     initial_dte: int
     closed_at: datetime | None
     version: int
+
+
+@dataclass(frozen=True)
+class LegKey:
+    """An option contract as a broker knows it (a position's leg, without its side)."""
+
+    underlying: str
+    expiry: date
+    right: Right
+    strike: Decimal
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+@dataclass(frozen=True)
+class ComboLeg:
+    leg: LegKey
+    action: Action  # to close a credit spread: buy the short legs back, sell the long ones
+    ratio: int = 1
+
+
+@dataclass(frozen=True)
+class ComboOrder:
+    """A closing combo limit order for ``quantity`` spreads at a debit of ``limit`` each."""
+
+    order_ref: str
+    legs: tuple[ComboLeg, ...]
+    quantity: int
+    limit: Decimal
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One fill of a combo order, in spreads, at a debit per spread."""
+
+    exec_id: str
+    order_ref: str
+    quantity: int
+    price: Decimal
+    commission: Decimal
+    time: datetime
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """What the broker says of an order: its status now, and the execution if one came."""
+
+    order_ref: str
+    status: str  # submitted, working, partially_filled, filled, cancelled, rejected
+    filled: int
+    remaining: int
+    at: datetime
+    execution: Execution | None = None
+    reason: str = ""  # why, for a rejection
 
 
 def order_ref(position_id: str, stage: int | None, attempt: int) -> str:

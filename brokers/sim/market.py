@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
 from rules.clock import years_to_expiry
 from rules.greeks import Rates, bsm_delta, bsm_price
 from rules.model import Quote, Right
+from service.ports import LegKey
 
 MoveKind = Literal["rally", "selloff", "gap", "chop"]
 YEAR = timedelta(days=365)
@@ -72,16 +73,6 @@ class Underlying:
     drift: float = 0.0  # annual
     implied_vol: float | None = None  # what options are priced at; the path's vol if None
     moves: list[Move] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LegKey:
-    """An option leg as the market knows it."""
-
-    underlying: str
-    expiry: date
-    right: Right
-    strike: Decimal
 
 
 @dataclass(frozen=True)

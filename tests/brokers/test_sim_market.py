@@ -11,10 +11,11 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.sim.market import LegKey, Move, SimMarket, Underlying, _Path, tick_of
+from brokers.sim.market import Move, SimMarket, Underlying, _Path, tick_of
 from rules.clock import years_to_expiry
 from rules.greeks import Rates, bsm_price
 from rules.model import Right, quote_problem
+from service.ports import LegKey
 
 START = datetime(2027, 3, 1, 14, 30, tzinfo=UTC)  # 09:30 New York
 EXPIRY = date(2027, 4, 16)

@@ -1,0 +1,228 @@
+"""A simulated broker that really keeps orders, executions and positions.
+
+It trades on a :class:`brokers.sim.market.SimMarket`'s quotes. An order is
+submitted at once and works after ``latency``. A working combo limit order
+fills when it is marketable: when its limit covers the natural debit (the
+asks of the legs it buys less the bids of the legs it sells). It fills at
+that natural debit, ``fill_size`` spreads at a time (all at once if None),
+one fill per market step. Each fill is an :class:`service.ports.Execution`
+with a unique id and a commission per contract per leg. Legs' positions move
+by the fills; the broker's positions are signed (short < 0).
+
+Failures, for the service's tests:
+- ``reject``: a function of the order that returns a reason to reject it,
+  or None.
+- :meth:`drop`: the connection is lost until :meth:`reconnect`. Calls raise
+  :class:`BrokerDisconnected`. Orders still fill at the broker, but their
+  events are lost (as with a real gateway); :meth:`executions` and
+  :meth:`open_orders` tell the truth afterwards.
+
+Synchronous and driven by the caller's time (``now``): deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from brokers.sim.market import LegUpdate
+from rules.model import Quote
+from service.ports import Action, ComboOrder, Execution, LegKey, OrderEvent
+
+COMMISSION_PER_CONTRACT = Decimal("0.65")
+FINAL = ("filled", "cancelled", "rejected")
+
+
+class BrokerDisconnected(ConnectionError):
+    """The connection to the broker is down."""
+
+
+class OrderRefused(ValueError):
+    """An order the broker cannot take at all (malformed, unknown order_ref...)."""
+
+
+@dataclass
+class _Order:
+    order: ComboOrder
+    limit: Decimal
+    placed: datetime
+    status: str = "submitted"
+    filled: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.order.quantity - self.filled
+
+
+class SimBroker:
+    def __init__(
+        self,
+        *,
+        latency: timedelta = timedelta(milliseconds=200),
+        fill_size: int | None = None,
+        reject: Callable[[ComboOrder], str | None] | None = None,
+    ) -> None:
+        self.latency = latency
+        self.fill_size = fill_size
+        self.reject = reject
+        self._orders: dict[str, _Order] = {}
+        self._executions: list[Execution] = []
+        self._positions: dict[LegKey, int] = {}
+        self._quotes: dict[LegKey, Quote] = {}
+        self._events: list[OrderEvent] = []
+        self._connected = True
+        self._exec_seq = 0
+
+    # The account ---------------------------------------------------------------------
+
+    def hold(self, leg: LegKey, quantity: int) -> None:
+        """Start with ``quantity`` contracts of ``leg`` (negative: short)."""
+        self._positions[leg] = self._positions.get(leg, 0) + quantity
+
+    def positions(self) -> dict[LegKey, int]:
+        self._check()
+        return {leg: n for leg, n in self._positions.items() if n}
+
+    def executions(self) -> list[Execution]:
+        self._check()
+        return list(self._executions)
+
+    def open_orders(self) -> list[OrderEvent]:
+        """Orders not final, as their latest status."""
+        self._check()
+        return [
+            self._event(o, o.status, o.placed)
+            for o in self._orders.values()
+            if o.status not in FINAL
+        ]
+
+    # Orders ---------------------------------------------------------------------------
+
+    def place(self, order: ComboOrder, now: datetime) -> None:
+        self._check()
+        if order.order_ref in self._orders:
+            raise OrderRefused(f"order_ref {order.order_ref} is already in use")
+        if order.quantity <= 0 or not order.legs:
+            raise OrderRefused(f"order {order.order_ref}: no legs or no quantity")
+        state = _Order(order, order.limit, now)
+        self._orders[order.order_ref] = state
+        reason = self.reject(order) if self.reject is not None else None
+        if reason:
+            state.status = "rejected"
+            self._emit(self._event(state, "rejected", now, reason=reason))
+            return
+        self._emit(self._event(state, "submitted", now))
+
+    def modify(self, order_ref: str, limit: Decimal, now: datetime) -> None:
+        self._check()
+        state = self._live(order_ref)
+        state.limit = limit
+        self._emit(self._event(state, state.status, now))
+
+    def cancel(self, order_ref: str, now: datetime) -> None:
+        self._check()
+        state = self._live(order_ref)
+        state.status = "cancelled"
+        self._emit(self._event(state, "cancelled", now))
+
+    def events(self) -> list[OrderEvent]:
+        """The events since the last call (what a connected client would have received)."""
+        out, self._events = self._events, []
+        return out
+
+    # The market -------------------------------------------------------------------------
+
+    def on_market(self, updates: Iterable[LegUpdate], now: datetime) -> None:
+        """New quotes: working orders that are marketable fill, one fill each."""
+        for u in updates:
+            self._quotes[u.leg] = u.quote
+        for state in list(self._orders.values()):
+            if state.status in FINAL:
+                continue
+            if state.status == "submitted" and now - state.placed >= self.latency:
+                state.status = "working"
+                self._emit(self._event(state, "working", now))
+            if state.status in ("working", "partially_filled"):
+                self._try_fill(state, now)
+
+    def natural(self, order: ComboOrder) -> Decimal | None:
+        """The debit to fill one spread now: buys at the ask, sells at the bid."""
+        debit = Decimal(0)
+        for leg in order.legs:
+            q = self._quotes.get(leg.leg)
+            if q is None or q.bid is None or q.ask is None:
+                return None
+            debit += (q.ask if leg.action is Action.BUY else -q.bid) * leg.ratio
+        return debit
+
+    def _try_fill(self, state: _Order, now: datetime) -> None:
+        natural = self.natural(state.order)
+        if natural is None or state.limit < natural:
+            return
+        size = state.remaining if self.fill_size is None else min(self.fill_size, state.remaining)
+        self._exec_seq += 1
+        legs = sum(leg.ratio for leg in state.order.legs)
+        execution = Execution(
+            exec_id=f"sim-{self._exec_seq:08d}",
+            order_ref=state.order.order_ref,
+            quantity=size,
+            price=natural,
+            commission=COMMISSION_PER_CONTRACT * legs * size,
+            time=now,
+        )
+        self._executions.append(execution)
+        for leg in state.order.legs:
+            signed = size * leg.ratio * (1 if leg.action is Action.BUY else -1)
+            self._positions[leg.leg] = self._positions.get(leg.leg, 0) + signed
+        state.filled += size
+        state.status = "filled" if state.remaining == 0 else "partially_filled"
+        self._emit(self._event(state, state.status, now, execution=execution))
+
+    # The connection -----------------------------------------------------------------------
+
+    def drop(self) -> None:
+        self._connected = False
+
+    def reconnect(self) -> None:
+        self._connected = True
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _check(self) -> None:
+        if not self._connected:
+            raise BrokerDisconnected("the simulated broker's connection is down")
+
+    def _live(self, order_ref: str) -> _Order:
+        state = self._orders.get(order_ref)
+        if state is None:
+            raise OrderRefused(f"no order {order_ref}")
+        if state.status in FINAL:
+            raise OrderRefused(f"order {order_ref} is already {state.status}")
+        return state
+
+    def _emit(self, event: OrderEvent) -> None:
+        if self._connected:  # events while the connection is down are lost
+            self._events.append(event)
+
+    @staticmethod
+    def _event(
+        state: _Order,
+        status: str,
+        at: datetime,
+        *,
+        execution: Execution | None = None,
+        reason: str = "",
+    ) -> OrderEvent:
+        return OrderEvent(
+            order_ref=state.order.order_ref,
+            status=status,
+            filled=state.filled,
+            remaining=state.remaining,
+            at=at,
+            execution=execution,
+            reason=reason,
+        )
