@@ -1,0 +1,135 @@
+"""The exchange's sessions: when regular hours open and close, holidays and early closes.
+
+The sessions come from ``exchange_calendars`` (the maintained calendar of
+XNYS, the New York Stock Exchange, whose hours US equity options keep). It
+takes a second and ~70 MB to import, so the sessions it gives are cached as
+JSON in the data directory and read from there on later starts. The cache is
+made again when it does not cover a year from today, or when it was made by
+another version of exchange_calendars.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+from rules.clock import MarketTime, new_york
+
+CALENDAR = "XNYS"
+AHEAD = timedelta(days=366)
+BEHIND = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Session:
+    day: date
+    open: datetime  # UTC
+    close: datetime  # UTC; 13:00 New York on an early close
+
+
+class Sessions:
+    """The sessions of ``[first, last]``, looked up by instant."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        if not sessions:
+            raise ValueError("no sessions")
+        self._sessions = sorted(sessions, key=lambda s: s.day)
+        self._days = [s.day for s in self._sessions]
+        self._by_day = {s.day: s for s in self._sessions}
+
+    @property
+    def first(self) -> date:
+        return self._days[0]
+
+    @property
+    def last(self) -> date:
+        return self._days[-1]
+
+    def session(self, day: date) -> Session | None:
+        """The session of ``day``, None on a weekend or holiday."""
+        return self._by_day.get(day)
+
+    def market_time(self, now: datetime) -> MarketTime:
+        """``now`` with the exchange's date and whether regular hours are on."""
+        now = now.astimezone(UTC)
+        day = now.astimezone(new_york()).date()
+        self._covered(day)
+        s = self._by_day.get(day)
+        if s is not None and s.open <= now < s.close:
+            return MarketTime(now, day, True, s.open)
+        return MarketTime(now, day, False)
+
+    def next_open(self, now: datetime) -> datetime:
+        """The next instant regular hours open (``now`` itself if they are open)."""
+        now = now.astimezone(UTC)
+        day = now.astimezone(new_york()).date()
+        self._covered(day)
+        i = bisect_right(self._days, day) - 1
+        for s in self._sessions[max(i, 0) :]:
+            if s.close > now:
+                return max(s.open, now)
+        raise LookupError(f"no session after {now.isoformat()} in the calendar (to {self.last})")
+
+    def _covered(self, day: date) -> None:
+        if not self.first <= day <= self.last:
+            raise LookupError(f"{day} is outside the calendar ({self.first} to {self.last})")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [[s.day.isoformat(), s.open.isoformat(), s.close.isoformat()] for s in self._sessions]
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Sessions:
+        return cls(
+            [
+                Session(
+                    date.fromisoformat(d),
+                    datetime.fromisoformat(o).astimezone(UTC),
+                    datetime.fromisoformat(c).astimezone(UTC),
+                )
+                for d, o, c in json.loads(text)
+            ]
+        )
+
+
+def from_exchange_calendars(first: date, last: date) -> Sessions:
+    with warnings.catch_warnings():  # pandas deprecations inside exchange_calendars
+        warnings.simplefilter("ignore")
+        import exchange_calendars  # type: ignore[import-untyped]  # noqa: PLC0415  (slow, large)
+
+        calendar = exchange_calendars.get_calendar(CALENDAR, start=first, end=last)
+        schedule = calendar.schedule
+        rows = zip(schedule.index, schedule["open"], schedule["close"], strict=True)
+        return Sessions(
+            [
+                Session(day.date(), _utc(o.to_pydatetime()), _utc(c.to_pydatetime()))
+                for day, o, c in rows
+            ]
+        )
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)
+
+
+def load_sessions(data_dir: Path, today: date) -> Sessions:
+    """The sessions around ``today``, from the cache in ``data_dir`` or made anew."""
+    path = data_dir / f"sessions-{CALENDAR}-{version('exchange-calendars')}.json"
+    try:
+        sessions = Sessions.from_json(path.read_text())
+        if sessions.first <= today - BEHIND and today + AHEAD <= sessions.last:
+            return sessions
+    except (OSError, ValueError, KeyError):
+        pass
+    sessions = from_exchange_calendars(today - BEHIND - timedelta(days=7), today + AHEAD + AHEAD)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(sessions.to_json())
+    tmp.replace(path)  # never a half-written cache
+    return sessions

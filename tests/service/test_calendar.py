@@ -1,0 +1,80 @@
+"""The exchange's sessions: holidays, early closes, DST, and the cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import pytest
+
+from rules.clock import new_york
+from service.calendar import Session, Sessions, from_exchange_calendars, load_sessions
+
+
+def ny(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=new_york())
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Sessions:
+    return from_exchange_calendars(date(2026, 10, 1), date(2027, 12, 31))
+
+
+def test_thanksgiving_is_closed_and_the_day_after_closes_at_one(sessions: Sessions) -> None:
+    assert sessions.session(date(2026, 11, 26)) is None
+    friday = sessions.session(date(2026, 11, 27))
+    assert friday is not None
+    assert friday.open == ny(date(2026, 11, 27), 9, 30)
+    assert friday.close == ny(date(2026, 11, 27), 13, 0)
+    assert sessions.market_time(ny(date(2026, 11, 27), 12, 59)).regular_hours
+    assert not sessions.market_time(ny(date(2026, 11, 27), 13, 0)).regular_hours
+    assert not sessions.market_time(ny(date(2026, 11, 26), 11, 0)).regular_hours
+
+
+def test_christmas_eve_closes_early_and_new_years_day_is_closed(sessions: Sessions) -> None:
+    eve = sessions.session(date(2026, 12, 24))
+    assert eve is not None
+    assert eve.close == ny(date(2026, 12, 24), 13, 0)
+    assert sessions.session(date(2027, 1, 1)) is None
+
+
+def test_regular_hours_across_daylight_saving(sessions: Sessions) -> None:
+    """09:30 New York is 14:30 UTC in winter and 13:30 UTC in summer."""
+    winter = sessions.market_time(datetime(2027, 3, 5, 14, 30, tzinfo=UTC))
+    summer = sessions.market_time(datetime(2027, 3, 15, 13, 30, tzinfo=UTC))
+    assert winter.regular_hours
+    assert summer.regular_hours
+    assert winter.session_open == datetime(2027, 3, 5, 14, 30, tzinfo=UTC)
+    assert not sessions.market_time(datetime(2027, 3, 15, 13, 29, tzinfo=UTC)).regular_hours
+
+
+def test_the_next_open_skips_weekends_and_holidays(sessions: Sessions) -> None:
+    wednesday_evening = ny(date(2026, 11, 25), 16, 30)
+    assert sessions.next_open(wednesday_evening) == ny(date(2026, 11, 27), 9, 30)
+    saturday = ny(date(2026, 11, 28), 10)
+    assert sessions.next_open(saturday) == ny(date(2026, 11, 30), 9, 30)
+    during = ny(date(2026, 11, 30), 11)
+    assert sessions.next_open(during) == during
+
+
+def test_outside_the_calendar_is_an_error_not_a_guess(sessions: Sessions) -> None:
+    with pytest.raises(LookupError, match="outside the calendar"):
+        sessions.market_time(datetime(2030, 1, 2, 15, tzinfo=UTC))
+
+
+def test_the_cache_is_written_once_and_read_after(tmp_path: Path) -> None:
+    today = date(2026, 11, 25)
+    first = load_sessions(tmp_path, today)
+    (cache,) = tmp_path.glob("sessions-XNYS-*.json")
+    assert first.first <= date(2026, 11, 11)
+    assert first.last >= date(2027, 11, 26)
+    cache.write_text(
+        Sessions(
+            [Session(date(2026, 11, 1), ny(date(2026, 11, 2), 9, 30), ny(date(2026, 11, 2), 16))]
+        ).to_json()
+    )  # a cache that does not cover the year ahead is made again
+    again = load_sessions(tmp_path, today)
+    assert again.last == first.last
+    cache.write_text("not json")
+    assert load_sessions(tmp_path, today).last == first.last
+    assert Sessions.from_json(cache.read_text()).session(date(2026, 11, 27)) is not None
