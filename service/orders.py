@@ -1,0 +1,62 @@
+"""Closing orders: built from a position, and checked at the gateway boundary.
+
+A close buys back the short legs and sells the long ones, one contract of
+each per spread. :func:`check_close` is the last check before an order goes
+to a broker, and it refuses loudly (:class:`NotAClose`) an order that could
+open or increase exposure: more spreads than remain, a leg the account does
+not hold, a buy of a leg held long or a sell of a leg held short, or more
+contracts of a leg than are held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from rules.model import Position, Side
+from service.ports import Action, ComboLeg, ComboOrder, LegKey
+
+
+class NotAClose(RuntimeError):
+    """An order that would not only close: refused before it reaches the broker."""
+
+
+def leg_key(position: Position, i: int) -> LegKey:
+    leg = position.legs[i]
+    return LegKey(position.underlying, leg.expiry, leg.right, leg.strike)
+
+
+def closing_order(position: Position, ref: str, quantity: int, limit: Decimal) -> ComboOrder:
+    """Close ``quantity`` spreads of ``position`` at a debit of ``limit`` each."""
+    return ComboOrder(
+        order_ref=ref,
+        legs=tuple(
+            ComboLeg(leg_key(position, i), Action.BUY if leg.side is Side.SHORT else Action.SELL)
+            for i, leg in enumerate(position.legs)
+        ),
+        quantity=quantity,
+        limit=limit,
+    )
+
+
+def check_close(order: ComboOrder, held: Mapping[LegKey, int], remaining: int) -> None:
+    """Refuse ``order`` unless it only reduces what the account holds (see the module)."""
+    ref = order.order_ref
+    if not 0 < order.quantity <= remaining:
+        raise NotAClose(f"order {ref}: {order.quantity} spreads, {remaining} remaining")
+    if order.limit < 0:
+        raise NotAClose(f"order {ref}: a credit limit ({order.limit}) is no closing debit")
+    for combo_leg in order.legs:
+        leg, contracts = combo_leg.leg, order.quantity * combo_leg.ratio
+        have = held.get(leg, 0)
+        closes = have < 0 if combo_leg.action is Action.BUY else have > 0
+        if not closes:
+            raise NotAClose(
+                f"order {ref}: {combo_leg.action.value} {leg.underlying} {leg.expiry} "
+                f"{leg.right.value} {leg.strike} would open or increase: account holds {have}"
+            )
+        if contracts > abs(have):
+            raise NotAClose(
+                f"order {ref}: {combo_leg.action.value} {contracts} {leg.underlying} "
+                f"{leg.expiry} {leg.right.value} {leg.strike}: account holds only {have}"
+            )

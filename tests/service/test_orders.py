@@ -1,0 +1,58 @@
+"""Closing orders are closes: built from the position, refused loudly otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from rules.model import Side
+from service.orders import NotAClose, check_close, closing_order, leg_key
+from service.ports import Action, LegKey
+from tests.unit.conftest import iron_condor
+
+CONDOR = iron_condor(contracts=4)  # long 395 P, short 400 P, short 450 C, long 455 C
+HELD = {
+    leg_key(CONDOR, i): (-4 if leg.side is Side.SHORT else 4) for i, leg in enumerate(CONDOR.legs)
+}
+
+
+def test_a_close_buys_the_shorts_back_and_sells_the_longs() -> None:
+    order = closing_order(CONDOR, "C1:0:1", 2, Decimal("1.00"))
+    assert [leg.action for leg in order.legs] == [Action.SELL, Action.BUY, Action.BUY, Action.SELL]
+    assert [leg.leg.strike for leg in order.legs] == [
+        Decimal(s) for s in ("395", "400", "450", "455")
+    ]
+    check_close(order, HELD, remaining=4)  # a close: no error
+
+
+@pytest.mark.parametrize(
+    ("change", "held", "remaining", "error"),
+    [
+        ({"quantity": 5}, HELD, 4, "5 spreads, 4 remaining"),
+        ({"quantity": 0}, HELD, 4, "0 spreads, 4 remaining"),
+        ({"limit": Decimal("-0.10")}, HELD, 4, "a credit limit"),
+        ({}, {**HELD, leg_key(CONDOR, 1): 0}, 4, "would open or increase: account holds 0"),
+        ({}, {**HELD, leg_key(CONDOR, 0): -4}, 4, "SELL SPY 2025-06-20 P 395 would open"),
+        (
+            {},
+            {**HELD, leg_key(CONDOR, 2): -1},
+            4,
+            "BUY 2 SPY 2025-06-20 C 450: account holds only -1",
+        ),
+    ],
+)
+def test_anything_but_a_close_is_refused(
+    change: dict[str, object], held: dict[LegKey, int], remaining: int, error: str
+) -> None:
+    order = replace(closing_order(CONDOR, "C1:0:1", 2, Decimal("1.00")), **change)
+    with pytest.raises(NotAClose, match=error):
+        check_close(order, held, remaining)
+
+
+def test_a_leg_bought_the_wrong_way_is_refused() -> None:
+    order = closing_order(CONDOR, "C1:0:1", 1, Decimal("1.00"))
+    flipped = replace(order, legs=(replace(order.legs[0], action=Action.BUY), *order.legs[1:]))
+    with pytest.raises(NotAClose, match="BUY SPY 2025-06-20 P 395 would open or increase"):
+        check_close(flipped, HELD, remaining=4)
