@@ -309,7 +309,14 @@ class SqlStore:
                     f"{row.id} {row.remaining} remaining"
                 )
             filled = order.filled + fill.quantity
-            paid = (order.avg_price or Decimal(0)) * order.filled + fill.price * fill.quantity
+            # the average over every fill of the order, from the fills themselves: the same
+            # to the digit whatever order concurrent fills were applied in
+            paid = await s.scalar(
+                select(func.sum(FillRow.price * FillRow.quantity)).where(
+                    FillRow.order_ref == order_ref
+                )
+            )
+            assert paid is not None  # this fill at least
             order.avg_price = (paid / filled).quantize(_PRICE)
             order.filled = filled
             order.status = "filled" if filled == order.quantity else "partially_filled"

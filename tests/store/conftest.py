@@ -10,13 +10,15 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from rules.model import Leg, Position, Right, Side, Strategy
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -114,4 +116,42 @@ def sql(db_url: str) -> Callable[[str], None]:
     return go
 
 
-ROOT = Path(__file__).resolve().parents[2]
+# Positions the store's tests use -------------------------------------------------
+
+OPENED = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)  # 10:00 New York
+EXPIRY = date(2027, 4, 16)  # 46 days after the session of 2027-03-01
+
+
+def vertical(pid: str = "P1", contracts: int = 10, credit: str = "1.00") -> Position:
+    return Position(
+        id=pid,
+        book="PRIMARY",
+        underlying="SPY",
+        strategy=Strategy.PUT_CREDIT,
+        legs=(
+            Leg(Right.PUT, Decimal("450"), EXPIRY, Side.SHORT),
+            Leg(Right.PUT, Decimal("445"), EXPIRY, Side.LONG),
+        ),
+        contracts=contracts,
+        entry_credit=Decimal(credit),
+        opened_at=OPENED,
+    )
+
+
+def condor(pid: str = "C1") -> Position:
+    return Position(
+        id=pid,
+        book="INCOME_POP",
+        underlying="QQQ",
+        strategy=Strategy.IRON_CONDOR,
+        legs=(
+            Leg(Right.PUT, Decimal("395.5"), EXPIRY, Side.LONG),
+            Leg(Right.PUT, Decimal("400.5"), EXPIRY, Side.SHORT),
+            Leg(Right.CALL, Decimal("450"), EXPIRY, Side.SHORT),
+            Leg(Right.CALL, Decimal("455"), EXPIRY, Side.LONG),
+        ),
+        contracts=4,
+        entry_credit=Decimal("2.15"),
+        opened_at=OPENED,
+        multiplier=100,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,50 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from rules.machine import Close, ExitReason, Hold, HoldReason
-from rules.model import Leg, Position, Right, Side, Strategy
 from service.ports import CloseIntent, Fill, StoreError, order_ref
 from service.store import database
 from service.store.repository import SqlStore
 from service.store.schema import Base
-from tests.store.conftest import Run
-
-OPENED = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)  # 10:00 New York
-EXPIRY = date(2027, 4, 16)  # 46 days after the session of 2027-03-01
-
-
-def vertical(pid: str = "P1", contracts: int = 10, credit: str = "1.00") -> Position:
-    return Position(
-        id=pid,
-        book="PRIMARY",
-        underlying="SPY",
-        strategy=Strategy.PUT_CREDIT,
-        legs=(
-            Leg(Right.PUT, Decimal("450"), EXPIRY, Side.SHORT),
-            Leg(Right.PUT, Decimal("445"), EXPIRY, Side.LONG),
-        ),
-        contracts=contracts,
-        entry_credit=Decimal(credit),
-        opened_at=OPENED,
-    )
-
-
-def condor(pid: str = "C1") -> Position:
-    return Position(
-        id=pid,
-        book="INCOME_POP",
-        underlying="QQQ",
-        strategy=Strategy.IRON_CONDOR,
-        legs=(
-            Leg(Right.PUT, Decimal("395.5"), EXPIRY, Side.LONG),
-            Leg(Right.PUT, Decimal("400.5"), EXPIRY, Side.SHORT),
-            Leg(Right.CALL, Decimal("450"), EXPIRY, Side.SHORT),
-            Leg(Right.CALL, Decimal("455"), EXPIRY, Side.LONG),
-        ),
-        contracts=4,
-        entry_credit=Decimal("2.15"),
-        opened_at=OPENED,
-        multiplier=100,
-    )
+from tests.store.conftest import OPENED, Run, condor, vertical
 
 
 def intent(
@@ -237,6 +198,30 @@ def test_racing_fills_on_one_position_leave_it_exact(run: Run[Any]) -> None:
     assert len(detail.fills) == 10
     assert detail.orders[0]["filled"] == 10
     assert detail.orders[0]["avg_price"] == Decimal("0.445")  # mean of 0.40 .. 0.49
+
+
+@pytest.mark.parametrize(
+    "cents",
+    [
+        (41, 46, 43, 42, 40, 44, 49, 45, 48, 47),  # a running average, rounded: 0.445001
+        (44, 46, 43, 48, 47, 41, 42, 45, 49, 40),  # a running average, rounded: 0.444999
+    ],
+)
+def test_the_average_price_does_not_depend_on_the_order_of_fills(
+    run: Run[Any], cents: tuple[int, ...]
+) -> None:
+    """Fills at 0.40 .. 0.49 average 0.445 exactly, in whatever order they come: an
+    average kept step by step, rounded at each step, would drift a millionth either way
+    (and did, in the racing test)."""
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=10))
+        for c in cents:
+            await store.apply_fill(fill(f"E{c}", 1, f"0.{c}"))
+        return await store.detail("P1")
+
+    assert run(go).orders[0]["avg_price"] == Decimal("0.445")
 
 
 def test_an_over_fill_is_refused_and_writes_nothing(run: Run[Any]) -> None:
