@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rules.machine import Decision
-from rules.model import Position, Right
+from rules.model import Position, Quote, Right
 from service.errors import InputError
 
 
@@ -46,6 +46,14 @@ class LegKey:
     expiry: date
     right: Right
     strike: Decimal
+
+
+@dataclass(frozen=True)
+class LegUpdate:
+    """A leg's new quote from the market data feed."""
+
+    leg: LegKey
+    quote: Quote
 
 
 class Action(StrEnum):

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from brokers.sim.market import LegUpdate
 from rules.model import Quote
-from service.ports import Action, ComboOrder, Execution, LegKey, OrderEvent
+from service.ports import Action, ComboOrder, Execution, LegKey, LegUpdate, OrderEvent
 
 COMMISSION_PER_CONTRACT = Decimal("0.65")
 FINAL = ("filled", "cancelled", "rejected")

@@ -29,7 +29,7 @@ from typing import Literal
 from rules.clock import years_to_expiry
 from rules.greeks import Rates, bsm_delta, bsm_price
 from rules.model import Quote, Right
-from service.ports import LegKey
+from service.ports import LegKey, LegUpdate
 
 MoveKind = Literal["rally", "selloff", "gap", "chop"]
 YEAR = timedelta(days=365)
@@ -73,12 +73,6 @@ class Underlying:
     drift: float = 0.0  # annual
     implied_vol: float | None = None  # what options are priced at; the path's vol if None
     moves: list[Move] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LegUpdate:
-    leg: LegKey
-    quote: Quote  # Decimal bid/ask, model delta, underlying price, ts = now
 
 
 def tick_of(price: Decimal) -> Decimal:

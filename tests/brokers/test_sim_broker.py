@@ -8,9 +8,8 @@ from decimal import Decimal
 import pytest
 
 from brokers.sim.broker import BrokerDisconnected, OrderRefused, SimBroker
-from brokers.sim.market import LegUpdate
 from rules.model import Quote, Right
-from service.ports import Action, ComboLeg, ComboOrder, LegKey
+from service.ports import Action, ComboLeg, ComboOrder, LegKey, LegUpdate
 
 T0 = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)

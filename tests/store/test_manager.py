@@ -12,13 +12,13 @@ import pytest
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
-from brokers.sim.market import LegUpdate
 from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
 from rules.model import Quote
 from rules.pricing import RepriceSchedule
 from service.manager import OrderManager
 from service.orders import NotAClose, leg_key
+from service.ports import LegUpdate
 from service.store import database
 from service.store.repository import SqlStore
 from tests.store.conftest import vertical

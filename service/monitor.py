@@ -1,0 +1,141 @@
+"""The monitor: every open position's exit state machine, re-evaluated on each leg update.
+
+Driven one step at a time (``await monitor.step(now)``), so a simulated
+clock can run it faster than real time; the daemon calls it from its loop.
+Each step:
+1. takes the market's leg updates due by ``now``, the latest per leg (a
+   burst for one leg collapses to its newest quote);
+2. passes them to the broker side and applies the broker's order events:
+   fills to the store and to the positions' exit states, cancels and
+   rejections likewise;
+3. evaluates only the positions holding an updated leg, and hands each close
+   decision to the order manager, which writes the intent before it sends;
+4. reprices the live orders toward their natural debit.
+
+The store is the truth: :meth:`load` builds the exit states from it (what
+remains, what profit targets have closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from rules.books import BookPolicy
+from rules.clock import MarketTime
+from rules.greeks import Rates
+from rules.machine import Close, CloseSent, ExitState, Filled, OrderEnded, Phase, apply
+from rules.model import Quote, Side
+from rules.plan import make_plan
+from rules.watch import PositionWatch
+from service.manager import OrderManager
+from service.orders import leg_key
+from service.ports import LegKey, LegUpdate, OrderEvent, Store, StoredPosition
+
+MarketStep = Callable[[datetime], list[LegUpdate]]
+BrokerStep = Callable[[list[LegUpdate], datetime], list[OrderEvent]]
+
+
+def natural_debit(watch: PositionWatch) -> Decimal | None:
+    """Buying the short legs at the ask and selling the long ones at the bid, per spread."""
+    debit = Decimal(0)
+    for leg, q in zip(watch.state.position.legs, watch.quotes, strict=True):
+        if q is None or q.bid is None or q.ask is None:
+            return None
+        debit += q.ask if leg.side is Side.SHORT else -q.bid
+    return debit
+
+
+def exit_state(stored: StoredPosition, book: BookPolicy) -> ExitState:
+    """The rules' state of a stored position (no working order: the manager owns those)."""
+    position = stored.position
+    phase = Phase.CLOSED if stored.remaining == 0 else Phase.OPEN
+    return ExitState(
+        position, make_plan(position, book), phase, stored.remaining, stored.profit_closed
+    )
+
+
+class Monitor:
+    def __init__(
+        self,
+        store: Store,
+        manager: OrderManager,
+        books: dict[str, BookPolicy],
+        *,
+        market: MarketStep,
+        broker: BrokerStep,
+        subscribe: Callable[[LegKey], None],
+        market_time: Callable[[datetime], MarketTime],
+        rates: Rates | None = None,
+    ) -> None:
+        self.store = store
+        self.manager = manager
+        self.books = books
+        self._market = market
+        self._broker = broker
+        self._subscribe = subscribe
+        self._market_time = market_time
+        self.rates = Rates() if rates is None else rates
+        self.watches: dict[str, PositionWatch] = {}
+        self.stored: dict[str, StoredPosition] = {}
+        self._holders: dict[LegKey, list[tuple[PositionWatch, int]]] = {}
+        self.decisions: list[tuple[datetime, str, Close]] = []  # every close acted on
+
+    async def load(self) -> None:
+        """Watch every open position in the store, and subscribe its legs."""
+        for stored in await self.store.open_positions():
+            position = stored.position
+            watch = PositionWatch(exit_state(stored, self.books[position.book]))
+            self.watches[position.id] = watch
+            self.stored[position.id] = stored
+            for i in range(len(position.legs)):
+                key = leg_key(position, i)
+                if key not in self._holders:
+                    self._subscribe(key)
+                self._holders.setdefault(key, []).append((watch, i))
+
+    async def step(self, now: datetime) -> None:
+        updates = self._market(now)
+        latest: dict[LegKey, Quote] = {}
+        for u in updates:  # a burst for one leg: only its newest quote counts
+            latest[u.leg] = u.quote
+        for event in self._broker(updates, now):
+            await self.on_event(event)
+        at = self._market_time(now)
+        for leg, quote in latest.items():
+            for watch, i in self._holders.get(leg, ()):
+                decision = watch.update(i, quote, at, self.rates)
+                if isinstance(decision, Close):
+                    await self._act(watch, decision, at)
+        naturals = {
+            pid: n
+            for pid, w in self.watches.items()
+            if w.state.phase is Phase.CLOSING and (n := natural_debit(w)) is not None
+        }
+        await self.manager.reprice(now, naturals)
+
+    async def _act(self, watch: PositionWatch, decision: Close, at: MarketTime) -> None:
+        natural = natural_debit(watch)
+        if natural is None:
+            return
+        pid = watch.state.position.id
+        stored = replace(self.stored[pid], remaining=watch.state.remaining)
+        ref = await self.manager.close(stored, decision, natural, at)
+        if ref is not None:
+            watch.state = apply(watch.state, CloseSent(decision))
+            self.decisions.append((at.now, ref, decision))
+
+    async def on_event(self, event: OrderEvent) -> None:
+        applied = await self.manager.on_event(event)
+        watch = self.watches.get(event.order_ref.rsplit(":", 2)[0])
+        if watch is None or watch.state.phase is not Phase.CLOSING:
+            return
+        if applied is not None and applied.applied and event.execution is not None:
+            watch.state = apply(watch.state, Filled(event.execution.quantity))
+        elif event.status in ("cancelled", "rejected"):
+            watch.state = apply(watch.state, OrderEnded())
+
+    def remaining(self) -> dict[str, int]:
+        return {pid: w.state.remaining for pid, w in self.watches.items()}

@@ -1,0 +1,161 @@
+"""The monitor end to end: simulated market and broker, real PostgreSQL, scripted moves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from brokers.sim.market import Move, SimMarket, Underlying
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
+from rules.model import Quote
+from rules.pricing import RepriceSchedule
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.orders import leg_key
+from service.ports import LegUpdate, OrderEvent
+from service.store import database
+from service.store.repository import SqlStore
+from tests.store.conftest import vertical
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
+# The 450/445 put spread on SPY at 470 (vol 15%) is worth a mid of about 0.79: sold at 0.80.
+POSITION = replace(vertical(), entry_credit=Decimal("0.80"))
+SCHEDULE = RepriceSchedule(
+    steps=4, interval=timedelta(seconds=2), stop_interval=timedelta(seconds=1)
+)
+
+
+def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> Any:
+    """Run the monitor over ``minutes`` of simulated time, one step per 250 ms."""
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            market = SimMarket(
+                [Underlying("SPY", 470.0, vol=0.15, moves=[move] if move else [])], T0, seed=3
+            )
+            sim = SimBroker(**broker)
+            for i, leg in enumerate(POSITION.legs):
+                sim.hold(leg_key(POSITION, i), -10 if leg.side.value == "short" else 10)
+            now = T0
+
+            def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
+                sim.on_market(updates, at)
+                return sim.events()
+
+            manager = OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE)
+            monitor = Monitor(
+                store,
+                manager,
+                dict(DEFAULT_BOOKS),
+                market=market.step,
+                broker=trade,
+                subscribe=market.subscribe,
+                market_time=market_time,
+            )
+            await monitor.load()
+            while now < T0 + timedelta(minutes=minutes):
+                now += timedelta(milliseconds=250)
+                await monitor.step(now)
+            return monitor, await store.detail(POSITION.id), sim
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def run(db_url: str) -> Callable[..., Any]:
+    return lambda move, minutes, **broker: session(move, db_url, minutes, **broker)
+
+
+def test_a_rally_takes_every_profit_tranche_40_40_20(run: Callable[..., Any]) -> None:
+    rally = Move("rally", T0 + timedelta(minutes=1), 0.07, timedelta(minutes=6))
+    monitor, detail, sim = run(rally, 10)
+    closes = [(d.reason.value, d.label, d.contracts) for _, _, d in monitor.decisions]
+    assert [c[0] for c in closes] == ["profit_target"] * 3
+    assert [c[2] for c in closes] == [4, 4, 2]
+    assert (detail.stored.remaining, detail.stored.status, detail.stored.stage) == (0, "closed", 3)
+    assert sum(f["quantity"] for f in detail.fills) == 10
+    assert [o["status"] for o in detail.orders] == ["filled"] * 3
+    assert sim.positions() == {}  # the broker holds nothing of the spread any more
+
+
+def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -> None:
+    selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
+    monitor, detail, sim = run(selloff, 8)
+    (decision,) = [d for _, _, d in monitor.decisions]
+    assert (decision.reason.value, decision.contracts) == ("loss_stop", 10)
+    assert decision.debit >= Decimal("1.20")  # 150% of the 0.80 credit
+    assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
+    (order,) = detail.orders
+    assert (order["reason"], order["filled"], order["status"]) == ("loss_stop", 10, "filled")
+    assert sim.positions() == {}
+
+
+def test_a_quiet_market_closes_nothing(run: Callable[..., Any]) -> None:
+    monitor, detail, sim = run(None, 3)
+    assert monitor.decisions == []
+    assert (detail.stored.remaining, detail.orders) == (10, [])
+    assert len(sim.executions()) == 0
+
+
+def test_partial_fills_land_as_they_come(run: Callable[..., Any]) -> None:
+    selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
+    monitor, detail, _ = run(selloff, 8, fill_size=3)
+    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
+    assert detail.stored.remaining == 0
+    assert monitor.remaining() == {"P1": 0}
+
+
+def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
+    """Three quotes of the short leg in one step: the first would reach the profit target,
+    the newest does not; only the newest is evaluated, so nothing closes."""
+    short, long_ = leg_key(POSITION, 0), leg_key(POSITION, 1)
+    now = T0 + timedelta(seconds=1)
+
+    def quote(bid: str, ask: str, delta: float) -> Quote:
+        return Quote(Decimal(bid), Decimal(ask), now, delta, 470.0)
+
+    burst = [
+        LegUpdate(long_, quote("1.50", "1.60", -0.10)),
+        LegUpdate(short, quote("1.80", "1.90", -0.12)),  # mid debit 0.30: past 50%
+        LegUpdate(short, quote("2.10", "2.20", -0.15)),
+        LegUpdate(short, quote("2.25", "2.40", -0.17)),  # mid debit 0.775: calm
+    ]
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            sim = SimBroker()
+            monitor = Monitor(
+                store,
+                OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE),
+                dict(DEFAULT_BOOKS),
+                market=lambda at: burst,
+                broker=lambda updates, at: [],
+                subscribe=lambda leg: None,
+                market_time=market_time,
+            )
+            await monitor.load()
+            await monitor.step(now)
+            return monitor, [q.bid for q in monitor.watches["P1"].quotes if q is not None]
+        finally:
+            await engine.dispose()
+
+    monitor, bids = asyncio.run(main())
+    assert monitor.decisions == []
+    assert bids == [Decimal("2.25"), Decimal("1.50")]
