@@ -197,3 +197,24 @@ def render_detail(detail: PositionDetail) -> str:
 
 def positions_show(settings: Settings, position_id: str, out: TextIO) -> None:
     out.write(render_detail(with_store(settings, lambda store: store.detail(position_id))))
+
+
+# demo ---------------------------------------------------------------------------------
+
+
+def demo(settings: Settings, out: TextIO) -> int:
+    """The scripted session; the embedded database is brought to head first (it is
+    spreadwatch's own), a server's must already be."""
+    from service.demo import run_demo  # noqa: PLC0415
+
+    async def go(url: str) -> int:
+        if settings.database_url is None:
+            await database.upgrade(url)
+        await database.require_head(url)
+        engine = database.engine(url)
+        try:
+            return await run_demo(SqlStore(engine), out)
+        finally:
+            await engine.dispose()
+
+    return with_database(settings, go)

@@ -90,6 +90,12 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from service import admin  # noqa: PLC0415
+
+    return admin.demo(_settings(args), sys.stdout)
+
+
 def _add_db_commands(sub: Any) -> None:
     db = sub.add_parser("db", help="the database's schema (Alembic)")
     db_sub = db.add_subparsers(dest="action", required=True)
@@ -126,6 +132,12 @@ def _add_db_commands(sub: Any) -> None:
     close.add_argument("id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
     pos.set_defaults(run=_positions)
+    dm = sub.add_parser(
+        "demo",
+        help="a scripted session on the simulated market: every exit type in seconds",
+    )
+    dm.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    dm.set_defaults(run=_demo)
     for leaf in (*db_sub.choices.values(), *pos_sub.choices.values()):
         leaf.add_argument(
             "--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)"

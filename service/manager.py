@@ -112,8 +112,8 @@ class OrderManager:
             if natural is None:
                 continue
             step = self.schedule.step(now - live.sent_at, stop=live.stop)
-            if step <= live.step:
-                continue
+            if step <= live.step and step < self.schedule.steps:
+                continue  # at the last step the limit follows the natural as it moves
             limit = limit_for(live.mark, natural, step, self.schedule.steps)
             live.step = step
             if limit != live.limit:

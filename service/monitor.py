@@ -83,9 +83,11 @@ class Monitor:
         self._holders: dict[LegKey, list[tuple[PositionWatch, int]]] = {}
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close acted on
 
-    async def load(self) -> None:
-        """Watch every open position in the store, and subscribe its legs."""
+    async def load(self, only: set[str] | None = None) -> None:
+        """Watch every open position in the store (or those of ``only``), subscribe its legs."""
         for stored in await self.store.open_positions():
+            if only is not None and stored.position.id not in only:
+                continue
             position = stored.position
             watch = PositionWatch(exit_state(stored, self.books[position.book]))
             self.watches[position.id] = watch

@@ -22,6 +22,7 @@ Synchronous and driven by the caller's time (``now``): deterministic.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,6 +74,8 @@ class SimBroker:
         self._events: list[OrderEvent] = []
         self._connected = True
         self._exec_seq = 0
+        # execution ids are unique across brokers and runs, as a real broker's are
+        self._exec_prefix = f"sim-{uuid.uuid4().hex[:12]}"
 
     # The account ---------------------------------------------------------------------
 
@@ -164,7 +167,7 @@ class SimBroker:
         self._exec_seq += 1
         legs = sum(leg.ratio for leg in state.order.legs)
         execution = Execution(
-            exec_id=f"sim-{self._exec_seq:08d}",
+            exec_id=f"{self._exec_prefix}-{self._exec_seq:06d}",
             order_ref=state.order.order_ref,
             quantity=size,
             price=natural,

@@ -300,7 +300,18 @@ class SqlStore:
                 .on_conflict_do_nothing(index_elements=[FillRow.exec_id])
                 .returning(FillRow.exec_id)
             )
-            if inserted is None:  # this execution was applied before
+            if inserted is None:  # this execution was applied before: it must be the same one
+                known = await s.get(FillRow, fill.exec_id)
+                assert known is not None
+                if (known.order_ref, known.quantity, known.price) != (
+                    order_ref,
+                    fill.quantity,
+                    fill.price,
+                ):
+                    raise StoreError(
+                        f"fill {fill.exec_id}: exec_id: already recorded as {known.quantity} "
+                        f"of {known.order_ref} at {known.price}"
+                    )
                 return FillApplied(False, row.remaining, order.filled, order.status)
             if fill.quantity > min(order.quantity - order.filled, row.remaining):
                 raise StoreError(

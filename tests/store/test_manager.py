@@ -80,18 +80,30 @@ class Desk:
         (s,) = await self.store.open_positions() or await self.store.all_positions()
         return s
 
-    async def tick(self, seconds: float, short: tuple[str, str], long: tuple[str, str]) -> None:
-        """Time passes; both legs quote; the broker works its orders; events reach the store."""
+    async def tick(
+        self,
+        seconds: float,
+        short: tuple[str, str],
+        long: tuple[str, str],
+        *,
+        broker_first: bool = False,
+    ) -> None:
+        """Time passes; both legs quote; the broker works its orders; events reach the store.
+        ``broker_first``: the broker sees the quotes before the manager reprices (as in the
+        monitor's step), so a limit is one quote behind a moving market."""
         self.now += timedelta(seconds=seconds)
         updates = [
             LegUpdate(SHORT, Quote(Decimal(short[0]), Decimal(short[1]), self.now, -0.2, 460.0)),
             LegUpdate(LONG, Quote(Decimal(long[0]), Decimal(long[1]), self.now, -0.1, 460.0)),
         ]
         natural = Decimal(short[1]) - Decimal(long[0])
-        await self.manager.reprice(self.now, {"P1": natural})
+        if not broker_first:
+            await self.manager.reprice(self.now, {"P1": natural})
         self.broker.on_market(updates, self.now)
         for event in self.broker.events():
             await self.manager.on_event(event)
+        if broker_first:
+            await self.manager.reprice(self.now, {"P1": natural})
 
 
 @pytest.fixture
@@ -222,3 +234,18 @@ def test_a_stop_replaces_a_working_profit_close(desk: Callable[..., Any]) -> Non
         ("P1:stop:1", "filled"),
     ]
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
+
+
+def test_at_the_last_step_the_limit_follows_the_natural(desk: Callable[..., Any]) -> None:
+    """A stop reaches the natural after 4 x 2 s, but the market has moved on by then: from
+    there the limit follows the natural each time it moves, and fills once it catches it."""
+
+    async def work(d: Desk) -> Any:
+        await d.manager.close(await d.stored(), loss_stop(10), Decimal("1.52"), d.at())
+        for short_ask in ("1.72", "1.73", "1.74", "1.75", "1.76", "1.77", "1.77", "1.77"):
+            await d.tick(2, ("1.70", short_ask), ("0.20", "0.22"), broker_first=True)
+        return await d.store.detail("P1")
+
+    detail = desk(work)
+    assert detail.orders[0]["status"] == "filled"
+    assert detail.fills[0]["price"] == Decimal("1.57")

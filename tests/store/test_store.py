@@ -167,6 +167,22 @@ def test_fills_apply_once_and_complete_a_tranche(run: Run[Any]) -> None:
     assert detail.events[2]["pnl"] == Decimal("51.0000")  # (1.00 - 0.49) x 100 x 1
 
 
+def test_an_execution_id_seen_with_other_figures_is_refused(run: Run[Any]) -> None:
+    """The same execution id for another order (or quantity, or price) is no repeat of a
+    known fill: it is a broker or adapter fault, and nothing is applied."""
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical(), vertical("P2")], "DU1")
+        await store.record_intent(intent(quantity=4))
+        await store.record_intent(intent("P2", quantity=4))
+        await store.apply_fill(fill("E1", 2))
+        with pytest.raises(StoreError, match="E1: exec_id: already recorded as 2 of P1:0:1"):
+            await store.apply_fill(fill("E1", 2, order_ref="P2:0:1"))
+        return await store.detail("P2")
+
+    assert run(go).stored.remaining == 10
+
+
 def test_a_stop_that_fills_everything_closes_the_position(run: Run[Any]) -> None:
     async def go(store: SqlStore) -> Any:
         await store.import_positions([vertical()], "DU1")

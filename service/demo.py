@@ -1,0 +1,162 @@
+"""``spreadwatch demo``: a scripted session on the simulated market, every exit type.
+
+Five spreads are opened at the simulated market's own prices at 10:00 New
+York on Tuesday 2027-03-02, then the clock runs twelve minutes of market time
+as fast as the machine goes (a few seconds), with scripted moves:
+
+- SPY rallies 7%: the 10-lot put spread scales out 4/4/2 at 50/75/90%;
+- DIA sells off 5%: the 2-lot call spread takes its single exit at 50%;
+- QQQ sells off 5%: the put spread's loss stop closes all 6;
+- IWM slips 2%: the short 194 put passes 0.30 delta, the delta stop fires;
+- XLF's spread is 20 days from expiry: the 21-DTE time stop closes it.
+
+The monitor, the order manager, the store and the simulated broker are the
+ones the daemon uses; orders are repriced toward the natural until they fill.
+It ends with a table of each position's exits and contracts remaining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TextIO
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from brokers.sim.market import Move, SimMarket, Underlying
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time, new_york
+from rules.machine import format_close_line
+from rules.model import Leg, Position, Right, Side, Strategy
+from rules.pricing import RepriceSchedule
+from service.admin import table
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.orders import leg_key
+from service.ports import LegUpdate, OrderEvent
+from service.store.repository import SqlStore
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
+EXPIRY = date(2027, 4, 16)
+MINUTES = 12
+STEP = timedelta(milliseconds=250)
+SCHEDULE = RepriceSchedule(
+    steps=4, interval=timedelta(seconds=4), stop_interval=timedelta(seconds=1)
+)
+
+
+@dataclass(frozen=True)
+class Spread:
+    underlying: str
+    strategy: Strategy
+    short: int
+    long: int
+    contracts: int
+    expiry: date = EXPIRY
+    opened_days_before_expiry: int = 45
+
+
+UNDERLYINGS = [
+    Underlying(
+        "SPY",
+        470.0,
+        vol=0.15,
+        moves=[Move("rally", T0 + timedelta(minutes=1), 0.07, timedelta(minutes=6))],
+    ),
+    Underlying(
+        "DIA",
+        380.0,
+        vol=0.15,
+        moves=[Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))],
+    ),
+    Underlying(
+        "QQQ",
+        400.0,
+        vol=0.15,
+        moves=[Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))],
+    ),
+    Underlying(
+        "IWM",
+        200.0,
+        vol=0.15,
+        moves=[Move("selloff", T0 + timedelta(minutes=1), 0.02, timedelta(minutes=8))],
+    ),
+    Underlying("XLF", 40.0, vol=0.20),
+]
+SPREADS = [
+    Spread("SPY", Strategy.PUT_CREDIT, 450, 445, 10),
+    Spread("DIA", Strategy.CALL_CREDIT, 395, 400, 2),
+    Spread("QQQ", Strategy.PUT_CREDIT, 383, 378, 6),
+    Spread("IWM", Strategy.PUT_CREDIT, 194, 175, 5),
+    Spread("XLF", Strategy.PUT_CREDIT, 38, 37, 3, expiry=T0.date() + timedelta(days=20)),
+]
+
+
+def _position(spec: Spread, prefix: str, market: SimMarket) -> Position:
+    right = Right.CALL if spec.strategy is Strategy.CALL_CREDIT else Right.PUT
+    legs = (
+        Leg(right, Decimal(spec.short), spec.expiry, Side.SHORT),
+        Leg(right, Decimal(spec.long), spec.expiry, Side.LONG),
+    )
+    draft = Position(
+        id=f"{prefix}-{spec.underlying}",
+        book="PRIMARY",
+        underlying=spec.underlying,
+        strategy=spec.strategy,
+        legs=legs,
+        contracts=spec.contracts,
+        entry_credit=Decimal(1),
+        opened_at=datetime.combine(
+            spec.expiry - timedelta(days=spec.opened_days_before_expiry), time(9, 45), new_york()
+        ),
+    )
+    short, long_ = (market.quote(leg_key(draft, i), T0) for i in range(2))
+    mid = (short.bid + short.ask - long_.bid - long_.ask) / 2  # type: ignore[operator]
+    return replace(draft, entry_credit=mid.quantize(Decimal("0.01")))
+
+
+async def run_demo(store: SqlStore, out: TextIO) -> int:
+    """The scripted session on ``store``; prints each close, then the table."""
+    market = SimMarket(UNDERLYINGS, T0, seed=3)
+    taken = {s.position.id for s in await store.all_positions()}
+    run = 1 + sum(1 for pid in taken if pid.startswith("demo") and pid.endswith("-SPY"))
+    positions = [_position(spec, f"demo{run}", market) for spec in SPREADS]
+    await store.import_positions(positions, "DEMO")
+    broker = SimBroker(latency=timedelta(milliseconds=200))
+    for p in positions:
+        for i, leg in enumerate(p.legs):
+            broker.hold(leg_key(p, i), -p.contracts if leg.side is Side.SHORT else p.contracts)
+    now = T0
+
+    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
+        broker.on_market(updates, at)
+        return broker.events()
+
+    monitor = Monitor(
+        store,
+        OrderManager(store, SimGateway(broker, lambda: now), SCHEDULE),
+        dict(DEFAULT_BOOKS),
+        market=market.step,
+        broker=trade,
+        subscribe=market.subscribe,
+        market_time=market_time,
+    )
+    await monitor.load({p.id for p in positions})
+    shown = 0
+    while now < T0 + timedelta(minutes=MINUTES):
+        now += STEP
+        await monitor.step(now)
+        for at, ref, close in monitor.decisions[shown:]:
+            position = monitor.watches[ref.rsplit(":", 2)[0]].state.position
+            out.write(f"{at.astimezone(UTC):%H:%M:%S}Z {format_close_line(position, close)}\n")
+        shown = len(monitor.decisions)
+    rows = []
+    for p in positions:
+        detail = await store.detail(p.id)
+        exits = ", ".join(f"{o['label']} x{o['filled']}" for o in detail.orders if o["filled"])
+        rows.append(
+            [p.id, p.strategy.value, exits or "-", f"{detail.stored.remaining}/{p.contracts}"]
+        )
+    out.write("\n" + table(["position", "strategy", "exits (filled)", "remaining"], rows))
+    return 0
