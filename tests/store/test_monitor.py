@@ -90,6 +90,9 @@ def test_a_rally_takes_every_profit_tranche_40_40_20(run: Callable[..., Any]) ->
     assert sum(f["quantity"] for f in detail.fills) == 10
     assert [o["status"] for o in detail.orders] == ["filled"] * 3
     assert sim.positions() == {}  # the broker holds nothing of the spread any more
+    decisions = [e for e in detail.events if e["kind"] == "decision"]
+    assert [e["contracts_closed"] for e in decisions] == [4, 4, 2]
+    assert all(set(e["quotes"]) == {"natural", "legs"} for e in decisions)
 
 
 def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -> None:
