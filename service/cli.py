@@ -90,6 +90,35 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def _run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    from datetime import datetime, timedelta  # noqa: PLC0415
+
+    from service.daemon import run_daemon  # noqa: PLC0415
+
+    start = None
+    if args.start is not None:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError as exc:
+            raise InputError(f"--start: not an ISO-8601 time: {args.start!r}") from exc
+        if start.tzinfo is None:
+            raise InputError(f"--start: no UTC offset: {args.start!r}")
+    if args.speed <= 0:
+        raise InputError(f"--speed: must be positive: {args.speed}")
+    duration = None if args.minutes is None else timedelta(minutes=args.minutes)
+    return asyncio.run(
+        run_daemon(
+            _settings(args),
+            sys.stdout,
+            dry_run=args.dry_run,
+            speed=args.speed,
+            start=start,
+            duration=duration,
+        )
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from service import admin  # noqa: PLC0415
 
@@ -132,6 +161,20 @@ def _add_db_commands(sub: Any) -> None:
     close.add_argument("id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
     pos.set_defaults(run=_positions)
+    rn = sub.add_parser(
+        "run",
+        help="the daemon: watch the open positions and close them by their exit rules",
+        description="Watch every open position on the simulated market (the built-in "
+        "default) and close it by its exit rules. SIGINT or SIGTERM stops it.",
+    )
+    rn.add_argument("--dry-run", action="store_true", help="evaluate and record, send nothing")
+    rn.add_argument("--speed", type=float, default=1.0, help="simulated clock speed (default 1)")
+    rn.add_argument("--start", help="simulated clock start, ISO-8601 with offset (default now)")
+    rn.add_argument(
+        "--for", dest="minutes", type=float, help="stop after this many minutes of clock time"
+    )
+    rn.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    rn.set_defaults(run=_run)
     dm = sub.add_parser(
         "demo",
         help="a scripted session on the simulated market: every exit type in seconds",

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
@@ -64,7 +65,7 @@ class OrderManager:
         decision: Close,
         natural: Decimal,
         at: MarketTime,
-        quotes: dict[str, object] | None = None,
+        quotes: dict[str, Any] | None = None,
     ) -> str | None:
         """Act on a close decision; the order_ref sent, or None when nothing was sent."""
         if not at.regular_hours:
@@ -86,6 +87,7 @@ class OrderManager:
         limit = limit_for(decision.debit, natural, 0, self.schedule.steps)
         order = closing_order(stored.position, ref, quantity, limit)
         check_close(order, await self.gateway.positions(), stored.remaining)
+        await self.store.record_decision(pid, decision, quotes)
         await self.store.record_intent(
             CloseIntent(
                 order_ref=ref,

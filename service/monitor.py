@@ -123,17 +123,15 @@ class Monitor:
         if natural is None:
             return
         pid = watch.state.position.id
-        if at.regular_hours and self.manager.live_for(pid) is None:
-            quotes = {
-                "natural": str(natural),
-                "legs": [
-                    None if q is None else {"bid": str(q.bid), "ask": str(q.ask), "delta": q.delta}
-                    for q in watch.quotes
-                ],
-            }
-            await self.store.record_decision(pid, decision, quotes)
+        quotes = {
+            "natural": str(natural),
+            "legs": [
+                None if q is None else {"bid": str(q.bid), "ask": str(q.ask), "delta": q.delta}
+                for q in watch.quotes
+            ],
+        }
         stored = replace(self.stored[pid], remaining=watch.state.remaining)
-        ref = await self.manager.close(stored, decision, natural, at)
+        ref = await self.manager.close(stored, decision, natural, at, quotes)
         if ref is not None:
             watch.state = apply(watch.state, CloseSent(decision))
             self.decisions.append((at.now, ref, decision))

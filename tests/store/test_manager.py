@@ -135,7 +135,14 @@ def test_a_profit_close_is_written_sent_and_filled(desk: Callable[..., Any]) -> 
     assert (order["status"], order["filled"], order["limit_price"]) == ("filled", 4, Decimal("0.5"))
     assert (detail.stored.remaining, detail.stored.stage, detail.stored.status) == (6, 1, "open")
     kinds = [e["kind"] for e in detail.events]
-    assert kinds == ["imported", "close intent", "order submitted", "order working", "filled"]
+    assert kinds == [
+        "imported",
+        "decision",
+        "close intent",
+        "order submitted",
+        "order working",
+        "filled",
+    ]
 
 
 def test_an_order_below_the_natural_is_repriced_to_a_fill(desk: Callable[..., Any]) -> None:

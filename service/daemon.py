@@ -1,0 +1,202 @@
+"""``spreadwatch run``: the daemon, on the simulated market (the built-in default).
+
+The composition root: settings, database, store, calendar, market, broker,
+order manager and monitor are built here and nowhere else. With no settings
+it uses the embedded PostgreSQL (migrated by itself, being spreadwatch's
+own) and imports the shipped example positions when the database has none.
+
+The simulated market quotes each underlying from a spot placed so that the
+first spread on it starts out of the money (5% from its short strike), and
+moves it by geometric Brownian motion. The clock is the wall clock, or runs
+``speed`` times faster from ``start``. Orders go out only in the exchange's
+regular hours (NYSE sessions, holidays and early closes included); outside
+them a decision waits for the open, and the wait is said once.
+
+SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
+orders still working are left working (they are in the store as such).
+``--dry-run`` evaluates and records every close it would make ("would
+close" in the audit trail) and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.books import BookPolicy
+from rules.clock import MarketTime
+from rules.machine import Close, format_close_line
+from rules.model import Right, Side
+from rules.pricing import RepriceSchedule
+from service.calendar import load_sessions
+from service.inputs import load_books, load_positions
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.orders import leg_key
+from service.ports import LegUpdate, OrderEvent, StoredPosition
+from service.settings import Settings
+from service.store import database
+from service.store.repository import SqlStore
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "positions.toml"
+STEP = timedelta(milliseconds=250)
+
+
+def spot_for(stored: StoredPosition) -> float:
+    """A spot 5% out of the money of the position's short strikes."""
+    shorts = [leg for leg in stored.position.legs if leg.side is Side.SHORT]
+    puts = [float(leg.strike) for leg in shorts if leg.right is Right.PUT]
+    calls = [float(leg.strike) for leg in shorts if leg.right is Right.CALL]
+    if puts and calls:
+        return (max(puts) + min(calls)) / 2
+    return max(puts) * 1.05 if puts else min(calls) / 1.05
+
+
+class DryRunManager(OrderManager):
+    """Records each close it would make, once per position, and sends nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.reported: set[str] = set()
+
+    async def close(
+        self,
+        stored: StoredPosition,
+        decision: Close,
+        natural: Decimal,
+        at: MarketTime,
+        quotes: dict[str, Any] | None = None,
+    ) -> str | None:
+        pid = stored.position.id
+        if at.regular_hours and pid not in self.reported:
+            self.reported.add(pid)
+            await self.store.record_decision(pid, decision, {"would_close": True, **(quotes or {})})
+        return None
+
+
+async def run_daemon(
+    settings: Settings,
+    out: TextIO,
+    *,
+    dry_run: bool = False,
+    speed: float = 1.0,
+    start: datetime | None = None,
+    duration: timedelta | None = None,
+) -> int:
+    with database.database(
+        None if settings.database_url is None else settings.database_url.get_secret_value(),
+        settings.data_dir,
+    ) as db:
+        if settings.database_url is None:
+            await database.upgrade(db.url)
+        await database.require_head(db.url)
+        engine = database.engine(db.url)
+        try:
+            return await _run(SqlStore(engine), settings, out, dry_run, speed, start, duration)
+        finally:
+            await engine.dispose()
+
+
+async def _run(
+    store: SqlStore,
+    settings: Settings,
+    out: TextIO,
+    dry_run: bool,
+    speed: float,
+    start: datetime | None,
+    duration: timedelta | None,
+) -> int:
+    books = load_books(settings.books_file)
+    if not await store.all_positions() and EXAMPLES.exists():
+        await store.import_positions(load_positions(EXAMPLES, books), settings.account)
+        out.write(f"no positions: imported the examples ({EXAMPLES})\n")
+    t0 = (start or datetime.now(UTC)).astimezone(UTC)
+    wall0 = time.monotonic()
+
+    def now() -> datetime:
+        return t0 + timedelta(seconds=(time.monotonic() - wall0) * speed)
+
+    sessions = load_sessions(settings.data_dir, t0.date())
+    monitor = await _compose(store, books, dry_run, now, t0, sessions.market_time)
+    mode = " (dry run: nothing is sent)" if dry_run else ""
+    out.write(f"monitoring {len(monitor.watches)} positions on the simulated market{mode}\n")
+    out.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    end = None if duration is None else t0 + duration
+    closed_said = False
+    shown = 0
+    try:
+        while not stop.is_set():
+            t = now()
+            if end is not None and t >= end:
+                break
+            regular = sessions.market_time(t).regular_hours
+            if not regular and not closed_said:
+                opens = sessions.next_open(t)
+                out.write(f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n")
+            closed_said = not regular
+            await monitor.step(t)
+            for _, ref, close in monitor.decisions[shown:]:
+                position = monitor.watches[ref.rsplit(":", 2)[0]].state.position
+                out.write(format_close_line(position, close) + "\n")
+            shown = len(monitor.decisions)
+            out.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STEP.total_seconds() / speed)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    working = len(await store.live_orders())
+    out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
+    return 0
+
+
+async def _compose(
+    store: SqlStore,
+    books: dict[str, BookPolicy],
+    dry_run: bool,
+    now: Callable[[], datetime],
+    t0: datetime,
+    market_time: Callable[[datetime], MarketTime],
+) -> Monitor:
+    """The simulated market and broker around the open positions, the manager, the monitor."""
+    stored = await store.open_positions()
+    spots: dict[str, float] = {}
+    for s in stored:
+        spots.setdefault(s.position.underlying, spot_for(s))
+    market = SimMarket([Underlying(u, spot, vol=0.20) for u, spot in spots.items()], t0, seed=11)
+    broker = SimBroker()
+    for s in stored:
+        for i, leg in enumerate(s.position.legs):
+            held = -s.remaining if leg.side is Side.SHORT else s.remaining
+            broker.hold(leg_key(s.position, i), held)
+
+    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
+        broker.on_market(updates, at)
+        return broker.events()
+
+    kind = DryRunManager if dry_run else OrderManager
+    monitor = Monitor(
+        store,
+        kind(store, SimGateway(broker, now), RepriceSchedule()),
+        books,
+        market=market.step,
+        broker=trade,
+        subscribe=market.subscribe,
+        market_time=market_time,
+    )
+    await monitor.load()
+    return monitor

@@ -1,0 +1,115 @@
+"""``spreadwatch run``: the daemon on the simulated market, a real PostgreSQL, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from service.store.repository import SqlStore
+from tests.conftest import ROOT, Run
+from tests.store.conftest import Run as StoreRun
+
+Cli = Callable[..., Run]
+# Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
+# past its 14-DTE time stop; the clock runs 500 times faster than the wall.
+FAST = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "500", "--for", "5")
+
+
+@pytest.fixture
+def db_cli(db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Cli:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    return cli
+
+
+def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: StoreRun[Any]) -> None:
+    out = db_cli("run", *FAST)
+    assert out.code == 0, out.err
+    lines = out.out.splitlines()
+    assert lines[0].startswith("no positions: imported the examples")
+    assert lines[1] == "monitoring 7 positions on the simulated market"
+    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert lines[-1].startswith("stopped: ")
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3")
+
+    detail = run(xlf)
+    assert detail.orders[0]["reason"] == "time_stop"
+    assert [e["kind"] for e in detail.events][:2] == ["imported", "decision"]
+
+
+def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
+    db_cli: Cli, run: StoreRun[Any]
+) -> None:
+    out = db_cli("run", "--dry-run", *FAST)
+    assert out.code == 0, out.err
+    assert "(dry run: nothing is sent)" in out.out
+    assert "CLOSING:" not in out.out
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3"), await store.live_orders()
+
+    detail, live = run(xlf)
+    assert (detail.orders, live) == ([], [])
+    (decision,) = [e for e in detail.events if e["kind"] == "decision"]
+    assert decision["reason"] == "time_stop"
+    assert decision["quotes"]["would_close"] is True
+    assert detail.stored.remaining == 3
+
+
+def test_outside_regular_hours_it_says_so_once_and_sends_nothing(db_cli: Cli) -> None:
+    out = db_cli("run", "--start", "2026-12-05T10:00:00-05:00", "--speed", "500", "--for", "5")
+    assert out.code == 0, out.err
+    assert out.out.count("market closed: decisions wait for the open, 2026-12-07 14:30Z") == 1
+    assert "CLOSING:" not in out.out
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("--start", "tomorrow"), "--start: not an ISO-8601 time: 'tomorrow'"),
+        (("--start", "2026-12-07T10:00:00"), "--start: no UTC offset"),
+        (("--speed", "0"), "--speed: must be positive"),
+    ],
+)
+def test_bad_run_flags_are_one_line_and_exit_2(
+    db_cli: Cli, args: tuple[str, ...], error: str
+) -> None:
+    out = db_cli("run", *args)
+    assert (out.code, out.out) == (2, "")
+    assert error in out.err
+    assert out.err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
+    """A real process on the wall clock: SIGTERM between two steps ends it with exit 0
+    and the closing line, within a few seconds."""
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run", "--start", "2026-12-07T10:00:00-05:00"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "monitoring" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    assert "monitoring 7 positions" in seen
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].startswith("stopped: ")
+    assert "Traceback" not in err
