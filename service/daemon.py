@@ -127,7 +127,7 @@ async def _run(
         return t0 + timedelta(seconds=(time.monotonic() - wall0) * speed)
 
     sessions = load_sessions(settings.data_dir, t0.date())
-    monitor = await _compose(store, books, dry_run, now, t0, sessions.market_time)
+    monitor = await _compose(store, out, books, dry_run, now, t0, sessions.market_time)
     mode = " (dry run: nothing is sent)" if dry_run else ""
     out.write(f"monitoring {len(monitor.watches)} positions on the simulated market{mode}\n")
     out.flush()
@@ -166,13 +166,15 @@ async def _run(
 
 async def _compose(
     store: SqlStore,
+    out: TextIO,
     books: dict[str, BookPolicy],
     dry_run: bool,
     now: Callable[[], datetime],
     t0: datetime,
     market_time: Callable[[datetime], MarketTime],
 ) -> Monitor:
-    """The simulated market and broker around the open positions, the manager, the monitor."""
+    """The simulated market and broker around the open positions, the manager (reconciled
+    with the broker), the monitor."""
     stored = await store.open_positions()
     spots: dict[str, float] = {}
     for s in stored:
@@ -189,9 +191,12 @@ async def _compose(
         return broker.events()
 
     kind = DryRunManager if dry_run else OrderManager
+    manager = kind(store, SimGateway(broker, now), RepriceSchedule())
+    for line in await manager.reconcile():
+        out.write(f"reconciled: {line}\n")
     monitor = Monitor(
         store,
-        kind(store, SimGateway(broker, now), RepriceSchedule()),
+        manager,
         books,
         market=market.step,
         broker=trade,

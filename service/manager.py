@@ -107,6 +107,25 @@ class OrderManager:
         self._live[ref] = _Live(pid, decision.debit, limit, at.now, stage is None)
         return ref
 
+    async def reconcile(self) -> list[str]:
+        """On start: the store's live orders against the broker's. Executions the store has
+        not seen are applied (once each, by execution id); an order the broker no longer
+        works is ended as cancelled. Returns what was done, a line each."""
+        done: list[str] = []
+        live = {o["order_ref"]: o for o in await self.store.live_orders()}
+        for e in await self.gateway.executions():
+            if e.order_ref in live:
+                fill = Fill(e.exec_id, e.order_ref, e.quantity, e.price, e.time, e.commission)
+                if (await self.store.apply_fill(fill)).applied:
+                    done.append(f"{e.order_ref}: applied missed execution {e.exec_id}")
+        working = {o.order_ref for o in await self.gateway.open_orders()}
+        for ref in live:
+            if ref not in working:
+                detail = "not working at the broker on start"
+                await self.store.end_order(ref, "cancelled", detail)
+                done.append(f"{ref}: {detail}: ended as cancelled")
+        return done
+
     async def reprice(self, now: datetime, naturals: dict[str, Decimal]) -> None:
         """Walk each live order toward its position's natural debit, on the schedule."""
         for ref, live in list(self._live.items()):

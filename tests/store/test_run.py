@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from service.ports import CloseIntent
 from service.store.repository import SqlStore
-from tests.conftest import ROOT, Run
+from tests.conftest import EXAMPLES, ROOT, Run
 from tests.store.conftest import Run as StoreRun
 
 Cli = Callable[..., Run]
@@ -43,6 +45,43 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     detail = run(xlf)
     assert detail.orders[0]["reason"] == "time_stop"
     assert [e["kind"] for e in detail.events][:2] == ["imported", "decision"]
+
+
+def test_a_restart_ends_orders_the_new_broker_does_not_work(
+    db_cli: Cli, run: StoreRun[Any]
+) -> None:
+    """The simulated broker lives and dies with its process: an order the store has as
+    working (left by an earlier run) is not working at a new run's broker, so the new run
+    ends it as cancelled on start (reconciliation) and watches the position again."""
+    assert db_cli("positions", "import", EXAMPLES / "positions.toml").code == 0
+
+    async def leave_working(store: SqlStore) -> None:
+        intent = CloseIntent(
+            order_ref="SPY-P-10:0:1",
+            position_id="SPY-P-10",
+            stage=0,
+            attempt=1,
+            reason="profit_target",
+            label="Profit Target (50%)",
+            target=Decimal("0.50"),
+            quantity=4,
+            limit_price=Decimal("0.70"),
+        )
+        await store.record_intent(intent)
+        await store.order_sent("SPY-P-10:0:1", "working", broker_order_id=7, perm_id=70)
+
+    run(leave_working)
+    out = db_cli("run", *FAST)
+    assert out.code == 0, out.err
+    assert "reconciled: SPY-P-10:0:1: not working at the broker on start: ended as cancelled" in (
+        out.out.splitlines()
+    )
+
+    async def spy(store: SqlStore) -> Any:
+        return await store.detail("SPY-P-10")
+
+    detail = run(spy)
+    assert detail.orders[0]["status"] == "cancelled"
 
 
 def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
