@@ -55,6 +55,11 @@ def _lib() -> dict[str, Any]:
     return _vollib
 
 
+def load() -> None:
+    """Import vollib now (about a second, with scipy), not at the first quote."""
+    _lib()
+
+
 def _flag(right: Right) -> str:
     return "c" if right is Right.CALL else "p"
 

@@ -205,7 +205,10 @@ def positions_show(settings: Settings, position_id: str, out: TextIO) -> None:
 def demo(settings: Settings, out: TextIO) -> int:
     """The scripted session; the embedded database is brought to head first (it is
     spreadwatch's own), a server's must already be."""
+    from service import logs  # noqa: PLC0415
     from service.demo import run_demo  # noqa: PLC0415
+
+    logs.configure()
 
     async def go(url: str) -> int:
         if settings.database_url is None:

@@ -33,11 +33,13 @@ from typing import Any, TextIO
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
 from brokers.sim.market import SimMarket, Underlying
+from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.machine import Close, format_close_line
 from rules.model import Right, Side
 from rules.pricing import RepriceSchedule
+from service import logs
 from service.calendar import load_sessions
 from service.inputs import load_books, load_positions
 from service.manager import OrderManager
@@ -48,6 +50,7 @@ from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
 
+_log = logs.get_logger("spreadwatch.daemon")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "positions.toml"
 STEP = timedelta(milliseconds=250)
 
@@ -116,26 +119,29 @@ async def _run(
     start: datetime | None,
     duration: timedelta | None,
 ) -> int:
+    logs.configure()
     books = load_books(settings.books_file)
     if not await store.all_positions() and EXAMPLES.exists():
         await store.import_positions(load_positions(EXAMPLES, books), settings.account)
         out.write(f"no positions: imported the examples ({EXAMPLES})\n")
     t0 = (start or datetime.now(UTC)).astimezone(UTC)
-    wall0 = time.monotonic()
+    wall0 = [time.monotonic()]  # the clock starts again when the loop does
 
     def now() -> datetime:
-        return t0 + timedelta(seconds=(time.monotonic() - wall0) * speed)
+        return t0 + timedelta(seconds=(time.monotonic() - wall0[0]) * speed)
 
     sessions = load_sessions(settings.data_dir, t0.date())
     monitor = await _compose(store, out, books, dry_run, now, t0, sessions.market_time)
     mode = " (dry run: nothing is sent)" if dry_run else ""
     out.write(f"monitoring {len(monitor.watches)} positions on the simulated market{mode}\n")
     out.flush()
+    _log.info("started", positions=len(monitor.watches), dry_run=dry_run, clock=t0.isoformat())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     end = None if duration is None else t0 + duration
+    wall0[0] = time.monotonic()
     closed_said = False
     shown = 0
     try:
@@ -147,6 +153,7 @@ async def _run(
             if not regular and not closed_said:
                 opens = sessions.next_open(t)
                 out.write(f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n")
+                _log.info("market closed", next_open=opens.isoformat())
             closed_said = not regular
             await monitor.step(t)
             for _, ref, close in monitor.decisions[shown:]:
@@ -161,6 +168,7 @@ async def _run(
             loop.remove_signal_handler(sig)
     working = len(await store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
+    _log.info("stopped", working_orders=working)
     return 0
 
 
@@ -176,6 +184,7 @@ async def _compose(
     """The simulated market and broker around the open positions, the manager (reconciled
     with the broker), the monitor."""
     stored = await store.open_positions()
+    greeks.load()  # before the clock starts: the first quote would wait a second for it
     spots: dict[str, float] = {}
     for s in stored:
         spots.setdefault(s.position.underlying, spot_for(s))

@@ -26,6 +26,7 @@ from typing import Any
 from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
 from rules.pricing import RepriceSchedule, limit_for
+from service.logs import get_logger
 from service.orders import check_close, closing_order
 from service.ports import (
     CloseIntent,
@@ -37,6 +38,8 @@ from service.ports import (
     StoredPosition,
     order_ref,
 )
+
+_log = get_logger("spreadwatch.orders")
 
 
 @dataclass
@@ -105,6 +108,15 @@ class OrderManager:
         await self.gateway.place(order)
         await self.store.order_sent(ref, "submitted")
         self._live[ref] = _Live(pid, decision.debit, limit, at.now, stage is None)
+        _log.info(
+            "close submitted",
+            position_id=pid,
+            order_ref=ref,
+            reason=decision.reason.value,
+            quantity=quantity,
+            limit=str(limit),
+            natural=str(natural),
+        )
         return ref
 
     async def reconcile(self) -> list[str]:
@@ -124,6 +136,8 @@ class OrderManager:
                 detail = "not working at the broker on start"
                 await self.store.end_order(ref, "cancelled", detail)
                 done.append(f"{ref}: {detail}: ended as cancelled")
+        for line in done:
+            _log.info("reconciled", detail=line)
         return done
 
     async def reprice(self, now: datetime, naturals: dict[str, Decimal]) -> None:
@@ -140,6 +154,14 @@ class OrderManager:
             if limit != live.limit:
                 await self.gateway.modify(ref, limit)
                 live.limit = limit
+                _log.info(
+                    "repriced",
+                    position_id=live.position_id,
+                    order_ref=ref,
+                    step=step,
+                    limit=str(limit),
+                    natural=str(natural),
+                )
 
     async def on_event(self, event: OrderEvent) -> FillApplied | None:
         """What the broker said of an order, into the store."""
@@ -150,11 +172,22 @@ class OrderManager:
             applied = await self.store.apply_fill(
                 Fill(e.exec_id, ref, e.quantity, e.price, e.time, e.commission)
             )
+            if applied.applied:
+                _log.info(
+                    "filled",
+                    order_ref=ref,
+                    exec_id=e.exec_id,
+                    quantity=e.quantity,
+                    price=str(e.price),
+                    remaining=applied.remaining,
+                )
         if event.status == "working":
             await self.store.order_sent(ref, "working")
         elif event.status in ("cancelled", "rejected"):
             await self.store.end_order(ref, event.status, event.reason)
             self._live.pop(ref, None)
+            log = _log.warning if event.status == "rejected" else _log.info
+            log(event.status, order_ref=ref, reason=event.reason or None)
         elif event.status == "filled":
             self._live.pop(ref, None)
         return applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -45,6 +46,16 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     detail = run(xlf)
     assert detail.orders[0]["reason"] == "time_stop"
     assert [e["kind"] for e in detail.events][:2] == ["imported", "decision"]
+    # the logs: JSON lines on stderr (not a terminal), stable event names, ids bound
+    logs = [json.loads(line) for line in out.err.splitlines()]
+    events = [e["event"] for e in logs]
+    assert events[0] == "started"
+    assert events[-1] == "stopped"
+    submitted = [e for e in logs if e["event"] == "close submitted"]
+    assert {"position_id": "XLF-P-3", "order_ref": "XLF-P-3:stop:1"}.items() <= next(
+        e for e in submitted if e["position_id"] == "XLF-P-3"
+    ).items()
+    assert all(e["level"] in ("info", "warning") and "timestamp" in e for e in logs)
 
 
 def test_a_restart_ends_orders_the_new_broker_does_not_work(
