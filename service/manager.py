@@ -18,6 +18,7 @@ on the decision after the cancel is confirmed, for everything remaining.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from service.ports import (
     CloseIntent,
     Fill,
     FillApplied,
+    LegKey,
     OrderEvent,
     OrderGateway,
     Store,
@@ -53,10 +55,19 @@ class _Live:
 
 
 class OrderManager:
-    def __init__(self, store: Store, gateway: OrderGateway, schedule: RepriceSchedule) -> None:
+    def __init__(
+        self,
+        store: Store,
+        gateway: OrderGateway,
+        schedule: RepriceSchedule,
+        expected: Callable[[], Mapping[LegKey, int]] | None = None,
+    ) -> None:
         self.store = store
         self.gateway = gateway
         self.schedule = schedule
+        # what the open positions imply the account holds (see check_close); None: the
+        # account's net per contract must be on the closing side
+        self.expected = expected
         self._live: dict[str, _Live] = {}  # order_ref -> what the manager works
 
     def live_for(self, position_id: str) -> str | None:
@@ -89,7 +100,8 @@ class OrderManager:
         quantity = min(decision.contracts, stored.remaining)
         limit = limit_for(decision.debit, natural, 0, self.schedule.steps)
         order = closing_order(stored.position, ref, quantity, limit)
-        check_close(order, await self.gateway.positions(), stored.remaining)
+        expected = None if self.expected is None else self.expected()
+        check_close(order, await self.gateway.positions(), stored.remaining, expected)
         await self.store.record_decision(pid, decision, quotes)
         await self.store.record_intent(
             CloseIntent(

@@ -82,6 +82,8 @@ class Monitor:
         self.stored: dict[str, StoredPosition] = {}
         self._holders: dict[LegKey, list[tuple[PositionWatch, int]]] = {}
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close acted on
+        if manager.expected is None:
+            manager.expected = self.expected_holdings
 
     async def load(self, only: set[str] | None = None) -> None:
         """Watch every open position in the store (or those of ``only``), subscribe its legs."""
@@ -145,6 +147,17 @@ class Monitor:
             watch.state = apply(watch.state, Filled(event.execution.quantity))
         elif event.status in ("cancelled", "rejected"):
             watch.state = apply(watch.state, OrderEnded())
+
+    def expected_holdings(self) -> dict[LegKey, int]:
+        """What the watched positions imply the account holds per contract (short < 0)."""
+        out: dict[LegKey, int] = {}
+        for leg, holders in self._holders.items():
+            total = 0
+            for watch, i in holders:
+                side = watch.state.position.legs[i].side
+                total += -watch.state.remaining if side is Side.SHORT else watch.state.remaining
+            out[leg] = total
+        return out
 
     def remaining(self) -> dict[str, int]:
         return {pid: w.state.remaining for pid, w in self.watches.items()}

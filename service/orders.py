@@ -39,8 +39,21 @@ def closing_order(position: Position, ref: str, quantity: int, limit: Decimal) -
     )
 
 
-def check_close(order: ComboOrder, held: Mapping[LegKey, int], remaining: int) -> None:
-    """Refuse ``order`` unless it only reduces what the account holds (see the module)."""
+def check_close(
+    order: ComboOrder,
+    held: Mapping[LegKey, int],
+    remaining: int,
+    expected: Mapping[LegKey, int] | None = None,
+) -> None:
+    """Refuse ``order`` unless it only reduces what the account holds (see the module).
+
+    ``expected`` is what the open positions together imply the account holds per
+    contract (short < 0). Spreads can share a contract (one's short put is another's
+    long put), so the account's net may be 0 while both are open: then the check is
+    that the account holds exactly what the positions imply, and the order (built from
+    one position's own legs) takes that position's part off. Without ``expected``
+    the account's net must be on the closing side and large enough.
+    """
     ref = order.order_ref
     if not 0 < order.quantity <= remaining:
         raise NotAClose(f"order {ref}: {order.quantity} spreads, {remaining} remaining")
@@ -49,6 +62,14 @@ def check_close(order: ComboOrder, held: Mapping[LegKey, int], remaining: int) -
     for combo_leg in order.legs:
         leg, contracts = combo_leg.leg, order.quantity * combo_leg.ratio
         have = held.get(leg, 0)
+        if expected is not None:
+            want = expected.get(leg, 0)
+            if have != want:
+                raise NotAClose(
+                    f"order {ref}: {leg.underlying} {leg.expiry} {leg.right.value} "
+                    f"{leg.strike}: account holds {have}, the open positions imply {want}"
+                )
+            continue
         closes = have < 0 if combo_leg.action is Action.BUY else have > 0
         if not closes:
             raise NotAClose(

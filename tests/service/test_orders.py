@@ -10,7 +10,7 @@ import pytest
 from rules.model import Side
 from service.orders import NotAClose, check_close, closing_order, leg_key
 from service.ports import Action, LegKey
-from tests.unit.conftest import iron_condor
+from tests.unit.conftest import iron_condor, put_spread
 
 CONDOR = iron_condor(contracts=4)  # long 395 P, short 400 P, short 450 C, long 455 C
 HELD = {
@@ -56,3 +56,19 @@ def test_a_leg_bought_the_wrong_way_is_refused() -> None:
     flipped = replace(order, legs=(replace(order.legs[0], action=Action.BUY), *order.legs[1:]))
     with pytest.raises(NotAClose, match="BUY SPY 2025-06-20 P 395 would open or increase"):
         check_close(flipped, HELD, remaining=4)
+
+
+def test_spreads_sharing_a_contract_close_against_what_the_positions_imply() -> None:
+    """P1 is short the 400 put and long the 395; P2 is short the 395 put and long the 390.
+    The account nets 0 in the 395 put, yet closing P2 (buying the 395 back) is a close:
+    the account holds exactly what the two positions imply, and P2's part comes off."""
+    p1 = put_spread(10, short="400", long="395")
+    p2 = put_spread(10, short="395", long="390")
+    held = {leg_key(p1, 0): -10, leg_key(p1, 1): 0, leg_key(p2, 1): 10}
+    order = closing_order(p2, "P2:0:1", 4, Decimal("0.50"))
+    with pytest.raises(NotAClose, match="would open or increase: account holds 0"):
+        check_close(order, held, remaining=10)  # the account's net alone cannot tell
+    check_close(order, held, remaining=10, expected=held)  # consistent: a close
+    drifted = {**held, leg_key(p2, 1): 6}  # a fill the store has not seen
+    with pytest.raises(NotAClose, match="account holds 6, the open positions imply 10"):
+        check_close(order, drifted, remaining=10, expected=held)

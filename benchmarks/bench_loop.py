@@ -1,0 +1,184 @@
+"""The live loop with the store in place: updates per second and latencies.
+
+    DATABASE_URL=postgresql://... .venv/bin/python benchmarks/bench_loop.py [--positions 1000]
+
+Without DATABASE_URL it uses a throwaway embedded PostgreSQL. It opens
+``--positions`` put spreads on 50 simulated underlyings (each at its market
+mid), pre-computes a stream of leg quotes from the simulated market (BSM
+pricing is the market's cost, not the loop's), then feeds the stream through
+the monitor, the order manager, the simulated broker and the store, in steps
+of 250 ms of market time. The market rallies half the underlyings 8% so
+that profit targets fire and orders flow.
+
+Prints leg updates per second through the loop, p50/p99 of a step's time per
+update, p50/p99 from a close decision to its order sent (decision and intent
+rows committed to PostgreSQL, order placed), and the peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from brokers.sim.market import Move, SimMarket, Underlying
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
+from rules.model import Leg, Position, Right, Side, Strategy
+from rules.pricing import RepriceSchedule
+from service import logs
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.orders import leg_key
+from service.ports import LegUpdate, OrderEvent
+from service.store import database
+from service.store.repository import SqlStore
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+EXPIRY = date(2027, 4, 16)
+
+
+def positions(n: int, market: SimMarket) -> list[Position]:
+    out = []
+    for k in range(n):
+        u = f"U{k % 50:02d}"
+        spot = 100.0 + k % 50
+        short = Decimal(round(spot * 0.95 - (k // 50) % 10))
+        draft = Position(
+            id=f"B{k:05d}",
+            book="PRIMARY",
+            underlying=u,
+            strategy=Strategy.PUT_CREDIT,
+            legs=(
+                Leg(Right.PUT, short, EXPIRY, Side.SHORT),
+                Leg(Right.PUT, short - 5, EXPIRY, Side.LONG),
+            ),
+            contracts=10,
+            entry_credit=Decimal(1),
+            opened_at=T0 - timedelta(days=1),
+        )
+        s, lg = (market.quote(leg_key(draft, i), T0) for i in range(2))
+        mid = (s.bid + s.ask - lg.bid - lg.ask) / 2  # type: ignore[operator]
+        out.append(replace(draft, entry_credit=max(mid, Decimal("0.05")).quantize(Decimal("0.01"))))
+    return out
+
+
+async def bench(url: str, n: int, minutes: float) -> None:
+    underlyings = [
+        Underlying(
+            f"U{k:02d}",
+            100.0 + k,
+            vol=0.15,
+            moves=[Move("rally", T0 + timedelta(minutes=1), 0.08, timedelta(minutes=4))]
+            if k % 2
+            else [],
+        )
+        for k in range(50)
+    ]
+    market = SimMarket(underlyings, T0, seed=5)
+    opened = positions(n, market)
+    engine = database.engine(url)
+    store = SqlStore(engine)
+    await store.import_positions(opened, "BENCH")
+    for p in opened:
+        for i in range(2):
+            market.subscribe(leg_key(p, i))
+    steps: list[tuple[datetime, list[LegUpdate]]] = []
+    t = T0
+    while t < T0 + timedelta(minutes=minutes):  # the market's cost, paid before timing
+        t += timedelta(milliseconds=250)
+        steps.append((t, market.step(t)))
+    feed = iter(steps)
+    broker = SimBroker()
+    for p in opened:
+        for i, leg in enumerate(p.legs):
+            broker.hold(leg_key(p, i), -10 if leg.side is Side.SHORT else 10)
+    now = T0
+
+    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
+        broker.on_market(updates, at)
+        return broker.events()
+
+    manager = OrderManager(store, SimGateway(broker, lambda: now), RepriceSchedule())
+    sent: list[float] = []
+    real_close = manager.close
+
+    async def timed_close(*args: object, **kwargs: object) -> str | None:
+        started = time.perf_counter()
+        ref = await real_close(*args, **kwargs)  # type: ignore[arg-type]
+        if ref is not None:
+            sent.append(time.perf_counter() - started)
+        return ref
+
+    manager.close = timed_close  # type: ignore[method-assign]
+    monitor = Monitor(
+        store,
+        manager,
+        dict(DEFAULT_BOOKS),
+        market=lambda at: next(feed)[1],
+        broker=trade,
+        subscribe=lambda leg: None,
+        market_time=market_time,
+    )
+    await monitor.load()
+    per_update: list[float] = []
+    total = 0
+    started = time.perf_counter()
+    for at, updates in steps:
+        now = at
+        t1 = time.perf_counter()
+        await monitor.step(at)
+        if updates:
+            per_update.append((time.perf_counter() - t1) / len(updates))
+        total += len(updates)
+    seconds = time.perf_counter() - started
+    await engine.dispose()
+
+    def pct(xs: list[float], q: float) -> float:
+        return statistics.quantiles(xs, n=100)[q - 1] * 1e3 if len(xs) > 1 else float("nan")
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"loop: {n} positions, {total:,} leg updates in {seconds:.2f}s "
+        f"({total / seconds:,.0f} updates/s), {len(monitor.decisions)} closes"
+    )
+    print(
+        f"step time per update: p50 {pct(per_update, 50):.3f} ms, p99 {pct(per_update, 99):.3f} ms"
+    )
+    print(
+        f"decision to order sent: p50 {pct(sent, 50):.2f} ms, p99 {pct(sent, 99):.2f} ms "
+        f"({len(sent)} orders)"
+    )
+    print(f"peak memory: {rss:.0f} MB")
+
+
+def main() -> None:
+    logs.configure(open(os.devnull, "w"), json=True)  # noqa: SIM115  (the loop's logs, dropped)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--positions", type=int, default=1000)
+    ap.add_argument("--minutes", type=float, default=6)
+    args = ap.parse_args()
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        asyncio.run(bench(database.async_url(url), args.positions, args.minutes))
+        return
+    with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
+        asyncio.run(database.upgrade(db.url))
+        asyncio.run(bench(db.url, args.positions, args.minutes))
+
+
+if __name__ == "__main__":
+    main()
