@@ -42,8 +42,7 @@ from rules.pricing import RepriceSchedule
 from service import logs
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.orders import leg_key
-from service.ports import LegUpdate, OrderEvent
+from service.ports import LegUpdate, leg_key
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -104,13 +103,8 @@ async def bench(url: str, n: int, minutes: float) -> None:
     feed = iter(steps)
     broker = SimBroker()
     for p in opened:
-        for i, leg in enumerate(p.legs):
-            broker.hold(leg_key(p, i), -10 if leg.side is Side.SHORT else 10)
+        broker.hold_spreads(p, 10)
     now = T0
-
-    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
-        broker.on_market(updates, at)
-        return broker.events()
 
     manager = OrderManager(store, SimGateway(broker, lambda: now), RepriceSchedule())
     sent: list[float] = []
@@ -129,7 +123,7 @@ async def bench(url: str, n: int, minutes: float) -> None:
         manager,
         dict(DEFAULT_BOOKS),
         market=lambda at: next(feed)[1],
-        broker=trade,
+        broker=broker.trade,
         subscribe=lambda leg: None,
         market_time=market_time,
     )

@@ -226,13 +226,9 @@ def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False
         if len(shorts) == 1:  # a vertical: the common case, without the loops
             s, lg = quotes[shorts[0]], quotes[longs[0]]
             return (s.bid + s.ask - lg.bid - lg.ask) * _HALF  # type: ignore[operator]
-    debit = _ZERO
     if plan.natural and not mid:
-        for i in plan.short_legs:
-            debit += quotes[i].ask  # type: ignore[operator]
-        for i in plan.long_legs:
-            debit -= quotes[i].bid  # type: ignore[operator]
-        return debit
+        return natural_debit(plan, quotes)
+    debit = _ZERO
     for i in plan.short_legs:
         q = quotes[i]
         debit += q.bid + q.ask  # type: ignore[operator]
@@ -240,6 +236,16 @@ def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False
         q = quotes[i]
         debit -= q.bid + q.ask  # type: ignore[operator]
     return debit * _HALF
+
+
+def natural_debit(plan: ExitPlan, quotes: Sequence[Quote]) -> Decimal:
+    """Buying the short legs back at the ask and selling the long ones at the bid."""
+    debit = _ZERO
+    for i in plan.short_legs:
+        debit += quotes[i].ask  # type: ignore[operator]
+    for i in plan.long_legs:
+        debit -= quotes[i].bid  # type: ignore[operator]
+    return debit
 
 
 def _local_delta(state: ExitState, i: int, q: Quote, now: datetime, rates: Rates) -> float | None:

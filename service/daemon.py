@@ -36,7 +36,7 @@ from brokers.sim.market import SimMarket, Underlying
 from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime
-from rules.machine import Close, format_close_line
+from rules.machine import Close
 from rules.model import Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
@@ -44,8 +44,7 @@ from service.calendar import load_sessions
 from service.inputs import load_books, load_positions
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.orders import leg_key
-from service.ports import LegUpdate, OrderEvent, StoredPosition
+from service.ports import StoredPosition
 from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
@@ -156,9 +155,7 @@ async def _run(
                 _log.info("market closed", next_open=opens.isoformat())
             closed_said = not regular
             await monitor.step(t)
-            for _, ref, close in monitor.decisions[shown:]:
-                position = monitor.watches[ref.rsplit(":", 2)[0]].state.position
-                out.write(format_close_line(position, close) + "\n")
+            out.writelines(line + "\n" for line in monitor.close_lines(shown))
             shown = len(monitor.decisions)
             out.flush()
             with contextlib.suppress(TimeoutError):
@@ -191,13 +188,7 @@ async def _compose(
     market = SimMarket([Underlying(u, spot, vol=0.20) for u, spot in spots.items()], t0, seed=11)
     broker = SimBroker()
     for s in stored:
-        for i, leg in enumerate(s.position.legs):
-            held = -s.remaining if leg.side is Side.SHORT else s.remaining
-            broker.hold(leg_key(s.position, i), held)
-
-    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
-        broker.on_market(updates, at)
-        return broker.events()
+        broker.hold_spreads(s.position, s.remaining)
 
     kind = DryRunManager if dry_run else OrderManager
     manager = kind(store, SimGateway(broker, now), RepriceSchedule())
@@ -208,7 +199,7 @@ async def _compose(
         manager,
         books,
         market=market.step,
-        broker=trade,
+        broker=broker.trade,
         subscribe=market.subscribe,
         market_time=market_time,
     )

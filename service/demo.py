@@ -27,14 +27,12 @@ from brokers.sim.gateway import SimGateway
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time, new_york
-from rules.machine import format_close_line
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service.admin import table
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.orders import leg_key
-from service.ports import LegUpdate, OrderEvent
+from service.ports import leg_key
 from service.store.repository import SqlStore
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
@@ -125,20 +123,15 @@ async def run_demo(store: SqlStore, out: TextIO) -> int:
     await store.import_positions(positions, "DEMO")
     broker = SimBroker(latency=timedelta(milliseconds=200))
     for p in positions:
-        for i, leg in enumerate(p.legs):
-            broker.hold(leg_key(p, i), -p.contracts if leg.side is Side.SHORT else p.contracts)
+        broker.hold_spreads(p, p.contracts)
     now = T0
-
-    def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
-        broker.on_market(updates, at)
-        return broker.events()
 
     monitor = Monitor(
         store,
         OrderManager(store, SimGateway(broker, lambda: now), SCHEDULE),
         dict(DEFAULT_BOOKS),
         market=market.step,
-        broker=trade,
+        broker=broker.trade,
         subscribe=market.subscribe,
         market_time=market_time,
     )
@@ -147,9 +140,8 @@ async def run_demo(store: SqlStore, out: TextIO) -> int:
     while now < T0 + timedelta(minutes=MINUTES):
         now += STEP
         await monitor.step(now)
-        for at, ref, close in monitor.decisions[shown:]:
-            position = monitor.watches[ref.rsplit(":", 2)[0]].state.position
-            out.write(f"{at.astimezone(UTC):%H:%M:%S}Z {format_close_line(position, close)}\n")
+        at = f"{now.astimezone(UTC):%H:%M:%S}Z"
+        out.writelines(f"{at} {line}\n" for line in monitor.close_lines(shown))
         shown = len(monitor.decisions)
     rows = []
     for p in positions:

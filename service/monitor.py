@@ -26,26 +26,33 @@ from decimal import Decimal
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.greeks import Rates
-from rules.machine import Close, CloseSent, ExitState, Filled, OrderEnded, Phase, apply
+from rules.machine import (
+    Close,
+    CloseSent,
+    ExitState,
+    Filled,
+    OrderEnded,
+    Phase,
+    apply,
+    format_close_line,
+)
+from rules.machine import natural_debit as machine_natural
 from rules.model import Quote, Side
 from rules.plan import make_plan
 from rules.watch import PositionWatch
 from service.manager import OrderManager
-from service.orders import leg_key
-from service.ports import LegKey, LegUpdate, OrderEvent, Store, StoredPosition
+from service.ports import LegKey, LegUpdate, OrderEvent, Store, StoredPosition, leg_key, position_of
 
 MarketStep = Callable[[datetime], list[LegUpdate]]
 BrokerStep = Callable[[list[LegUpdate], datetime], list[OrderEvent]]
 
 
 def natural_debit(watch: PositionWatch) -> Decimal | None:
-    """Buying the short legs at the ask and selling the long ones at the bid, per spread."""
-    debit = Decimal(0)
-    for leg, q in zip(watch.state.position.legs, watch.quotes, strict=True):
-        if q is None or q.bid is None or q.ask is None:
-            return None
-        debit += q.ask if leg.side is Side.SHORT else -q.bid
-    return debit
+    """The position's natural debit now, None while a leg has no two-sided quote."""
+    quotes = watch.quotes
+    if any(q is None or q.bid is None or q.ask is None for q in quotes):
+        return None
+    return machine_natural(watch.state.plan, quotes)  # type: ignore[arg-type]
 
 
 def exit_state(stored: StoredPosition, book: BookPolicy) -> ExitState:
@@ -140,7 +147,7 @@ class Monitor:
 
     async def on_event(self, event: OrderEvent) -> None:
         applied = await self.manager.on_event(event)
-        watch = self.watches.get(event.order_ref.rsplit(":", 2)[0])
+        watch = self.watches.get(position_of(event.order_ref))
         if watch is None or watch.state.phase is not Phase.CLOSING:
             return
         if applied is not None and applied.applied and event.execution is not None:
@@ -158,6 +165,13 @@ class Monitor:
                 total += -watch.state.remaining if side is Side.SHORT else watch.state.remaining
             out[leg] = total
         return out
+
+    def close_lines(self, since: int = 0) -> list[str]:
+        """SPEC.md's line for each close acted on, from the ``since``-th on."""
+        return [
+            format_close_line(self.watches[position_of(ref)].state.position, close)
+            for _, ref, close in self.decisions[since:]
+        ]
 
     def remaining(self) -> dict[str, int]:
         return {pid: w.state.remaining for pid, w in self.watches.items()}

@@ -14,16 +14,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from rules.model import Position, Side
-from service.ports import Action, ComboLeg, ComboOrder, LegKey
+from service.ports import Action, ComboLeg, ComboOrder, LegKey, leg_key
 
 
 class NotAClose(RuntimeError):
     """An order that would not only close: refused before it reaches the broker."""
-
-
-def leg_key(position: Position, i: int) -> LegKey:
-    leg = position.legs[i]
-    return LegKey(position.underlying, leg.expiry, leg.right, leg.strike)
 
 
 def closing_order(position: Position, ref: str, quantity: int, limit: Decimal) -> ComboOrder:

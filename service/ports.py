@@ -110,6 +110,17 @@ def order_ref(position_id: str, stage: int | None, attempt: int) -> str:
     return f"{position_id}:{'stop' if stage is None else stage}:{attempt}"
 
 
+def position_of(ref: str) -> str:
+    """The position an :func:`order_ref` closes."""
+    return ref.rsplit(":", 2)[0]
+
+
+def leg_key(position: Position, i: int) -> LegKey:
+    """Leg ``i`` of ``position`` as a broker knows it."""
+    leg = position.legs[i]
+    return LegKey(position.underlying, leg.expiry, leg.right, leg.strike)
+
+
 @dataclass(frozen=True)
 class CloseIntent:
     """A close order as written before it is sent."""

@@ -28,8 +28,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from rules.model import Quote
-from service.ports import Action, ComboOrder, Execution, LegKey, LegUpdate, OrderEvent
+from rules.model import Position, Quote, Side
+from service.ports import (
+    Action,
+    ComboOrder,
+    Execution,
+    LegKey,
+    LegUpdate,
+    OrderEvent,
+    leg_key,
+)
 
 COMMISSION_PER_CONTRACT = Decimal("0.65")
 FINAL = ("filled", "cancelled", "rejected")
@@ -82,6 +90,11 @@ class SimBroker:
     def hold(self, leg: LegKey, quantity: int) -> None:
         """Start with ``quantity`` contracts of ``leg`` (negative: short)."""
         self._positions[leg] = self._positions.get(leg, 0) + quantity
+
+    def hold_spreads(self, position: Position, spreads: int) -> None:
+        """Start with ``spreads`` of ``position``: its short legs short, its long legs long."""
+        for i, leg in enumerate(position.legs):
+            self.hold(leg_key(position, i), -spreads if leg.side is Side.SHORT else spreads)
 
     def positions(self) -> dict[LegKey, int]:
         self._check()
@@ -148,6 +161,11 @@ class SimBroker:
                 self._emit(self._event(state, "working", now))
             if state.status in ("working", "partially_filled"):
                 self._try_fill(state, now)
+
+    def trade(self, updates: list[LegUpdate], now: datetime) -> list[OrderEvent]:
+        """New quotes in, the events they caused out (the monitor's broker step)."""
+        self.on_market(updates, now)
+        return self.events()
 
     def natural(self, order: ComboOrder) -> Decimal | None:
         """The debit to fill one spread now: buys at the ask, sells at the bid."""

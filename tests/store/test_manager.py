@@ -17,8 +17,8 @@ from rules.machine import Close, ExitReason
 from rules.model import Quote
 from rules.pricing import RepriceSchedule
 from service.manager import OrderManager
-from service.orders import NotAClose, leg_key
-from service.ports import LegUpdate
+from service.orders import NotAClose
+from service.ports import LegUpdate, leg_key
 from service.store import database
 from service.store.repository import SqlStore
 from tests.store.conftest import vertical
@@ -69,8 +69,7 @@ class Desk:
         self.now = T0
         self.store = store
         self.broker = SimBroker(**broker)
-        self.broker.hold(SHORT, -10)
-        self.broker.hold(LONG, 10)
+        self.broker.hold_spreads(POSITION, 10)
         self.manager = OrderManager(store, SimGateway(self.broker, lambda: self.now), SCHEDULE)
 
     def at(self, *, regular: bool = True) -> MarketTime:

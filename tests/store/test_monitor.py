@@ -20,8 +20,7 @@ from rules.model import Quote
 from rules.pricing import RepriceSchedule
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.orders import leg_key
-from service.ports import LegUpdate, OrderEvent
+from service.ports import LegUpdate, leg_key
 from service.store import database
 from service.store.repository import SqlStore
 from tests.store.conftest import vertical
@@ -46,13 +45,8 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
                 [Underlying("SPY", 470.0, vol=0.15, moves=[move] if move else [])], T0, seed=3
             )
             sim = SimBroker(**broker)
-            for i, leg in enumerate(POSITION.legs):
-                sim.hold(leg_key(POSITION, i), -10 if leg.side.value == "short" else 10)
+            sim.hold_spreads(POSITION, 10)
             now = T0
-
-            def trade(updates: list[LegUpdate], at: datetime) -> list[OrderEvent]:
-                sim.on_market(updates, at)
-                return sim.events()
 
             manager = OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE)
             monitor = Monitor(
@@ -60,7 +54,7 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
                 manager,
                 dict(DEFAULT_BOOKS),
                 market=market.step,
-                broker=trade,
+                broker=sim.trade,
                 subscribe=market.subscribe,
                 market_time=market_time,
             )
