@@ -23,15 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimGateway
+from brokers.sim.gateway import SimVenue
 from brokers.sim.market import SimMarket, Underlying
 from rules import greeks
 from rules.books import BookPolicy
@@ -40,7 +39,8 @@ from rules.machine import Close
 from rules.model import Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
-from service.calendar import load_sessions
+from service.calendar import Sessions, load_sessions
+from service.clock import SpeedClock
 from service.inputs import load_books, load_positions
 from service.manager import OrderManager
 from service.monitor import Monitor
@@ -123,14 +123,10 @@ async def _run(
     if not await store.all_positions() and EXAMPLES.exists():
         await store.import_positions(load_positions(EXAMPLES, books), settings.account)
         out.write(f"no positions: imported the examples ({EXAMPLES})\n")
-    t0 = (start or datetime.now(UTC)).astimezone(UTC)
-    wall0 = [time.monotonic()]  # the clock starts again when the loop does
-
-    def now() -> datetime:
-        return t0 + timedelta(seconds=(time.monotonic() - wall0[0]) * speed)
-
+    clock = SpeedClock(start, speed)
+    t0 = clock.start
     sessions = load_sessions(settings.data_dir, t0.date())
-    monitor = await _compose(store, out, books, dry_run, now, t0, sessions.market_time)
+    monitor, venue = await _compose(store, out, books, dry_run, clock, sessions.market_time)
     mode = " (dry run: nothing is sent)" if dry_run else ""
     out.write(f"monitoring {len(monitor.watches)} positions on the simulated market{mode}\n")
     out.flush()
@@ -140,33 +136,60 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     end = None if duration is None else t0 + duration
-    wall0[0] = time.monotonic()
-    closed_said = False
-    shown = 0
+    report = _Report(monitor, sessions, out)
+    clock.restart()
     try:
-        while not stop.is_set():
-            t = now()
-            if end is not None and t >= end:
-                break
-            regular = sessions.market_time(t).regular_hours
-            if not regular and not closed_said:
-                opens = sessions.next_open(t)
-                out.write(f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n")
-                _log.info("market closed", next_open=opens.isoformat())
-            closed_said = not regular
-            await monitor.step(t)
-            out.writelines(line + "\n" for line in monitor.close_lines(shown))
-            shown = len(monitor.decisions)
-            out.flush()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STEP.total_seconds() / speed)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(monitor.run(venue, clock, stop), name="monitor")
+            tg.create_task(report.run(clock, stop, end), name="report")
+    except* Exception as group:
+        for exc in group.exceptions:
+            _log.error("crashed", detail=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    report.closes()  # those sent while stopping
     working = len(await store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
     _log.info("stopped", working_orders=working)
     return 0
+
+
+class _Report:
+    """What the loop does, said on ``out``: each close's line, the market closing (once
+    per closed spell)."""
+
+    def __init__(self, monitor: Monitor, sessions: Sessions, out: TextIO) -> None:
+        self.monitor = monitor
+        self.sessions = sessions
+        self.out = out
+        self.shown = 0
+        self.closed_said = False
+
+    def closes(self) -> None:
+        self.out.writelines(line + "\n" for line in self.monitor.close_lines(self.shown))
+        self.shown = len(self.monitor.decisions)
+        self.out.flush()
+
+    async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:
+        """Until ``stop``; sets it at ``end``."""
+        while not stop.is_set():
+            t = clock.now()
+            if end is not None and t >= end:
+                stop.set()
+                break
+            regular = self.sessions.market_time(t).regular_hours
+            if not regular and not self.closed_said:
+                opens = self.sessions.next_open(t)
+                self.out.write(
+                    f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n"
+                )
+                _log.info("market closed", next_open=opens.isoformat())
+            self.closed_said = not regular
+            self.closes()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STEP.total_seconds() / clock.speed)
 
 
 async def _compose(
@@ -174,34 +197,33 @@ async def _compose(
     out: TextIO,
     books: dict[str, BookPolicy],
     dry_run: bool,
-    now: Callable[[], datetime],
-    t0: datetime,
+    clock: SpeedClock,
     market_time: Callable[[datetime], MarketTime],
-) -> Monitor:
-    """The simulated market and broker around the open positions, the manager (reconciled
-    with the broker), the monitor."""
+) -> tuple[Monitor, SimVenue]:
+    """The simulated market and broker around the open positions, the manager, the monitor
+    (reconciled with the broker and loaded)."""
     stored = await store.open_positions()
     greeks.load()  # before the clock starts: the first quote would wait a second for it
     spots: dict[str, float] = {}
     for s in stored:
         spots.setdefault(s.position.underlying, spot_for(s))
-    market = SimMarket([Underlying(u, spot, vol=0.20) for u, spot in spots.items()], t0, seed=11)
+    market = SimMarket(
+        [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
+    )
     broker = SimBroker()
     for s in stored:
         broker.hold_spreads(s.position, s.remaining)
-
+    venue = SimVenue(market, broker, clock)
     kind = DryRunManager if dry_run else OrderManager
-    manager = kind(store, SimGateway(broker, now), RepriceSchedule())
-    for line in await manager.reconcile():
-        out.write(f"reconciled: {line}\n")
+    manager = kind(store, venue, RepriceSchedule())
     monitor = Monitor(
         store,
         manager,
         books,
-        market=market.step,
-        broker=broker.trade,
-        subscribe=market.subscribe,
+        subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
-    await monitor.load()
-    return monitor
+    for line in await monitor.load(clock.start):
+        out.write(f"reconciled: {line}\n")
+    return monitor, venue

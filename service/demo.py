@@ -23,13 +23,14 @@ from decimal import Decimal
 from typing import TextIO
 
 from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimGateway
+from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time, new_york
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service.admin import table
+from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
 from service.ports import leg_key
@@ -124,22 +125,22 @@ async def run_demo(store: SqlStore, out: TextIO) -> int:
     broker = SimBroker(latency=timedelta(milliseconds=200))
     for p in positions:
         broker.hold_spreads(p, p.contracts)
-    now = T0
-
+    clock = ManualClock(T0)
+    venue = SimVenue(market, broker, clock)
     monitor = Monitor(
         store,
-        OrderManager(store, SimGateway(broker, lambda: now), SCHEDULE),
+        OrderManager(store, venue, SCHEDULE),
         dict(DEFAULT_BOOKS),
-        market=market.step,
-        broker=broker.trade,
-        subscribe=market.subscribe,
+        subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
-    await monitor.load({p.id for p in positions})
+    await monitor.load(T0, {p.id for p in positions})
     shown = 0
-    while now < T0 + timedelta(minutes=MINUTES):
-        now += STEP
-        await monitor.step(now)
+    while clock.now_ < T0 + timedelta(minutes=MINUTES):
+        clock.now_ += STEP
+        now = clock.now_
+        await monitor.step(now, *venue.step(now))
         at = f"{now.astimezone(UTC):%H:%M:%S}Z"
         out.writelines(f"{at} {line}\n" for line in monitor.close_lines(shown))
         shown = len(monitor.decisions)

@@ -1,27 +1,41 @@
 """The monitor: every open position's exit state machine, re-evaluated on each leg update.
 
-Driven one step at a time (``await monitor.step(now)``), so a simulated
-clock can run it faster than real time; the daemon calls it from its loop.
-Each step:
-1. takes the market's leg updates due by ``now``, the latest per leg (a
-   burst for one leg collapses to its newest quote);
-2. passes them to the broker side and applies the broker's order events:
-   fills to the store and to the positions' exit states, cancels and
-   rejections likewise;
-3. evaluates only the positions holding an updated leg, and hands each close
-   decision to the order manager, which writes the intent before it sends;
-4. reprices the live orders toward their natural debit.
+Four kinds of work, which never wait on one another:
 
-The store is the truth: :meth:`load` builds the exit states from it (what
-remains, what profit targets have closed).
+- **quotes** (:meth:`Monitor.on_quotes`, called by the feed): kept, the latest
+  per leg; a burst for one leg collapses to its newest quote, so there is no
+  backlog;
+- **evaluation** (:meth:`Monitor.evaluate`, synchronous, no I/O): the positions
+  holding an updated leg, and only those, are re-evaluated; a close decision
+  moves the position to CLOSING at once (so it is decided once) and is queued;
+- **orders** (a few workers, :meth:`Monitor.work`): each queued decision goes
+  to the order manager, which writes the intent, sends the order and records
+  it as sent; a decision that was not sent puts the position back to OPEN;
+- **order events** (:meth:`Monitor.on_events`, one follower in arrival order):
+  fills, cancels and rejections go to the store, then to the exit states.
+
+Besides, every half second of market time: live orders are repriced toward
+their natural, and a position whose quotes have gone stale is said so once.
+
+Live, :meth:`Monitor.run` runs all of it in one ``asyncio.TaskGroup`` beside
+the broker's feed until ``stop`` is set. Tests, the demo and the benchmark
+drive the same pieces one step at a time with :meth:`Monitor.step`.
+
+The store is the truth: :meth:`load` reconciles the store's live orders with
+the broker, then builds the exit states from the store (what remains, what
+profit targets have closed, which order still works).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rules.books import BookPolicy
 from rules.clock import MarketTime
@@ -29,10 +43,12 @@ from rules.greeks import Rates
 from rules.machine import (
     Close,
     CloseSent,
+    ExitReason,
     ExitState,
     Filled,
     OrderEnded,
     Phase,
+    Working,
     apply,
     format_close_line,
 )
@@ -40,11 +56,23 @@ from rules.machine import natural_debit as machine_natural
 from rules.model import Quote, Side
 from rules.plan import make_plan
 from rules.watch import PositionWatch
+from service.logs import get_logger
 from service.manager import OrderManager
-from service.ports import LegKey, LegUpdate, OrderEvent, Store, StoredPosition, leg_key, position_of
+from service.orders import NotAClose
+from service.ports import (
+    Clock,
+    Feed,
+    LegKey,
+    LegUpdate,
+    OrderEvent,
+    Store,
+    StoredPosition,
+    leg_key,
+    position_of,
+)
 
-MarketStep = Callable[[datetime], list[LegUpdate]]
-BrokerStep = Callable[[list[LegUpdate], datetime], list[OrderEvent]]
+_log = get_logger("spreadwatch.monitor")
+HOUSEKEEPING = 0.5  # seconds of market time between repricing and staleness rounds
 
 
 def natural_debit(watch: PositionWatch) -> Decimal | None:
@@ -55,13 +83,42 @@ def natural_debit(watch: PositionWatch) -> Decimal | None:
     return machine_natural(watch.state.plan, quotes)  # type: ignore[arg-type]
 
 
-def exit_state(stored: StoredPosition, book: BookPolicy) -> ExitState:
-    """The rules' state of a stored position (no working order: the manager owns those)."""
+def exit_state(
+    stored: StoredPosition, book: BookPolicy, live: Mapping[str, Any] | None = None
+) -> ExitState:
+    """The rules' state of a stored position; ``live``: its order still working (a row of
+    ``Store.live_orders``), which makes it CLOSING."""
     position = stored.position
-    phase = Phase.CLOSED if stored.remaining == 0 else Phase.OPEN
-    return ExitState(
-        position, make_plan(position, book), phase, stored.remaining, stored.profit_closed
+    plan = make_plan(position, book)
+    if stored.remaining == 0:
+        return ExitState(position, plan, Phase.CLOSED, 0, stored.profit_closed)
+    if live is None:
+        return ExitState(position, plan, Phase.OPEN, stored.remaining, stored.profit_closed)
+    reason = ExitReason(live["reason"])
+    limit = live["limit_price"] or Decimal(0)
+    close = Close(
+        contracts=live["quantity"],
+        reason=reason,
+        label=live["label"],
+        target=live["target"],
+        tranche=live["stage"],
+        debit=limit,
+        pnl=(position.entry_credit - limit) * position.multiplier * live["quantity"],
+        pct_of_max=(position.entry_credit - limit) / position.entry_credit,
+        triggers=(reason,),
     )
+    working = Working(close, live["filled"])
+    return ExitState(position, plan, Phase.CLOSING, stored.remaining, stored.profit_closed, working)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    watch: PositionWatch
+    close: Close
+    at: MarketTime
+    natural: Decimal
+    quotes: dict[str, Any]
+    clock: float  # perf_counter at the decision
 
 
 class Monitor:
@@ -71,34 +128,52 @@ class Monitor:
         manager: OrderManager,
         books: dict[str, BookPolicy],
         *,
-        market: MarketStep,
-        broker: BrokerStep,
         subscribe: Callable[[LegKey], None],
         market_time: Callable[[datetime], MarketTime],
+        unsubscribe: Callable[[LegKey], None] | None = None,
         rates: Rates | None = None,
+        workers: int = 4,
     ) -> None:
         self.store = store
         self.manager = manager
         self.books = books
-        self._market = market
-        self._broker = broker
         self._subscribe = subscribe
+        self._unsubscribe = unsubscribe
         self._market_time = market_time
         self.rates = Rates() if rates is None else rates
+        self.workers = workers
         self.watches: dict[str, PositionWatch] = {}
         self.stored: dict[str, StoredPosition] = {}
         self._holders: dict[LegKey, list[tuple[PositionWatch, int]]] = {}
-        self.decisions: list[tuple[datetime, str, Close]] = []  # every close acted on
+        self._pending: dict[LegKey, Quote] = {}  # the latest quote per leg, not yet evaluated
+        self._wake = asyncio.Event()
+        self._decided: asyncio.Queue[_Decided] = asyncio.Queue()
+        self._events: asyncio.Queue[OrderEvent] = asyncio.Queue()
+        self._held: set[str] = set()  # decisions waiting for regular hours (said once)
+        self._cancelling: set[str] = set()  # positions whose profit close is being replaced
+        self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
+        self.stale: set[str] = set()  # positions whose quotes are stale now (said once)
+        self.decisions: list[tuple[datetime, str, Close]] = []  # every close sent
+        self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
+        self.updates = 0  # leg updates evaluated
         if manager.expected is None:
             manager.expected = self.expected_holdings
 
-    async def load(self, only: set[str] | None = None) -> None:
-        """Watch every open position in the store (or those of ``only``), subscribe its legs."""
+    # Start ------------------------------------------------------------------------------
+
+    async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
+        """Reconcile the store's live orders with the broker, then watch every open position
+        (or those of ``only``) and subscribe its legs. Returns the reconciliation's lines."""
+        done = await self.manager.reconcile(now)
+        live = {o["position_id"]: o for o in await self.store.live_orders()}
         for stored in await self.store.open_positions():
-            if only is not None and stored.position.id not in only:
-                continue
             position = stored.position
-            watch = PositionWatch(exit_state(stored, self.books[position.book]))
+            if only is not None and position.id not in only:
+                continue
+            order = live.get(position.id)
+            if order is not None and self.manager.live_for(position.id) is None:
+                order = None  # not working at the broker: reconcile has ended it
+            watch = PositionWatch(exit_state(stored, self.books[position.book], order))
             self.watches[position.id] = watch
             self.stored[position.id] = stored
             for i in range(len(position.legs)):
@@ -106,32 +181,65 @@ class Monitor:
                 if key not in self._holders:
                     self._subscribe(key)
                 self._holders.setdefault(key, []).append((watch, i))
+        return done
 
-    async def step(self, now: datetime) -> None:
-        updates = self._market(now)
-        latest: dict[LegKey, Quote] = {}
-        for u in updates:  # a burst for one leg: only its newest quote counts
-            latest[u.leg] = u.quote
-        for event in self._broker(updates, now):
-            await self.on_event(event)
+    # The four kinds of work -------------------------------------------------------------
+
+    def on_quotes(self, updates: Iterable[LegUpdate]) -> None:
+        """Keep the latest quote per leg for the next evaluation (the feed calls this)."""
+        pending = self._pending
+        for u in updates:
+            pending[u.leg] = u.quote
+        self._wake.set()
+
+    def on_events(self, events: Iterable[OrderEvent]) -> None:
+        """Queue the broker's order events, in their order (the feed calls this)."""
+        for event in events:
+            self._events.put_nowait(event)
+
+    def evaluate(self, now: datetime) -> int:
+        """Re-evaluate the positions holding a leg updated since the last call; queue each
+        close decision. No I/O. Returns the number of closes decided."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
         at = self._market_time(now)
-        for leg, quote in latest.items():
-            for watch, i in self._holders.get(leg, ()):
-                decision = watch.update(i, quote, at, self.rates)
-                if isinstance(decision, Close):
-                    await self._act(watch, decision, at)
-        naturals = {
-            pid: n
-            for pid, w in self.watches.items()
-            if w.state.phase is Phase.CLOSING and (n := natural_debit(w)) is not None
-        }
-        await self.manager.reprice(now, naturals)
+        if at.regular_hours and self._held:
+            self._held.clear()  # the open: held decisions are taken again on fresh quotes
+        decided = 0
+        holders = self._holders
+        rates = self.rates
+        for leg, quote in pending.items():
+            for watch, i in holders.get(leg, ()):
+                decision = watch.update(i, quote, at, rates)
+                if isinstance(decision, Close) and self._decide(watch, decision, at):
+                    decided += 1
+        self.updates += len(pending)
+        return decided
 
-    async def _act(self, watch: PositionWatch, decision: Close, at: MarketTime) -> None:
+    def _decide(self, watch: PositionWatch, close: Close, at: MarketTime) -> bool:
+        pid = watch.state.position.id
+        if pid in self.blocked:
+            return False
+        if not at.regular_hours:
+            if pid not in self._held:
+                self._held.add(pid)
+                _log.info(
+                    "decision held",
+                    position_id=pid,
+                    reason=close.reason.value,
+                    detail="outside regular hours: decided again at the open",
+                )
+            return False
         natural = natural_debit(watch)
         if natural is None:
-            return
-        pid = watch.state.position.id
+            return False
+        if close.replaces:
+            if pid in self._cancelling:
+                return False
+            self._cancelling.add(pid)
+        else:
+            watch.state = apply(watch.state, CloseSent(close))
         quotes = {
             "natural": str(natural),
             "legs": [
@@ -139,28 +247,219 @@ class Monitor:
                 for q in watch.quotes
             ],
         }
+        _log.info(
+            "decision",
+            position_id=pid,
+            reason=close.reason.value,
+            label=close.label,
+            contracts=close.contracts,
+            debit=str(close.debit),
+            natural=str(natural),
+            replaces=close.replaces,
+        )
+        self._decided.put_nowait(_Decided(watch, close, at, natural, quotes, time.perf_counter()))
+        return True
+
+    async def work(self) -> None:
+        """Act on every queued decision, one after the other (the step-driven way)."""
+        while not self._decided.empty():
+            item = self._decided.get_nowait()
+            try:
+                await self._act(item)
+            finally:
+                self._decided.task_done()
+
+    async def _act(self, item: _Decided) -> None:
+        watch, close = item.watch, item.close
+        pid = watch.state.position.id
         stored = replace(self.stored[pid], remaining=watch.state.remaining)
-        ref = await self.manager.close(stored, decision, natural, at, quotes)
-        if ref is not None:
-            watch.state = apply(watch.state, CloseSent(decision))
-            self.decisions.append((at.now, ref, decision))
+        ref = None
+        try:
+            ref = await self.manager.close(stored, close, item.natural, item.at, item.quotes)
+        except NotAClose as exc:
+            self.blocked[pid] = str(exc)
+            _log.error("close refused", position_id=pid, detail=str(exc))
+        except Exception as exc:  # (the store or the broker: said, and retried)
+            _log.error("close failed", position_id=pid, detail=f"{type(exc).__name__}: {exc}")
+        if close.replaces:
+            if ref is None and self.manager.live_for(pid) is None:
+                self._cancelling.discard(pid)  # nothing to cancel (yet): decide again
+            return
+        if ref is None:
+            if watch.state.phase is Phase.CLOSING:  # nothing went out: open again
+                watch.state = apply(watch.state, OrderEnded())
+            return
+        self.sent_latency.append(time.perf_counter() - item.clock)
+        self.decisions.append((item.at.now, ref, close))
+
+    async def follow(self) -> None:
+        """Apply every queued order event (the step-driven way)."""
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            try:
+                await self.on_event(event)
+            finally:
+                self._events.task_done()
 
     async def on_event(self, event: OrderEvent) -> None:
-        applied = await self.manager.on_event(event)
-        watch = self.watches.get(position_of(event.order_ref))
+        try:
+            applied = await self.manager.on_event(event)
+        except Exception as exc:  # (an order that is not ours...: said, skipped)
+            _log.error(
+                "event failed",
+                order_ref=event.order_ref,
+                status=event.status,
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        pid = position_of(event.order_ref)
+        watch = self.watches.get(pid)
         if watch is None or watch.state.phase is not Phase.CLOSING:
             return
         if applied is not None and applied.applied and event.execution is not None:
             watch.state = apply(watch.state, Filled(event.execution.quantity))
+            if watch.state.phase is Phase.CLOSED:
+                self._release(watch)
         elif event.status in ("cancelled", "rejected"):
             watch.state = apply(watch.state, OrderEnded())
+            self._cancelling.discard(pid)
 
-    def expected_holdings(self) -> dict[LegKey, int]:
-        """What the watched positions imply the account holds per contract (short < 0)."""
+    def _release(self, watch: PositionWatch) -> None:
+        """A closed position's legs: unsubscribed where no other open position holds them."""
+        for i in range(len(watch.state.position.legs)):
+            key = leg_key(watch.state.position, i)
+            holders = [h for h in self._holders.get(key, ()) if h[0] is not watch]
+            if holders:
+                self._holders[key] = holders
+            else:
+                self._holders.pop(key, None)
+                if self._unsubscribe is not None:
+                    self._unsubscribe(key)
+
+    async def housekeeping(self, now: datetime) -> None:
+        """Reprice the live orders toward their natural; say which positions went stale."""
+        naturals = {
+            pid: n
+            for pid, w in self.watches.items()
+            if w.state.phase is Phase.CLOSING and (n := natural_debit(w)) is not None
+        }
+        await self.manager.reprice(now, naturals)
+        self.check_stale(now)
+
+    def check_stale(self, now: datetime) -> None:
+        """Log "data stale" once when an open position's newest quote grows older than its
+        book's limit in regular hours, and "data fresh" when quotes come again."""
+        at = self._market_time(now)
+        if not at.regular_hours:
+            return
+        for pid, watch in self.watches.items():
+            if watch.state.phase is Phase.CLOSED:
+                continue
+            quotes = watch.quotes
+            newest = max((q.ts for q in quotes if q is not None), default=None)
+            limit = watch.state.plan.stale_after
+            stale = newest is None or now - newest > limit
+            if stale and pid not in self.stale:
+                self.stale.add(pid)
+                _log.warning(
+                    "data stale",
+                    position_id=pid,
+                    newest=None if newest is None else newest.isoformat(),
+                    limit_s=limit.total_seconds(),
+                )
+            elif not stale and pid in self.stale:
+                self.stale.discard(pid)
+                _log.info("data fresh", position_id=pid)
+
+    # Driving it -------------------------------------------------------------------------
+
+    async def step(
+        self,
+        now: datetime,
+        updates: Sequence[LegUpdate] = (),
+        events: Sequence[OrderEvent] = (),
+    ) -> None:
+        """One step, in order: the broker's events, the evaluation of the updates, the
+        orders decided, repricing. Deterministic: for tests, the demo and benchmarks."""
+        self.on_events(events)
+        await self.follow()
+        self.on_quotes(updates)
+        self.evaluate(now)
+        await self.work()
+        await self.housekeeping(now)
+
+    async def run(self, feed: Feed, clock: Clock, stop: asyncio.Event) -> None:
+        """Run live until ``stop`` is set: the feed, the evaluation, the order workers, the
+        event follower and the housekeeping, in one TaskGroup.
+
+        On stop: the feed, evaluation and housekeeping end; decisions not yet taken up
+        are dropped (nothing of them is written; they are decided again on restart);
+        orders being sent are finished (intent, order, "sent"); the events already
+        received are applied. Orders still working are left working."""
+        async with asyncio.TaskGroup() as tg:
+            upstream = [
+                tg.create_task(feed.run(self.on_quotes, self.on_events), name="feed"),
+                tg.create_task(self._evaluating(clock), name="evaluate"),
+                tg.create_task(self._housekeeping(clock), name="housekeeping"),
+            ]
+            workers = [
+                tg.create_task(self._working(), name=f"orders-{k}") for k in range(self.workers)
+            ]
+            follower = tg.create_task(self._following(), name="events")
+            await stop.wait()
+            for task in upstream:
+                task.cancel()
+            while not self._decided.empty():
+                item = self._decided.get_nowait()
+                if not item.close.replaces and item.watch.state.phase is Phase.CLOSING:
+                    item.watch.state = apply(item.watch.state, OrderEnded())
+                self._decided.task_done()
+            await self._decided.join()
+            for task in workers:
+                task.cancel()
+            await self._events.join()
+            follower.cancel()
+
+    async def _evaluating(self, clock: Clock) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self.evaluate(clock.now())
+            await asyncio.sleep(0)  # let the workers and the follower in between bursts
+
+    async def _working(self) -> None:
+        while True:
+            item = await self._decided.get()
+            try:
+                await self._act(item)
+            finally:
+                self._decided.task_done()
+
+    async def _following(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.on_event(event)
+            finally:
+                self._events.task_done()
+
+    async def _housekeeping(self, clock: Clock) -> None:
+        while True:
+            await clock.sleep(HOUSEKEEPING)
+            try:
+                await self.housekeeping(clock.now())
+            except Exception as exc:  # (said; the next round tries again)
+                _log.error("housekeeping failed", detail=f"{type(exc).__name__}: {exc}")
+
+    # Views ------------------------------------------------------------------------------
+
+    def expected_holdings(self, legs: Iterable[LegKey] | None = None) -> dict[LegKey, int]:
+        """What the watched positions imply the account holds per contract (short < 0), for
+        ``legs`` (all the watched contracts when None)."""
         out: dict[LegKey, int] = {}
-        for leg, holders in self._holders.items():
+        for leg in self._holders if legs is None else legs:
             total = 0
-            for watch, i in holders:
+            for watch, i in self._holders.get(leg, ()):
                 side = watch.state.position.legs[i].side
                 total += -watch.state.remaining if side is Side.SHORT else watch.state.remaining
             out[leg] = total

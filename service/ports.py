@@ -1,12 +1,13 @@
 """What the service needs from the world, as Protocols it owns, and the values they carry.
 
-Adapters implement these: the store (``service.store.repository.SqlStore``)
-now; market data, orders and the clock come with the live monitor.
+Adapters implement these: the store (``service.store.repository.SqlStore``),
+the broker's feed and order gateway (``brokers.sim``, ``brokers.ib``), the
+clock (``service.clock``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -176,7 +177,11 @@ class Store(Protocol):
 
     async def request_manual_close(self, position_id: str, reason: str) -> None: ...
 
-    async def record_intent(self, intent: CloseIntent) -> None: ...
+    async def record_intent(
+        self, intent: CloseIntent, decision: Decision | None = None
+    ) -> None: ...
+
+    async def order_attempts(self) -> dict[tuple[str, int | None], int]: ...
 
     async def apply_fill(self, fill: Fill) -> FillApplied: ...
 
@@ -219,3 +224,33 @@ class OrderGateway(Protocol):
     async def executions(self) -> list[Execution]: ...
 
     async def open_orders(self) -> list[OrderEvent]: ...
+
+
+QuoteSink = Callable[[Sequence[LegUpdate]], None]
+EventSink = Callable[[Sequence[OrderEvent]], None]
+
+
+class Feed(Protocol):
+    """The broker's push side: market data for subscribed legs, and order events.
+
+    ``run`` runs until cancelled, calling ``quotes`` with each batch of leg updates
+    and ``events`` with each batch of order events (both synchronous and cheap: the
+    monitor only keeps them). ``subscribe`` and ``unsubscribe`` may be called at any
+    time, before or during ``run``.
+    """
+
+    def subscribe(self, leg: LegKey) -> None: ...
+
+    def unsubscribe(self, leg: LegKey) -> None: ...
+
+    async def run(self, quotes: QuoteSink, events: EventSink) -> None: ...
+
+
+class Clock(Protocol):
+    """Market time: the wall clock, or a simulated one that runs faster."""
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...

@@ -229,11 +229,14 @@ class SqlStore:
 
     # Orders and fills ------------------------------------------------------------
 
-    async def record_intent(self, intent: CloseIntent) -> None:
+    async def record_intent(self, intent: CloseIntent, decision: Decision | None = None) -> None:
         """Write a close order BEFORE it is sent: never more than what remains, and never
-        beside another live order of the position (a unique index holds that too)."""
+        beside another live order of the position (a unique index holds that too). The
+        decision it acts on, if given, goes to the audit trail in the same transaction."""
         async with self._sessions.begin() as s:
             row = await self._lock(s, intent.position_id)
+            if decision is not None:
+                s.add(_decision_row(row.id, row.remaining, decision, intent.quotes))
             if not 0 < intent.quantity <= row.remaining:
                 raise StoreError(
                     f"order {intent.order_ref}: quantity: {intent.quantity} spreads to close, "
@@ -371,30 +374,23 @@ class SqlStore:
             )
             if remaining is None:
                 raise StoreError(f"position '{position_id}': no such position")
-            if isinstance(decision, Close):
-                event = ExitEventRow(
-                    position_id=position_id,
-                    kind="decision",
-                    reason=decision.reason.value,
-                    label=decision.label,
-                    mark=decision.debit,
-                    pnl=decision.pnl.quantize(_CENT),
-                    pct_of_max=decision.pct_of_max.quantize(_CENT),
-                    contracts_closed=decision.contracts,
-                    contracts_remaining=remaining,
-                    quotes=quotes,
-                    detail="triggers: " + ", ".join(t.value for t in decision.triggers),
+            s.add(_decision_row(position_id, remaining, decision, quotes))
+
+    async def order_attempts(self) -> dict[tuple[str, int | None], int]:
+        """The highest attempt per (open position, stage) among its close orders: where the
+        next order_ref's attempt number starts."""
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(
+                    CloseOrderRow.position_id,
+                    CloseOrderRow.stage,
+                    func.max(CloseOrderRow.attempt),
                 )
-            else:
-                event = ExitEventRow(
-                    position_id=position_id,
-                    kind="hold",
-                    reason=decision.reason.value,
-                    contracts_remaining=remaining,
-                    quotes=quotes,
-                    detail=decision.detail or None,
-                )
-            s.add(event)
+                .join(PositionRow, PositionRow.id == CloseOrderRow.position_id)
+                .where(PositionRow.status != "closed")
+                .group_by(CloseOrderRow.position_id, CloseOrderRow.stage)
+            )
+            return {(pid, stage): n for pid, stage, n in rows}
 
     async def order_sent(
         self,
@@ -410,9 +406,8 @@ class SqlStore:
             row = await self._lock_for_order(s, order_ref)
             order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
             assert order is not None
-            if order.status in FINAL_ORDER_STATUSES:
-                raise StoreError(f"order {order_ref}: status: already {order.status}")
-            if order.status != "partially_filled":
+            # the broker's word comes in any order: a fill may be recorded before "sent"
+            if order.status not in FINAL_ORDER_STATUSES and order.status != "partially_filled":
                 order.status = status
             order.broker_order_id = broker_order_id or order.broker_order_id
             order.perm_id = perm_id or order.perm_id
@@ -432,11 +427,12 @@ class SqlStore:
             raise ValueError(status)
         async with self._sessions.begin() as s:
             row = await self._lock_for_order(s, order_ref)
-            await s.execute(
-                update(CloseOrderRow)
-                .where(CloseOrderRow.order_ref == order_ref)
-                .values(status=status, updated_at=func.now())
-            )
+            order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
+            assert order is not None
+            if order.status in FINAL_ORDER_STATUSES:
+                return  # already ended (filled before the cancel reached the broker...)
+            order.status = status
+            order.updated_at = func.now()
             if row.remaining > 0:
                 row.status = "open"
             row.version += 1
@@ -482,3 +478,31 @@ class SqlStore:
 
 def _columns(row: Any) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+def _decision_row(
+    position_id: str, remaining: int, decision: Decision, quotes: dict[str, Any] | None
+) -> ExitEventRow:
+    """The audit row of a decision: a close with its figures, or a hold with its reason."""
+    if isinstance(decision, Close):
+        return ExitEventRow(
+            position_id=position_id,
+            kind="decision",
+            reason=decision.reason.value,
+            label=decision.label,
+            mark=decision.debit,
+            pnl=decision.pnl.quantize(_CENT),
+            pct_of_max=decision.pct_of_max.quantize(_CENT),
+            contracts_closed=decision.contracts,
+            contracts_remaining=remaining,
+            quotes=quotes,
+            detail="triggers: " + ", ".join(t.value for t in decision.triggers),
+        )
+    return ExitEventRow(
+        position_id=position_id,
+        kind="hold",
+        reason=decision.reason.value,
+        contracts_remaining=remaining,
+        quotes=quotes,
+        detail=decision.detail or None,
+    )

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimGateway
+from brokers.sim.gateway import SimGateway, SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Quote
 from rules.pricing import RepriceSchedule
+from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
 from service.ports import LegUpdate, leg_key
@@ -46,22 +47,20 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
             )
             sim = SimBroker(**broker)
             sim.hold_spreads(POSITION, 10)
-            now = T0
-
-            manager = OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE)
+            clock = ManualClock(T0)
+            venue = SimVenue(market, sim, clock)
             monitor = Monitor(
                 store,
-                manager,
+                OrderManager(store, venue, SCHEDULE),
                 dict(DEFAULT_BOOKS),
-                market=market.step,
-                broker=sim.trade,
-                subscribe=market.subscribe,
+                subscribe=venue.subscribe,
+                unsubscribe=venue.unsubscribe,
                 market_time=market_time,
             )
-            await monitor.load()
-            while now < T0 + timedelta(minutes=minutes):
-                now += timedelta(milliseconds=250)
-                await monitor.step(now)
+            await monitor.load(T0)
+            while clock.now_ < T0 + timedelta(minutes=minutes):
+                clock.now_ += timedelta(milliseconds=250)
+                await monitor.step(clock.now_, *venue.step(clock.now_))
             return monitor, await store.detail(POSITION.id), sim
         finally:
             await engine.dispose()
@@ -142,13 +141,11 @@ def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
                 store,
                 OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE),
                 dict(DEFAULT_BOOKS),
-                market=lambda at: burst,
-                broker=lambda updates, at: [],
                 subscribe=lambda leg: None,
                 market_time=market_time,
             )
-            await monitor.load()
-            await monitor.step(now)
+            await monitor.load(now)
+            await monitor.step(now, burst)
             return monitor, [q.bid for q in monitor.watches["P1"].quotes if q is not None]
         finally:
             await engine.dispose()
