@@ -40,9 +40,10 @@ from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service import logs
+from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.ports import LegUpdate, leg_key
+from service.ports import EventSink, LegKey, LegUpdate, QuoteSink, leg_key
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -75,7 +76,7 @@ def positions(n: int, market: SimMarket) -> list[Position]:
     return out
 
 
-async def bench(url: str, n: int, minutes: float) -> None:
+async def bench(url: str, n: int, minutes: float, local: bool, pace: float | None) -> None:
     underlyings = [
         Underlying(
             f"U{k:02d}",
@@ -100,63 +101,111 @@ async def bench(url: str, n: int, minutes: float) -> None:
     while t < T0 + timedelta(minutes=minutes):  # the market's cost, paid before timing
         t += timedelta(milliseconds=250)
         steps.append((t, market.step(t)))
-    feed = iter(steps)
     broker = SimBroker()
     for p in opened:
         broker.hold_spreads(p, 10)
-    now = T0
-
-    manager = OrderManager(store, SimGateway(broker, lambda: now), RepriceSchedule())
-    sent: list[float] = []
-    real_close = manager.close
-
-    async def timed_close(*args: object, **kwargs: object) -> str | None:
-        started = time.perf_counter()
-        ref = await real_close(*args, **kwargs)  # type: ignore[arg-type]
-        if ref is not None:
-            sent.append(time.perf_counter() - started)
-        return ref
-
-    manager.close = timed_close  # type: ignore[method-assign]
+    clock = ManualClock(T0)
+    feed = ReplayFeed(steps, broker, clock, pace)
     monitor = Monitor(
         store,
-        manager,
+        OrderManager(store, SimGateway(broker, clock.now), RepriceSchedule()),
         dict(DEFAULT_BOOKS),
-        market=lambda at: next(feed)[1],
-        broker=broker.trade,
         subscribe=lambda leg: None,
         market_time=market_time,
+        rates=None,
     )
-    await monitor.load()
+    await monitor.load(T0)
+    if local:  # the broker sends no Greeks: delta comes from the leg's price (vollib)
+        for _, updates in steps:
+            for k, u in enumerate(updates):
+                updates[k] = LegUpdate(u.leg, u.quote._replace(delta=None))
+    evaluate = monitor.evaluate
     per_update: list[float] = []
-    total = 0
-    started = time.perf_counter()
-    for at, updates in steps:
-        now = at
+
+    def timed(now: datetime, limit: int | None = None) -> int:
+        n = min(len(monitor._pending), limit or len(monitor._pending))
         t1 = time.perf_counter()
-        await monitor.step(at)
-        if updates:
-            per_update.append((time.perf_counter() - t1) / len(updates))
-        total += len(updates)
+        decided = evaluate(now, limit)
+        if n:
+            per_update.append((time.perf_counter() - t1) / n)
+        return decided
+
+    monitor.evaluate = timed  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(monitor.run(feed, clock, stop))
+        await feed.done.wait()
+        while monitor._pending or not monitor._decided.empty():  # every decision taken up
+            await asyncio.sleep(0.001)
+        await monitor._decided.join()
+        stop.set()
     seconds = time.perf_counter() - started
+    total = monitor.updates
     await engine.dispose()
 
-    def pct(xs: list[float], q: float) -> float:
+    def pct(xs: list[float], q: int) -> float:
         return statistics.quantiles(xs, n=100)[q - 1] * 1e3 if len(xs) > 1 else float("nan")
 
+    sent = list(monitor.sent_latency)
+    intent = list(monitor.manager.intent_latency)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    greeks = "local Greeks (vollib)" if local else "broker Greeks"
     print(
-        f"loop: {n} positions, {total:,} leg updates in {seconds:.2f}s "
-        f"({total / seconds:,.0f} updates/s), {len(monitor.decisions)} closes"
+        f"loop ({greeks}): {n} positions, {total:,} leg updates in {seconds:.2f}s "
+        f"({total / seconds:,.0f} updates/s), {len(monitor.decisions)} closes sent"
     )
     print(
-        f"step time per update: p50 {pct(per_update, 50):.3f} ms, p99 {pct(per_update, 99):.3f} ms"
+        f"update to decision (evaluation time per update): p50 {pct(per_update, 50):.3f} ms, "
+        f"p99 {pct(per_update, 99):.3f} ms"
     )
     print(
-        f"decision to order sent: p50 {pct(sent, 50):.2f} ms, p99 {pct(sent, 99):.2f} ms "
-        f"({len(sent)} orders)"
+        f"decision to intent committed: p50 {pct(intent, 50):.2f} ms, p99 {pct(intent, 99):.2f} ms"
+    )
+    print(
+        f"decision to order sent (intent committed, placed, 'sent' committed): "
+        f"p50 {pct(sent, 50):.2f} ms, p99 {pct(sent, 99):.2f} ms ({len(sent)} orders)"
     )
     print(f"peak memory: {rss:.0f} MB")
+
+
+class ReplayFeed:
+    """A :class:`service.ports.Feed` that plays pre-computed steps as fast as the loop takes
+    them, with the simulated broker trading on each; ``done`` is set after the last."""
+
+    def __init__(
+        self,
+        steps: list[tuple[datetime, list[LegUpdate]]],
+        broker: SimBroker,
+        clock: ManualClock,
+        pace: float | None = None,
+    ) -> None:
+        self.pace = pace
+        self.steps = steps
+        self.broker = broker
+        self.clock = clock
+        self.done = asyncio.Event()
+
+    def subscribe(self, leg: LegKey) -> None:
+        pass
+
+    def unsubscribe(self, leg: LegKey) -> None:
+        pass
+
+    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+        wall0 = time.perf_counter()
+        for at, updates in self.steps:
+            if self.pace:  # market seconds per wall second
+                due = wall0 + (at - T0).total_seconds() / self.pace
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            self.clock.now_ = at
+            quotes(updates)
+            happened = self.broker.trade(updates, at)
+            if happened:
+                events(happened)
+            await asyncio.sleep(0)
+        self.done.set()
+        await asyncio.Event().wait()
 
 
 def main() -> None:
@@ -164,14 +213,24 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--positions", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=6)
+    ap.add_argument(
+        "--pace",
+        type=float,
+        help="market seconds per wall second (default: as fast as the loop takes them)",
+    )
+    ap.add_argument("--local-greeks", action="store_true", help="the broker sends no delta")
     args = ap.parse_args()
     url = os.environ.get("DATABASE_URL")
     if url:
-        asyncio.run(bench(database.async_url(url), args.positions, args.minutes))
+        asyncio.run(
+            bench(
+                database.async_url(url), args.positions, args.minutes, args.local_greeks, args.pace
+            )
+        )
         return
     with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
         asyncio.run(database.upgrade(db.url))
-        asyncio.run(bench(db.url, args.positions, args.minutes))
+        asyncio.run(bench(db.url, args.positions, args.minutes, args.local_greeks, args.pace))
 
 
 if __name__ == "__main__":

@@ -32,13 +32,33 @@ class SpeedClock:
 
 
 class ManualClock:
-    """Market time set by the caller (``clock.now_ = ...``); sleeping takes no time."""
+    """Market time set by the caller (``clock.now_ = t``); a sleeper wakes when the time
+    it waits for is set."""
 
     def __init__(self, start: datetime) -> None:
-        self.now_ = start
+        self._now = start
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    @property
+    def now_(self) -> datetime:
+        return self._now
+
+    @now_.setter
+    def now_(self, t: datetime) -> None:
+        self._now = t
+        due = [f for at, f in self._sleepers if at <= t]
+        self._sleepers = [(at, f) for at, f in self._sleepers if at > t]
+        for f in due:
+            if not f.done():
+                f.set_result(None)
 
     def now(self) -> datetime:
-        return self.now_
+        return self._now
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + timedelta(seconds=seconds), future))
+        await future

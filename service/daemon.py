@@ -23,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
@@ -35,16 +34,16 @@ from brokers.sim.market import SimMarket, Underlying
 from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime
-from rules.machine import Close
 from rules.model import Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
 from service.inputs import load_books, load_positions
-from service.manager import OrderManager
+from service.manager import CloseRequest, OrderManager
 from service.monitor import Monitor
-from service.ports import StoredPosition
+from service.orders import NotAClose
+from service.ports import StoredPosition, StoreError
 from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
@@ -71,19 +70,16 @@ class DryRunManager(OrderManager):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.reported: set[str] = set()
 
-    async def close(
-        self,
-        stored: StoredPosition,
-        decision: Close,
-        natural: Decimal,
-        at: MarketTime,
-        quotes: dict[str, Any] | None = None,
-    ) -> str | None:
-        pid = stored.position.id
-        if at.regular_hours and pid not in self.reported:
-            self.reported.add(pid)
-            await self.store.record_decision(pid, decision, {"would_close": True, **(quotes or {})})
-        return None
+    async def close_many(
+        self, requests: Sequence[CloseRequest]
+    ) -> list[str | NotAClose | StoreError | None]:
+        for req in requests:
+            pid = req.stored.position.id
+            if req.at.regular_hours and pid not in self.reported:
+                self.reported.add(pid)
+                quotes = {"would_close": True, **(req.quotes or {})}
+                await self.store.record_decision(pid, req.decision, quotes)
+        return [None] * len(requests)
 
 
 async def run_daemon(

@@ -18,7 +18,9 @@ on the decision after the cancel is confirmed, for everything remaining.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -28,9 +30,10 @@ from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
 from rules.pricing import RepriceSchedule, limit_for
 from service.logs import get_logger
-from service.orders import check_close, closing_order
+from service.orders import NotAClose, check_close, closing_order
 from service.ports import (
     CloseIntent,
+    ComboOrder,
     Fill,
     FillApplied,
     LegKey,
@@ -38,10 +41,23 @@ from service.ports import (
     OrderGateway,
     Store,
     StoredPosition,
+    StoreError,
     order_ref,
 )
 
 _log = get_logger("spreadwatch.orders")
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """A close decision to act on, with what it was made on."""
+
+    stored: StoredPosition
+    decision: Close
+    natural: Decimal
+    at: MarketTime
+    quotes: dict[str, Any] | None = None
+    decided: float | None = None  # time.perf_counter() at the decision
 
 
 @dataclass
@@ -52,6 +68,7 @@ class _Live:
     sent_at: datetime
     stop: bool
     step: int = 0
+    failed: bool = False  # the last modify failed (said once)
 
 
 class OrderManager:
@@ -70,6 +87,7 @@ class OrderManager:
         self.expected = expected
         self._live: dict[str, _Live] = {}  # order_ref -> what the manager works
         self._attempts: dict[tuple[str, int | None], int] | None = None  # from the store
+        self.intent_latency: deque[float] = deque(maxlen=100_000)  # decision -> intent, s
 
     def live_for(self, position_id: str) -> str | None:
         return next((r for r, x in self._live.items() if x.position_id == position_id), None)
@@ -88,14 +106,86 @@ class OrderManager:
         natural: Decimal,
         at: MarketTime,
         quotes: dict[str, Any] | None = None,
+        decided: float | None = None,
     ) -> str | None:
         """Act on a close decision; the order_ref sent, or None when nothing was sent.
 
         Raises :class:`service.orders.NotAClose` (nothing written) for an order that
-        would not only close. A broker that refuses the order outright ends it as
-        rejected (written, then ended; None is returned)."""
-        if not at.regular_hours:
-            return None
+        would not only close, :class:`service.ports.StoreError` for one the store
+        refuses. A broker that refuses the order outright ends it as rejected (written,
+        then ended; None is returned)."""
+        (result,) = await self.close_many(
+            [CloseRequest(stored, decision, natural, at, quotes, decided)]
+        )
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def close_many(
+        self, requests: Sequence[CloseRequest]
+    ) -> list[str | NotAClose | StoreError | None]:
+        """:meth:`close` for several decisions at once: their intents commit in one
+        transaction, then each order is placed, then all are recorded as sent. Per request:
+        the order_ref sent, None (nothing sent), or the refusal."""
+        results: list[str | NotAClose | StoreError | None] = [None] * len(requests)
+        ready: list[tuple[int, CloseRequest, ComboOrder, CloseIntent]] = []
+        held: Mapping[LegKey, int] | None = None
+        for k, req in enumerate(requests):
+            if not req.at.regular_hours:
+                continue
+            if held is None:
+                held = await self.gateway.positions()
+            try:
+                prepared = await self._prepare(req, held)
+            except NotAClose as exc:
+                results[k] = exc
+                continue
+            if prepared is not None:
+                ready.append((k, req, *prepared))
+        if not ready:
+            return results
+        refused = await self.store.record_intents([(i, r.decision) for _, r, _, i in ready])
+        committed = time.perf_counter()
+        placed: list[tuple[int, CloseRequest, ComboOrder]] = []
+        for (k, req, order, _), why in zip(ready, refused, strict=True):
+            if why is not None:
+                results[k] = StoreError(why)
+                continue
+            if req.decided is not None:
+                self.intent_latency.append(committed - req.decided)
+            ref, pid = order.order_ref, req.stored.position.id
+            # known before it is placed: its events may come before place() returns
+            stop = req.decision.reason is not ExitReason.PROFIT_TARGET
+            self._live[ref] = _Live(pid, req.decision.debit, order.limit, req.at.now, stop)
+            try:
+                await self.gateway.place(order)
+            except Exception as exc:  # the broker refused it outright, or is not there
+                self._live.pop(ref, None)
+                await self.store.end_order(ref, "rejected", f"not placed: {exc}")
+                _log.error("rejected", position_id=pid, order_ref=ref, reason=f"not placed: {exc}")
+                continue
+            placed.append((k, req, order))
+        if placed:
+            await self.store.orders_sent([order.order_ref for _, _, order in placed])
+        for k, req, order in placed:
+            results[k] = order.order_ref
+            _log.info(
+                "close submitted",
+                position_id=req.stored.position.id,
+                order_ref=order.order_ref,
+                reason=req.decision.reason.value,
+                quantity=order.quantity,
+                limit=str(order.limit),
+                natural=str(req.natural),
+            )
+        return results
+
+    async def _prepare(
+        self, req: CloseRequest, held: Mapping[LegKey, int]
+    ) -> tuple[ComboOrder, CloseIntent] | None:
+        """The order and intent for ``req``; None when nothing is to be sent now (a live
+        order: cancelled first if the decision replaces it)."""
+        decision, stored = req.decision, req.stored
         pid = stored.position.id
         live = self.live_for(pid)
         if live is not None:
@@ -106,46 +196,25 @@ class OrderManager:
             return None
         stage = decision.tranche if decision.reason is ExitReason.PROFIT_TARGET else None
         quantity = min(decision.contracts, stored.remaining)
-        limit = limit_for(decision.debit, natural, 0, self.schedule.steps)
+        limit = limit_for(decision.debit, req.natural, 0, self.schedule.steps)
         order = closing_order(stored.position, "", quantity, limit)
-        legs = [c.leg for c in order.legs]
-        expected = None if self.expected is None else self.expected(legs)
-        check_close(order, await self.gateway.positions(), stored.remaining, expected)
-        ref = order_ref(pid, stage, await self._next_attempt(pid, stage))
-        order = replace(order, order_ref=ref)
+        expected = None if self.expected is None else self.expected([c.leg for c in order.legs])
+        check_close(order, held, stored.remaining, expected)
+        attempt = await self._next_attempt(pid, stage)
+        ref = order_ref(pid, stage, attempt)
         intent = CloseIntent(
             order_ref=ref,
             position_id=pid,
             stage=stage,
-            attempt=int(ref.rsplit(":", 1)[1]),
+            attempt=attempt,
             reason=decision.reason.value,
             label=decision.label,
             target=decision.target,
             quantity=quantity,
             limit_price=limit,
-            quotes=quotes,
+            quotes=req.quotes,
         )
-        await self.store.record_intent(intent, decision)
-        # known before it is placed: its events may come before place() returns
-        self._live[ref] = _Live(pid, decision.debit, limit, at.now, stage is None)
-        try:
-            await self.gateway.place(order)
-        except Exception as exc:  # the broker refused it outright, or is not there
-            self._live.pop(ref, None)
-            await self.store.end_order(ref, "rejected", f"not placed: {exc}")
-            _log.error("rejected", position_id=pid, order_ref=ref, reason=f"not placed: {exc}")
-            return None
-        await self.store.order_sent(ref, "submitted")
-        _log.info(
-            "close submitted",
-            position_id=pid,
-            order_ref=ref,
-            reason=decision.reason.value,
-            quantity=quantity,
-            limit=str(limit),
-            natural=str(natural),
-        )
-        return ref
+        return replace(order, order_ref=ref), intent
 
     def adopt(self, order: Mapping[str, Any], now: datetime) -> None:
         """Work a live order found in the store and at the broker on start (repriced from
@@ -185,7 +254,7 @@ class OrderManager:
         """Walk each live order toward its position's natural debit, on the schedule."""
         for ref, live in list(self._live.items()):
             natural = naturals.get(live.position_id)
-            if natural is None:
+            if natural is None or live.failed:
                 continue
             step = self.schedule.step(now - live.sent_at, stop=live.stop)
             if step <= live.step and step < self.schedule.steps:
@@ -196,7 +265,9 @@ class OrderManager:
                 try:
                     await self.gateway.modify(ref, limit)
                 except Exception as exc:  # (filled meanwhile...: the events tell)
-                    _log.warning("reprice failed", order_ref=ref, detail=f"{exc}")
+                    if not live.failed:
+                        _log.warning("reprice failed", order_ref=ref, detail=f"{exc}")
+                    live.failed = True  # quiet until the broker says something of it
                     continue
                 live.limit = limit
                 _log.info(
@@ -211,6 +282,8 @@ class OrderManager:
     async def on_event(self, event: OrderEvent) -> FillApplied | None:
         """What the broker said of an order, into the store."""
         ref = event.order_ref
+        if ref in self._live:
+            self._live[ref].failed = False
         applied = None
         if event.execution is not None:
             e = event.execution

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from rules.books import BookPolicy
@@ -57,7 +58,7 @@ from rules.model import Quote, Side
 from rules.plan import make_plan
 from rules.watch import PositionWatch
 from service.logs import get_logger
-from service.manager import OrderManager
+from service.manager import CloseRequest, OrderManager
 from service.orders import NotAClose
 from service.ports import (
     Clock,
@@ -72,6 +73,8 @@ from service.ports import (
 )
 
 _log = get_logger("spreadwatch.monitor")
+BATCH = 64  # decisions whose intents commit in one transaction, at most
+SLICE = 64  # legs evaluated between two turns of the event loop, live
 HOUSEKEEPING = 0.5  # seconds of market time between repricing and staleness rounds
 
 
@@ -197,12 +200,20 @@ class Monitor:
         for event in events:
             self._events.put_nowait(event)
 
-    def evaluate(self, now: datetime) -> int:
-        """Re-evaluate the positions holding a leg updated since the last call; queue each
-        close decision. No I/O. Returns the number of closes decided."""
-        pending, self._pending = self._pending, {}
+    def evaluate(self, now: datetime, limit: int | None = None) -> int:
+        """Re-evaluate the positions holding a leg updated since the last call (the first
+        ``limit`` such legs, oldest first; the rest wait for the next call); queue each close
+        decision. No I/O. Returns the number of closes decided."""
+        pending = self._pending
         if not pending:
             return 0
+        if limit is None or len(pending) <= limit:
+            self._pending = {}
+        else:
+            batch = dict(islice(pending.items(), limit))
+            for leg in batch:
+                del pending[leg]
+            pending = batch
         at = self._market_time(now)
         if at.regular_hours and self._held:
             self._held.clear()  # the open: held decisions are taken again on fresh quotes
@@ -261,36 +272,60 @@ class Monitor:
         return True
 
     async def work(self) -> None:
-        """Act on every queued decision, one after the other (the step-driven way)."""
+        """Act on every queued decision (the step-driven way)."""
         while not self._decided.empty():
-            item = self._decided.get_nowait()
-            try:
-                await self._act(item)
-            finally:
+            await self._take(self._decided.get_nowait())
+
+    async def _take(self, first: _Decided) -> None:
+        """Act on ``first`` and on what else is queued now (up to BATCH): one burst of
+        decisions, one transaction of intents."""
+        items = [first]
+        while len(items) < BATCH and not self._decided.empty():
+            items.append(self._decided.get_nowait())
+        try:
+            await self._act(items)
+        finally:
+            for _ in items:
                 self._decided.task_done()
 
-    async def _act(self, item: _Decided) -> None:
-        watch, close = item.watch, item.close
-        pid = watch.state.position.id
-        stored = replace(self.stored[pid], remaining=watch.state.remaining)
-        ref = None
+    async def _act(self, items: list[_Decided]) -> None:
+        requests = [
+            CloseRequest(
+                replace(self.stored[i.watch.state.position.id], remaining=i.watch.state.remaining),
+                i.close,
+                i.natural,
+                i.at,
+                i.quotes,
+                i.clock,
+            )
+            for i in items
+        ]
         try:
-            ref = await self.manager.close(stored, close, item.natural, item.at, item.quotes)
-        except NotAClose as exc:
-            self.blocked[pid] = str(exc)
-            _log.error("close refused", position_id=pid, detail=str(exc))
-        except Exception as exc:  # (the store or the broker: said, and retried)
-            _log.error("close failed", position_id=pid, detail=f"{type(exc).__name__}: {exc}")
-        if close.replaces:
-            if ref is None and self.manager.live_for(pid) is None:
-                self._cancelling.discard(pid)  # nothing to cancel (yet): decide again
-            return
-        if ref is None:
-            if watch.state.phase is Phase.CLOSING:  # nothing went out: open again
-                watch.state = apply(watch.state, OrderEnded())
-            return
-        self.sent_latency.append(time.perf_counter() - item.clock)
-        self.decisions.append((item.at.now, ref, close))
+            results = await self.manager.close_many(requests)
+        except Exception as exc:  # (the store or the broker: said, and decided again)
+            results = [exc] * len(items)  # type: ignore[list-item]
+        for item, result in zip(items, results, strict=True):
+            watch, close = item.watch, item.close
+            pid = watch.state.position.id
+            ref = None
+            if isinstance(result, NotAClose):
+                self.blocked[pid] = str(result)
+                _log.error("close refused", position_id=pid, detail=str(result))
+            elif isinstance(result, Exception):
+                detail = f"{type(result).__name__}: {result}"
+                _log.error("close failed", position_id=pid, detail=detail)
+            else:
+                ref = result
+            if close.replaces:
+                if ref is None and self.manager.live_for(pid) is None:
+                    self._cancelling.discard(pid)  # nothing to cancel (yet): decide again
+                continue
+            if ref is None:
+                if watch.state.phase is Phase.CLOSING:  # nothing went out: open again
+                    watch.state = apply(watch.state, OrderEnded())
+                continue
+            self.sent_latency.append(time.perf_counter() - item.clock)
+            self.decisions.append((item.at.now, ref, close))
 
     async def follow(self) -> None:
         """Apply every queued order event (the step-driven way)."""
@@ -424,16 +459,13 @@ class Monitor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self.evaluate(clock.now())
-            await asyncio.sleep(0)  # let the workers and the follower in between bursts
+            while self._pending:
+                self.evaluate(clock.now(), SLICE)
+                await asyncio.sleep(0)  # the workers' and the follower's I/O in between
 
     async def _working(self) -> None:
         while True:
-            item = await self._decided.get()
-            try:
-                await self._act(item)
-            finally:
-                self._decided.task_done()
+            await self._take(await self._decided.get())
 
     async def _following(self) -> None:
         while True:

@@ -232,52 +232,136 @@ class SqlStore:
     async def record_intent(self, intent: CloseIntent, decision: Decision | None = None) -> None:
         """Write a close order BEFORE it is sent: never more than what remains, and never
         beside another live order of the position (a unique index holds that too). The
-        decision it acts on, if given, goes to the audit trail in the same transaction."""
+        decision it acts on, if given, goes to the audit trail in the same transaction.
+        Raises :class:`StoreError` (nothing written) otherwise."""
+        (refused,) = await self.record_intents([(intent, decision)])
+        if refused is not None:
+            raise StoreError(refused)
+
+    async def record_intents(
+        self, items: Sequence[tuple[CloseIntent, Decision | None]]
+    ) -> list[str | None]:
+        """:meth:`record_intent` for several orders in one transaction (a burst of decisions
+        commits once). Each item is checked on its own: the result is None where it was
+        written, the reason where it was refused (and nothing of it written)."""
+        pids = sorted({intent.position_id for intent, _ in items})  # lock in one order
         async with self._sessions.begin() as s:
-            row = await self._lock(s, intent.position_id)
-            if decision is not None:
-                s.add(_decision_row(row.id, row.remaining, decision, intent.quotes))
-            if not 0 < intent.quantity <= row.remaining:
-                raise StoreError(
-                    f"order {intent.order_ref}: quantity: {intent.quantity} spreads to close, "
-                    f"{row.remaining} remaining"
+            rows = {
+                r.id: r
+                for r in await s.scalars(
+                    select(PositionRow)
+                    .where(PositionRow.id.in_(pids))
+                    .order_by(PositionRow.id)
+                    .with_for_update()
                 )
-            live = await s.scalar(
-                select(CloseOrderRow.order_ref).where(
-                    CloseOrderRow.position_id == row.id,
-                    CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
-                )
+            }
+            live = dict(
+                (
+                    await s.execute(
+                        select(CloseOrderRow.position_id, CloseOrderRow.order_ref).where(
+                            CloseOrderRow.position_id.in_(pids),
+                            CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
+                        )
+                    )
+                ).all()
             )
-            if live is not None:
-                raise StoreError(f"order {intent.order_ref}: position {row.id} has {live} live")
-            s.add(
-                CloseOrderRow(
-                    order_ref=intent.order_ref,
-                    position_id=row.id,
-                    stage=intent.stage,
-                    attempt=intent.attempt,
-                    reason=intent.reason,
-                    label=intent.label,
-                    target=intent.target,
-                    quantity=intent.quantity,
-                    limit_price=intent.limit_price,
-                    status="intent",
+            out: list[str | None] = []
+            for intent, decision in items:
+                row = rows.get(intent.position_id)
+                ref = intent.order_ref
+                if row is None:
+                    out.append(f"order {ref}: position '{intent.position_id}': no such position")
+                    continue
+                if not 0 < intent.quantity <= row.remaining:
+                    out.append(
+                        f"order {ref}: quantity: {intent.quantity} spreads to close, "
+                        f"{row.remaining} remaining"
+                    )
+                    continue
+                if row.id in live:
+                    out.append(f"order {ref}: position {row.id} has {live[row.id]} live")
+                    continue
+                live[row.id] = ref
+                out.append(None)
+                if decision is not None:
+                    s.add(_decision_row(row.id, row.remaining, decision, intent.quotes))
+                s.add(
+                    CloseOrderRow(
+                        order_ref=ref,
+                        position_id=row.id,
+                        stage=intent.stage,
+                        attempt=intent.attempt,
+                        reason=intent.reason,
+                        label=intent.label,
+                        target=intent.target,
+                        quantity=intent.quantity,
+                        limit_price=intent.limit_price,
+                        status="intent",
+                    )
                 )
+                row.status = "closing"
+                row.version += 1
+                s.add(
+                    ExitEventRow(
+                        position_id=row.id,
+                        kind="close intent",
+                        reason=intent.reason,
+                        label=intent.label,
+                        order_ref=ref,
+                        mark=intent.limit_price,
+                        contracts_closed=intent.quantity,
+                        contracts_remaining=row.remaining,
+                        quotes=intent.quotes,
+                    )
+                )
+        return out
+
+    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
+        """:meth:`order_sent` for several orders (no broker ids yet) in one transaction."""
+        if status not in ("submitted", "working"):
+            raise ValueError(status)
+        async with self._sessions.begin() as s:
+            # the positions first, in one order, as every writer of orders does
+            pids = await s.scalars(
+                select(CloseOrderRow.position_id).where(CloseOrderRow.order_ref.in_(refs))
             )
-            row.status = "closing"
-            row.version += 1
-            s.add(
+            await s.execute(
+                select(PositionRow.id)
+                .where(PositionRow.id.in_(set(pids)))
+                .order_by(PositionRow.id)
+                .with_for_update()
+            )
+            changed = (
+                await s.execute(
+                    update(CloseOrderRow)
+                    .where(
+                        CloseOrderRow.order_ref.in_(refs),
+                        CloseOrderRow.status.not_in((*FINAL_ORDER_STATUSES, "partially_filled")),
+                    )
+                    .values(status=status, updated_at=func.now())
+                    .returning(CloseOrderRow.order_ref, CloseOrderRow.position_id)
+                )
+            ).all()
+            sent = dict(changed)
+            if not sent:
+                return
+            remaining = dict(
+                (
+                    await s.execute(
+                        select(PositionRow.id, PositionRow.remaining).where(
+                            PositionRow.id.in_(set(sent.values()))
+                        )
+                    )
+                ).all()
+            )
+            s.add_all(
                 ExitEventRow(
-                    position_id=row.id,
-                    kind="close intent",
-                    reason=intent.reason,
-                    label=intent.label,
-                    order_ref=intent.order_ref,
-                    mark=intent.limit_price,
-                    contracts_closed=intent.quantity,
-                    contracts_remaining=row.remaining,
-                    quotes=intent.quotes,
+                    position_id=pid,
+                    kind=f"order {status}",
+                    order_ref=ref,
+                    contracts_remaining=remaining[pid],
                 )
+                for ref, pid in sent.items()
             )
 
     async def apply_fill(self, fill: Fill) -> FillApplied:

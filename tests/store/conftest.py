@@ -18,7 +18,13 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from brokers.sim.gateway import SimVenue
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
+from rules.pricing import RepriceSchedule
+from service.manager import OrderManager
+from service.monitor import Monitor
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -154,4 +160,17 @@ def condor(pid: str = "C1") -> Position:
         entry_credit=Decimal("2.15"),
         opened_at=OPENED,
         multiplier=100,
+    )
+
+
+def sim_monitor(store: SqlStore, venue: SimVenue, schedule: RepriceSchedule) -> Monitor:
+    """A monitor and its order manager on a simulated venue, the default books, NYSE
+    hours."""
+    return Monitor(
+        store,
+        OrderManager(store, venue, schedule),
+        dict(DEFAULT_BOOKS),
+        subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe,
+        market_time=market_time,
     )

@@ -1,0 +1,157 @@
+"""A restart with many open positions: time back to monitoring, and resident memory.
+
+    DATABASE_URL=postgresql://... .venv/bin/python benchmarks/bench_restart.py [--positions 10000]
+
+Without DATABASE_URL it uses a throwaway embedded PostgreSQL. The database
+must be empty (it is filled here). It stores ``--positions`` open put spreads
+(1% of them with a close order working at the simulated broker), then starts
+a fresh Python process that does what the daemon does on start: imports the
+service, connects, reconciles the store's live orders with the broker,
+loads every open position into the monitor and subscribes its legs. That
+process prints the time from its own start to monitoring, the part of it
+spent in the start itself (reconcile + load), and its resident memory then.
+"""
+
+# ruff: noqa: E402  (the clock starts before the imports: a restart pays for them)
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse
+import asyncio
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
+from rules.model import Leg, Position, Right, Side, Strategy
+from rules.pricing import RepriceSchedule
+from service import logs
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.orders import closing_order
+from service.ports import CloseIntent, order_ref
+from service.store import database
+from service.store.repository import SqlStore
+
+T_IMPORTED = time.perf_counter()
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+EXPIRY = date(2027, 4, 16)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def fill(url: str, n: int, broker_file: Path) -> None:
+    """Store ``n`` positions; 1% get a close order working at the broker."""
+
+    positions = [
+        Position(
+            id=f"R{k:05d}",
+            book="PRIMARY",
+            underlying=f"U{k % 50:02d}",
+            strategy=Strategy.PUT_CREDIT,
+            legs=(
+                Leg(Right.PUT, Decimal(90 - k // 50 % 40), EXPIRY, Side.SHORT),
+                Leg(Right.PUT, Decimal(85 - k // 50 % 40), EXPIRY, Side.LONG),
+            ),
+            contracts=10,
+            entry_credit=Decimal("1.00"),
+            opened_at=T0 - timedelta(days=1),
+        )
+        for k in range(n)
+    ]
+    engine = database.engine(url)
+    store = SqlStore(engine)
+    for k in range(0, n, 1000):
+        await store.import_positions(positions[k : k + 1000], "BENCH")
+    broker = SimBroker()
+    for p in positions:
+        broker.hold_spreads(p, 10)
+    for p in positions[::100]:
+        ref = order_ref(p.id, 0, 1)
+        intent = CloseIntent(
+            ref, p.id, 0, 1, "profit_target", "50%", Decimal("0.5"), 4, Decimal("0.50")
+        )
+        await store.record_intent(intent)
+        broker.place(closing_order(p, ref, 4, Decimal("0.50")), T0)
+        await store.order_sent(ref, "submitted")
+    await engine.dispose()
+    broker_file.write_bytes(pickle.dumps(broker))
+
+
+async def restart(url: str, broker_file: Path) -> None:
+    """The daemon's start: connect, reconcile, load, subscribe."""
+
+    logs.configure(open(os.devnull, "w"), json=True)  # noqa: SIM115  (dropped)
+    broker = pickle.loads(broker_file.read_bytes())
+    imported = T_IMPORTED
+    engine = database.engine(url)
+    store = SqlStore(engine)
+    subscribed = set()
+    monitor = Monitor(
+        store,
+        OrderManager(store, SimGateway(broker, lambda: T0), RepriceSchedule()),
+        dict(DEFAULT_BOOKS),
+        subscribe=subscribed.add,
+        market_time=market_time,
+    )
+    lines = await monitor.load(T0)
+    done = time.perf_counter()
+    await engine.dispose()
+    print(
+        f"restart: {len(monitor.watches):,} open positions, {len(subscribed):,} legs subscribed, "
+        f"{len(lines)} orders reconciled"
+    )
+    print(
+        f"back to monitoring {done - T_START:.2f}s after the process started "
+        f"(imports {imported - T_START:.2f}s, reconcile + load {done - imported:.2f}s)"
+    )
+    print(f"resident memory then: {rss_mb():.0f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--positions", type=int, default=10_000)
+    ap.add_argument("--child", nargs=2, metavar=("URL", "BROKER"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        asyncio.run(restart(args.child[0], Path(args.child[1])))
+        return
+
+    def run(url: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            broker_file = Path(tmp) / "broker.pickle"
+            asyncio.run(fill(url, args.positions, broker_file))
+            me = Path(__file__).resolve()
+            subprocess.run([sys.executable, me, "--child", url, broker_file], check=True)
+
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        run(database.async_url(url))
+        return
+    with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
+        asyncio.run(database.upgrade(db.url))
+        run(db.url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The monitor live (its TaskGroup on a fast clock), and a restart while an order works."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimVenue
+from brokers.sim.market import Move, SimMarket, Underlying
+from rules.pricing import RepriceSchedule
+from service.clock import ManualClock, SpeedClock
+from service.monitor import Monitor
+from service.ports import Clock, leg_key
+from service.store import database
+from service.store.repository import SqlStore
+from tests.store.conftest import sim_monitor, vertical
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
+POSITION = replace(vertical(), entry_credit=Decimal("0.80"))  # SPY 450/445 P x10
+SCHEDULE = RepriceSchedule(
+    steps=4, interval=timedelta(seconds=2), stop_interval=timedelta(seconds=1)
+)
+SELLOFF = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
+
+
+def market() -> SimMarket:
+    return SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
+
+
+def instance(store: SqlStore, venue: SimVenue) -> Monitor:
+    return sim_monitor(store, venue, SCHEDULE)
+
+
+async def live(
+    db_url: str, broker: SimBroker, until: Any, clock: Clock, limit: float = 30.0
+) -> tuple[Monitor, Any, SimVenue]:
+    """Run the monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
+    seconds of wall time), then stop it as SIGTERM would."""
+    engine = database.engine(db_url)
+    try:
+        store = SqlStore(engine)
+        await store.import_positions([POSITION], "DU1")
+        broker.hold_spreads(POSITION, 10)
+        venue = SimVenue(market(), broker, clock)
+        monitor = instance(store, venue)
+        await monitor.load(clock.now())
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit
+            while not until(monitor) and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(monitor.run(venue, clock, stop))
+            tg.create_task(watch())
+        return monitor, await store.detail(POSITION.id), venue
+    finally:
+        await engine.dispose()
+
+
+def test_live_a_selloff_closes_everything_through_the_taskgroup(db_url: str) -> None:
+    """The same loss stop as the step-driven test, with the feed, evaluation, order
+    workers, event follower and housekeeping running as tasks on a clock 600x real time."""
+    broker = SimBroker(fill_size=4)
+    clock = SpeedClock(T0, speed=600)
+    monitor, detail, _ = asyncio.run(
+        live(db_url, broker, lambda m: m.remaining().get("P1") == 0, clock)
+    )
+    assert [(o["reason"], o["status"], o["filled"]) for o in detail.orders] == [
+        ("loss_stop", "filled", 10)
+    ]
+    assert [f["quantity"] for f in detail.fills] == [4, 4, 2]
+    assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
+    assert broker.positions() == {}
+    assert monitor.updates > 0
+    assert len(monitor.sent_latency) == 1
+    # the closed position's legs are released: the market quotes them no more
+    assert venue_subscribed(monitor) == set()
+
+
+def venue_subscribed(monitor: Monitor) -> set[Any]:
+    return set(monitor._holders)
+
+
+def test_stopping_leaves_a_working_order_working_and_recorded(db_url: str) -> None:
+    """Stopped while its stop order works (the broker is slow to take it): the order is
+    left working at the broker, and the store has it live, nothing half-written."""
+    broker = SimBroker(latency=timedelta(hours=1))  # the order never starts working
+    clock = SpeedClock(T0, speed=600)
+    _, detail, _ = asyncio.run(live(db_url, broker, lambda m: len(m.decisions) == 1, clock))
+    (order,) = detail.orders
+    assert (order["status"], order["filled"]) == ("submitted", 0)
+    assert [o.order_ref for o in broker.open_orders()] == [order["order_ref"]]
+    assert detail.stored.status == "closing"
+
+
+def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
+    db_url: str,
+) -> None:
+    """Instance A sends the loss stop; it fills 3 at a time. A dies after the first fill.
+    While no one listens the broker fills 3 more. Instance B starts on the same database
+    and broker: it applies the missed fill, adopts the working order (no second order),
+    and follows it to the end; every execution lands exactly once."""
+    broker = SimBroker(fill_size=3)
+    clock = ManualClock(T0)
+    venue = SimVenue(market(), broker, clock)
+    broker.hold_spreads(POSITION, 10)
+
+    def tick() -> tuple[Any, Any]:
+        clock.now_ += timedelta(milliseconds=250)
+        return venue.step(clock.now_)
+
+    async def first() -> None:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            a = instance(store, venue)
+            await a.load(clock.now_)
+            while a.remaining()["P1"] == 10:
+                assert clock.now_ < T0 + timedelta(minutes=10)
+                await a.step(clock.now_, *tick())
+        finally:
+            await engine.dispose()  # A is gone
+
+    async def second() -> tuple[Monitor, list[str], Any]:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            b = instance(store, venue)
+            lines = await b.load(clock.now_)
+            while b.remaining()["P1"] > 0:
+                assert clock.now_ < T0 + timedelta(minutes=12)
+                await b.step(clock.now_, *tick())
+            return b, lines, await store.detail("P1")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(first())
+    missed = 0
+    while missed == 0:  # the gap: the broker trades, its events reach no one
+        missed = sum(1 for e in tick()[1] if e.execution is not None)
+    b, lines, detail = asyncio.run(second())
+
+    ref = "P1:stop:1"
+    assert f"{ref}: working at the broker: adopted" in lines
+    assert sum(1 for line in lines if "applied missed execution" in line) == 1
+    assert b.decisions == []  # B sent nothing of its own
+    assert {e.order_ref for e in broker.executions()} == {ref}  # one order, ever
+    assert sorted(f["exec_id"] for f in detail.fills) == sorted(
+        e.exec_id for e in broker.executions()
+    )
+    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
+    assert [(o["order_ref"], o["status"], o["filled"]) for o in detail.orders] == [
+        (ref, "filled", 10)
+    ]
+    assert (detail.stored.remaining, broker.positions()) == (0, {})
+    assert leg_key(POSITION, 0) not in b.expected_holdings()
