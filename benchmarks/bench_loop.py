@@ -29,6 +29,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -131,6 +132,16 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         return decided
 
     monitor.evaluate = timed  # type: ignore[method-assign]
+    batches: list[tuple[int, float]] = []
+    close_many = monitor.manager.close_many
+
+    async def timed_many(requests: Any) -> Any:
+        t1 = time.perf_counter()
+        out = await close_many(requests)
+        batches.append((len(requests), time.perf_counter() - t1))
+        return out
+
+    monitor.manager.close_many = timed_many  # type: ignore[method-assign]
     stop = asyncio.Event()
     started = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
@@ -166,6 +177,12 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         f"decision to order sent (intent committed, placed, 'sent' committed): "
         f"p50 {pct(sent, 50):.2f} ms, p99 {pct(sent, 99):.2f} ms ({len(sent)} orders)"
     )
+    sizes = sorted(n for n, _ in batches)
+    print(
+        f"bursts: {len(batches)} order batches, size p50 {sizes[len(sizes) // 2]}, "
+        f"max {sizes[-1]}; batch time p50 {pct([t for _, t in batches], 50):.1f} ms, "
+        f"p99 {pct([t for _, t in batches], 99):.1f} ms"
+    ) if batches else None
     print(f"peak memory: {rss:.0f} MB")
 
 

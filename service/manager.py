@@ -18,6 +18,7 @@ on the decision after the cancel is confirmed, for everything remaining.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,6 +88,7 @@ class OrderManager:
         self.expected = expected
         self._live: dict[str, _Live] = {}  # order_ref -> what the manager works
         self._attempts: dict[tuple[str, int | None], int] | None = None  # from the store
+        self._loading = asyncio.Lock()
         self.intent_latency: deque[float] = deque(maxlen=100_000)  # decision -> intent, s
 
     def live_for(self, position_id: str) -> str | None:
@@ -94,7 +96,10 @@ class OrderManager:
 
     async def _next_attempt(self, pid: str, stage: int | None) -> int:
         if self._attempts is None:
-            self._attempts = await self.store.order_attempts()
+            async with self._loading:  # several workers may ask at once: one load
+                if self._attempts is None:
+                    self._attempts = await self.store.order_attempts()
+        assert self._attempts is not None
         attempt = self._attempts.get((pid, stage), 0) + 1
         self._attempts[(pid, stage)] = attempt
         return attempt

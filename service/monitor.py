@@ -38,6 +38,15 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.greeks import Rates
@@ -73,6 +82,21 @@ from service.ports import (
 )
 
 _log = get_logger("spreadwatch.monitor")
+EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is not there
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lost or refused database connection (worth another try), not a refusal."""
+    if isinstance(exc, DBAPIError):
+        return not isinstance(exc, IntegrityError | DataError | ProgrammingError)
+    return isinstance(exc, OSError | asyncio.TimeoutError)
+
+
+def _said_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    _log.warning("store retry", attempt=state.attempt_number, detail=f"{exc}")
+
+
 BATCH = 64  # decisions whose intents commit in one transaction, at most
 SLICE = 64  # legs evaluated between two turns of the event loop, live
 HOUSEKEEPING = 0.5  # seconds of market time between repricing and staleness rounds
@@ -338,7 +362,17 @@ class Monitor:
 
     async def on_event(self, event: OrderEvent) -> None:
         try:
-            applied = await self.manager.on_event(event)
+            # a lost database connection is retried (a fill is applied once per exec id,
+            # so a retry can never apply it twice); a refusal is final
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(EVENT_ATTEMPTS),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+                before_sleep=_said_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    applied = await self.manager.on_event(event)
         except Exception as exc:  # (an order that is not ours...: said, skipped)
             _log.error(
                 "event failed",

@@ -10,14 +10,20 @@ again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from rules.clock import dte, exchange_date
 from rules.machine import Close, Decision
@@ -86,6 +92,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._engine = engine
 
     # Positions -----------------------------------------------------------------
 
@@ -229,6 +236,12 @@ class SqlStore:
 
     # Orders and fills ------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction: for single statements."""
+        async with self._engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def record_intent(self, intent: CloseIntent, decision: Decision | None = None) -> None:
         """Write a close order BEFORE it is sent: never more than what remains, and never
         beside another live order of the position (a unique index holds that too). The
@@ -241,131 +254,171 @@ class SqlStore:
     async def record_intents(
         self, items: Sequence[tuple[CloseIntent, Decision | None]]
     ) -> list[str | None]:
-        """:meth:`record_intent` for several orders in one transaction (a burst of decisions
-        commits once). Each item is checked on its own: the result is None where it was
-        written, the reason where it was refused (and nothing of it written)."""
+        """:meth:`record_intent` for several orders at once (a burst of decisions commits
+        once). Each item is checked on its own: the result is None where it was written, the
+        reason where it was refused (and nothing of it written).
+
+        The usual case is one statement, one round trip (:data:`_INTENTS_SQL`): every order
+        whose position has the contracts and no live order is written with its decision and
+        audit rows. The rest (or all, if that statement fails on a race the unique index
+        caught) go through :meth:`_record_intents_checked`, which says why."""
+        payload = [
+            _intent_payload(k, intent, decision) for k, (intent, decision) in enumerate(items)
+        ]
+        written: set[str] = set()
+        try:
+            async with self._autocommit() as conn:  # one statement: atomic by itself
+                written = set(await conn.scalars(_INTENTS_SQL, {"batch": payload}))
+        except IntegrityError:
+            written = set()
+        rest = [(k, item) for k, item in enumerate(items) if item[0].order_ref not in written]
+        out: list[str | None] = [None] * len(items)
+        if rest:
+            reasons = await self._record_intents_checked([item for _, item in rest])
+            for (k, _), why in zip(rest, reasons, strict=True):
+                out[k] = why
+        return out
+
+    async def _record_intents_checked(
+        self, items: Sequence[tuple[CloseIntent, Decision | None]]
+    ) -> list[str | None]:
+        """:meth:`record_intents` item by item under the positions' row locks."""
         pids = sorted({intent.position_id for intent, _ in items})  # lock in one order
-        async with self._sessions.begin() as s:
-            rows = {
-                r.id: r
-                for r in await s.scalars(
-                    select(PositionRow)
-                    .where(PositionRow.id.in_(pids))
-                    .order_by(PositionRow.id)
-                    .with_for_update()
-                )
-            }
-            live = dict(
-                (
-                    await s.execute(
-                        select(CloseOrderRow.position_id, CloseOrderRow.order_ref).where(
-                            CloseOrderRow.position_id.in_(pids),
-                            CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
-                        )
-                    )
-                ).all()
+        live_ref = (
+            select(CloseOrderRow.order_ref)
+            .where(
+                CloseOrderRow.position_id == PositionRow.id,
+                CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
             )
-            out: list[str | None] = []
+            .limit(1)
+            .scalar_subquery()
+        )
+        out: list[str | None] = []
+        orders: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        async with self._sessions.begin() as s:
+            found = await s.execute(
+                select(PositionRow.id, PositionRow.remaining, live_ref)
+                .where(PositionRow.id.in_(pids))
+                .order_by(PositionRow.id)
+                .with_for_update(of=PositionRow, key_share=True)
+            )
+            remaining: dict[str, int] = {}
+            live: dict[str, str] = {}
+            for pid, left, ref in found:
+                remaining[pid] = left
+                if ref is not None:
+                    live[pid] = ref
             for intent, decision in items:
-                row = rows.get(intent.position_id)
-                ref = intent.order_ref
-                if row is None:
-                    out.append(f"order {ref}: position '{intent.position_id}': no such position")
+                pid, ref = intent.position_id, intent.order_ref
+                left = remaining.get(pid)
+                if left is None:
+                    out.append(f"order {ref}: position '{pid}': no such position")
                     continue
-                if not 0 < intent.quantity <= row.remaining:
+                if not 0 < intent.quantity <= left:
                     out.append(
                         f"order {ref}: quantity: {intent.quantity} spreads to close, "
-                        f"{row.remaining} remaining"
+                        f"{left} remaining"
                     )
                     continue
-                if row.id in live:
-                    out.append(f"order {ref}: position {row.id} has {live[row.id]} live")
+                if pid in live:
+                    out.append(f"order {ref}: position {pid} has {live[pid]} live")
                     continue
-                live[row.id] = ref
+                live[pid] = ref
                 out.append(None)
-                if decision is not None:
-                    s.add(_decision_row(row.id, row.remaining, decision, intent.quotes))
-                s.add(
-                    CloseOrderRow(
-                        order_ref=ref,
-                        position_id=row.id,
-                        stage=intent.stage,
-                        attempt=intent.attempt,
-                        reason=intent.reason,
-                        label=intent.label,
-                        target=intent.target,
-                        quantity=intent.quantity,
-                        limit_price=intent.limit_price,
-                        status="intent",
-                    )
+                orders.append(
+                    {
+                        "order_ref": ref,
+                        "position_id": pid,
+                        "stage": intent.stage,
+                        "attempt": intent.attempt,
+                        "reason": intent.reason,
+                        "label": intent.label,
+                        "target": intent.target,
+                        "quantity": intent.quantity,
+                        "limit_price": intent.limit_price,
+                        "status": "intent",
+                    }
                 )
-                row.status = "closing"
-                row.version += 1
-                s.add(
-                    ExitEventRow(
-                        position_id=row.id,
+                if decision is not None:
+                    events.append(_decision_values(pid, left, decision, intent.quotes))
+                events.append(
+                    _event_values(
+                        position_id=pid,
                         kind="close intent",
                         reason=intent.reason,
                         label=intent.label,
                         order_ref=ref,
                         mark=intent.limit_price,
                         contracts_closed=intent.quantity,
-                        contracts_remaining=row.remaining,
+                        contracts_remaining=left,
                         quotes=intent.quotes,
                     )
+                )
+            if orders:
+                # Core (table) inserts: one statement each for the whole burst
+                await s.execute(insert(CloseOrderRow.__table__), orders)  # type: ignore[arg-type]
+                await s.execute(insert(ExitEventRow.__table__), events)  # type: ignore[arg-type]
+                await s.execute(
+                    update(PositionRow)
+                    .where(PositionRow.id.in_([o["position_id"] for o in orders]))
+                    .values(status="closing", version=PositionRow.version + 1)
                 )
         return out
 
     async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
-        """:meth:`order_sent` for several orders (no broker ids yet) in one transaction."""
+        """:meth:`order_sent` for several orders (no broker ids yet), in one statement: the
+        orders not yet further along take ``status``, and the audit trail says so."""
         if status not in ("submitted", "working"):
             raise ValueError(status)
-        async with self._sessions.begin() as s:
-            # the positions first, in one order, as every writer of orders does
-            pids = await s.scalars(
-                select(CloseOrderRow.position_id).where(CloseOrderRow.order_ref.in_(refs))
+        sent = (
+            update(CloseOrderRow)
+            .where(
+                CloseOrderRow.order_ref.in_(refs),
+                CloseOrderRow.status.not_in((*FINAL_ORDER_STATUSES, "partially_filled")),
             )
-            await s.execute(
-                select(PositionRow.id)
-                .where(PositionRow.id.in_(set(pids)))
-                .order_by(PositionRow.id)
-                .with_for_update()
-            )
-            changed = (
-                await s.execute(
-                    update(CloseOrderRow)
-                    .where(
-                        CloseOrderRow.order_ref.in_(refs),
-                        CloseOrderRow.status.not_in((*FINAL_ORDER_STATUSES, "partially_filled")),
-                    )
-                    .values(status=status, updated_at=func.now())
-                    .returning(CloseOrderRow.order_ref, CloseOrderRow.position_id)
+            .values(status=status, updated_at=func.now())
+            .returning(CloseOrderRow.order_ref, CloseOrderRow.position_id)
+            .cte("sent")
+        )
+        rows = select(
+            sent.c.position_id,
+            literal(f"order {status}"),
+            sent.c.order_ref,
+            PositionRow.remaining,
+        ).join(PositionRow, PositionRow.id == sent.c.position_id)
+        async with self._autocommit() as conn:
+            await conn.execute(
+                insert(ExitEventRow).from_select(
+                    ["position_id", "kind", "order_ref", "contracts_remaining"], rows
                 )
-            ).all()
-            sent = dict(changed)
-            if not sent:
-                return
-            remaining = dict(
-                (
-                    await s.execute(
-                        select(PositionRow.id, PositionRow.remaining).where(
-                            PositionRow.id.in_(set(sent.values()))
-                        )
-                    )
-                ).all()
-            )
-            s.add_all(
-                ExitEventRow(
-                    position_id=pid,
-                    kind=f"order {status}",
-                    order_ref=ref,
-                    contracts_remaining=remaining[pid],
-                )
-                for ref, pid in sent.items()
             )
 
     async def apply_fill(self, fill: Fill) -> FillApplied:
-        """Apply one execution exactly once, in one transaction with contracts remaining."""
+        """Apply one execution exactly once, in one transaction with contracts remaining.
+
+        The usual case is one statement (:data:`_FILL_SQL`). Anything else (an execution
+        seen before, an unknown order, a fill larger than what is left) goes through
+        :meth:`_apply_fill_checked`, which says exactly what is wrong."""
+        params = {
+            "exec_id": fill.exec_id,
+            "ref": fill.order_ref,
+            "qty": fill.quantity,
+            "price": fill.price,
+            "commission": fill.commission,
+            "time": fill.time,
+        }
+        try:
+            async with self._autocommit() as conn:
+                done = (await conn.execute(_FILL_SQL, params)).first()
+        except IntegrityError:  # a CHECK refused it (an over-fill): say why, below
+            done = None
+        if done is not None:
+            return FillApplied(True, done.remaining, done.filled, done.status)
+        return await self._apply_fill_checked(fill)
+
+    async def _apply_fill_checked(self, fill: Fill) -> FillApplied:
+        """:meth:`apply_fill` step by step under the row locks, with every check said."""
         async with self._sessions.begin() as s:
             order_ref = fill.order_ref
             # lock order: the position, then its order (every writer does the same)
@@ -407,15 +460,10 @@ class SqlStore:
                     f"{row.id} {row.remaining} remaining"
                 )
             filled = order.filled + fill.quantity
-            # the average over every fill of the order, from the fills themselves: the same
-            # to the digit whatever order concurrent fills were applied in
-            paid = await s.scalar(
-                select(func.sum(FillRow.price * FillRow.quantity)).where(
-                    FillRow.order_ref == order_ref
-                )
-            )
-            assert paid is not None  # this fill at least
-            order.avg_price = (paid / filled).quantize(_PRICE)
+            # the average from the exact total paid: the same to the digit whatever order
+            # concurrent fills were applied in
+            order.paid += fill.price * fill.quantity
+            order.avg_price = (order.paid / filled).quantize(_PRICE)
             order.filled = filled
             order.status = "filled" if filled == order.quantity else "partially_filled"
             row.remaining -= fill.quantity
@@ -458,7 +506,7 @@ class SqlStore:
             )
             if remaining is None:
                 raise StoreError(f"position '{position_id}': no such position")
-            s.add(_decision_row(position_id, remaining, decision, quotes))
+            s.add(ExitEventRow(**_decision_values(position_id, remaining, decision, quotes)))
 
     async def order_attempts(self) -> dict[tuple[str, int | None], int]:
         """The highest attempt per (open position, stage) among its close orders: where the
@@ -553,7 +601,7 @@ class SqlStore:
     @staticmethod
     async def _lock(s: AsyncSession, position_id: str) -> PositionRow:
         row = await s.scalar(
-            select(PositionRow).where(PositionRow.id == position_id).with_for_update()
+            select(PositionRow).where(PositionRow.id == position_id).with_for_update(key_share=True)
         )
         if row is None:
             raise StoreError(f"position '{position_id}': no such position")
@@ -564,12 +612,33 @@ def _columns(row: Any) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
 
 
-def _decision_row(
+_EVENT_COLUMNS = (
+    "position_id",
+    "kind",
+    "reason",
+    "label",
+    "order_ref",
+    "mark",
+    "pnl",
+    "pct_of_max",
+    "contracts_closed",
+    "contracts_remaining",
+    "quotes",
+    "detail",
+)
+
+
+def _event_values(**values: Any) -> dict[str, Any]:
+    """An audit row's values for a bulk insert: every column named (None where unset)."""
+    return {c: values.get(c) for c in _EVENT_COLUMNS}
+
+
+def _decision_values(
     position_id: str, remaining: int, decision: Decision, quotes: dict[str, Any] | None
-) -> ExitEventRow:
+) -> dict[str, Any]:
     """The audit row of a decision: a close with its figures, or a hold with its reason."""
     if isinstance(decision, Close):
-        return ExitEventRow(
+        return _event_values(
             position_id=position_id,
             kind="decision",
             reason=decision.reason.value,
@@ -582,7 +651,7 @@ def _decision_row(
             quotes=quotes,
             detail="triggers: " + ", ".join(t.value for t in decision.triggers),
         )
-    return ExitEventRow(
+    return _event_values(
         position_id=position_id,
         kind="hold",
         reason=decision.reason.value,
@@ -590,3 +659,150 @@ def _decision_row(
         quotes=quotes,
         detail=decision.detail or None,
     )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _intent_payload(k: int, intent: CloseIntent, decision: Decision | None) -> dict[str, Any]:
+    """One row of :data:`_INTENTS_SQL`'s JSON batch (numbers as text: exact)."""
+    row: dict[str, Any] = {
+        "k": k,
+        "pid": intent.position_id,
+        "ref": intent.order_ref,
+        "stage": intent.stage,
+        "attempt": intent.attempt,
+        "reason": intent.reason,
+        "label": intent.label,
+        "target": _text(intent.target),
+        "qty": intent.quantity,
+        "limit_price": _text(intent.limit_price),
+        "quotes": intent.quotes,
+    }
+    if decision is not None:
+        d = _decision_values(intent.position_id, 0, decision, None)
+        row |= {
+            "d_kind": d["kind"],
+            "d_reason": d["reason"],
+            "d_label": d["label"],
+            "d_mark": _text(d["mark"]),
+            "d_pnl": _text(d["pnl"]),
+            "d_pct": _text(d["pct_of_max"]),
+            "d_contracts": d["contracts_closed"],
+            "d_detail": d["detail"],
+        }
+    return row
+
+
+# Close intents in one statement: the positions that can take them are updated (row locks,
+# re-checked after any wait), their orders inserted, and the audit rows (the decision, then
+# the intent, per order, in the batch's order). Returns the order_refs written.
+_INTENTS_SQL = text(
+    f"""
+WITH req AS (
+    SELECT * FROM jsonb_to_recordset(:batch) AS r(
+        k int, pid text, ref text, stage int, attempt int, reason text, label text,
+        target numeric, qty int, limit_price numeric, quotes jsonb,
+        d_kind text, d_reason text, d_label text, d_mark numeric, d_pnl numeric,
+        d_pct numeric, d_contracts int, d_detail text)
+),
+upd AS (
+    UPDATE positions p SET status = 'closing', version = p.version + 1
+    FROM req
+    WHERE p.id = req.pid AND req.qty > 0 AND req.qty <= p.remaining
+      AND NOT EXISTS (
+        SELECT 1 FROM close_orders o
+        WHERE o.position_id = p.id
+          AND o.status NOT IN ({", ".join(f"'{x}'" for x in FINAL_ORDER_STATUSES)}))
+    RETURNING p.id, p.remaining
+),
+orders AS (
+    INSERT INTO close_orders (order_ref, position_id, stage, attempt, reason, label, target,
+                              quantity, limit_price, status)
+    SELECT req.ref, req.pid, req.stage, req.attempt, req.reason, req.label, req.target,
+           req.qty, req.limit_price, 'intent'
+    FROM req JOIN upd ON upd.id = req.pid
+    RETURNING order_ref
+),
+events AS (
+    INSERT INTO exit_events (position_id, kind, reason, label, order_ref, mark, pnl,
+                             pct_of_max, contracts_closed, contracts_remaining, quotes, detail)
+    SELECT pid, kind, reason, label, ref, mark, pnl, pct, contracts, remaining, quotes, detail
+    FROM (
+        SELECT 2 * req.k AS n, req.pid, req.d_kind AS kind, req.d_reason AS reason,
+               req.d_label AS label, NULL AS ref, req.d_mark AS mark, req.d_pnl AS pnl,
+               req.d_pct AS pct, req.d_contracts AS contracts, upd.remaining,
+               req.quotes, req.d_detail AS detail
+        FROM req JOIN upd ON upd.id = req.pid WHERE req.d_kind IS NOT NULL
+        UNION ALL
+        SELECT 2 * req.k + 1, req.pid, 'close intent', req.reason, req.label, req.ref,
+               req.limit_price, NULL, NULL, req.qty, upd.remaining, req.quotes, NULL
+        FROM req JOIN upd ON upd.id = req.pid
+    ) e
+    ORDER BY n
+    RETURNING 1
+)
+SELECT order_ref FROM orders
+"""
+).bindparams(bindparam("batch", type_=JSONB))
+
+
+# One execution in one statement, under the position's row lock taken first (as every
+# writer does): the fill row (none if its exec_id is known), the order's filled, paid,
+# average and status, the position's remaining, profit closed, stage and status, and the
+# audit row. The CHECKs refuse an over-fill. No row back: not applied here.
+_FILL_SQL = text(
+    """
+WITH lk AS (
+    SELECT p.id FROM positions p JOIN close_orders c ON c.position_id = p.id
+    WHERE c.order_ref = :ref
+    FOR NO KEY UPDATE OF p
+),
+f AS (
+    INSERT INTO fills (exec_id, order_ref, quantity, price, commission, time)
+    SELECT :exec_id, :ref, :qty, :price, :commission, :time
+    WHERE EXISTS (SELECT 1 FROM lk)
+    ON CONFLICT (exec_id) DO NOTHING
+    RETURNING exec_id
+),
+o AS (
+    UPDATE close_orders c SET
+        filled = c.filled + :qty,
+        paid = c.paid + CAST(:price AS numeric) * :qty,
+        avg_price = round((c.paid + CAST(:price AS numeric) * :qty) / (c.filled + :qty), 6),
+        status = CASE WHEN c.filled + :qty = c.quantity THEN 'filled'
+                      ELSE 'partially_filled' END,
+        updated_at = now()
+    WHERE c.order_ref = :ref AND EXISTS (SELECT 1 FROM f)
+    RETURNING c.position_id, c.reason, c.label, c.stage, c.status, c.filled
+),
+p AS (
+    UPDATE positions p SET
+        remaining = p.remaining - :qty,
+        profit_closed = p.profit_closed
+            + CASE WHEN o.reason = 'profit_target' THEN :qty ELSE 0 END,
+        stage = CASE WHEN o.reason = 'profit_target' AND o.status = 'filled'
+                          AND o.stage IS NOT NULL
+                     THEN greatest(p.stage, o.stage + 1) ELSE p.stage END,
+        status = CASE WHEN p.remaining - :qty = 0 THEN 'closed'
+                      WHEN o.status = 'filled' THEN 'open' ELSE p.status END,
+        closed_at = CASE WHEN p.remaining - :qty = 0 THEN CAST(:time AS timestamptz)
+                         ELSE p.closed_at END,
+        version = p.version + 1
+    FROM o WHERE p.id = o.position_id
+    RETURNING p.id, p.remaining, p.entry_credit, p.multiplier
+),
+e AS (
+    INSERT INTO exit_events (position_id, kind, reason, label, order_ref, mark, pnl,
+                             pct_of_max, contracts_closed, contracts_remaining, detail)
+    SELECT p.id, 'filled', o.reason, o.label, :ref, :price,
+           round((p.entry_credit - :price) * p.multiplier * :qty, 2),
+           round((p.entry_credit - :price) / p.entry_credit, 2),
+           :qty, p.remaining, 'execution ' || CAST(:exec_id AS text)
+    FROM p, o
+    RETURNING 1
+)
+SELECT p.remaining, o.filled, o.status FROM p, o
+"""
+)

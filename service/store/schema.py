@@ -136,6 +136,8 @@ class CloseOrderRow(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=text("'intent'"))
     filled: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     avg_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    # the exact sum of price x quantity over the fills: avg_price = paid / filled, rounded once
+    paid: Mapped[Decimal] = mapped_column(Numeric(24, 6), server_default=text("0"))
     broker_order_id: Mapped[int | None] = mapped_column(BigInteger)
     perm_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
@@ -163,3 +165,47 @@ def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
     ]
     assert (detail.stored.remaining, broker.positions()) == (0, {})
     assert leg_key(POSITION, 0) not in b.expected_holdings()
+
+
+def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once(
+    db_url: str,
+) -> None:
+    """The database drops the connection under the first fill's write: the event is tried
+    again (with backoff) and lands, once; the monitor's state follows the store."""
+    failures = {"left": 2}
+
+    async def main() -> tuple[Monitor, Any, SimBroker]:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            real = store.apply_fill
+
+            async def flaky(fill: Any) -> Any:
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise OperationalError("INSERT INTO fills", {}, ConnectionResetError())
+                return await real(fill)
+
+            store.apply_fill = flaky  # type: ignore[method-assign]
+            await store.import_positions([POSITION], "DU1")
+            broker = SimBroker()
+            broker.hold_spreads(POSITION, 10)
+            clock = ManualClock(T0)
+            venue = SimVenue(market(), broker, clock)
+            monitor = instance(store, venue)
+            await monitor.load(T0)
+            while monitor.remaining()["P1"] > 0:
+                assert clock.now_ < T0 + timedelta(minutes=10)
+                clock.now_ += timedelta(milliseconds=250)
+                await monitor.step(clock.now_, *venue.step(clock.now_))
+            return monitor, await store.detail("P1"), broker
+        finally:
+            await engine.dispose()
+
+    monitor, detail, broker = asyncio.run(main())
+    assert failures["left"] == 0
+    assert [(f["exec_id"], f["quantity"]) for f in detail.fills] == [
+        (e.exec_id, e.quantity) for e in broker.executions()
+    ]
+    assert (detail.stored.remaining, detail.orders[0]["status"]) == (0, "filled")
+    assert monitor.remaining() == {"P1": 0}

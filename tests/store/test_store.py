@@ -223,18 +223,20 @@ def test_racing_fills_on_one_position_leave_it_exact(run: Run[Any]) -> None:
         (44, 46, 43, 48, 47, 41, 42, 45, 49, 40),  # a running average, rounded: 0.444999
     ],
 )
+@pytest.mark.parametrize("path", ["one statement", "checked"])
 def test_the_average_price_does_not_depend_on_the_order_of_fills(
-    run: Run[Any], cents: tuple[int, ...]
+    run: Run[Any], cents: tuple[int, ...], path: str
 ) -> None:
     """Fills at 0.40 .. 0.49 average 0.445 exactly, in whatever order they come: an
     average kept step by step, rounded at each step, would drift a millionth either way
-    (and did, in the racing test)."""
+    (and did, in the racing test). Both ways of applying a fill keep it."""
 
     async def go(store: SqlStore) -> Any:
         await store.import_positions([vertical()], "DU1")
         await store.record_intent(intent(quantity=10))
+        apply = store.apply_fill if path == "one statement" else store._apply_fill_checked
         for c in cents:
-            await store.apply_fill(fill(f"E{c}", 1, f"0.{c}"))
+            await apply(fill(f"E{c}", 1, f"0.{c}"))
         return await store.detail("P1")
 
     assert run(go).orders[0]["avg_price"] == Decimal("0.445")
@@ -364,3 +366,102 @@ def test_contract_ids_are_kept_per_leg(run: Run[Any]) -> None:
     before, after = run(go)
     assert before == {0: None, 1: None, 2: None, 3: None}
     assert after == {0: 7001, 1: None, 2: None, 3: 7004}
+
+
+def test_a_burst_of_intents_writes_each_that_may_be_and_says_why_of_the_others(
+    run: Run[Any],
+) -> None:
+    """One call, four orders: P1's is written with its decision (one statement); P2 asks
+    for more than remains, P9 does not exist, and P1's second would sit beside its first:
+    each is refused with its reason and nothing of it is written."""
+    close = Close(
+        contracts=4,
+        reason=ExitReason.PROFIT_TARGET,
+        label="50% profit target",
+        target=Decimal("0.50"),
+        tranche=0,
+        debit=Decimal("0.48"),
+        pnl=Decimal("208.00"),
+        pct_of_max=Decimal("0.52"),
+        triggers=(ExitReason.PROFIT_TARGET,),
+    )
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical(), replace(vertical(), id="P2")], "DU1")
+        second = replace(intent(), order_ref="P1:0:2", attempt=2)
+        results = await store.record_intents(
+            [
+                (intent(), close),
+                (intent("P2", quantity=11), close),
+                (intent("P9"), None),
+                (second, None),
+            ]
+        )
+        return results, await store.detail("P1"), await store.detail("P2")
+
+    results, p1, p2 = run(go)
+    assert results == [
+        None,
+        "order P2:0:1: quantity: 11 spreads to close, 10 remaining",
+        "order P9:0:1: position 'P9': no such position",
+        "order P1:0:2: position P1 has P1:0:1 live",
+    ]
+    assert [(o["order_ref"], o["status"], o["quantity"]) for o in p1.orders] == [
+        ("P1:0:1", "intent", 4)
+    ]
+    decision, written = p1.events[-2:]
+    assert (decision["kind"], decision["mark"], decision["pnl"], decision["pct_of_max"]) == (
+        "decision",
+        Decimal("0.48"),
+        Decimal("208.00"),
+        Decimal("0.52"),
+    )
+    assert decision["detail"] == "triggers: profit_target"
+    assert (written["kind"], written["order_ref"], written["mark"]) == (
+        "close intent",
+        "P1:0:1",
+        Decimal("0.50"),
+    )
+    assert written["quotes"] == intent().quotes
+    assert (written["contracts_closed"], written["contracts_remaining"]) == (4, 10)
+    assert (p1.stored.status, p1.stored.version) == ("closing", p2.stored.version + 1)
+    assert (p2.orders, p2.stored.status, [e["kind"] for e in p2.events]) == (
+        [],
+        "open",
+        ["imported"],
+    )
+
+
+def test_a_new_execution_takes_one_statement_and_only_the_odd_ones_the_checked_way(
+    run: Run[Any],
+) -> None:
+    """New executions go through the single statement; a repeat, an unknown order and an
+    over-fill fall through to the checked path, which says what they are."""
+    checked: list[str] = []
+
+    async def go(store: SqlStore) -> Any:
+        real = store._apply_fill_checked
+
+        async def counted(f: Fill) -> Any:
+            checked.append(f.exec_id)
+            return await real(f)
+
+        store._apply_fill_checked = counted  # type: ignore[method-assign]
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=4))
+        await store.apply_fill(fill("E1", 1, "0.49"))
+        await store.apply_fill(fill("E2", 3, "0.50"))
+        await store.apply_fill(fill("E1", 1, "0.49"))
+        with pytest.raises(StoreError, match="no order"):
+            await store.apply_fill(fill("E3", 1, order_ref="P7:0:1"))
+        with pytest.raises(StoreError, match="1 spreads, but order P1:0:1 has 0 unfilled"):
+            await store.apply_fill(fill("E4", 1))
+        return await store.detail("P1")
+
+    detail = run(go)
+    assert checked == ["E1", "E3", "E4"]
+    assert (detail.stored.remaining, detail.stored.stage, detail.stored.status) == (6, 1, "open")
+    assert (detail.orders[0]["avg_price"], detail.orders[0]["paid"]) == (
+        Decimal("0.4975"),
+        Decimal("1.99"),
+    )
