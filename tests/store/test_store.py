@@ -40,6 +40,19 @@ def intent(
     )
 
 
+PROFIT_CLOSE = Close(
+    contracts=4,
+    reason=ExitReason.PROFIT_TARGET,
+    label="50% profit target",
+    target=Decimal("0.50"),
+    tranche=0,
+    debit=Decimal("0.48"),
+    pnl=Decimal("208.00"),
+    pct_of_max=Decimal("0.52"),
+    triggers=(ExitReason.PROFIT_TARGET,),
+)
+
+
 def fill(exec_id: str, quantity: int, price: str = "0.50", order_ref: str = "P1:0:1") -> Fill:
     return Fill(
         exec_id=exec_id,
@@ -301,17 +314,7 @@ def test_constraints_hold_against_a_bad_update(
 def test_decisions_and_order_progress_are_audited(run: Run[Any]) -> None:
     """A close decision keeps its figures and the quotes; a hold its reason; a sent order
     its broker ids; the trail reads in order."""
-    close = Close(
-        contracts=4,
-        reason=ExitReason.PROFIT_TARGET,
-        label="50% profit target",
-        target=Decimal("0.50"),
-        tranche=0,
-        debit=Decimal("0.48"),
-        pnl=Decimal("208.00"),
-        pct_of_max=Decimal("0.52"),
-        triggers=(ExitReason.PROFIT_TARGET,),
-    )
+    close = PROFIT_CLOSE
 
     async def go(store: SqlStore) -> Any:
         await store.import_positions([vertical()], "DU1")
@@ -374,17 +377,7 @@ def test_a_burst_of_intents_writes_each_that_may_be_and_says_why_of_the_others(
     """One call, four orders: P1's is written with its decision (one statement); P2 asks
     for more than remains, P9 does not exist, and P1's second would sit beside its first:
     each is refused with its reason and nothing of it is written."""
-    close = Close(
-        contracts=4,
-        reason=ExitReason.PROFIT_TARGET,
-        label="50% profit target",
-        target=Decimal("0.50"),
-        tranche=0,
-        debit=Decimal("0.48"),
-        pnl=Decimal("208.00"),
-        pct_of_max=Decimal("0.52"),
-        triggers=(ExitReason.PROFIT_TARGET,),
-    )
+    close = PROFIT_CLOSE
 
     async def go(store: SqlStore) -> Any:
         await store.import_positions([vertical(), replace(vertical(), id="P2")], "DU1")
