@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -116,6 +117,7 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         rates=None,
     )
     await monitor.load(T0)
+    feed.backlog = lambda: len(monitor._pending)
     if local:  # the broker sends no Greeks: delta comes from the leg's price (vollib)
         for _, updates in steps:
             for k, u in enumerate(updates):
@@ -152,7 +154,7 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         await monitor._decided.join()
         stop.set()
     seconds = time.perf_counter() - started
-    total = monitor.updates
+    total = monitor.updates  # legs evaluated: a quote superseded before its turn is not
     await engine.dispose()
 
     def pct(xs: list[float], q: int) -> float:
@@ -162,9 +164,11 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
     intent = list(monitor.manager.intent_latency)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     greeks = "local Greeks (vollib)" if local else "broker Greeks"
+    offered = sum(len(u) for _, u in steps)
     print(
-        f"loop ({greeks}): {n} positions, {total:,} leg updates in {seconds:.2f}s "
-        f"({total / seconds:,.0f} updates/s), {len(monitor.decisions)} closes sent"
+        f"loop ({greeks}): {n} positions, {offered:,} leg updates offered in {seconds:.2f}s "
+        f"({offered / seconds:,.0f}/s); {total:,} evaluated ({total / seconds:,.0f}/s; the "
+        f"rest superseded by a newer quote of their leg first); {len(monitor.decisions)} closes"
     )
     print(
         f"update to decision (evaluation time per update): p50 {pct(per_update, 50):.3f} ms, "
@@ -196,8 +200,10 @@ class ReplayFeed:
         broker: SimBroker,
         clock: ManualClock,
         pace: float | None = None,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.pace = pace
+        self.backlog = backlog
         self.steps = steps
         self.broker = broker
         self.clock = clock
@@ -221,6 +227,8 @@ class ReplayFeed:
             if happened:
                 events(happened)
             await asyncio.sleep(0)
+            while not self.pace and self.backlog():  # as fast as the loop takes them
+                await asyncio.sleep(0)
         self.done.set()
         await asyncio.Event().wait()
 
