@@ -209,3 +209,25 @@ def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once
     ]
     assert (detail.stored.remaining, detail.orders[0]["status"]) == (0, "filled")
     assert monitor.remaining() == {"P1": 0}
+
+
+def test_a_start_says_where_the_account_and_the_open_positions_disagree(db_url: str) -> None:
+    """The account holds 8 of the 10 short puts the store has open: the start says so (and
+    the close-only check will refuse that position's closes until a human looks)."""
+
+    async def main() -> list[str]:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            broker = SimBroker()
+            broker.hold_spreads(POSITION, 10)
+            broker.hold(leg_key(POSITION, 0), 2)  # short 8, not 10
+            venue = SimVenue(market(), broker, ManualClock(T0))
+            return await instance(store, venue).load(T0)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(main()) == [
+        "SPY 2027-04-16 P 450: the account holds -8, the open positions imply -10"
+    ]
