@@ -135,6 +135,10 @@ class SimMarket:
         """The underlying's price now (moves its path to ``now``)."""
         return self._paths[symbol].at(self.now)
 
+    def vol(self, symbol: str) -> float:
+        """The underlying's volatility: the implied volatility its options are priced at."""
+        return self._paths[symbol].u.vol
+
     def subscribe(self, leg: LegKey) -> None:
         if leg.underlying not in self._paths:
             raise KeyError(f"no underlying {leg.underlying} in this market")
