@@ -20,8 +20,19 @@ as ``spreadwatch run``:
 - the market data line limit: the ``line_limit + 1``-th line gets error 101;
 - ``reqCurrentTime``, ``reqIds``; a client id already connected gets 326.
 
-Its account (positions) lives as long as the gateway, across client
-connections, as with IB. Orders and executions come next (issue 5).
+- ``placeOrder`` of combo (BAG) limit orders by conId: kept and filled by a
+  :class:`brokers.sim.broker.SimBroker` against the market's quotes (when the
+  limit covers the natural debit), with ``openOrder``, ``orderStatus``,
+  ``execDetails`` for the BAG and for each leg, and ``commissionReport``;
+  a ``placeOrder`` of an order id already working modifies its limit;
+  ``cancelOrder`` (IB's 202); ``reject`` makes the next orders fail (201);
+- ``reqOpenOrders`` / ``reqAllOpenOrders``, ``reqExecutions`` and
+  ``reqPositions`` answer from what the gateway keeps.
+
+Its account, orders and executions live as long as the gateway, across
+client connections, as with IB: a client that dies and comes back finds the
+truth there. Events that happen while no client is connected are not sent
+(IB's are not either); ``reqExecutions`` tells them.
 
 Faults, for tests and for trying failure handling by hand: :meth:`drop`
 (every connection closed), :meth:`say` (an error code to every client, e.g.
@@ -34,14 +45,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 from brokers.ib.wire import API_PREFIX, HEADER, Reader, WireError, encode
+from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused, SimBroker
 from brokers.sim.market import SimMarket
 from rules.model import Right
 from service.logs import get_logger
-from service.ports import Clock, LegKey
+from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, LegKey, OrderEvent
 
 _log = get_logger("spreadwatch.fake_gateway")
 
@@ -97,6 +109,24 @@ class Instrument:
 
 
 @dataclass(eq=False)
+class _Order:
+    """An order as IB knows it: ids, its BAG legs by conId, status words."""
+
+    client_id: int
+    order_id: int
+    perm_id: int
+    ref: str
+    action: str  # BUY | SELL (the combo)
+    quantity: int
+    limit: Decimal
+    legs: list[tuple[Instrument, int, str]]  # instrument, ratio, action
+    status: str = "PendingSubmit"
+    filled: int = 0
+    paid: Decimal = Decimal(0)
+    last_price: Decimal = Decimal(0)
+
+
+@dataclass(eq=False)
 class _Session:
     writer: asyncio.StreamWriter
     client_id: int | None = None
@@ -123,7 +153,11 @@ class FakeGateway:
         self.line_limit = line_limit
         self.delayed_only = False
         self.bad_quotes = False
-        self.positions: dict[int, int] = {}  # conId -> contracts (short < 0)
+        self.broker = SimBroker(latency=timedelta(0))
+        self.reject: str | None = None  # fault: the reason every new order is rejected with
+        self._orders: dict[str, _Order] = {}  # orderRef -> the IB side of a broker order
+        self._perm_ids = 1_000_000
+        self._fills: list[tuple[_Order, Execution, list[tuple[Instrument, str, Decimal]]]] = []
         self._instruments: dict[tuple[object, ...], Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
         self._sessions: set[_Session] = set()
@@ -157,8 +191,13 @@ class FakeGateway:
         return found
 
     def hold(self, instrument: Instrument, quantity: int) -> None:
-        """The account starts with ``quantity`` of ``instrument`` (short < 0)."""
-        self.positions[instrument.con_id] = self.positions.get(instrument.con_id, 0) + quantity
+        """The account starts with ``quantity`` of option ``instrument`` (short < 0)."""
+        self.broker.hold(instrument.leg, quantity)
+
+    def _option(self, leg: LegKey) -> Instrument:
+        found = self.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
+        assert found is not None
+        return found
 
     # Serving ----------------------------------------------------------------------------
 
@@ -255,16 +294,18 @@ class FakeGateway:
         s.send(15, 1, self.account)
 
     def _positions(self, s: _Session, fields: list[str]) -> None:
-        for con_id, quantity in self.positions.items():
-            if quantity:
-                ins = self._by_id[con_id]
-                cf = ins.contract_fields()
-                # position: account, conId .. multiplier, exchange, currency, localSymbol,
-                # tradingClass (no primary exchange), position, average cost
-                s.send(61, 3, self.account, *cf[:7], cf[7], cf[9], cf[10], cf[11], quantity, 0.0)
+        for leg, quantity in self.broker.positions().items():
+            cf = self._option(leg).contract_fields()
+            # account, conId .. multiplier, exchange, currency, localSymbol, tradingClass
+            # (no primary exchange), position, average cost
+            s.send(61, 3, self.account, *cf[:8], *cf[9:], quantity, 0.0)
         s.send(62, 1)
 
     def _open_orders(self, s: _Session, fields: list[str]) -> None:
+        for order in self._orders.values():
+            if order.status not in ("Filled", "Cancelled", "Inactive"):
+                self._send_open_order(s, order)
+                self._send_status(s, order)
         s.send(53, 1)
 
     def _completed_orders(self, s: _Session, fields: list[str]) -> None:
@@ -278,13 +319,189 @@ class FakeGateway:
         s.send(74, 1, int(fields[2]))
 
     def _executions(self, s: _Session, fields: list[str]) -> None:
-        s.send(55, 1, int(fields[2]))
+        req_id = int(fields[2])
+        for order, execution, legs in self._fills:
+            self._send_execution(s, req_id, order, execution, legs)
+        s.send(55, 1, req_id)
 
     def _current_time(self, s: _Session, fields: list[str]) -> None:
         s.send(49, 1, int(self.clock.now().timestamp()))
 
     def _ids(self, s: _Session, fields: list[str]) -> None:
         s.send(9, 1, self._next_order_id)
+
+    # Orders -----------------------------------------------------------------------------
+
+    def _place(self, s: _Session, fields: list[str]) -> None:
+        order_id = int(fields[1])
+        action, quantity, order_type, limit = fields[16], fields[17], fields[18], fields[19]
+        ref = fields[26]
+        self._next_order_id = max(self._next_order_id, order_id + 1)
+        existing = next(
+            (o for o in self._orders.values() if (o.client_id, o.order_id) == (s.client_id,
+             order_id)), None)  # fmt: skip
+        if existing is not None:  # a modify: the new limit
+            try:
+                self.broker.modify(existing.ref, Decimal(limit), self.clock.now())
+            except OrderRefused as exc:
+                s.send(4, 2, order_id, 201, f"Order rejected - reason:{exc}", "")
+                return
+            existing.limit = Decimal(limit)
+            self._send_open_order(s, existing)
+            return
+        if fields[4] != "BAG" or order_type != "LMT" or not ref:
+            s.send(4, 2, order_id, 201, "Order rejected - reason:the fake gateway takes combo "
+                   "(BAG) limit orders with an orderRef only", "")  # fmt: skip
+            return
+        n = int(fields[35])
+        legs: list[tuple[Instrument, int, str]] = []
+        for k in range(n):
+            con_id, ratio, leg_action = fields[36 + 8 * k : 39 + 8 * k]
+            ins = self._by_id.get(int(con_id))
+            if ins is None or ins.sec_type != "OPT":
+                s.send(4, 2, order_id, 200, "No security definition has been found for the "
+                       "request", "")  # fmt: skip
+                return
+            legs.append((ins, int(ratio), leg_action))
+        flip = action == "SELL"  # selling the combo: each leg the other way, a credit
+        combo = ComboOrder(
+            order_ref=ref,
+            legs=tuple(
+                ComboLeg(
+                    ins.leg, Action(a if not flip else ("SELL" if a == "BUY" else "BUY")), ratio
+                )
+                for ins, ratio, a in legs
+            ),
+            quantity=int(Decimal(quantity)),
+            limit=Decimal(limit) * (-1 if flip else 1),
+        )
+        self._perm_ids += 1
+        order = _Order(s.client_id or 0, order_id, self._perm_ids, ref, action, combo.quantity,
+                       Decimal(limit), legs)  # fmt: skip
+        if self.reject is not None or ref in self._orders:
+            why = self.reject or f"orderRef {ref} is already in use"
+            order.status = "Inactive"
+            s.send(4, 2, order_id, 201, f"Order rejected - reason:{why}", "")
+            self._send_status(s, order)
+            return
+        for ins, _, _ in legs:
+            self.market.subscribe(ins.leg)  # the broker needs the legs' quotes to fill
+        self._orders[ref] = order
+        self.broker.place(combo, self.clock.now())
+        order.status = "Submitted"
+        self._send_open_order(s, order)
+        self._send_status(s, order)
+
+    def _cancel(self, s: _Session, fields: list[str]) -> None:
+        order_id = int(fields[2])
+        order = next((o for o in self._orders.values() if o.order_id == order_id and
+                      o.client_id == s.client_id), None)  # fmt: skip
+        if order is None or order.status in ("Filled", "Cancelled", "Inactive"):
+            s.send(4, 2, order_id, 10148, f"OrderId {order_id} that needs to be cancelled "
+                   "cannot be cancelled, state: Filled.", "")  # fmt: skip
+            return
+        self.broker.cancel(order.ref, self.clock.now())
+        self._relay(self.broker.events())
+
+    def _relay(self, events: list[OrderEvent]) -> None:
+        """The broker's events to the clients, as IB says them."""
+        for event in events:
+            order = self._orders.get(event.order_ref)
+            if order is None:
+                continue
+            order.filled = event.filled
+            if event.execution is not None:
+                legs = self._leg_prices(order)
+                self._fills.append((order, event.execution, legs))
+                for s in self._sessions:
+                    self._send_execution(s, -1, order, event.execution, legs)
+            order.status = {
+                "submitted": "Submitted",
+                "working": "Submitted",
+                "partially_filled": "Submitted",
+                "filled": "Filled",
+                "cancelled": "Cancelled",
+                "rejected": "Inactive",
+            }[event.status]
+            if event.execution is not None:
+                order.paid += event.execution.price * event.execution.quantity
+                order.last_price = event.execution.price
+            for s in self._sessions:
+                if event.status == "cancelled":
+                    s.send(4, 2, order.order_id, 202, "Order Canceled - reason:", "")
+                self._send_status(s, order)
+
+    def _leg_prices(self, order: _Order) -> list[tuple[Instrument, str, Decimal]]:
+        """Each leg's side and price in a fill at the natural: buys at the ask, sells at the
+        bid."""
+        out = []
+        for ins, _, action in order.legs:
+            q = self.market.quote(ins.leg, self.market.now)
+            buy = (action == "BUY") != (order.action == "SELL")
+            price = q.ask if buy else q.bid
+            out.append((ins, "BOT" if buy else "SLD", price or Decimal(0)))
+        return out
+
+    def _send_status(self, s: _Session, order: _Order) -> None:
+        avg = order.paid / order.filled if order.filled else Decimal(0)
+        s.send(3, order.order_id, order.status, order.filled, order.quantity - order.filled,
+               avg, order.perm_id, 0, order.last_price, order.client_id, "", 0.0)  # fmt: skip
+
+    def _send_execution(
+        self,
+        s: _Session,
+        req_id: int,
+        order: _Order,
+        execution: Execution,
+        legs: list[tuple[Instrument, str, Decimal]],
+    ) -> None:
+        """execDetails for the BAG, then each leg, then their commission reports."""
+        when = f"{execution.time.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
+        bag = [0, legs[0][0].symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
+        side = "BOT" if order.action == "BUY" else "SLD"
+        rows = [(f"{execution.exec_id}.bag", bag, side, execution.quantity, execution.price)]
+        for k, (ins, leg_side, price) in enumerate(legs):
+            cf = ins.contract_fields()
+            ratio = order.legs[k][1]
+            rows.append((f"{execution.exec_id}.{k + 1}", [*cf[:8], *cf[9:]], leg_side,
+                         execution.quantity * ratio, price))  # fmt: skip
+        for exec_id, contract, row_side, shares, price in rows:
+            s.send(
+                11, req_id, order.order_id, *contract, exec_id, when, self.account, "SMART",
+                row_side, shares, price, order.perm_id, order.client_id, 0, shares, price,
+                order.ref, "", "", "", 0,
+            )  # fmt: skip
+        for k, (exec_id, _, _, shares, _) in enumerate(rows):
+            if k:  # commissions are per leg execution
+                s.send(59, 1, exec_id, COMMISSION_PER_CONTRACT * shares, "USD", 0.0, 0.0, 0)
+
+    def _send_open_order(self, s: _Session, order: _Order) -> None:
+        """openOrder as server version 176 writes it (faProfile included, before 177)."""
+        symbol = order.legs[0][0].symbol
+        legs: list[object] = [len(order.legs)]
+        for ins, ratio, action in order.legs:
+            legs += [ins.con_id, ratio, action, "SMART", 0, 0, "", -1]
+        s.send(
+            5, order.order_id,
+            0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", "",  # the contract
+            order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
+            "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
+            "",  # faProfile
+            "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
+            0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
+            0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
+            *legs,
+            0, 0,  # order combo legs, smart combo routing params
+            "", "", "",  # scale init level size, subs level size, price increment
+            "",  # hedge type
+            0, "", "", 0, 0,  # optOutSmartRouting, clearing account/intent, notHeld, no DNC
+            "",  # algo strategy
+            0, 0, order.status, "", "", "", "", "", "", "", "", "", "", "", "", "", "", 0, 0,
+            0,  # conditions
+            "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
+            "", "", 0,  # duration, postToAts, autoCancelParent
+            "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf
+        )  # fmt: skip
 
     def _market_data_type(self, s: _Session, fields: list[str]) -> None:
         s.data_type = int(fields[2])
@@ -376,7 +593,10 @@ class FakeGateway:
 
     def tick(self) -> None:
         """Move the market to the clock's now and send each line what changed."""
-        updates = {u.leg: u for u in self.market.step(self.clock.now())}
+        now = self.clock.now()
+        stepped = self.market.step(now)
+        self._relay(self.broker.trade(stepped, now))
+        updates = {u.leg: u for u in stepped}
         for s in list(self._sessions):
             for req_id, ins in s.lines.items():
                 if ins.sec_type == "STK":
@@ -413,6 +633,8 @@ class FakeGateway:
 
 _HANDLERS = {
     71: FakeGateway._start_api,
+    3: FakeGateway._place,
+    4: FakeGateway._cancel,
     61: FakeGateway._positions,
     5: FakeGateway._open_orders,
     15: FakeGateway._open_orders,  # reqAutoOpenOrders: nothing to bind yet

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ib_async import IB, Option, Stock
+from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Stock
 
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
@@ -161,3 +161,128 @@ def test_delayed_only_data_is_refused_live_and_flagged_delayed(session: Session)
     assert math.isnan(live_bid)  # nothing came
     assert delayed.marketDataType == 3
     assert delayed.bid > 0
+
+
+async def spread(ib: IB) -> tuple[Contract, Contract, Contract]:
+    """The 450/445 put spread's legs, qualified, and the BAG that closes it (buy back the
+    short 450, sell the long 445)."""
+    short, long_ = await ib.qualifyContractsAsync(
+        Option("SPY", "20270416", 450, "P", "SMART"), Option("SPY", "20270416", 445, "P", "SMART")
+    )
+    bag = Contract(
+        secType="BAG",
+        symbol="SPY",
+        exchange="SMART",
+        currency="USD",
+        comboLegs=[
+            ComboLeg(conId=short.conId, ratio=1, action="BUY", exchange="SMART"),
+            ComboLeg(conId=long_.conId, ratio=1, action="SELL", exchange="SMART"),
+        ],
+    )
+    return short, long_, bag
+
+
+async def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+
+
+def test_a_marketable_combo_fills_with_bag_and_leg_executions(session: Session) -> None:
+    """A closing combo at a limit above the natural fills at the natural: ib_async sees the
+    BAG execution and one per leg (leg prices summing to the BAG's), commissions per leg,
+    and the account's positions move."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        short, long_, bag = await spread(ib)
+        gateway.hold(gateway.instrument("SPY", "OPT", EXPIRY, Right.PUT, Decimal(450)), -10)  # type: ignore[arg-type]
+        gateway.hold(gateway.instrument("SPY", "OPT", EXPIRY, Right.PUT, Decimal(445)), 10)  # type: ignore[arg-type]
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 4, 9.99, orderRef="P1:0:1"))
+        await until(lambda: trade.orderStatus.status == "Filled")
+        await asyncio.sleep(0.1)
+        positions = {p.contract.conId: p.position for p in await ib.reqPositionsAsync()}
+        return trade, short, long_, positions
+
+    trade, short, long_, positions = session(work)
+    assert trade.orderStatus.status == "Filled"
+    assert (trade.orderStatus.filled, trade.orderStatus.remaining) == (4, 0)
+    kinds = sorted((f.contract.secType, f.execution.side, f.execution.shares) for f in trade.fills)
+    assert kinds == [("BAG", "BOT", 4), ("OPT", "BOT", 4), ("OPT", "SLD", 4)]
+    bag_fill = next(f for f in trade.fills if f.contract.secType == "BAG")
+    leg_price = {
+        f.execution.side: f.execution.price for f in trade.fills if f.contract.secType == "OPT"
+    }
+    assert bag_fill.execution.price == pytest.approx(leg_price["BOT"] - leg_price["SLD"])
+    assert all(f.execution.orderRef == "P1:0:1" for f in trade.fills)
+    assert [f.commissionReport.commission for f in trade.fills if f.contract.secType == "OPT"] == [
+        pytest.approx(2.6),
+        pytest.approx(2.6),
+    ]
+    assert positions == {short.conId: -6, long_.conId: 6}
+
+
+def test_a_working_order_is_modified_cancelled_and_found_after_a_reconnect(
+    session: Session,
+) -> None:
+    """An order below the market works; a new ib_async client (same client id, after the
+    first one went away) finds it by reqAllOpenOrders with its orderRef; a placeOrder with
+    its order id modifies it; cancelOrder ends it (202)."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 4, 0.01, orderRef="P1:0:1"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        port = ib.client.port
+        ib.disconnect()
+        await asyncio.sleep(0.1)
+        await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        found = await ib.reqAllOpenOrdersAsync()
+        (again,) = [t for t in found if t.order.orderRef == "P1:0:1"]
+        again.order.lmtPrice = 0.02
+        ib.placeOrder(again.contract, again.order)
+        await asyncio.sleep(0.1)
+        limit = gateway._orders["P1:0:1"].limit
+        errors: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+        ib.cancelOrder(again.order)
+        await until(lambda: again.orderStatus.status == "Cancelled")
+        return again, limit, errors
+
+    again, limit, errors = session(work)
+    assert (again.order.totalQuantity, again.order.permId > 0) == (4, True)
+    assert [leg.action for leg in again.contract.comboLegs] == ["BUY", "SELL"]
+    assert limit == Decimal("0.02")
+    assert again.orderStatus.status == "Cancelled"
+    assert 202 in errors
+
+
+def test_executions_missed_while_disconnected_are_there_on_reconnect(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        port = ib.client.port
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 9.99, orderRef="P2:stop:1"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        ib.disconnect()
+        await asyncio.sleep(0.6)  # it fills while no one listens
+        await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        return await ib.reqExecutionsAsync()
+
+    fills = session(work)
+    assert sorted(f.contract.secType for f in fills) == ["BAG", "OPT", "OPT"]
+    assert {f.execution.orderRef for f in fills} == {"P2:stop:1"}
+
+
+def test_a_rejection_is_error_201_and_the_order_inactive(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.reject = "the fake gateway was told to"
+        errors: list[tuple[int, str]] = []
+        ib.errorEvent += lambda req_id, code, msg, *rest: errors.append((code, msg))
+        _, _, bag = await spread(ib)
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 1.0, orderRef="P3:0:1"))
+        await until(lambda: trade.orderStatus.status == "Inactive")
+        return trade, errors
+
+    trade, errors = session(work)
+    assert trade.orderStatus.status == "Inactive"
+    assert errors == [(201, "Order rejected - reason:the fake gateway was told to")]
