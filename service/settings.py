@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -24,6 +24,24 @@ from pydantic_settings import (
 from service.errors import InputError, first_error
 
 _config_data: ContextVar[dict[str, Any]] = ContextVar("spreadwatch_config", default={})  # noqa: B039
+
+
+class IbSettings(BaseModel):
+    """Interactive Brokers: IB Gateway or TWS, or ``spreadwatch fake-gateway``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="IB Gateway / TWS host")
+    port: int = Field(default=4002, ge=1, le=65535, description="4002: IB Gateway, paper")
+    client_id: int = Field(
+        default=17, ge=0, le=2**31 - 1, description="fixed: open orders are ours after a restart"
+    )
+    account: str = Field(default="", max_length=32, description="empty: the one account managed")
+    market_data: Literal["live", "delayed"] = Field(
+        default="live", description="delayed: fall back to delayed data when live is refused"
+    )
+    allow_live: bool = Field(default=False, description="trade an account that is not paper")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds to connect")
 
 
 class Settings(BaseSettings):
@@ -48,6 +66,7 @@ class Settings(BaseSettings):
     account: str = Field(
         default="paper", min_length=1, max_length=32, description="account of imported positions"
     )
+    ib: IbSettings = Field(default_factory=IbSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -131,6 +131,7 @@ class _Session:
     writer: asyncio.StreamWriter
     client_id: int | None = None
     data_type: int = LIVE
+    positions: bool = False  # subscribed to position updates (reqPositions)
     lines: dict[int, Instrument] = field(default_factory=dict)  # reqId -> what it streams
 
     def send(self, *fields: object) -> None:
@@ -294,12 +295,18 @@ class FakeGateway:
         s.send(15, 1, self.account)
 
     def _positions(self, s: _Session, fields: list[str]) -> None:
-        for leg, quantity in self.broker.positions().items():
-            cf = self._option(leg).contract_fields()
-            # account, conId .. multiplier, exchange, currency, localSymbol, tradingClass
-            # (no primary exchange), position, average cost
-            s.send(61, 3, self.account, *cf[:8], *cf[9:], quantity, 0.0)
+        """All positions, then updates as fills move them (a subscription, as with IB)."""
+        s.positions = True
+        held = self.broker.positions()
+        for leg, quantity in held.items():
+            self._send_position(s, leg, quantity)
         s.send(62, 1)
+
+    def _send_position(self, s: _Session, leg: LegKey, quantity: int) -> None:
+        cf = self._option(leg).contract_fields()
+        # account, conId .. multiplier, exchange, currency, localSymbol, tradingClass (no
+        # primary exchange), position, average cost
+        s.send(61, 3, self.account, *cf[:8], *cf[9:], quantity, 0.0)
 
     def _open_orders(self, s: _Session, fields: list[str]) -> None:
         for order in self._orders.values():
@@ -413,8 +420,12 @@ class FakeGateway:
             if event.execution is not None:
                 legs = self._leg_prices(order)
                 self._fills.append((order, event.execution, legs))
+                held = self.broker.positions()
                 for s in self._sessions:
                     self._send_execution(s, -1, order, event.execution, legs)
+                    if s.positions:
+                        for ins, _, _ in order.legs:
+                            self._send_position(s, ins.leg, held.get(ins.leg, 0))
             order.status = {
                 "submitted": "Submitted",
                 "working": "Submitted",

@@ -1,0 +1,434 @@
+"""Interactive Brokers behind the service's ports, on ib_async.
+
+:class:`IbBroker` is the :class:`service.ports.Feed` and the
+:class:`service.ports.OrderGateway` for IB Gateway or TWS (or
+``spreadwatch fake-gateway``). It converts at the edge: ib_async's floats,
+NaN and IB's sentinels become Decimals or None here and nowhere else.
+
+- **Paper guard.** It refuses an account that is not a paper one (IB's paper
+  ids start with ``DU``; advisors' with ``DF``) unless ``allow_live``.
+- **Contracts** are qualified once per leg; conIds are kept (and given to the
+  caller to store on the legs).
+- **Market data.** ``reqMktData`` per subscribed leg. Bid and ask become None
+  when IB sends -1, NaN, or a zero size. Delta is the model's, else the mean
+  of the bid and ask Greeks', else None (the rules then compute it locally).
+  Frozen data (types 2 and 4) is never passed on: it is not fresh. Delayed
+  data (3) is used only when the settings allow it.
+- **Orders** are closing combos: a BAG of the legs by conId, bought at a
+  positive limit (a debit), ``orderRef`` = the store's order_ref. They are
+  tracked by orderRef and permId, never by ib_async ``Trade`` objects (a
+  reconnect replaces those). A fill is the BAG's execution (its legs' are
+  not counted again).
+- **Connection.** When the socket drops, every subscribed leg is sent as
+  having no quote (so nothing acts on data from before the gap), then it
+  reconnects with backoff, resubscribes, and sends the executions IB has for
+  its orders (the store applies each once, by execution id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Ticker, Trade
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from rules.model import Quote
+from service.errors import InputError
+from service.logs import get_logger
+from service.ports import (
+    ComboOrder,
+    EventSink,
+    Execution,
+    LegKey,
+    LegUpdate,
+    OrderEvent,
+    QuoteSink,
+)
+from service.settings import IbSettings
+
+_log = get_logger("spreadwatch.ib")
+
+PAPER_PREFIXES = ("DU", "DF")
+FROZEN = (2, 4)
+DELAYED = 3
+STATUS = {
+    "PendingSubmit": "submitted",
+    "PreSubmitted": "working",
+    "Submitted": "working",
+    "ApiPending": "submitted",
+    "PendingCancel": "working",
+    "Filled": "filled",
+    "Cancelled": "cancelled",
+    "ApiCancelled": "cancelled",
+    "Inactive": "rejected",
+}
+# IB's messages worth a log event of their own (others go as "ib error")
+NOTICES = {
+    1100: "connectivity lost",
+    1101: "connectivity restored, data lost",
+    1102: "connectivity restored, data kept",
+    10197: "competing live session",
+    101: "market data line limit",
+    354: "market data not subscribed",
+    10167: "delayed market data",
+    201: "order rejected",
+    202: "order cancelled",
+    399: "order held",
+}
+
+
+class NotPaper(InputError):
+    """The account is a live one and live trading was not allowed."""
+
+
+def _price(x: float | None) -> Decimal | None:
+    """An IB price as a Decimal; None for NaN, infinities and IB's -1 ("none")."""
+    if x is None or not math.isfinite(x) or x < 0:
+        return None
+    return Decimal(str(x))
+
+
+def _delta(ticker: Ticker) -> float | None:
+    """The model delta; else the mean of the bid and ask Greeks' deltas; None otherwise."""
+    model = ticker.modelGreeks
+    if model is not None and model.delta is not None and math.isfinite(model.delta):
+        return model.delta
+    sides = [g.delta for g in (ticker.bidGreeks, ticker.askGreeks) if g is not None]
+    usable = [d for d in sides if d is not None and math.isfinite(d) and -1 <= d <= 1]
+    return sum(usable) / len(usable) if len(usable) == 2 else None
+
+
+def _underlying(ticker: Ticker) -> float | None:
+    for g in (ticker.modelGreeks, ticker.bidGreeks, ticker.askGreeks):
+        if (
+            g is not None
+            and g.undPrice is not None
+            and math.isfinite(g.undPrice)
+            and g.undPrice > 0
+        ):
+            return float(g.undPrice)
+    return None
+
+
+def quote_of(ticker: Ticker, now: datetime) -> Quote:
+    """A leg's quote from an ib_async ticker: IB's sentinels as None."""
+    bid, ask = _price(ticker.bid), _price(ticker.ask)
+    if not (ticker.bidSize and ticker.bidSize > 0):
+        bid = None
+    if not (ticker.askSize and ticker.askSize > 0):
+        ask = None
+    return Quote(bid, ask, now, _delta(ticker), _underlying(ticker))
+
+
+@dataclass
+class _Placed:
+    """What is needed to modify or cancel an order: never an ib_async Trade."""
+
+    order_id: int
+    perm_id: int
+    contract: Contract
+    quantity: int
+    limit: Decimal
+
+
+class IbBroker:
+    def __init__(self, settings: IbSettings, ib: IB | None = None) -> None:
+        self.settings = settings
+        self.ib = IB() if ib is None else ib
+        self.account = settings.account
+        self._contracts: dict[LegKey, Contract] = {}
+        self._legs: dict[int, LegKey] = {}  # conId -> leg
+        self._wanted: set[LegKey] = set()  # legs subscribed by the service
+        self._tickers: dict[LegKey, Ticker] = {}
+        self._placed: dict[str, _Placed] = {}  # orderRef -> ids
+        self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
+        self._seen: set[str] = set()  # BAG execution ids passed on
+        self._quotes: QuoteSink | None = None
+        self._events: EventSink | None = None
+        self.reconnects = 0
+        self.ib.errorEvent += self._on_error
+        self.ib.pendingTickersEvent += self._on_tickers
+        self.ib.execDetailsEvent += self._on_execution
+        self.ib.orderStatusEvent += self._on_status
+
+    # Connection -----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect and check the account (the paper guard)."""
+        s = self.settings
+        await self.ib.connectAsync(s.host, s.port, clientId=s.client_id, timeout=s.timeout)
+        accounts = self.ib.managedAccounts()
+        account = s.account or (accounts[0] if len(accounts) == 1 else "")
+        if not account or account not in accounts:
+            self.ib.disconnect()
+            raise InputError(
+                f"ib.account: {s.account or '(unset)'}: the gateway manages "
+                f"{', '.join(accounts) or 'no account'}; set ib.account to one of them"
+            )
+        if not account.startswith(PAPER_PREFIXES) and not s.allow_live:
+            self.ib.disconnect()
+            raise NotPaper(
+                f"ib.account: {account} is not a paper account (paper ids start with DU): "
+                "refusing to trade it; set ib.allow_live = true to allow a live account"
+            )
+        self.account = account
+        self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else 1)
+        _log.info("ib connected", account=account, server_version=self.ib.client.serverVersion())
+
+    async def qualify(self, legs: Sequence[LegKey]) -> dict[LegKey, int]:
+        """Each leg's conId (qualified once, then kept)."""
+        todo = [leg for leg in legs if leg not in self._contracts]
+        if todo:
+            asked = [
+                Option(
+                    leg.underlying,
+                    f"{leg.expiry:%Y%m%d}",
+                    float(leg.strike),
+                    leg.right.value,
+                    "SMART",
+                    currency="USD",
+                )
+                for leg in todo
+            ]
+            done = await self.ib.qualifyContractsAsync(*asked)
+            for leg, contract in zip(todo, done, strict=False):
+                if not isinstance(contract, Contract) or not contract.conId:
+                    raise InputError(f"{leg.underlying} {leg.expiry} {leg.right.value} "
+                                     f"{leg.strike}: IB knows no such option")  # fmt: skip
+                self._contracts[leg] = contract
+                self._legs[contract.conId] = leg
+        return {leg: self._contracts[leg].conId for leg in legs}
+
+    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+        """Stream until cancelled; reconnect with backoff after a dropped connection."""
+        self._quotes, self._events = quotes, events
+        while True:
+            if not self.ib.isConnected():
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((OSError, ConnectionError, TimeoutError)),
+                    wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
+                ):
+                    with attempt:
+                        await self.connect()
+                self.reconnects += 1
+                _log.info("ib reconnected", reconnects=self.reconnects)
+                await self._resume()
+            else:
+                await self._resume()
+            gone = asyncio.Event()
+            self.ib.disconnectedEvent += gone.set
+            try:
+                await gone.wait()
+            finally:
+                self.ib.disconnectedEvent -= gone.set
+            self._gap("the connection to IB dropped")
+
+    async def _resume(self) -> None:
+        """After a (re)connect: the legs' lines again, and the executions of our orders that
+        happened while no one listened."""
+        self._tickers.clear()
+        await self.qualify(list(self._wanted))
+        for leg in list(self._wanted):
+            self._open_line(leg)
+        fills = await self.ib.reqExecutionsAsync()
+        missed = [
+            e
+            for f in fills
+            if f.contract.secType == "BAG" and (e := self._fill_event(f)) is not None
+        ]
+        if missed and self._events is not None:
+            self._events(missed)
+
+    def _gap(self, why: str) -> None:
+        """No leg has a usable quote until fresh data comes: said to the service."""
+        _log.warning("data stale", detail=why, legs=len(self._wanted))
+        if self._quotes is not None and self._wanted:
+            now = datetime.now(UTC)
+            self._quotes([LegUpdate(leg, Quote(None, None, now)) for leg in self._wanted])
+
+    # Market data --------------------------------------------------------------------------
+
+    def subscribe(self, leg: LegKey) -> None:
+        self._wanted.add(leg)
+        if self.ib.isConnected() and leg in self._contracts:
+            self._open_line(leg)
+
+    def unsubscribe(self, leg: LegKey) -> None:
+        self._wanted.discard(leg)
+        if leg in self._tickers and self.ib.isConnected():
+            self.ib.cancelMktData(self._contracts[leg])
+        self._tickers.pop(leg, None)
+
+    def _open_line(self, leg: LegKey) -> None:
+        if leg not in self._tickers:
+            self._tickers[leg] = self.ib.reqMktData(self._contracts[leg], "", False, False)
+
+    def _on_tickers(self, tickers: set[Ticker]) -> None:
+        if self._quotes is None:
+            return
+        now = datetime.now(UTC)
+        out = []
+        for t in tickers:
+            leg = self._legs.get(t.contract.conId) if t.contract is not None else None
+            if leg is None or leg not in self._wanted:
+                continue
+            if t.marketDataType in FROZEN:
+                continue  # frozen quotes are the last ones from the past: never fresh
+            if t.marketDataType == DELAYED and self.settings.market_data != "delayed":
+                continue
+            out.append(LegUpdate(leg, quote_of(t, now)))
+        if out:
+            self._quotes(out)
+
+    def _on_error(self, req_id: int, code: int, message: str, *rest: Any) -> None:
+        what = NOTICES.get(code)
+        if code == 1100:
+            self._gap("IB lost its connectivity (1100)")
+        elif code == 1101:
+            asyncio.get_running_loop().create_task(self._resume())
+        log = _log.warning if what is not None else _log.info
+        log(what or "ib message", code=code, req_id=req_id, detail=message)
+        if code == 201 and self._events is not None:
+            ref = next((r for r, p in self._placed.items() if p.order_id == req_id), None)
+            if ref is not None:
+                self._events([OrderEvent(ref, "rejected", 0, 0, datetime.now(UTC),
+                                         reason=f"{code}: {message}")])  # fmt: skip
+
+    # Orders ---------------------------------------------------------------------------------
+
+    def _bag(self, order: ComboOrder) -> Contract:
+        legs = []
+        for combo_leg in order.legs:
+            contract = self._contracts[combo_leg.leg]
+            legs.append(
+                ComboLeg(
+                    conId=contract.conId,
+                    ratio=combo_leg.ratio,
+                    action=combo_leg.action.value,
+                    exchange="SMART",
+                )
+            )
+        first = order.legs[0].leg
+        return Contract(
+            secType="BAG", symbol=first.underlying, exchange="SMART", currency="USD",
+            comboLegs=legs,
+        )  # fmt: skip
+
+    async def place(self, order: ComboOrder) -> None:
+        await self.qualify([leg.leg for leg in order.legs])
+        contract = self._bag(order)
+        ib_order = LimitOrder(
+            "BUY", order.quantity, float(order.limit), orderRef=order.order_ref, tif="DAY",
+            account=self.account,
+        )  # fmt: skip
+        trade = self.ib.placeOrder(contract, ib_order)
+        self._placed[order.order_ref] = _Placed(
+            trade.order.orderId, trade.order.permId, contract, order.quantity, order.limit
+        )
+
+    async def modify(self, order_ref: str, limit: Decimal) -> None:
+        placed = self._placed[order_ref]
+        ib_order = LimitOrder(
+            "BUY", placed.quantity, float(limit), orderRef=order_ref, tif="DAY",
+            account=self.account, orderId=placed.order_id,
+        )  # fmt: skip
+        self.ib.placeOrder(placed.contract, ib_order)
+        placed.limit = limit
+
+    async def cancel(self, order_ref: str) -> None:
+        placed = self._placed[order_ref]
+        self.ib.cancelOrder(LimitOrder("BUY", placed.quantity, float(placed.limit),
+                                       orderId=placed.order_id))  # fmt: skip
+
+    async def positions(self) -> dict[LegKey, int]:
+        out: dict[LegKey, int] = {}
+        for p in self.ib.positions(self.account):
+            leg = self._legs.get(p.contract.conId)
+            if leg is not None and p.position:
+                out[leg] = int(p.position)
+        return out
+
+    async def executions(self) -> list[Execution]:
+        """Today's executions of our orders, one per BAG fill."""
+        fills = await self.ib.reqExecutionsAsync()
+        out = []
+        for f in fills:
+            if f.contract.secType != "BAG" or not f.execution.orderRef:
+                continue
+            price = _price(f.execution.price)
+            out.append(
+                Execution(
+                    exec_id=f.execution.execId,
+                    order_ref=f.execution.orderRef,
+                    quantity=int(f.execution.shares),
+                    price=price if price is not None else Decimal(0),
+                    commission=Decimal(0),
+                    time=f.execution.time,
+                )
+            )
+        return out
+
+    async def open_orders(self) -> list[OrderEvent]:
+        trades = await self.ib.reqAllOpenOrdersAsync()
+        now = datetime.now(UTC)
+        out = []
+        for t in trades:
+            ref = t.order.orderRef
+            if not ref:
+                continue
+            o, st = t.order, t.orderStatus
+            if ref not in self._placed:  # ours from before a restart: adopt the ids
+                self._placed[ref] = _Placed(
+                    o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice))
+                )
+            status = STATUS.get(st.status, "working")
+            out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now))
+        return out
+
+    def _on_execution(self, trade: Trade, fill: Any) -> None:
+        if fill.contract.secType != "BAG" or self._events is None:
+            return  # a leg's execution: the BAG's says the spreads
+        event = self._fill_event(fill)
+        if event is not None:
+            self._events([event])
+
+    def _fill_event(self, fill: Any) -> OrderEvent | None:
+        """The service's event for a BAG execution seen for the first time (live or in
+        reqExecutions after a gap), None for one seen before or not ours."""
+        ex = fill.execution
+        ref, price = ex.orderRef, _price(ex.price)
+        if not ref or price is None or ex.execId in self._seen:
+            return None
+        self._seen.add(ex.execId)
+        n = int(ex.shares)
+        total = self._filled.get(ref, 0) + n
+        self._filled[ref] = total
+        placed = self._placed.get(ref)
+        left = 0 if placed is None else max(placed.quantity - total, 0)
+        status = "filled" if placed is not None and left == 0 else "partially_filled"
+        execution = Execution(ex.execId, ref, n, price, Decimal(0), ex.time)
+        return OrderEvent(ref, status, total, left, ex.time, execution=execution)
+
+    def _on_status(self, trade: Trade) -> None:
+        ref = trade.order.orderRef
+        if not ref or self._events is None:
+            return
+        if ref in self._placed and trade.order.permId:
+            self._placed[ref].perm_id = trade.order.permId
+        status = STATUS.get(trade.orderStatus.status)
+        if status in ("cancelled", "working"):
+            st = trade.orderStatus
+            self._events(
+                [OrderEvent(ref, status, int(st.filled), int(st.remaining), datetime.now(UTC))]
+            )
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ib.disconnect()

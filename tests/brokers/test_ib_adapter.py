@@ -1,0 +1,184 @@
+"""The IB adapter (ib_async) against the fake gateway over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from brokers.ib.adapter import IbBroker, NotPaper
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.model import Right
+from service.clock import SpeedClock
+from service.orders import closing_order
+from service.ports import LegKey, LegUpdate, OrderEvent
+from service.settings import IbSettings
+from tests.store.conftest import vertical
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+EXPIRY = date(2027, 4, 16)
+SHORT = LegKey("SPY", EXPIRY, Right.PUT, Decimal(450))
+LONG = LegKey("SPY", EXPIRY, Right.PUT, Decimal(445))
+POSITION = vertical()  # SPY 450/445 P x10, expiry 2027-04-16
+
+
+@dataclass
+class Seen:
+    quotes: list[LegUpdate] = field(default_factory=list)
+    events: list[OrderEvent] = field(default_factory=list)
+
+    async def until(self, check: Callable[[], bool], seconds: float = 5.0) -> None:
+        for _ in range(int(seconds / 0.02)):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("timed out waiting")
+
+
+Work = Callable[[IbBroker, FakeGateway, Seen], Awaitable[Any]]
+
+
+def session(work: Work, *, account: str = "DU1234567", **settings: Any) -> Any:
+    async def main() -> Any:
+        clock = SpeedClock(T0, speed=20)
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+        gateway = FakeGateway(market, clock, account=account)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        broker = IbBroker(IbSettings(port=port, timeout=5, **settings))
+        seen = Seen()
+        streaming: asyncio.Task[None] | None = None
+        try:
+            await broker.connect()
+            await broker.qualify([SHORT, LONG])
+            streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
+            return await work(broker, gateway, seen)
+        finally:
+            if streaming is not None:
+                streaming.cancel()
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+
+    return asyncio.run(main())
+
+
+def test_a_live_account_is_refused_unless_allowed() -> None:
+    async def nothing(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        return broker.account
+
+    with pytest.raises(NotPaper, match="U7654321 is not a paper account"):
+        session(nothing, account="U7654321")
+    assert session(nothing, account="U7654321", allow_live=True) == "U7654321"
+
+
+def test_quotes_arrive_as_decimals_with_the_model_delta() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        await seen.until(lambda: any(u.quote.delta is not None for u in seen.quotes))
+        return [u for u in seen.quotes if u.quote.delta is not None][-1]
+
+    update = session(work)
+    q = update.quote
+    assert update.leg == SHORT
+    assert isinstance(q.bid, Decimal)
+    assert isinstance(q.ask, Decimal)
+    assert 0 < q.bid < q.ask
+    assert q.delta is not None
+    assert -0.5 < q.delta < 0
+    assert q.underlying_price is not None
+
+
+def test_minus_one_quotes_are_never_passed_on_as_prices() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.bad_quotes = True
+        broker.subscribe(SHORT)
+        await seen.until(lambda: len(seen.quotes) >= 2)
+        return seen.quotes
+
+    quotes = session(work)
+    assert all(u.quote.bid is None and u.quote.ask is None for u in quotes)
+
+
+def test_a_close_is_placed_fills_and_the_positions_follow() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        for leg, n in ((SHORT, -10), (LONG, 10)):
+            ins = gateway.instrument("SPY", "OPT", leg.expiry, leg.right, leg.strike)
+            assert ins is not None
+            gateway.hold(ins, n)
+        await broker.ib.reqPositionsAsync()
+        order = closing_order(POSITION, "P1:stop:1", 4, Decimal("9.99"))
+        await broker.place(order)
+        await seen.until(lambda: any(e.status == "filled" for e in seen.events))
+        await asyncio.sleep(0.2)
+        return seen.events, await broker.positions(), await broker.executions()
+
+    events, positions, executions = session(work)
+    fills = [e for e in events if e.execution is not None]
+    assert [(e.order_ref, e.status, e.execution.quantity) for e in fills] == [  # type: ignore[union-attr]
+        ("P1:stop:1", "filled", 4)
+    ]
+    assert positions == {SHORT: -6, LONG: 6}
+    assert [(x.order_ref, x.quantity, x.exec_id) for x in executions] == [
+        ("P1:stop:1", 4, fills[0].execution.exec_id)  # type: ignore[union-attr]
+    ]
+
+
+def test_a_working_close_is_repriced_then_cancelled() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        await broker.place(closing_order(POSITION, "P1:0:1", 4, Decimal("0.01")))
+        await seen.until(lambda: any(e.status == "working" for e in seen.events))
+        await broker.modify("P1:0:1", Decimal("0.02"))
+        await asyncio.sleep(0.2)
+        limit = gateway._orders["P1:0:1"].limit
+        await broker.cancel("P1:0:1")
+        await seen.until(lambda: any(e.status == "cancelled" for e in seen.events))
+        return limit, [e.status for e in seen.events]
+
+    limit, statuses = session(work)
+    assert limit == Decimal("0.02")
+    assert statuses[-1] == "cancelled"
+
+
+def test_a_rejection_reaches_the_service_with_its_reason() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.reject = "no trading permissions"
+        await broker.place(closing_order(POSITION, "P1:0:1", 4, Decimal("0.50")))
+        await seen.until(lambda: any(e.status == "rejected" for e in seen.events))
+        return [e for e in seen.events if e.status == "rejected"]
+
+    (rejected,) = session(work)
+    assert rejected.order_ref == "P1:0:1"
+    assert rejected.reason == "201: Order rejected - reason:no trading permissions"
+
+
+def test_a_dropped_connection_blanks_the_quotes_reconnects_and_brings_the_missed_fill() -> None:
+    """The socket drops while a marketable close is on its way to a fill: the legs are said
+    to have no quote, the adapter reconnects (backoff), resubscribes, and hands over the
+    execution that happened in the gap."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+        gateway.broker.latency = timedelta(seconds=1)  # it works at the broker, then fills
+        await broker.place(closing_order(POSITION, "P1:stop:1", 2, Decimal("9.99")))
+        await seen.until(lambda: "P1:stop:1" in gateway._orders)
+        gateway.drop()
+        await seen.until(lambda: any(e.execution is not None for e in seen.events))
+        blanked = any(u.quote.bid is None for u in seen.quotes)
+        n = len(seen.quotes)
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes[n:]))
+        return blanked, broker.reconnects, [e for e in seen.events if e.execution is not None]
+
+    blanked, reconnects, fills = session(work)
+    assert blanked
+    assert reconnects == 1
+    assert [(e.order_ref, e.status, e.execution.quantity) for e in fills] == [  # type: ignore[union-attr]
+        ("P1:stop:1", "filled", 2)
+    ]
