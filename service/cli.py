@@ -90,11 +90,9 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def _run(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
+def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``--start`` and ``--for``, checked: (start or None, duration or None)."""
     from datetime import datetime, timedelta  # noqa: PLC0415
-
-    from service.daemon import run_daemon  # noqa: PLC0415
 
     start = None
     if args.start is not None:
@@ -106,7 +104,38 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(f"--start: no UTC offset: {args.start!r}")
     if args.speed <= 0:
         raise InputError(f"--speed: must be positive: {args.speed}")
-    duration = None if args.minutes is None else timedelta(minutes=args.minutes)
+    return start, None if args.minutes is None else timedelta(minutes=args.minutes)
+
+
+def _fake_gateway(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from service.fakegw import run_fake_gateway  # noqa: PLC0415
+
+    start, duration = _clock_flags(args)
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port: {args.port}: not a TCP port")
+    return asyncio.run(
+        run_fake_gateway(
+            _settings(args),
+            sys.stdout,
+            host=args.host,
+            port=args.port,
+            positions_file=args.positions,
+            account=args.account,
+            speed=args.speed,
+            start=start,
+            duration=duration,
+        )
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from service.daemon import run_daemon  # noqa: PLC0415
+
+    start, duration = _clock_flags(args)
     return asyncio.run(
         run_daemon(
             _settings(args),
@@ -175,6 +204,21 @@ def _add_db_commands(sub: Any) -> None:
     )
     rn.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
     rn.set_defaults(run=_run)
+    fg = sub.add_parser(
+        "fake-gateway",
+        help="a fake IB Gateway (TWS API) on the simulated market: the IB path, no account",
+        description="Serve the TWS API on HOST:PORT from the simulated market, with a paper "
+        "account holding the legs of the positions file. SIGINT or SIGTERM stops it.",
+    )
+    fg.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    fg.add_argument("--port", type=int, default=4002, help="port (default 4002, IB Gateway paper)")
+    fg.add_argument("--positions", type=Path, help="POSITIONS.toml (default: the examples)")
+    fg.add_argument("--account", default="DU1234567", help="the account it manages")
+    fg.add_argument("--speed", type=float, default=1.0, help="market clock speed (default 1)")
+    fg.add_argument("--start", help="market clock start, ISO-8601 with offset (default now)")
+    fg.add_argument("--for", dest="minutes", type=float, help="stop after this many minutes")
+    fg.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    fg.set_defaults(run=_fake_gateway)
     dm = sub.add_parser(
         "demo",
         help="a scripted session on the simulated market: every exit type in seconds",

@@ -23,18 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from brokers.ib.adapter import IbBroker
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import SimMarket, Underlying
 from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime
-from rules.model import Right, Side
+from rules.model import Position, Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
 from service.calendar import Sessions, load_sessions
@@ -43,7 +44,7 @@ from service.inputs import load_books, load_positions
 from service.manager import CloseRequest, OrderManager
 from service.monitor import Monitor
 from service.orders import NotAClose
-from service.ports import StoredPosition, StoreError
+from service.ports import Feed, StoreError, leg_key
 from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
@@ -53,9 +54,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "positions.toml"
 STEP = timedelta(milliseconds=250)
 
 
-def spot_for(stored: StoredPosition) -> float:
+def spot_for(position: Position) -> float:
     """A spot 5% out of the money of the position's short strikes."""
-    shorts = [leg for leg in stored.position.legs if leg.side is Side.SHORT]
+    shorts = [leg for leg in position.legs if leg.side is Side.SHORT]
     puts = [float(leg.strike) for leg in shorts if leg.right is Right.PUT]
     calls = [float(leg.strike) for leg in shorts if leg.right is Right.CALL]
     if puts and calls:
@@ -122,9 +123,12 @@ async def _run(
     clock = SpeedClock(start, speed)
     t0 = clock.start
     sessions = load_sessions(settings.data_dir, t0.date())
-    monitor, venue = await _compose(store, out, books, dry_run, clock, sessions.market_time)
+    monitor, venue, close = await _compose(
+        store, out, books, settings, dry_run, clock, sessions.market_time
+    )
     mode = " (dry run: nothing is sent)" if dry_run else ""
-    out.write(f"monitoring {len(monitor.watches)} positions on the simulated market{mode}\n")
+    where = "Interactive Brokers" if settings.broker == "ib" else "the simulated market"
+    out.write(f"monitoring {len(monitor.watches)} positions on {where}{mode}\n")
     out.flush()
     _log.info("started", positions=len(monitor.watches), dry_run=dry_run, clock=t0.isoformat())
     stop = asyncio.Event()
@@ -145,6 +149,7 @@ async def _run(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await close()
     report.closes()  # those sent while stopping
     working = len(await store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
@@ -192,24 +197,38 @@ async def _compose(
     store: SqlStore,
     out: TextIO,
     books: dict[str, BookPolicy],
+    settings: Settings,
     dry_run: bool,
     clock: SpeedClock,
     market_time: Callable[[datetime], MarketTime],
-) -> tuple[Monitor, SimVenue]:
-    """The simulated market and broker around the open positions, the manager, the monitor
-    (reconciled with the broker and loaded)."""
+) -> tuple[Monitor, Feed, Callable[[], Awaitable[None]]]:
+    """The broker (the simulated venue, or IB), the manager, the monitor (reconciled with
+    the broker and loaded), and what closes the broker."""
     stored = await store.open_positions()
     greeks.load()  # before the clock starts: the first quote would wait a second for it
-    spots: dict[str, float] = {}
-    for s in stored:
-        spots.setdefault(s.position.underlying, spot_for(s))
-    market = SimMarket(
-        [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
-    )
-    broker = SimBroker()
-    for s in stored:
-        broker.hold_spreads(s.position, s.remaining)
-    venue = SimVenue(market, broker, clock)
+    venue: SimVenue | IbBroker
+    if settings.broker == "ib":
+        venue = IbBroker(settings.ib, now=clock.now)
+        await venue.connect()
+        for s in stored:
+            legs = [leg_key(s.position, i) for i in range(len(s.position.legs))]
+            con_ids = await venue.qualify(legs)
+            await store.record_contract_ids(
+                s.position.id, {i: con_ids[leg] for i, leg in enumerate(legs)}
+            )
+        out.write(f"connected to IB at {settings.ib.host}:{settings.ib.port}, "
+                  f"account {venue.account}\n")  # fmt: skip
+    else:
+        spots: dict[str, float] = {}
+        for s in stored:
+            spots.setdefault(s.position.underlying, spot_for(s.position))
+        market = SimMarket(
+            [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
+        )
+        broker = SimBroker()
+        for s in stored:
+            broker.hold_spreads(s.position, s.remaining)
+        venue = SimVenue(market, broker, clock)
     kind = DryRunManager if dry_run else OrderManager
     manager = kind(store, venue, RepriceSchedule())
     monitor = Monitor(
@@ -222,4 +241,9 @@ async def _compose(
     )
     for line in await monitor.load(clock.start):
         out.write(f"reconciled: {line}\n")
-    return monitor, venue
+
+    async def close() -> None:
+        if isinstance(venue, IbBroker):
+            await venue.close()
+
+    return monitor, venue, close

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     account: str = Field(
         default="paper", min_length=1, max_length=32, description="account of imported positions"
     )
+    broker: Literal["sim", "ib"] = Field(
+        default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
+    )
     ib: IbSettings = Field(default_factory=IbSettings)
 
     @classmethod

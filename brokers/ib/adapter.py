@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -139,9 +139,15 @@ class _Placed:
 
 
 class IbBroker:
-    def __init__(self, settings: IbSettings, ib: IB | None = None) -> None:
+    def __init__(
+        self,
+        settings: IbSettings,
+        ib: IB | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.settings = settings
         self.ib = IB() if ib is None else ib
+        self._now = now  # the time quotes are stamped with (a simulated clock in tests)
         self.account = settings.account
         self._contracts: dict[LegKey, Contract] = {}
         self._legs: dict[int, LegKey] = {}  # conId -> leg
@@ -250,7 +256,7 @@ class IbBroker:
         """No leg has a usable quote until fresh data comes: said to the service."""
         _log.warning("data stale", detail=why, legs=len(self._wanted))
         if self._quotes is not None and self._wanted:
-            now = datetime.now(UTC)
+            now = self._now()
             self._quotes([LegUpdate(leg, Quote(None, None, now)) for leg in self._wanted])
 
     # Market data --------------------------------------------------------------------------
@@ -273,7 +279,7 @@ class IbBroker:
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         if self._quotes is None:
             return
-        now = datetime.now(UTC)
+        now = self._now()
         out = []
         for t in tickers:
             leg = self._legs.get(t.contract.conId) if t.contract is not None else None
@@ -298,7 +304,7 @@ class IbBroker:
         if code == 201 and self._events is not None:
             ref = next((r for r, p in self._placed.items() if p.order_id == req_id), None)
             if ref is not None:
-                self._events([OrderEvent(ref, "rejected", 0, 0, datetime.now(UTC),
+                self._events([OrderEvent(ref, "rejected", 0, 0, self._now(),
                                          reason=f"{code}: {message}")])  # fmt: skip
 
     # Orders ---------------------------------------------------------------------------------
@@ -377,7 +383,7 @@ class IbBroker:
 
     async def open_orders(self) -> list[OrderEvent]:
         trades = await self.ib.reqAllOpenOrdersAsync()
-        now = datetime.now(UTC)
+        now = self._now()
         out = []
         for t in trades:
             ref = t.order.orderRef
@@ -425,9 +431,7 @@ class IbBroker:
         status = STATUS.get(trade.orderStatus.status)
         if status in ("cancelled", "working"):
             st = trade.orderStatus
-            self._events(
-                [OrderEvent(ref, status, int(st.filled), int(st.remaining), datetime.now(UTC))]
-            )
+            self._events([OrderEvent(ref, status, int(st.filled), int(st.remaining), self._now())])
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

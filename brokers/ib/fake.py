@@ -350,8 +350,8 @@ class FakeGateway:
         if existing is not None:  # a modify: the new limit
             try:
                 self.broker.modify(existing.ref, Decimal(limit), self.clock.now())
-            except OrderRefused as exc:
-                s.send(4, 2, order_id, 201, f"Order rejected - reason:{exc}", "")
+            except OrderRefused:  # filled or cancelled meanwhile: IB's 104 / 10148
+                s.send(4, 2, order_id, 104, "Can't modify a filled order.", "")
                 return
             existing.limit = Decimal(limit)
             self._send_open_order(s, existing)

@@ -163,3 +163,49 @@ def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
     assert proc.returncode == 0, err
     assert out.splitlines()[-1].startswith("stopped: ")
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, run: StoreRun[Any]
+) -> None:
+    """Two processes, as a user runs them: ``spreadwatch fake-gateway`` and ``spreadwatch
+    run`` with ``broker = ib``, both on the same accelerated clock. The XLF example's time
+    stop goes out over the TWS API as a BAG order and fills at the fake gateway; the
+    conIds are stored on the legs; the fill lands in the store once."""
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "fake-gateway", "--port", "0", *FAST[:4]],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gateway.stdout is not None
+        banner = gateway.stdout.readline()
+        assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
+        port = banner.split(":")[1].split()[0]
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
+        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        out = cli("run", *FAST[:4], "--for", "20")  # the TWS API's round trips: more time
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway_out, gateway_err = gateway.communicate(timeout=10)
+    assert out.code == 0, out.err
+    lines = out.out.splitlines()
+    assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in lines
+    assert "monitoring 7 positions on Interactive Brokers" in lines
+    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert gateway.returncode == 0, gateway_err
+    assert gateway_out.splitlines()[-1] == "fake IB gateway stopped"
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3"), await store.contract_ids("XLF-P-3")
+
+    detail, con_ids = run(xlf)
+    (order,) = detail.orders
+    assert (order["reason"], order["status"], order["filled"]) == ("time_stop", "filled", 3)
+    assert [f["exec_id"].endswith(".bag") for f in detail.fills] == [True]
+    assert all(c is not None and c >= 700_000 for c in con_ids.values())

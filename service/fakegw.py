@@ -1,0 +1,89 @@
+"""``spreadwatch fake-gateway``: a fake IB Gateway on the simulated market.
+
+It lets users try the Interactive Brokers path (``spreadwatch run`` with
+``broker = "ib"``, or the Docker stack) with no IB account. The market has
+an underlying per underlying of the positions file (the shipped examples by
+default), each starting 5% out of the money of its first spread's short
+strike, as ``spreadwatch run`` places them; the paper account holds every
+position's legs. It speaks the TWS API (see :mod:`brokers.ib.fake`) until
+SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.model import Side
+from service import logs
+from service.clock import SpeedClock
+from service.daemon import EXAMPLES, spot_for
+from service.errors import InputError
+from service.inputs import load_books, load_positions
+from service.ports import leg_key
+from service.settings import Settings
+
+
+async def run_fake_gateway(
+    settings: Settings,
+    out: TextIO,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4002,
+    positions_file: Path | None = None,
+    account: str = "DU1234567",
+    speed: float = 1.0,
+    start: datetime | None = None,
+    duration: timedelta | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    logs.configure()
+    source = positions_file or EXAMPLES
+    positions = load_positions(source, load_books(settings.books_file))
+    clock = SpeedClock(start, speed)
+    spots: dict[str, float] = {}
+    for p in positions:
+        spots.setdefault(p.underlying, spot_for(p))
+    market = SimMarket(
+        [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
+    )
+    gateway = FakeGateway(market, clock, account=account)
+    for p in positions:
+        for i, leg in enumerate(p.legs):
+            key = leg_key(p, i)
+            ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
+            assert ins is not None  # the market has every positions' underlying
+            gateway.hold(ins, -p.contracts if leg.side is Side.SHORT else p.contracts)
+    try:
+        bound = await gateway.start(host, port)
+    except OSError as exc:
+        raise InputError(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    out.write(
+        f"fake IB gateway on {host}:{bound}: account {account}, "
+        f"{len(positions)} positions' legs held ({source}), "
+        f"underlyings {', '.join(sorted(spots))}\n"
+    )
+    out.flush()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    clock.restart()
+    ticking = asyncio.create_task(gateway.run())
+    try:
+        timeout = None if duration is None else duration.total_seconds() / speed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        ticking.cancel()
+        await gateway.close()
+    out.write("fake IB gateway stopped\n")
+    return 0

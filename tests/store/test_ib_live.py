@@ -1,0 +1,86 @@
+"""The monitor live on the IB path: ib_async against the fake gateway over TCP, real
+combo orders, the store on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from brokers.ib.adapter import IbBroker
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
+from service.clock import SpeedClock
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.ports import leg_key
+from service.settings import IbSettings
+from service.store import database
+from service.store.repository import SqlStore
+from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
+
+
+def test_a_selloff_closes_everything_through_ib_combo_orders(db_url: str) -> None:
+    """The same loss stop as on the simulated broker, through IB: the legs are qualified
+    and streamed over the TWS API, the stop goes out as a BAG limit order with its
+    order_ref, walks to the natural, fills at the fake gateway; the BAG executions land in
+    the store once each and the account no longer holds the spread."""
+
+    async def main() -> Any:
+        clock = SpeedClock(T0, speed=60)
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
+        gateway = FakeGateway(market, clock)
+        legs = [leg_key(POSITION, i) for i in range(2)]
+        for leg, n in zip(legs, (-10, 10), strict=True):
+            ins = gateway.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
+            assert ins is not None
+            gateway.hold(ins, n)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        engine = database.engine(db_url)
+        broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1234567")
+            await broker.connect()
+            await broker.qualify(legs)
+            monitor = Monitor(
+                store,
+                OrderManager(store, broker, SCHEDULE),
+                dict(DEFAULT_BOOKS),
+                subscribe=broker.subscribe,
+                unsubscribe=broker.unsubscribe,
+                market_time=market_time,
+            )
+            await monitor.load(clock.now())
+            stop = asyncio.Event()
+
+            async def watch() -> None:
+                for _ in range(1500):
+                    if monitor.remaining().get("P1") == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)
+                stop.set()
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(monitor.run(broker, clock, stop))
+                tg.create_task(watch())
+            held = await broker.positions()
+            return monitor, await store.detail("P1"), gateway, held
+        finally:
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+            await engine.dispose()
+
+    monitor, detail, gateway, held = asyncio.run(main())
+    (order,) = detail.orders
+    assert (order["reason"], order["status"], order["filled"]) == ("loss_stop", "filled", 10)
+    assert order["order_ref"] in gateway._orders  # the orderRef IB knows it by
+    bag_execs = sorted(f"{e.exec_id}.bag" for _, e, _ in gateway._fills)
+    assert sorted(f["exec_id"] for f in detail.fills) == bag_execs
+    assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
+    assert held == {}
+    assert monitor.remaining() == {"P1": 0}
