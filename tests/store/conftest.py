@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from brokers.ib.adapter import IbBroker
 from brokers.sim.gateway import SimVenue
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
@@ -163,9 +164,9 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def sim_monitor(store: SqlStore, venue: SimVenue, schedule: RepriceSchedule) -> Monitor:
-    """A monitor and its order manager on a simulated venue, the default books, NYSE
-    hours."""
+def sim_monitor(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
+    """A monitor and its order manager on a venue (simulated, or IB), the default books,
+    NYSE hours."""
     return Monitor(
         store,
         OrderManager(store, venue, schedule),

@@ -9,15 +9,12 @@ from typing import Any
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
-from rules.books import DEFAULT_BOOKS
-from rules.clock import market_time
 from service.clock import SpeedClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import leg_key
 from service.settings import IbSettings
 from service.store import database
 from service.store.repository import SqlStore
+from tests.store.conftest import sim_monitor
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
 
 
@@ -45,14 +42,7 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(db_url: str) -> Non
             await store.import_positions([POSITION], "DU1234567")
             await broker.connect()
             await broker.qualify(legs)
-            monitor = Monitor(
-                store,
-                OrderManager(store, broker, SCHEDULE),
-                dict(DEFAULT_BOOKS),
-                subscribe=broker.subscribe,
-                unsubscribe=broker.unsubscribe,
-                market_time=market_time,
-            )
+            monitor = sim_monitor(store, broker, SCHEDULE)
             await monitor.load(clock.now())
             stop = asyncio.Event()
 
