@@ -110,9 +110,13 @@ def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
 def _fake_gateway(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from service.fakegw import run_fake_gateway  # noqa: PLC0415
+    from service.fakegw import Faults, run_fake_gateway  # noqa: PLC0415
 
     start, duration = _clock_flags(args)
+    if args.line_limit < 1 or (args.fill_size is not None and args.fill_size < 1):
+        raise InputError("--line-limit and --fill-size: must be at least 1")
+    faults = Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
+                    args.fill_size)  # fmt: skip
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: {args.port}: not a TCP port")
     return asyncio.run(
@@ -126,6 +130,7 @@ def _fake_gateway(args: argparse.Namespace) -> int:
             speed=args.speed,
             start=start,
             duration=duration,
+            faults=faults,
         )
     )
 
@@ -204,6 +209,20 @@ def _add_db_commands(sub: Any) -> None:
     )
     rn.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
     rn.set_defaults(run=_run)
+    _add_fake_gateway(sub)
+    dm = sub.add_parser(
+        "demo",
+        help="a scripted session on the simulated market: every exit type in seconds",
+    )
+    dm.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    dm.set_defaults(run=_demo)
+    for leaf in (*db_sub.choices.values(), *pos_sub.choices.values()):
+        leaf.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)"
+        )
+
+
+def _add_fake_gateway(sub: Any) -> None:
     fg = sub.add_parser(
         "fake-gateway",
         help="a fake IB Gateway (TWS API) on the simulated market: the IB path, no account",
@@ -217,18 +236,13 @@ def _add_db_commands(sub: Any) -> None:
     fg.add_argument("--speed", type=float, default=1.0, help="market clock speed (default 1)")
     fg.add_argument("--start", help="market clock start, ISO-8601 with offset (default now)")
     fg.add_argument("--for", dest="minutes", type=float, help="stop after this many minutes")
+    fg.add_argument("--delayed-only", action="store_true", help="fault: only delayed data")
+    fg.add_argument("--bad-quotes", choices=["-1", "nan"], default="", help="fault: option quotes")
+    fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
+    fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
+    fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
     fg.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
     fg.set_defaults(run=_fake_gateway)
-    dm = sub.add_parser(
-        "demo",
-        help="a scripted session on the simulated market: every exit type in seconds",
-    )
-    dm.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
-    dm.set_defaults(run=_demo)
-    for leaf in (*db_sub.choices.values(), *pos_sub.choices.values()):
-        leaf.add_argument(
-            "--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)"
-        )
 
 
 def parser() -> argparse.ArgumentParser:

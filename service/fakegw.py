@@ -6,7 +6,10 @@ an underlying per underlying of the positions file (the shipped examples by
 default), each starting 5% out of the money of its first spread's short
 strike, as ``spreadwatch run`` places them; the paper account holds every
 position's legs. It speaks the TWS API (see :mod:`brokers.ib.fake`) until
-SIGINT or SIGTERM.
+SIGINT or SIGTERM. SIGUSR1 drops every client connection; SIGUSR2 sends IB's
+1100 (connectivity lost), and the next SIGUSR2 1102 (restored). Flags start
+it with faults: delayed data only, bad quotes, rejections, a line limit,
+partial fills.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -30,6 +34,24 @@ from service.ports import leg_key
 from service.settings import Settings
 
 
+@dataclass(frozen=True)
+class Faults:
+    """Faults to start with (``spreadwatch fake-gateway`` flags)."""
+
+    delayed_only: bool = False
+    bad_quotes: str = ""  # "-1" or "nan"
+    reject: str | None = None
+    line_limit: int = 100
+    fill_size: int | None = None
+
+    def apply(self, gateway: FakeGateway) -> None:
+        gateway.delayed_only = self.delayed_only
+        gateway.bad_quotes = self.bad_quotes
+        gateway.reject = self.reject
+        gateway.line_limit = self.line_limit
+        gateway.broker.fill_size = self.fill_size
+
+
 async def run_fake_gateway(
     settings: Settings,
     out: TextIO,
@@ -42,6 +64,7 @@ async def run_fake_gateway(
     start: datetime | None = None,
     duration: timedelta | None = None,
     stop: asyncio.Event | None = None,
+    faults: Faults | None = None,
 ) -> int:
     logs.configure()
     source = positions_file or EXAMPLES
@@ -54,6 +77,7 @@ async def run_fake_gateway(
         [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
     )
     gateway = FakeGateway(market, clock, account=account)
+    (faults or Faults()).apply(gateway)
     for p in positions:
         for i, leg in enumerate(p.legs):
             key = leg_key(p, i)
@@ -74,6 +98,18 @@ async def run_fake_gateway(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    lost = [False]
+
+    def connectivity() -> None:  # SIGUSR2: IB's 1100, then 1102 at the next one
+        lost[0] = not lost[0]
+        if lost[0]:
+            gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
+        else:
+            gateway.say(1102, "Connectivity between IB and Trader Workstation has been "
+                        "restored - data maintained.")  # fmt: skip
+
+    loop.add_signal_handler(signal.SIGUSR1, gateway.drop)
+    loop.add_signal_handler(signal.SIGUSR2, connectivity)
     clock.restart()
     ticking = asyncio.create_task(gateway.run())
     try:
@@ -81,7 +117,7 @@ async def run_fake_gateway(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             loop.remove_signal_handler(sig)
         ticking.cancel()
         await gateway.close()

@@ -305,7 +305,7 @@ class OrderManager:
                     remaining=applied.remaining,
                 )
         if event.status == "working":
-            await self.store.order_sent(ref, "working")
+            await self.store.order_sent(ref, "working", event.broker_order_id, event.perm_id)
         elif event.status in ("cancelled", "rejected"):
             await self.store.end_order(ref, event.status, event.reason)
             self._live.pop(ref, None)

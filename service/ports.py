@@ -102,6 +102,8 @@ class OrderEvent:
     at: datetime
     execution: Execution | None = None
     reason: str = ""  # why, for a rejection
+    broker_order_id: int | None = None  # the broker's ids, when it says them (IB: order id,
+    perm_id: int | None = None  # perm id)
 
 
 def order_ref(position_id: str, stage: int | None, attempt: int) -> str:

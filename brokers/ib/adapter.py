@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -56,6 +56,8 @@ from service.settings import IbSettings
 _log = get_logger("spreadwatch.ib")
 
 PAPER_PREFIXES = ("DU", "DF")
+CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
+REJECTED = 201
 FROZEN = (2, 4)
 DELAYED = 3
 STATUS = {
@@ -156,6 +158,9 @@ class IbBroker:
         self._placed: dict[str, _Placed] = {}  # orderRef -> ids
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
         self._seen: set[str] = set()  # BAG execution ids passed on
+        self._blind = False  # in a gap (1100, a dropped socket): ticks are not fresh
+        self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
+        self._tasks: set[asyncio.Task[None]] = set()
         self._quotes: QuoteSink | None = None
         self._events: EventSink | None = None
         self.reconnects = 0
@@ -239,7 +244,11 @@ class IbBroker:
     async def _resume(self) -> None:
         """After a (re)connect: the legs' lines again, and the executions of our orders that
         happened while no one listened."""
+        for leg in list(self._tickers):  # lines from before: closed, and opened afresh
+            with contextlib.suppress(Exception):
+                self.ib.cancelMktData(self._contracts[leg])
         self._tickers.clear()
+        self._blind = False
         await self.qualify(list(self._wanted))
         for leg in list(self._wanted):
             self._open_line(leg)
@@ -253,7 +262,9 @@ class IbBroker:
             self._events(missed)
 
     def _gap(self, why: str) -> None:
-        """No leg has a usable quote until fresh data comes: said to the service."""
+        """No leg has a usable quote until fresh data comes: said to the service, and
+        whatever ticks were still on their way are dropped until then."""
+        self._blind = True
         _log.warning("data stale", detail=why, legs=len(self._wanted))
         if self._quotes is not None and self._wanted:
             now = self._now()
@@ -281,6 +292,8 @@ class IbBroker:
             return
         now = self._now()
         out = []
+        if self._blind:
+            return  # from before the gap: not fresh
         for t in tickers:
             leg = self._legs.get(t.contract.conId) if t.contract is not None else None
             if leg is None or leg not in self._wanted:
@@ -295,17 +308,19 @@ class IbBroker:
 
     def _on_error(self, req_id: int, code: int, message: str, *rest: Any) -> None:
         what = NOTICES.get(code)
-        if code == 1100:
+        if code == CONNECTIVITY_LOST:
             self._gap("IB lost its connectivity (1100)")
-        elif code == 1101:
-            asyncio.get_running_loop().create_task(self._resume())
+        elif code == RESTORED_DATA_LOST:  # the lines again
+            self._blind = False
+            task = asyncio.get_running_loop().create_task(self._resume())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif code == RESTORED_DATA_KEPT:  # it flows again
+            self._blind = False
         log = _log.warning if what is not None else _log.info
         log(what or "ib message", code=code, req_id=req_id, detail=message)
-        if code == 201 and self._events is not None:
-            ref = next((r for r, p in self._placed.items() if p.order_id == req_id), None)
-            if ref is not None:
-                self._events([OrderEvent(ref, "rejected", 0, 0, self._now(),
-                                         reason=f"{code}: {message}")])  # fmt: skip
+        # An order's error reaches the service through its status: ib_async marks the
+        # trade cancelled and logs the error on it (see _on_status).
 
     # Orders ---------------------------------------------------------------------------------
 
@@ -429,9 +444,24 @@ class IbBroker:
         if ref in self._placed and trade.order.permId:
             self._placed[ref].perm_id = trade.order.permId
         status = STATUS.get(trade.orderStatus.status)
-        if status in ("cancelled", "working"):
-            st = trade.orderStatus
-            self._events([OrderEvent(ref, status, int(st.filled), int(st.remaining), self._now())])
+        reason = ""
+        last = trade.log[-1] if trade.log else None
+        if status == "cancelled" and last is not None and last.errorCode == REJECTED:
+            # ib_async's text: "Error 201, reqId 5: <IB's message>[, contract: ...]"
+            text = last.message.split(": ", 1)[-1].split(", contract")[0]
+            status, reason = "rejected", f"{last.errorCode}: {text}"
+        if status in ("cancelled", "rejected"):
+            if ref in self._ended:
+                return  # IB says an end more than once (an error, then the status)
+            self._ended.add(ref)
+        if status in ("cancelled", "working", "rejected"):
+            st, o = trade.orderStatus, trade.order
+            event = OrderEvent(
+                ref, status, int(st.filled), int(st.remaining), self._now(), reason=reason
+            )
+            self._events(
+                [replace(event, broker_order_id=o.orderId or None, perm_id=o.permId or None)]
+            )
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -36,14 +36,16 @@ truth there. Events that happen while no client is connected are not sent
 
 Faults, for tests and for trying failure handling by hand: :meth:`drop`
 (every connection closed), :meth:`say` (an error code to every client, e.g.
-1100/1101/1102), ``bad_quotes`` (bid and ask sent as -1, then NaN),
-``delayed_only``.
+1100/1101/1102), ``bad_quotes`` (option bids and asks sent as -1 or NaN),
+``delayed_only``, ``reject`` (every new order rejected with 201),
+``line_limit``, and ``broker.fill_size`` (partial fills).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -153,7 +155,8 @@ class FakeGateway:
         self.account = account
         self.line_limit = line_limit
         self.delayed_only = False
-        self.bad_quotes = False
+        self._paused = False  # after 1100: no market data until 1101/1102
+        self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self.broker = SimBroker(latency=timedelta(0))
         self.reject: str | None = None  # fault: the reason every new order is rejected with
         self._orders: dict[str, _Order] = {}  # orderRef -> the IB side of a broker order
@@ -231,7 +234,18 @@ class FakeGateway:
             s.writer.close()
 
     def say(self, code: int, message: str) -> None:
-        """Fault: send an error/notice to every client (1100 lost, 1101/1102 restored...)."""
+        """Fault: send an error/notice to every client, and act as IB does for the
+        connectivity codes: after 1100 (lost) no market data flows; 1102 (restored, data
+        maintained) resumes it; 1101 (restored, data lost) resumes with every line gone, to
+        be requested again."""
+        if code == 1100:
+            self._paused = True
+        elif code in (1101, 1102):
+            self._paused = False
+            if code == 1101:
+                for s in self._sessions:
+                    for req_id in list(s.lines):
+                        self._cancel_line(s, req_id)
         for s in self._sessions:
             s.send(4, 2, -1, code, message, "")
 
@@ -608,6 +622,8 @@ class FakeGateway:
         stepped = self.market.step(now)
         self._relay(self.broker.trade(stepped, now))
         updates = {u.leg: u for u in stepped}
+        if self._paused:
+            return
         for s in list(self._sessions):
             for req_id, ins in s.lines.items():
                 if ins.sec_type == "STK":
@@ -619,7 +635,8 @@ class FakeGateway:
         q = self.market.quote(ins.leg, self.market.now)
         delayed = self.delayed_only
         bid_t, ask_t = (DELAYED_BID, DELAYED_ASK) if delayed else (BID, ASK)
-        bid, ask = (-1.0, -1.0) if self.bad_quotes else (q.bid, q.ask)
+        bad = {"-1": -1.0, "nan": math.nan}.get(self.bad_quotes)
+        bid, ask = (bad, bad) if bad is not None else (q.bid, q.ask)
         s.send(1, 6, req_id, bid_t, bid, SIZE, 0)
         s.send(1, 6, req_id, ask_t, ask, SIZE, 0)
         model = DELAYED_MODEL_OPTION if delayed else MODEL_OPTION

@@ -95,9 +95,10 @@ def test_quotes_arrive_as_decimals_with_the_model_delta() -> None:
     assert q.underlying_price is not None
 
 
-def test_minus_one_quotes_are_never_passed_on_as_prices() -> None:
+@pytest.mark.parametrize("bad", ["-1", "nan"])
+def test_minus_one_and_nan_quotes_are_never_passed_on_as_prices(bad: str) -> None:
     async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
-        gateway.bad_quotes = True
+        gateway.bad_quotes = bad
         broker.subscribe(SHORT)
         await seen.until(lambda: len(seen.quotes) >= 2)
         return seen.quotes
@@ -182,3 +183,24 @@ def test_a_dropped_connection_blanks_the_quotes_reconnects_and_brings_the_missed
     assert [(e.order_ref, e.status, e.execution.quantity) for e in fills] == [  # type: ignore[union-attr]
         ("P1:stop:1", "filled", 2)
     ]
+
+
+def test_ib_1100_blanks_the_quotes_and_1101_opens_the_lines_again() -> None:
+    """1100 (IB lost connectivity): every leg is said to have no quote. 1101 (restored,
+    data lost): the lines are opened again and quotes flow."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+        gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
+        await seen.until(lambda: seen.quotes[-1].quote.bid is None)
+        lines_before = len(gateway._leg_lines)
+        gateway.say(1101, "Connectivity restored - data lost.")
+        n = len(seen.quotes)
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes[n:]))
+        await asyncio.sleep(0.1)
+        return lines_before, sum(gateway._leg_lines.values())
+
+    lines_before, lines_after = session(work)
+    assert lines_before == 1
+    assert lines_after == 1  # the old line replaced, not doubled

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
@@ -18,7 +20,10 @@ from tests.store.conftest import sim_monitor
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
 
 
-def test_a_selloff_closes_everything_through_ib_combo_orders(db_url: str) -> None:
+@pytest.mark.parametrize(("fill_size", "fills"), [(None, [10]), (3, [3, 3, 3, 1])])
+def test_a_selloff_closes_everything_through_ib_combo_orders(
+    db_url: str, fill_size: int | None, fills: list[int]
+) -> None:
     """The same loss stop as on the simulated broker, through IB: the legs are qualified
     and streamed over the TWS API, the stop goes out as a BAG limit order with its
     order_ref, walks to the natural, fills at the fake gateway; the BAG executions land in
@@ -28,6 +33,7 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(db_url: str) -> Non
         clock = SpeedClock(T0, speed=60)
         market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
         gateway = FakeGateway(market, clock)
+        gateway.broker.fill_size = fill_size  # partial fills: each lands as it comes
         legs = [leg_key(POSITION, i) for i in range(2)]
         for leg, n in zip(legs, (-10, 10), strict=True):
             ins = gateway.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
@@ -68,9 +74,12 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(db_url: str) -> Non
     monitor, detail, gateway, held = asyncio.run(main())
     (order,) = detail.orders
     assert (order["reason"], order["status"], order["filled"]) == ("loss_stop", "filled", 10)
+    ib_order = gateway._orders[order["order_ref"]]
+    assert (order["broker_order_id"], order["perm_id"]) == (ib_order.order_id, ib_order.perm_id)
     assert order["order_ref"] in gateway._orders  # the orderRef IB knows it by
     bag_execs = sorted(f"{e.exec_id}.bag" for _, e, _ in gateway._fills)
     assert sorted(f["exec_id"] for f in detail.fills) == bag_execs
+    assert [f["quantity"] for f in detail.fills] == fills
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert held == {}
     assert monitor.remaining() == {"P1": 0}
