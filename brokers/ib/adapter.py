@@ -58,6 +58,8 @@ _log = get_logger("spreadwatch.ib")
 PAPER_PREFIXES = ("DU", "DF")
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
 REJECTED = 201
+COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
+UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
 FROZEN = (2, 4)
 DELAYED = 3
 STATUS = {
@@ -119,6 +121,36 @@ def _underlying(ticker: Ticker) -> float | None:
     return None
 
 
+def _commissions(fills: Sequence[Any], known: Sequence[Any] = ()) -> dict[str, Decimal]:
+    """Each BAG execution's commission: the sum of its legs' reports (legs of the same
+    order at the same time). ``known``: ib_async's own fills, where a report that came
+    for an execution seen before is kept."""
+    reports = {f.execution.execId: f.commissionReport for f in known}
+    legs: dict[tuple[str, datetime], Decimal] = {}
+    for f in fills:
+        report = f.commissionReport
+        if not (report and report.commission):
+            report = reports.get(f.execution.execId, report)
+        if f.contract.secType == "BAG" or report is None:
+            continue
+        amount = report.commission
+        if amount is not None and math.isfinite(amount) and 0 <= amount < UNSET:
+            key = (f.execution.orderRef, f.execution.time)
+            legs[key] = legs.get(key, Decimal(0)) + Decimal(str(amount))
+    return {
+        f.execution.execId: legs.get((f.execution.orderRef, f.execution.time), Decimal(0))
+        for f in fills
+        if f.contract.secType == "BAG"
+    }
+
+
+def _with_commission(event: OrderEvent, commissions: dict[str, Decimal]) -> OrderEvent:
+    execution = event.execution
+    if execution is None or execution.exec_id not in commissions:
+        return event
+    return replace(event, execution=replace(execution, commission=commissions[execution.exec_id]))
+
+
 def quote_of(ticker: Ticker, now: datetime) -> Quote:
     """A leg's quote from an ib_async ticker: IB's sentinels as None."""
     bid, ask = _price(ticker.bid), _price(ticker.ask)
@@ -127,6 +159,17 @@ def quote_of(ticker: Ticker, now: datetime) -> Quote:
     if not (ticker.askSize and ticker.askSize > 0):
         ask = None
     return Quote(bid, ask, now, _delta(ticker), _underlying(ticker))
+
+
+@dataclass(eq=False)
+class _Held:
+    """A BAG fill waiting for its legs' commission reports."""
+
+    event: OrderEvent
+    legs: int
+    reports: int = 0
+    commission: Decimal = Decimal(0)
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -160,6 +203,7 @@ class IbBroker:
         self._seen: set[str] = set()  # BAG execution ids passed on
         self._blind = False  # in a gap (1100, a dropped socket): ticks are not fresh
         self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
+        self._held: dict[str, list[_Held]] = {}  # orderRef -> fills waiting for commissions
         self._tasks: set[asyncio.Task[None]] = set()
         self._quotes: QuoteSink | None = None
         self._events: EventSink | None = None
@@ -167,6 +211,7 @@ class IbBroker:
         self.ib.errorEvent += self._on_error
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_execution
+        self.ib.commissionReportEvent += self._on_commission
         self.ib.orderStatusEvent += self._on_status
 
     # Connection -----------------------------------------------------------------------
@@ -253,8 +298,9 @@ class IbBroker:
         for leg in list(self._wanted):
             self._open_line(leg)
         fills = await self.ib.reqExecutionsAsync()
+        commissions = _commissions(fills, self.ib.fills())
         missed = [
-            e
+            _with_commission(e, commissions)
             for f in fills
             if f.contract.secType == "BAG" and (e := self._fill_event(f)) is not None
         ]
@@ -379,6 +425,7 @@ class IbBroker:
     async def executions(self) -> list[Execution]:
         """Today's executions of our orders, one per BAG fill."""
         fills = await self.ib.reqExecutionsAsync()
+        commissions = _commissions(fills, self.ib.fills())
         out = []
         for f in fills:
             if f.contract.secType != "BAG" or not f.execution.orderRef:
@@ -390,7 +437,7 @@ class IbBroker:
                     order_ref=f.execution.orderRef,
                     quantity=int(f.execution.shares),
                     price=price if price is not None else Decimal(0),
-                    commission=Decimal(0),
+                    commission=commissions.get(f.execution.execId, Decimal(0)),
                     time=f.execution.time,
                 )
             )
@@ -414,11 +461,19 @@ class IbBroker:
         return out
 
     def _on_execution(self, trade: Trade, fill: Any) -> None:
+        """A BAG execution is held until its legs' commission reports are in (or
+        COMMISSION_WAIT has passed), then passed on with their total."""
         if fill.contract.secType != "BAG" or self._events is None:
             return  # a leg's execution: the BAG's says the spreads
         event = self._fill_event(fill)
-        if event is not None:
-            self._events([event])
+        if event is None or event.execution is None:
+            return
+        legs = len(fill.contract.comboLegs or []) or len(trade.contract.comboLegs or [])
+        held = _Held(event, max(legs, 1))
+        self._held.setdefault(event.order_ref, []).append(held)
+        held.timer = asyncio.get_running_loop().call_later(
+            COMMISSION_WAIT, self._release, event.order_ref, held
+        )
 
     def _fill_event(self, fill: Any) -> OrderEvent | None:
         """The service's event for a BAG execution seen for the first time (live or in
@@ -436,6 +491,34 @@ class IbBroker:
         status = "filled" if placed is not None and left == 0 else "partially_filled"
         execution = Execution(ex.execId, ref, n, price, Decimal(0), ex.time)
         return OrderEvent(ref, status, total, left, ex.time, execution=execution)
+
+    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
+        ref = fill.execution.orderRef
+        waiting = [h for h in self._held.get(ref, ()) if h.reports < h.legs]
+        if fill.contract.secType == "BAG" or not waiting:
+            return
+        held = waiting[0]  # the oldest fill of the order still short of reports
+        amount = report.commission
+        if amount is not None and math.isfinite(amount) and 0 <= amount < UNSET:
+            held.commission += Decimal(str(amount))
+        held.reports += 1
+        if held.reports >= held.legs:
+            self._release(ref, held)
+
+    def _release(self, ref: str, held: _Held) -> None:
+        queue = self._held.get(ref, [])
+        if held not in queue:
+            return  # passed on already
+        queue.remove(held)
+        if not queue:
+            del self._held[ref]
+        if held.timer is not None:
+            held.timer.cancel()
+        execution = held.event.execution
+        assert execution is not None
+        event = replace(held.event, execution=replace(execution, commission=held.commission))
+        if self._events is not None:
+            self._events([event])
 
     def _on_status(self, trade: Trade) -> None:
         ref = trade.order.orderRef

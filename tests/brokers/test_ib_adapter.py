@@ -129,6 +129,8 @@ def test_a_close_is_placed_fills_and_the_positions_follow() -> None:
     assert [(x.order_ref, x.quantity, x.exec_id) for x in executions] == [
         ("P1:stop:1", 4, fills[0].execution.exec_id)  # type: ignore[union-attr]
     ]
+    # commissions: the legs' reports, live and from reqExecutions alike
+    assert fills[0].execution.commission == executions[0].commission == Decimal("5.20")  # type: ignore[union-attr]
 
 
 def test_a_working_close_is_repriced_then_cancelled() -> None:
@@ -183,6 +185,7 @@ def test_a_dropped_connection_blanks_the_quotes_reconnects_and_brings_the_missed
     assert [(e.order_ref, e.status, e.execution.quantity) for e in fills] == [  # type: ignore[union-attr]
         ("P1:stop:1", "filled", 2)
     ]
+    assert fills[0].execution.commission == Decimal("2.60")  # type: ignore[union-attr]
 
 
 def test_ib_1100_blanks_the_quotes_and_1101_opens_the_lines_again() -> None:

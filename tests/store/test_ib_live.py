@@ -4,6 +4,7 @@ combo orders, the store on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -80,6 +81,8 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     bag_execs = sorted(f"{e.exec_id}.bag" for _, e, _ in gateway._fills)
     assert sorted(f["exec_id"] for f in detail.fills) == bag_execs
     assert [f["quantity"] for f in detail.fills] == fills
+    # IB's commission reports are per leg: $0.65 a contract, two legs
+    assert [f["commission"] for f in detail.fills] == [Decimal("1.30") * n for n in fills]
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert held == {}
     assert monitor.remaining() == {"P1": 0}
