@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Ticker, Trade
+from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Stock, Ticker, Trade
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from rules.model import Quote
@@ -61,6 +61,7 @@ REJECTED = 201
 COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
 UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
 FROZEN = (2, 4)
+DATA_TYPES = {1: "live", 2: "frozen", 3: "delayed", 4: "delayed frozen"}
 DELAYED = 3
 STATUS = {
     "PendingSubmit": "submitted",
@@ -151,6 +152,10 @@ def _with_commission(event: OrderEvent, commissions: dict[str, Decimal]) -> Orde
     return replace(event, execution=replace(execution, commission=commissions[execution.exec_id]))
 
 
+def _leg_text(leg: LegKey) -> str:
+    return f"{leg.underlying} {leg.expiry} {leg.right.value} {leg.strike}"
+
+
 def quote_of(ticker: Ticker, now: datetime) -> Quote:
     """A leg's quote from an ib_async ticker: IB's sentinels as None."""
     bid, ask = _price(ticker.bid), _price(ticker.ask)
@@ -198,6 +203,11 @@ class IbBroker:
         self._legs: dict[int, LegKey] = {}  # conId -> leg
         self._wanted: set[LegKey] = set()  # legs subscribed by the service
         self._tickers: dict[LegKey, Ticker] = {}
+        self._stocks: dict[str, Contract] = {}  # underlying -> its stock contract
+        self._stock_ids: dict[int, str] = {}  # conId -> underlying
+        self._stock_tickers: dict[str, Ticker] = {}
+        self._spot: dict[str, float] = {}  # the underlyings' latest prices
+        self._types: dict[LegKey, int] = {}  # the market data type each leg streams in
         self._placed: dict[str, _Placed] = {}  # orderRef -> ids
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
         self._seen: set[str] = set()  # BAG execution ids passed on
@@ -253,6 +263,12 @@ class IbBroker:
                 )
                 for leg in todo
             ]
+            symbols = sorted({leg.underlying for leg in todo} - set(self._stocks))
+            stocks = [Stock(symbol, "SMART", "USD") for symbol in symbols]
+            for stock in await self.ib.qualifyContractsAsync(*stocks):
+                if isinstance(stock, Contract) and stock.conId:
+                    self._stocks[stock.symbol] = stock
+                    self._stock_ids[stock.conId] = stock.symbol
             done = await self.ib.qualifyContractsAsync(*asked)
             for leg, contract in zip(todo, done, strict=False):
                 if not isinstance(contract, Contract) or not contract.conId:
@@ -292,7 +308,11 @@ class IbBroker:
         for leg in list(self._tickers):  # lines from before: closed, and opened afresh
             with contextlib.suppress(Exception):
                 self.ib.cancelMktData(self._contracts[leg])
+        for symbol in list(self._stock_tickers):
+            with contextlib.suppress(Exception):
+                self.ib.cancelMktData(self._stocks[symbol])
         self._tickers.clear()
+        self._stock_tickers.clear()
         self._blind = False
         await self.qualify(list(self._wanted))
         for leg in list(self._wanted):
@@ -328,29 +348,56 @@ class IbBroker:
         if leg in self._tickers and self.ib.isConnected():
             self.ib.cancelMktData(self._contracts[leg])
         self._tickers.pop(leg, None)
+        symbol = leg.underlying
+        if symbol in self._stock_tickers and not any(w.underlying == symbol for w in self._wanted):
+            if self.ib.isConnected():
+                self.ib.cancelMktData(self._stocks[symbol])
+            del self._stock_tickers[symbol]
 
     def _open_line(self, leg: LegKey) -> None:
+        """The leg's line, and its underlying's (one per underlying)."""
         if leg not in self._tickers:
             self._tickers[leg] = self.ib.reqMktData(self._contracts[leg], "", False, False)
+        stock = self._stocks.get(leg.underlying)
+        if stock is not None and leg.underlying not in self._stock_tickers:
+            self._stock_tickers[leg.underlying] = self.ib.reqMktData(stock, "", False, False)
 
     def _on_tickers(self, tickers: set[Ticker]) -> None:
-        if self._quotes is None:
-            return
+        if self._quotes is None or self._blind:
+            return  # in a gap, ticks still on their way are from before it: not fresh
         now = self._now()
         out = []
-        if self._blind:
-            return  # from before the gap: not fresh
         for t in tickers:
-            leg = self._legs.get(t.contract.conId) if t.contract is not None else None
+            con_id = t.contract.conId if t.contract is not None else 0
+            symbol = self._stock_ids.get(con_id)
+            if symbol is not None:
+                self._spot_from(symbol, t)
+                continue
+            leg = self._legs.get(con_id)
             if leg is None or leg not in self._wanted:
                 continue
-            if t.marketDataType in FROZEN:
+            kind = t.marketDataType
+            if self._types.get(leg) != kind:
+                self._types[leg] = kind
+                _log.info("market data type", leg=_leg_text(leg), type=DATA_TYPES.get(kind, kind))
+            if kind in FROZEN:
                 continue  # frozen quotes are the last ones from the past: never fresh
-            if t.marketDataType == DELAYED and self.settings.market_data != "delayed":
+            if kind == DELAYED and self.settings.market_data != "delayed":
                 continue
-            out.append(LegUpdate(leg, quote_of(t, now)))
+            q = quote_of(t, now)
+            if q.underlying_price is None and symbol is None:
+                q = q._replace(underlying_price=self._spot.get(leg.underlying))
+            out.append(LegUpdate(leg, q))
         if out:
             self._quotes(out)
+
+    def _spot_from(self, symbol: str, t: Ticker) -> None:
+        if t.marketDataType in FROZEN:
+            return
+        bid, ask, last = _price(t.bid), _price(t.ask), _price(t.last)
+        price = (bid + ask) / 2 if bid and ask and bid <= ask else last
+        if price is not None and price > 0:
+            self._spot[symbol] = float(price)
 
     def _on_error(self, req_id: int, code: int, message: str, *rest: Any) -> None:
         what = NOTICES.get(code)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,15 @@ EXPIRY = date(2027, 4, 16)
 SHORT = LegKey("SPY", EXPIRY, Right.PUT, Decimal(450))
 LONG = LegKey("SPY", EXPIRY, Right.PUT, Decimal(445))
 POSITION = vertical()  # SPY 450/445 P x10, expiry 2027-04-16
+
+
+@pytest.fixture(autouse=True)
+def no_decoder_error(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever the fake gateway sent, ib_async decoded it."""
+    with caplog.at_level(logging.INFO, logger="ib_async"):
+        yield
+    bad = [r.getMessage() for r in caplog.records if "Error handling fields" in r.getMessage()]
+    assert not bad
 
 
 @dataclass
@@ -207,3 +217,37 @@ def test_ib_1100_blanks_the_quotes_and_1101_opens_the_lines_again() -> None:
     lines_before, lines_after = session(work)
     assert lines_before == 1
     assert lines_after == 1  # the old line replaced, not doubled
+
+
+def test_each_underlying_streams_on_one_line_beside_its_legs() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        broker.subscribe(LONG)
+        await seen.until(lambda: bool(broker._spot.get("SPY")))
+        opened = sorted(ins.sec_type for s in gateway._sessions for ins in s.lines.values())
+        broker.unsubscribe(SHORT)
+        broker.unsubscribe(LONG)
+        await asyncio.sleep(0.2)
+        closed = sorted(ins.sec_type for s in gateway._sessions for ins in s.lines.values())
+        return opened, broker._spot["SPY"], closed
+
+    opened, spot, closed = session(work)
+    assert opened == ["OPT", "OPT", "STK"]
+    assert 400 < spot < 550
+    assert closed == []  # lines released with the last leg of the underlying
+
+
+@pytest.mark.parametrize(("allowed", "quoted"), [("delayed", True), ("live", False)])
+def test_delayed_data_is_used_only_when_the_settings_allow_it(allowed: str, quoted: bool) -> None:
+    """Only delayed data at the gateway: with ``market_data = "delayed"`` quotes flow (type
+    3, said in the log); with "live" the line is refused (354) and nothing is passed on."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.delayed_only = True
+        broker.subscribe(SHORT)
+        await asyncio.sleep(0.5)
+        return [u for u in seen.quotes if u.quote.bid is not None], broker._types.get(SHORT)
+
+    got, kind = session(work, market_data=allowed)
+    assert bool(got) is quoted
+    assert kind == (3 if quoted else None)
