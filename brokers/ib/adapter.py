@@ -218,6 +218,7 @@ class IbBroker:
         self._quotes: QuoteSink | None = None
         self._events: EventSink | None = None
         self.reconnects = 0
+        self._closing = False
         self.ib.errorEvent += self._on_error
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_execution
@@ -281,7 +282,7 @@ class IbBroker:
     async def run(self, quotes: QuoteSink, events: EventSink) -> None:
         """Stream until cancelled; reconnect with backoff after a dropped connection."""
         self._quotes, self._events = quotes, events
-        while True:
+        while not self._closing:
             if not self.ib.isConnected():
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type((OSError, ConnectionError, TimeoutError)),
@@ -300,7 +301,8 @@ class IbBroker:
                 await gone.wait()
             finally:
                 self.ib.disconnectedEvent -= gone.set
-            self._gap("the connection to IB dropped")
+            if not self._closing:
+                self._gap("the connection to IB dropped")
 
     async def _resume(self) -> None:
         """After a (re)connect: the legs' lines again, and the executions of our orders that
@@ -594,5 +596,7 @@ class IbBroker:
             )
 
     async def close(self) -> None:
+        """Disconnect for good: ``run`` ends instead of reconnecting."""
+        self._closing = True
         with contextlib.suppress(Exception):
             self.ib.disconnect()

@@ -156,6 +156,7 @@ class FakeGateway:
         self.line_limit = line_limit
         self.delayed_only = False
         self._paused = False  # after 1100: no market data until 1101/1102
+        self.frozen = False  # fault: lines open as frozen data (type 2)
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self.broker = SimBroker(latency=timedelta(0))
         self.reject: str | None = None  # fault: the reason every new order is rejected with
@@ -591,7 +592,10 @@ class FakeGateway:
             s.send(4, 2, req_id, 10167, "Requested market data is not subscribed. Displaying "
                    "delayed market data.", "")  # fmt: skip
         s.lines[req_id] = ins
-        s.send(58, 1, req_id, DELAYED if self.delayed_only else LIVE)
+        kind = DELAYED if self.delayed_only else LIVE
+        if self.frozen:  # the last quotes IB has, e.g. outside market hours
+            kind = DELAYED_FROZEN if self.delayed_only else FROZEN
+        s.send(58, 1, req_id, kind)
         if ins.sec_type == "OPT":
             leg = ins.leg
             if not self._leg_lines.get(leg):

@@ -251,3 +251,46 @@ def test_delayed_data_is_used_only_when_the_settings_allow_it(allowed: str, quot
     got, kind = session(work, market_data=allowed)
     assert bool(got) is quoted
     assert kind == (3 if quoted else None)
+
+
+def test_frozen_quotes_are_never_passed_on() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.frozen = True
+        broker.subscribe(SHORT)
+        await asyncio.sleep(0.5)
+        return seen.quotes, broker._types.get(SHORT)
+
+    quotes, kind = session(work)
+    assert (quotes, kind) == ([], 2)
+
+
+def test_a_new_adapter_adopts_the_working_order_it_finds_by_order_ref() -> None:
+    """A restart: a second adapter, same client id, finds the working close by its orderRef
+    among the open orders and can reprice and cancel it."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        await broker.place(closing_order(POSITION, "P1:0:1", 4, Decimal("0.01")))
+        await seen.until(lambda: any(e.status == "working" for e in seen.events))
+        await broker.close()
+        await asyncio.sleep(0.1)
+        again = IbBroker(broker.settings)
+        again_seen = Seen()
+        await again.connect()
+        streaming = asyncio.create_task(
+            again.run(again_seen.quotes.extend, again_seen.events.extend)
+        )
+        try:
+            found = await again.open_orders()
+            await again.modify("P1:0:1", Decimal("0.03"))
+            await asyncio.sleep(0.2)
+            limit = gateway._orders["P1:0:1"].limit
+            await again.cancel("P1:0:1")
+            await again_seen.until(lambda: any(e.status == "cancelled" for e in again_seen.events))
+            return found, limit
+        finally:
+            streaming.cancel()
+            await again.close()
+
+    found, limit = session(work)
+    assert [(e.order_ref, e.status, e.remaining) for e in found] == [("P1:0:1", "working", 4)]
+    assert limit == Decimal("0.03")
