@@ -92,7 +92,7 @@ SPREADS = [
 ]
 
 
-def _position(spec: Spread, prefix: str, market: SimMarket) -> Position:
+def position_for(spec: Spread, prefix: str, market: SimMarket) -> Position:
     right = Right.CALL if spec.strategy is Strategy.CALL_CREDIT else Right.PUT
     legs = (
         Leg(right, Decimal(spec.short), spec.expiry, Side.SHORT),
@@ -120,7 +120,7 @@ async def run_demo(store: SqlStore, out: TextIO) -> int:
     market = SimMarket(UNDERLYINGS, T0, seed=3)
     taken = {s.position.id for s in await store.all_positions()}
     run = 1 + sum(1 for pid in taken if pid.startswith("demo") and pid.endswith("-SPY"))
-    positions = [_position(spec, f"demo{run}", market) for spec in SPREADS]
+    positions = [position_for(spec, f"demo{run}", market) for spec in SPREADS]
     await store.import_positions(positions, "DEMO")
     broker = SimBroker(latency=timedelta(milliseconds=200))
     for p in positions:

@@ -12,6 +12,7 @@ import pytest
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
+from service import demo
 from service.clock import SpeedClock
 from service.ports import leg_key
 from service.settings import IbSettings
@@ -86,3 +87,67 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert held == {}
     assert monitor.remaining() == {"P1": 0}
+
+
+@pytest.mark.slow
+def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
+    """The demo's five spreads and scripted market, served by the fake gateway, watched
+    live through ib_async: profit tranches 4/4/2, a single profit exit, a loss stop, a
+    delta stop and a time stop, each through real BAG orders, each filled."""
+
+    async def main() -> Any:
+        clock = SpeedClock(demo.T0, speed=60)
+        market = SimMarket(demo.UNDERLYINGS, demo.T0, seed=3)
+        positions = [demo.position_for(spec, "ib", market) for spec in demo.SPREADS]
+        gateway = FakeGateway(market, clock)
+        for p in positions:
+            for i, leg in enumerate(p.legs):
+                key = leg_key(p, i)
+                ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
+                assert ins is not None
+                gateway.hold(ins, -p.contracts if leg.side.value == "short" else p.contracts)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        engine = database.engine(db_url)
+        broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions(positions, "DU1234567")
+            await broker.connect()
+            await broker.qualify([leg_key(p, i) for p in positions for i in range(2)])
+            monitor = sim_monitor(store, broker, demo.SCHEDULE)
+            await monitor.load(clock.now())
+            stop = asyncio.Event()
+
+            async def watch() -> None:
+                for _ in range(2000):
+                    if not any(monitor.remaining().values()):
+                        break
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)
+                stop.set()
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(monitor.run(broker, clock, stop))
+                tg.create_task(watch())
+            return {p.id: await store.detail(p.id) for p in positions}
+        finally:
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+            await engine.dispose()
+
+    details = asyncio.run(main())
+    exits = {
+        pid.split("-")[1]: [(o["reason"], o["filled"]) for o in d.orders if o["filled"]]
+        for pid, d in details.items()
+    }
+    assert exits == {
+        "SPY": [("profit_target", 4), ("profit_target", 4), ("profit_target", 2)],
+        "DIA": [("profit_target", 2)],
+        "QQQ": [("loss_stop", 6)],
+        "IWM": [("delta_stop", 5)],
+        "XLF": [("time_stop", 3)],
+    }
+    assert all(d.stored.remaining == 0 for d in details.values())
+    assert all(f["exec_id"].endswith(".bag") for d in details.values() for f in d.fills)
