@@ -58,6 +58,7 @@ _log = get_logger("spreadwatch.ib")
 PAPER_PREFIXES = ("DU", "DF")
 CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
 REJECTED = 201
+LINE_LIMIT, NOT_SUBSCRIBED = 101, 354
 COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
 UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
 FROZEN = (2, 4)
@@ -208,6 +209,7 @@ class IbBroker:
         self._stock_tickers: dict[str, Ticker] = {}
         self._spot: dict[str, float] = {}  # the underlyings' latest prices
         self._types: dict[LegKey, int] = {}  # the market data type each leg streams in
+        self.refused: set[LegKey] = set()  # legs whose line IB refused (101, 354)
         self._placed: dict[str, _Placed] = {}  # orderRef -> ids
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
         self._seen: set[str] = set()  # BAG execution ids passed on
@@ -412,8 +414,21 @@ class IbBroker:
             task.add_done_callback(self._tasks.discard)
         elif code == RESTORED_DATA_KEPT:  # it flows again
             self._blind = False
+        leg = None
+        if code in (LINE_LIMIT, NOT_SUBSCRIBED):  # a line refused: which leg, said once
+            contract = self.ib.wrapper._reqId2Contract.get(req_id)
+            leg = self._legs.get(contract.conId) if contract is not None else None
+            if leg is not None:
+                self.refused.add(leg)
         log = _log.warning if what is not None else _log.info
-        log(what or "ib message", code=code, req_id=req_id, detail=message)
+        log(
+            what or "ib message",
+            code=code,
+            req_id=req_id,
+            detail=message,
+            leg=None if leg is None else _leg_text(leg),
+            open_lines=len(self._tickers) + len(self._stock_tickers),
+        )
         # An order's error reaches the service through its status: ib_async marks the
         # trade cancelled and logs the error on it (see _on_status).
 

@@ -294,3 +294,37 @@ def test_a_new_adapter_adopts_the_working_order_it_finds_by_order_ref() -> None:
     found, limit = session(work)
     assert [(e.order_ref, e.status, e.remaining) for e in found] == [("P1:0:1", "working", 4)]
     assert limit == Decimal("0.03")
+
+
+def test_the_line_limit_names_the_leg_it_refused() -> None:
+    """Two lines allowed: the short leg and its underlying take them; the long leg's line
+    is refused (101), and the adapter says which leg."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.line_limit = 2
+        broker.subscribe(SHORT)
+        await seen.until(lambda: bool(seen.quotes))
+        broker.subscribe(LONG)
+        await seen.until(lambda: bool(broker.refused))
+        return broker.refused
+
+    assert session(work) == {LONG}
+
+
+def test_after_1102_quotes_flow_again_on_the_same_lines() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+        ticker = broker._tickers[SHORT]
+        gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
+        await seen.until(lambda: seen.quotes[-1].quote.bid is None)
+        n = len(seen.quotes)
+        await asyncio.sleep(0.2)
+        during = seen.quotes[n:]
+        gateway.say(1102, "Connectivity restored - data maintained.")
+        await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes[n:]))
+        return during, broker._tickers[SHORT] is ticker
+
+    during, same_line = session(work)
+    assert during == []  # nothing while IB had no connectivity
+    assert same_line
