@@ -42,6 +42,9 @@ class IbSettings(BaseModel):
     )
     allow_live: bool = Field(default=False, description="trade an account that is not paper")
     timeout: float = Field(default=10.0, gt=0, le=300, description="seconds to connect")
+    greeks_stale_after: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds without new IB Greeks: delta local"
+    )
 
 
 class Settings(BaseSettings):

@@ -32,7 +32,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -210,6 +210,9 @@ class IbBroker:
         self._spot: dict[str, float] = {}  # the underlyings' latest prices
         self._types: dict[LegKey, int] = {}  # the market data type each leg streams in
         self.refused: set[LegKey] = set()  # legs whose line IB refused (101, 354)
+        self._greeks: dict[LegKey, tuple[Any, ...]] = {}  # the Greeks objects last seen
+        self._greeks_at: dict[LegKey, datetime] = {}  # when they last changed
+        self._greeks_stale = timedelta(seconds=settings.greeks_stale_after)
         self._placed: dict[str, _Placed] = {}  # orderRef -> ids
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
         self._seen: set[str] = set()  # BAG execution ids passed on
@@ -330,6 +333,29 @@ class IbBroker:
         ]
         if missed and self._events is not None:
             self._events(missed)
+        await self._recheck_orders()
+
+    async def _recheck_orders(self) -> None:
+        """After a gap: an order of ours IB no longer works, and that did not fill, ended
+        while no one listened (cancelled by IB, expired): said as cancelled."""
+        working = {e.order_ref for e in await self.open_orders()}
+        gone = [
+            ref
+            for ref, placed in self._placed.items()
+            if ref not in working
+            and ref not in self._ended
+            and self._filled.get(ref, 0) < placed.quantity
+        ]
+        if gone and self._events is not None:
+            now = self._now()
+            self._ended.update(gone)
+            self._events(
+                [
+                    OrderEvent(ref, "cancelled", self._filled.get(ref, 0), 0, now,
+                               reason="not working at IB after the reconnect")
+                    for ref in gone
+                ]
+            )  # fmt: skip
 
     def _gap(self, why: str) -> None:
         """No leg has a usable quote until fresh data comes: said to the service, and
@@ -389,6 +415,13 @@ class IbBroker:
             if kind == DELAYED and self.settings.market_data != "delayed":
                 continue
             q = quote_of(t, now)
+            greeks = (t.modelGreeks, t.bidGreeks, t.askGreeks)
+            seen = self._greeks.get(leg)
+            if seen is None or any(a is not b for a, b in zip(seen, greeks, strict=True)):
+                self._greeks[leg] = greeks  # held, so a new object is never an old one's id
+                self._greeks_at[leg] = now
+            elif now - self._greeks_at[leg] > self._greeks_stale:
+                q = q._replace(delta=None)  # IB's Greeks stopped moving: computed locally
             if q.underlying_price is None and symbol is None:
                 q = q._replace(underlying_price=self._spot.get(leg.underlying))
             out.append(LegUpdate(leg, q))

@@ -12,10 +12,11 @@ as ``spreadwatch run``:
   (conIds are stable for the gateway's life, across connections); anything
   else gets IB's error 200;
 - ``reqMarketDataType`` and ``reqMktData``: bid and ask with sizes
-  (tickPrice) and the model Greeks (tickOptionComputation: implied vol,
-  delta, price, underlying; gamma, vega and theta as IB's "not computed"
-  sentinel -2) on each market step, about every 250 ms of the clock; live, or
-  delayed (tick types 66/67, 83) when only delayed data is on (IB's errors
+  (tickPrice, then tickSize) and the bid, ask and model Greeks
+  (tickOptionComputation: implied vol, delta, price, underlying; gamma, vega
+  and theta as IB's "not computed" sentinel -2) on each market step, about
+  every 250 ms of the clock; live, or delayed (tick types 66/67, 69/70,
+  80/81/83) when only delayed data is on (IB's errors
   354 and 10167); ``cancelMktData``;
 - the market data line limit: the ``line_limit + 1``-th line gets error 101;
 - ``reqCurrentTime``, ``reqIds``; a client id already connected gets 326.
@@ -67,7 +68,9 @@ SIZE = 10  # contracts quoted each side
 # tick types (https://interactivebrokers.github.io/tws-api/tick_types.html)
 BID, ASK, LAST = 1, 2, 4
 DELAYED_BID, DELAYED_ASK, DELAYED_LAST = 66, 67, 68
-MODEL_OPTION, DELAYED_MODEL_OPTION = 13, 83
+BID_SIZE, ASK_SIZE, DELAYED_BID_SIZE, DELAYED_ASK_SIZE = 0, 3, 69, 70
+BID_OPTION, ASK_OPTION, MODEL_OPTION = 10, 11, 13
+DELAYED_BID_OPTION, DELAYED_ASK_OPTION, DELAYED_MODEL_OPTION = 80, 81, 83
 LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
 NOT_COMPUTED = -2.0
 
@@ -157,6 +160,7 @@ class FakeGateway:
         self.delayed_only = False
         self._paused = False  # after 1100: no market data until 1101/1102
         self.frozen = False  # fault: lines open as frozen data (type 2)
+        self.greeks = True  # False: option Greeks are no longer sent
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self.broker = SimBroker(latency=timedelta(0))
         self.reject: str | None = None  # fault: the reason every new order is rejected with
@@ -643,14 +647,26 @@ class FakeGateway:
         bid, ask = (bad, bad) if bad is not None else (q.bid, q.ask)
         s.send(1, 6, req_id, bid_t, bid, SIZE, 0)
         s.send(1, 6, req_id, ask_t, ask, SIZE, 0)
-        model = DELAYED_MODEL_OPTION if delayed else MODEL_OPTION
-        price = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else -1.0
-        s.send(
-            21, req_id, model, 1, self.market.vol(ins.symbol),
-            NOT_COMPUTED if q.delta is None else q.delta, price, 0.0,
-            NOT_COMPUTED, NOT_COMPUTED, NOT_COMPUTED,
-            -1.0 if q.underlying_price is None else q.underlying_price,
-        )  # fmt: skip
+        bid_size, ask_size = (
+            (DELAYED_BID_SIZE, DELAYED_ASK_SIZE) if delayed else (BID_SIZE, ASK_SIZE)
+        )
+        s.send(2, 6, req_id, bid_size, SIZE)  # IB also says the sizes on their own
+        s.send(2, 6, req_id, ask_size, SIZE)
+        mid = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else None
+        under = -1.0 if q.underlying_price is None else q.underlying_price
+        delta = NOT_COMPUTED if q.delta is None else q.delta
+        vol = self.market.vol(ins.symbol)
+        ticks = (
+            (DELAYED_BID_OPTION, DELAYED_ASK_OPTION, DELAYED_MODEL_OPTION)
+            if delayed
+            else (BID_OPTION, ASK_OPTION, MODEL_OPTION)
+        )
+        greeks = zip(ticks, (q.bid, q.ask, mid), strict=True)
+        for tick, price in greeks if self.greeks else ():
+            s.send(
+                21, req_id, tick, 1, vol, delta, -1.0 if price is None else price, 0.0,
+                NOT_COMPUTED, NOT_COMPUTED, NOT_COMPUTED, under,
+            )  # fmt: skip
 
     def _quote_stock(self, s: _Session, req_id: int, ins: Instrument) -> None:
         spot = Decimal(str(round(self.market.spot(ins.symbol), 2)))

@@ -113,6 +113,9 @@ def test_market_data_streams_bid_ask_and_model_greeks(session: Session) -> None:
     assert float(expected.ask) == pytest.approx(ticker.ask, abs=0.02)
     greeks = ticker.modelGreeks
     assert greeks is not None
+    assert ticker.bidGreeks is not None  # tick types 10 and 11 as well
+    assert ticker.askGreeks is not None
+    assert ticker.bidSize == ticker.askSize == 10
     assert expected.delta == pytest.approx(greeks.delta, abs=0.002)
     assert greeks.impliedVol == pytest.approx(0.15)
     assert greeks.gamma is None  # -2: ib_async maps it to None

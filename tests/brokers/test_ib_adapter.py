@@ -328,3 +328,36 @@ def test_after_1102_quotes_flow_again_on_the_same_lines() -> None:
     during, same_line = session(work)
     assert during == []  # nothing while IB had no connectivity
     assert same_line
+
+
+def test_a_delta_ib_stopped_updating_is_dropped_for_a_local_one() -> None:
+    """IB's Greeks stop coming while quotes go on: past ``greeks_stale_after`` the quote
+    carries no delta, so the rules compute it from the price."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        broker.subscribe(SHORT)
+        await seen.until(lambda: any(u.quote.delta is not None for u in seen.quotes))
+        gateway.greeks = False
+        await asyncio.sleep(0.8)
+        return seen.quotes[-1].quote
+
+    last = session(work, greeks_stale_after=0.3)
+    assert last.bid is not None
+    assert last.delta is None
+
+
+def test_an_order_that_ended_while_disconnected_is_said_cancelled_on_reconnect() -> None:
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        await broker.place(closing_order(POSITION, "P1:0:1", 4, Decimal("0.01")))
+        await seen.until(lambda: any(e.status == "working" for e in seen.events))
+        gateway.drop()
+        gateway.broker.cancel("P1:0:1", gateway.clock.now())  # IB ends it in the gap
+        gateway._relay(gateway.broker.events())
+        await seen.until(lambda: any(e.status == "cancelled" for e in seen.events))
+        return [e for e in seen.events if e.status == "cancelled"]
+
+    (cancelled,) = session(work)
+    assert (cancelled.order_ref, cancelled.reason) == (
+        "P1:0:1",
+        "not working at IB after the reconnect",
+    )
