@@ -131,6 +131,7 @@ def _fake_gateway(args: argparse.Namespace) -> int:
             start=start,
             duration=duration,
             faults=faults,
+            restore=args.restore,
         )
     )
 
@@ -241,6 +242,13 @@ def _add_fake_gateway(sub: Any) -> None:
     fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
     fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
     fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
+    fg.add_argument(
+        "--restore",
+        type=int,
+        choices=[1101, 1102],
+        default=1102,
+        help="the code the second SIGUSR2 sends after 1100 (default 1102: data kept)",
+    )
     fg.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
     fg.set_defaults(run=_fake_gateway)
 

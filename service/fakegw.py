@@ -7,7 +7,8 @@ default), each starting 5% out of the money of its first spread's short
 strike, as ``spreadwatch run`` places them; the paper account holds every
 position's legs. It speaks the TWS API (see :mod:`brokers.ib.fake`) until
 SIGINT or SIGTERM. SIGUSR1 drops every client connection; SIGUSR2 sends IB's
-1100 (connectivity lost), and the next SIGUSR2 1102 (restored). Flags start
+1100 (connectivity lost), and the next SIGUSR2 1102 (restored, data kept) or,
+with ``--restore 1101``, 1101 (restored, data lost: lines to request again). Flags start
 it with faults: delayed data only, bad quotes, rejections, a line limit,
 partial fills.
 """
@@ -65,6 +66,7 @@ async def run_fake_gateway(
     duration: timedelta | None = None,
     stop: asyncio.Event | None = None,
     faults: Faults | None = None,
+    restore: int = 1102,
 ) -> int:
     logs.configure()
     source = positions_file or EXAMPLES
@@ -100,13 +102,14 @@ async def run_fake_gateway(
         loop.add_signal_handler(sig, stop.set)
     lost = [False]
 
-    def connectivity() -> None:  # SIGUSR2: IB's 1100, then 1102 at the next one
+    def connectivity() -> None:  # SIGUSR2: IB's 1100, then ``restore`` at the next one
         lost[0] = not lost[0]
         if lost[0]:
             gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
         else:
-            gateway.say(1102, "Connectivity between IB and Trader Workstation has been "
-                        "restored - data maintained.")  # fmt: skip
+            kept = "maintained" if restore == 1102 else "lost"
+            gateway.say(restore, "Connectivity between IB and Trader Workstation has been "
+                        f"restored - data {kept}.")  # fmt: skip
 
     loop.add_signal_handler(signal.SIGUSR1, gateway.drop)
     loop.add_signal_handler(signal.SIGUSR2, connectivity)

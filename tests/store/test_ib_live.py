@@ -22,6 +22,54 @@ from tests.store.conftest import sim_monitor
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
 
 
+async def selloff_on_ib(
+    db_url: str, *, fill_size: int | None = None, bad_quotes: str = "", wall: float = 30.0
+) -> Any:
+    """P1 on the fake gateway through the selloff, watched live through ib_async until it
+    is closed or ``wall`` seconds have passed."""
+    clock = SpeedClock(T0, speed=60)
+    market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
+    gateway = FakeGateway(market, clock)
+    gateway.broker.fill_size = fill_size  # partial fills: each lands as it comes
+    gateway.bad_quotes = bad_quotes
+    legs = [leg_key(POSITION, i) for i in range(2)]
+    for leg, n in zip(legs, (-10, 10), strict=True):
+        ins = gateway.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
+        assert ins is not None
+        gateway.hold(ins, n)
+    port = await gateway.start("127.0.0.1", 0)
+    ticking = asyncio.create_task(gateway.run())
+    engine = database.engine(db_url)
+    broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+    try:
+        store = SqlStore(engine)
+        await store.import_positions([POSITION], "DU1234567")
+        await broker.connect()
+        await broker.qualify(legs)
+        monitor = sim_monitor(store, broker, SCHEDULE)
+        await monitor.load(clock.now())
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            for _ in range(int(wall / 0.02)):
+                if monitor.remaining().get("P1") == 0:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            stop.set()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(monitor.run(broker, clock, stop))
+            tg.create_task(watch())
+        held = await broker.positions()
+        return monitor, await store.detail("P1"), gateway, held
+    finally:
+        await broker.close()
+        ticking.cancel()
+        await gateway.close()
+        await engine.dispose()
+
+
 @pytest.mark.parametrize(("fill_size", "fills"), [(None, [10]), (3, [3, 3, 3, 1])])
 def test_a_selloff_closes_everything_through_ib_combo_orders(
     db_url: str, fill_size: int | None, fills: list[int]
@@ -30,50 +78,7 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     and streamed over the TWS API, the stop goes out as a BAG limit order with its
     order_ref, walks to the natural, fills at the fake gateway; the BAG executions land in
     the store once each and the account no longer holds the spread."""
-
-    async def main() -> Any:
-        clock = SpeedClock(T0, speed=60)
-        market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
-        gateway = FakeGateway(market, clock)
-        gateway.broker.fill_size = fill_size  # partial fills: each lands as it comes
-        legs = [leg_key(POSITION, i) for i in range(2)]
-        for leg, n in zip(legs, (-10, 10), strict=True):
-            ins = gateway.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
-            assert ins is not None
-            gateway.hold(ins, n)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        engine = database.engine(db_url)
-        broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1234567")
-            await broker.connect()
-            await broker.qualify(legs)
-            monitor = sim_monitor(store, broker, SCHEDULE)
-            await monitor.load(clock.now())
-            stop = asyncio.Event()
-
-            async def watch() -> None:
-                for _ in range(1500):
-                    if monitor.remaining().get("P1") == 0:
-                        break
-                    await asyncio.sleep(0.02)
-                await asyncio.sleep(0.2)
-                stop.set()
-
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(monitor.run(broker, clock, stop))
-                tg.create_task(watch())
-            held = await broker.positions()
-            return monitor, await store.detail("P1"), gateway, held
-        finally:
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
-            await engine.dispose()
-
-    monitor, detail, gateway, held = asyncio.run(main())
+    monitor, detail, gateway, held = asyncio.run(selloff_on_ib(db_url, fill_size=fill_size))
     (order,) = detail.orders
     assert (order["reason"], order["status"], order["filled"]) == ("loss_stop", "filled", 10)
     ib_order = gateway._orders[order["order_ref"]]
@@ -87,6 +92,16 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert held == {}
     assert monitor.remaining() == {"P1": 0}
+
+
+@pytest.mark.slow
+def test_nan_quotes_from_ib_are_never_acted_on(db_url: str) -> None:
+    """The same selloff, but IB sends NaN for every option bid and ask: nothing is
+    decided, nothing is sent, the position keeps its 10 spreads."""
+    monitor, detail, gateway, held = asyncio.run(selloff_on_ib(db_url, bad_quotes="nan", wall=7.0))
+    assert (monitor.decisions, detail.orders, gateway._orders) == ([], [], {})
+    assert detail.stored.remaining == 10
+    assert held == {leg_key(POSITION, 0): -10, leg_key(POSITION, 1): 10}
 
 
 @pytest.mark.slow

@@ -173,19 +173,8 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
     run`` with ``broker = ib``, both on the same accelerated clock. The XLF example's time
     stop goes out over the TWS API as a BAG order and fills at the fake gateway; the
     conIds are stored on the legs; the fill lands in the store once."""
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "fake-gateway", "--port", "0", *FAST[:4]],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    gateway, port = fake_gateway(*FAST[:4])
     try:
-        assert gateway.stdout is not None
-        banner = gateway.stdout.readline()
-        assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
-        port = banner.split(":")[1].split()[0]
         monkeypatch.setenv("DATABASE_URL", db_url)
         monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
         monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
@@ -209,3 +198,72 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
     assert (order["reason"], order["status"], order["filled"]) == ("time_stop", "filled", 3)
     assert [f["exec_id"].endswith(".bag") for f in detail.fills] == [True]
     assert all(c is not None and c >= 700_000 for c in con_ids.values())
+
+
+def fake_gateway(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """``spreadwatch fake-gateway`` on a free port: the process and its port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "fake-gateway", "--port", "0", *flags],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()
+    assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
+    return proc, banner.split(":")[1].split()[0]
+
+
+@pytest.mark.slow
+def test_run_refuses_a_live_account_in_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    gateway, port = fake_gateway("--account", "U7654321")
+    try:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
+        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        out = cli("run", *FAST)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert out.code == 2
+    assert out.err.endswith(
+        "spreadwatch: ib.account: U7654321 is not a paper account (paper ids start with DU): "
+        "refusing to trade it; set ib.allow_live = true to allow a live account\n"
+    )
+
+
+@pytest.mark.slow
+def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() -> None:
+    """SIGUSR1 drops the client's socket; SIGUSR2 sends 1100, the next one 1101."""
+    import asyncio  # noqa: PLC0415
+
+    from ib_async import IB  # noqa: PLC0415
+
+    gateway, port = fake_gateway("--restore", "1101")
+
+    async def main() -> tuple[list[int], bool]:
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        await ib.connectAsync("127.0.0.1", int(port), clientId=3, timeout=10)
+        for _ in range(2):
+            gateway.send_signal(signal.SIGUSR2)
+            await asyncio.sleep(0.3)
+        gateway.send_signal(signal.SIGUSR1)
+        for _ in range(100):
+            if not ib.isConnected():
+                break
+            await asyncio.sleep(0.05)
+        return codes, ib.isConnected()
+
+    try:
+        codes, connected = asyncio.run(main())
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert codes == [1100, 1101]
+    assert not connected
