@@ -4,6 +4,7 @@ combo orders, the store on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
+from rules.model import Position, Side
+from rules.pricing import RepriceSchedule
 from service import demo
 from service.clock import SpeedClock
 from service.ports import leg_key
@@ -22,37 +25,45 @@ from tests.store.conftest import sim_monitor
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
 
 
-async def selloff_on_ib(
-    db_url: str, *, fill_size: int | None = None, bad_quotes: str = "", wall: float = 30.0
+async def on_ib(
+    db_url: str,
+    market: SimMarket,
+    positions: list[Position],
+    *,
+    speed: float = 60,
+    schedule: RepriceSchedule = SCHEDULE,
+    wall: float = 30.0,
+    faults: Callable[[FakeGateway], None] = lambda gateway: None,
 ) -> Any:
-    """P1 on the fake gateway through the selloff, watched live through ib_async until it
-    is closed or ``wall`` seconds have passed."""
-    clock = SpeedClock(T0, speed=60)
-    market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
+    """``positions`` held at a fake gateway on ``market``, watched live through ib_async
+    until all are closed or ``wall`` seconds have passed. Returns the monitor, each
+    position's detail, the gateway, and what the account then holds."""
+    clock = SpeedClock(market.now, speed=speed)
     gateway = FakeGateway(market, clock)
-    gateway.broker.fill_size = fill_size  # partial fills: each lands as it comes
-    gateway.bad_quotes = bad_quotes
-    legs = [leg_key(POSITION, i) for i in range(2)]
-    for leg, n in zip(legs, (-10, 10), strict=True):
-        ins = gateway.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
-        assert ins is not None
-        gateway.hold(ins, n)
+    faults(gateway)
+    legs = [leg_key(p, i) for p in positions for i in range(len(p.legs))]
+    for p in positions:
+        for i, leg in enumerate(p.legs):
+            key = leg_key(p, i)
+            ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
+            assert ins is not None
+            gateway.hold(ins, -p.contracts if leg.side is Side.SHORT else p.contracts)
     port = await gateway.start("127.0.0.1", 0)
     ticking = asyncio.create_task(gateway.run())
     engine = database.engine(db_url)
     broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
     try:
         store = SqlStore(engine)
-        await store.import_positions([POSITION], "DU1234567")
+        await store.import_positions(positions, "DU1234567")
         await broker.connect()
         await broker.qualify(legs)
-        monitor = sim_monitor(store, broker, SCHEDULE)
+        monitor = sim_monitor(store, broker, schedule)
         await monitor.load(clock.now())
         stop = asyncio.Event()
 
         async def watch() -> None:
             for _ in range(int(wall / 0.02)):
-                if monitor.remaining().get("P1") == 0:
+                if not any(monitor.remaining().values()):
                     break
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.2)
@@ -62,12 +73,29 @@ async def selloff_on_ib(
             tg.create_task(monitor.run(broker, clock, stop))
             tg.create_task(watch())
         held = await broker.positions()
-        return monitor, await store.detail("P1"), gateway, held
+        details = {p.id: await store.detail(p.id) for p in positions}
+        return monitor, details, gateway, held
     finally:
         await broker.close()
         ticking.cancel()
         await gateway.close()
         await engine.dispose()
+
+
+async def selloff_on_ib(
+    db_url: str, *, fill_size: int | None = None, bad_quotes: str = "", wall: float = 30.0
+) -> Any:
+    """P1 through the selloff on IB; its detail instead of all details."""
+
+    def faults(gateway: FakeGateway) -> None:
+        gateway.broker.fill_size = fill_size  # partial fills: each lands as it comes
+        gateway.bad_quotes = bad_quotes
+
+    market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
+    monitor, details, gateway, held = await on_ib(
+        db_url, market, [POSITION], wall=wall, faults=faults
+    )
+    return monitor, details["P1"], gateway, held
 
 
 @pytest.mark.parametrize(("fill_size", "fills"), [(None, [10]), (3, [3, 3, 3, 1])])
@@ -110,49 +138,11 @@ def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
     live through ib_async: profit tranches 4/4/2, a single profit exit, a loss stop, a
     delta stop and a time stop, each through real BAG orders, each filled."""
 
-    async def main() -> Any:
-        clock = SpeedClock(demo.T0, speed=60)
-        market = SimMarket(demo.UNDERLYINGS, demo.T0, seed=3)
-        positions = [demo.position_for(spec, "ib", market) for spec in demo.SPREADS]
-        gateway = FakeGateway(market, clock)
-        for p in positions:
-            for i, leg in enumerate(p.legs):
-                key = leg_key(p, i)
-                ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
-                assert ins is not None
-                gateway.hold(ins, -p.contracts if leg.side.value == "short" else p.contracts)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        engine = database.engine(db_url)
-        broker = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions(positions, "DU1234567")
-            await broker.connect()
-            await broker.qualify([leg_key(p, i) for p in positions for i in range(2)])
-            monitor = sim_monitor(store, broker, demo.SCHEDULE)
-            await monitor.load(clock.now())
-            stop = asyncio.Event()
-
-            async def watch() -> None:
-                for _ in range(2000):
-                    if not any(monitor.remaining().values()):
-                        break
-                    await asyncio.sleep(0.02)
-                await asyncio.sleep(0.2)
-                stop.set()
-
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(monitor.run(broker, clock, stop))
-                tg.create_task(watch())
-            return {p.id: await store.detail(p.id) for p in positions}
-        finally:
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
-            await engine.dispose()
-
-    details = asyncio.run(main())
+    market = SimMarket(demo.UNDERLYINGS, demo.T0, seed=3)
+    positions = [demo.position_for(spec, "ib", market) for spec in demo.SPREADS]
+    _, details, _, _ = asyncio.run(
+        on_ib(db_url, market, positions, schedule=demo.SCHEDULE, wall=40.0)
+    )
     exits = {
         pid.split("-")[1]: [(o["reason"], o["filled"]) for o in d.orders if o["filled"]]
         for pid, d in details.items()
