@@ -161,6 +161,7 @@ class FakeGateway:
         self._paused = False  # after 1100: no market data until 1101/1102
         self.frozen = False  # fault: lines open as frozen data (type 2)
         self.greeks = True  # False: option Greeks are no longer sent
+        self.received: list[float] = []  # when each client message came (loop time)
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self.broker = SimBroker(latency=timedelta(0))
         self.reject: str | None = None  # fault: the reason every new order is rejected with
@@ -296,6 +297,7 @@ class FakeGateway:
     # Requests ---------------------------------------------------------------------------
 
     def _handle(self, s: _Session, fields: list[str]) -> None:
+        self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
         handler = _HANDLERS.get(int(fields[0]))
         if handler is None:
             _log.info("fake gateway: request not served", msg_id=fields[0])

@@ -223,12 +223,16 @@ def test_each_underlying_streams_on_one_line_beside_its_legs() -> None:
     async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
         broker.subscribe(SHORT)
         broker.subscribe(LONG)
-        await seen.until(lambda: bool(broker._spot.get("SPY")))
-        opened = sorted(ins.sec_type for s in gateway._sessions for ins in s.lines.values())
+
+        def lines() -> list[str]:
+            return sorted(ins.sec_type for s in gateway._sessions for ins in s.lines.values())
+
+        await seen.until(lambda: bool(broker._spot.get("SPY")) and len(lines()) == 3)
+        opened = lines()
         broker.unsubscribe(SHORT)
         broker.unsubscribe(LONG)
-        await asyncio.sleep(0.2)
-        closed = sorted(ins.sec_type for s in gateway._sessions for ins in s.lines.values())
+        await seen.until(lambda: not lines())
+        closed = lines()
         return opened, broker._spot["SPY"], closed
 
     opened, spot, closed = session(work)
@@ -361,3 +365,24 @@ def test_an_order_that_ended_while_disconnected_is_said_cancelled_on_reconnect()
         "P1:0:1",
         "not working at IB after the reconnect",
     )
+
+
+def test_a_burst_of_subscriptions_stays_under_ibs_50_messages_a_second() -> None:
+    """80 legs subscribed at once (a restart with 40 spreads): the requests reach the
+    gateway paced, never more than 50 in any second."""
+    strikes = [Decimal(k) for k in range(400, 480)]
+    legs = [LegKey("SPY", EXPIRY, Right.PUT, k) for k in strikes]
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        gateway.line_limit = 200
+        await broker.qualify(legs)
+        start = len(gateway.received)
+        for leg in legs:
+            broker.subscribe(leg)
+        await seen.until(lambda: len(gateway.received) - start >= len(legs) + 1, 10)
+        return gateway.received[start:]
+
+    times = session(work)
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
+    assert worst <= 50
+    assert len(times) >= 81  # 80 options and the underlying
