@@ -40,6 +40,8 @@ from rules.pricing import RepriceSchedule
 from service import logs
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
+from service.errors import InputError
+from service.health import Ops
 from service.inputs import load_books, load_positions
 from service.manager import CloseRequest, OrderManager
 from service.monitor import Monitor
@@ -137,8 +139,10 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     end = None if duration is None else t0 + duration
     report = _Report(monitor, sessions, out)
-    clock.restart()
+    ops: Ops | None = None
     try:
+        ops = await _serve_ops(settings, monitor, venue, store, clock, out)
+        clock.restart()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(monitor.run(venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
@@ -149,12 +153,44 @@ async def _run(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if ops is not None:
+            await ops.stop()
         await close()
     report.closes()  # those sent while stopping
     working = len(await store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
     _log.info("stopped", working_orders=working)
     return 0
+
+
+async def _serve_ops(
+    settings: Settings,
+    monitor: Monitor,
+    venue: Feed,
+    store: SqlStore,
+    clock: SpeedClock,
+    out: TextIO,
+) -> Ops | None:
+    """The health and metrics server, when on."""
+    if not settings.http:
+        return None
+    ops = Ops(
+        monitor,
+        clock.now,
+        broker_connected=venue.connected,
+        database_ok=store.ping,
+        reconnects=lambda: int(getattr(venue, "reconnects", 0)),
+    )
+    host = settings.http_host
+    try:
+        port = await ops.start(host, settings.http_port)
+    except OSError as exc:
+        raise InputError(
+            f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
+        ) from exc
+    out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics)\n")
+    _log.info("http", host=host, port=port)
+    return ops
 
 
 class _Report:

@@ -29,8 +29,9 @@ profit targets have closed, which order still works).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -183,6 +184,12 @@ class Monitor:
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close sent
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
         self.updates = 0  # leg updates evaluated
+        self.evaluations = 0  # position evaluations (an update of a leg two positions hold: 2)
+        self.decided: Counter[str] = Counter()  # close decisions by reason
+        self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
+        self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
+        self._sent_at: dict[str, float] = {}  # order_ref -> perf_counter when sent
+        self.heartbeat = time.monotonic()  # the loop's last housekeeping round
         if manager.expected is None:
             manager.expected = self.expected_holdings
 
@@ -255,7 +262,9 @@ class Monitor:
         holders = self._holders
         rates = self.rates
         for leg, quote in pending.items():
-            for watch, i in holders.get(leg, ()):
+            held = holders.get(leg, ())
+            self.evaluations += len(held)
+            for watch, i in held:
                 decision = watch.update(i, quote, at, rates)
                 if isinstance(decision, Close) and self._decide(watch, decision, at):
                     decided += 1
@@ -292,6 +301,7 @@ class Monitor:
                 for q in watch.quotes
             ],
         }
+        self.decided[close.reason.value] += 1
         _log.info(
             "decision",
             position_id=pid,
@@ -359,6 +369,7 @@ class Monitor:
                     watch.state = apply(watch.state, OrderEnded())
                 continue
             self.sent_latency.append(time.perf_counter() - item.clock)
+            self._sent_at[ref] = time.perf_counter()
             self.decisions.append((item.at.now, ref, close))
 
     async def follow(self) -> None:
@@ -371,6 +382,11 @@ class Monitor:
                 self._events.task_done()
 
     async def on_event(self, event: OrderEvent) -> None:
+        self.order_statuses[event.status] += 1
+        if event.execution is not None and event.order_ref in self._sent_at:
+            self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
+            if event.status == "filled":
+                del self._sent_at[event.order_ref]
         try:
             # a lost database connection is retried (a fill is applied once per exec id,
             # so a retry can never apply it twice); a refusal is final
@@ -417,6 +433,7 @@ class Monitor:
 
     async def housekeeping(self, now: datetime) -> None:
         """Reprice the live orders toward their natural; say which positions went stale."""
+        self.heartbeat = time.monotonic()
         naturals = {
             pid: n
             for pid, w in self.watches.items()
@@ -547,6 +564,16 @@ class Monitor:
             format_close_line(self.watches[position_of(ref)].state.position, close)
             for _, ref, close in self.decisions[since:]
         ]
+
+    def staleness(self, now: datetime) -> dict[str, float]:
+        """Seconds since each open position's newest leg quote (inf before any)."""
+        out: dict[str, float] = {}
+        for pid, watch in self.watches.items():
+            if watch.state.phase is Phase.CLOSED:
+                continue
+            newest = max((q.ts for q in watch.quotes if q is not None), default=None)
+            out[pid] = math.inf if newest is None else (now - newest).total_seconds()
+        return out
 
     def remaining(self) -> dict[str, int]:
         return {pid: w.state.remaining for pid, w in self.watches.items()}

@@ -213,6 +213,8 @@ class Store(Protocol):
 
     async def live_orders(self) -> list[dict[str, Any]]: ...
 
+    async def ping(self) -> bool: ...
+
 
 class OrderGateway(Protocol):
     """Where closing orders go: a broker's side of orders, fills and positions.
@@ -250,6 +252,10 @@ class Feed(Protocol):
     def subscribe(self, leg: LegKey) -> None: ...
 
     def unsubscribe(self, leg: LegKey) -> None: ...
+
+    def connected(self) -> bool:
+        """Connected to the broker, with fresh data flowing."""
+        ...
 
     async def run(self, quotes: QuoteSink, events: EventSink) -> None: ...
 

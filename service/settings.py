@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     account: str = Field(
         default="paper", min_length=1, max_length=32, description="account of imported positions"
     )
+    http_host: str = Field(
+        default="127.0.0.1", min_length=1, description="the health/metrics server's interface"
+    )
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="its port (0: any free port, printed)"
+    )
+    http: bool = Field(default=True, description="serve /healthz, /readyz and /metrics")
     broker: Literal["sim", "ib"] = Field(
         default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
     )

@@ -15,6 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.fixture(autouse=True)
+def free_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's health server on any free port in tests (8080 may be taken)."""
+    monkeypatch.setenv("SPREADWATCH_HTTP_PORT", "0")
+
+
 @pytest.fixture
 def examples() -> Path:
     return EXAMPLES

@@ -372,6 +372,10 @@ class IbBroker:
             now = self._now()
             self._quotes([LegUpdate(leg, Quote(None, None, now)) for leg in self._wanted])
 
+    def connected(self) -> bool:
+        """Connected, and not in a gap IB announced (1100)."""
+        return bool(self.ib.isConnected()) and not self._blind
+
     # Market data --------------------------------------------------------------------------
 
     def subscribe(self, leg: LegKey) -> None:

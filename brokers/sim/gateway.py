@@ -64,6 +64,9 @@ class SimVenue(SimGateway):
         self.market = market
         self.clock = clock
 
+    def connected(self) -> bool:
+        return self.broker.connected
+
     def subscribe(self, leg: LegKey) -> None:
         self.market.subscribe(leg)
 

@@ -10,6 +10,7 @@ again changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -577,6 +578,15 @@ class SqlStore:
                     detail=detail or None,
                 )
             )
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """The database answers (a ``SELECT 1`` within ``timeout`` seconds)."""
+        try:
+            async with asyncio.timeout(timeout), self._engine.connect() as conn:
+                await conn.execute(select(literal(1)))
+        except (OSError, TimeoutError, DBAPIError):
+            return False
+        return True
 
     async def live_orders(self) -> list[dict[str, Any]]:
         """Close orders not final (what the service reconciles with the broker on start)."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -157,7 +158,14 @@ def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
     while "monitoring" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.readline()
     assert "monitoring 7 positions" in seen
+    health = proc.stdout.readline()
+    assert health.startswith("health and metrics on http://127.0.0.1:"), health
+    base = health.split()[4]
     time.sleep(1)
+    with urllib.request.urlopen(base + "healthz", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(base + "metrics", timeout=5) as response:
+        assert b"spreadwatch_updates_total" in response.read()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err

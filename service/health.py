@@ -1,0 +1,163 @@
+"""The daemon's small HTTP server: ``/healthz``, ``/readyz``, ``/metrics``.
+
+- ``/healthz``: the loop is alive (its housekeeping ran in the last
+  ``heartbeat_max`` seconds). 200 or 503.
+- ``/readyz``: ready to trade: the broker is connected, the database answers,
+  and no open position's market data is stale. 200 or 503, with each check.
+- ``/metrics``: Prometheus text, read from the monitor at scrape time (nothing
+  is counted twice, and the tick path only bumps plain counters):
+  updates processed, evaluations, decisions by reason, order events by
+  status, fill latency, quote age per position, open positions, contracts
+  remaining, reconnects.
+
+It binds to 127.0.0.1 unless configured (``http_host``; the container image
+sets its own interface).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from service.monitor import Monitor
+
+HEARTBEAT_MAX = 5.0  # seconds without a housekeeping round before /healthz fails
+
+
+class _MonitorCollector(Collector):
+    def __init__(self, ops: Ops) -> None:
+        self.ops = ops
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.ops.monitor
+        yield CounterMetricFamily(
+            "spreadwatch_updates", "leg quote updates evaluated", value=m.updates
+        )
+        yield CounterMetricFamily(
+            "spreadwatch_evaluations", "position evaluations", value=m.evaluations
+        )
+        decisions = CounterMetricFamily(
+            "spreadwatch_decisions", "close decisions, by reason", labels=["reason"]
+        )
+        for reason, n in sorted(m.decided.items()):
+            decisions.add_metric([reason], n)
+        yield decisions
+        orders = CounterMetricFamily(
+            "spreadwatch_order_events", "order events from the broker, by status", labels=["status"]
+        )
+        for status, n in sorted(m.order_statuses.items()):
+            orders.add_metric([status], n)
+        yield orders
+        latencies = list(m.fill_latency)
+        yield SummaryMetricFamily(
+            "spreadwatch_fill_latency_seconds",
+            "from an order sent to each of its fills",
+            count_value=len(latencies),
+            sum_value=sum(latencies),
+        )
+        age = GaugeMetricFamily(
+            "spreadwatch_quote_age_seconds",
+            "age of each open position's newest leg quote",
+            labels=["position"],
+        )
+        for pid, seconds in sorted(m.staleness(self.ops.now()).items()):
+            age.add_metric([pid], seconds)
+        yield age
+        remaining = m.remaining()
+        yield GaugeMetricFamily(
+            "spreadwatch_open_positions",
+            "positions with contracts remaining",
+            value=sum(1 for n in remaining.values() if n),
+        )
+        yield GaugeMetricFamily(
+            "spreadwatch_contracts_remaining",
+            "contracts remaining over the open positions",
+            value=sum(remaining.values()),
+        )
+        yield CounterMetricFamily(
+            "spreadwatch_reconnects", "broker reconnects", value=self.ops.reconnects()
+        )
+
+
+class Ops:
+    def __init__(
+        self,
+        monitor: Monitor,
+        now: Callable[[], datetime],
+        *,
+        broker_connected: Callable[[], bool],
+        database_ok: Callable[[], Awaitable[bool]],
+        reconnects: Callable[[], int] = lambda: 0,
+        heartbeat_max: float = HEARTBEAT_MAX,
+    ) -> None:
+        self.monitor = monitor
+        self.now = now
+        self.broker_connected = broker_connected
+        self.database_ok = database_ok
+        self.reconnects = reconnects
+        self.heartbeat_max = heartbeat_max
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_MonitorCollector(self))
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self, host: str, port: int) -> int:
+        """Serve on ``host:port``; returns the port (useful with 0)."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        for address in self._runner.addresses:  # the bound (host, port, ...)
+            return int(address[1])
+        return port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        age = time.monotonic() - self.monitor.heartbeat
+        ok = age < self.heartbeat_max
+        return _json({"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3)}, ok)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        broker = self.broker_connected()
+        database = await self.database_ok()
+        stale = sorted(self.monitor.stale)
+        ok = broker and database and not stale
+        body = {
+            "status": "ready" if ok else "not ready",
+            "broker_connected": broker,
+            "database": database,
+            "stale_positions": stale,
+        }
+        return _json(body, ok)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+
+def _json(body: Mapping[str, object], ok: bool) -> web.Response:
+    text = json.dumps(body)
+    return web.Response(text=text, status=200 if ok else 503, content_type="application/json")
