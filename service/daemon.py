@@ -25,7 +25,6 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TextIO
 
 from brokers.ib.adapter import IbBroker
@@ -48,11 +47,12 @@ from service.monitor import Monitor
 from service.orders import NotAClose
 from service.ports import Feed, StoreError, leg_key
 from service.settings import Settings
+from service.shipped import shipped
 from service.store import database
 from service.store.repository import SqlStore
 
 _log = logs.get_logger("spreadwatch.daemon")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "positions.toml"
+EXAMPLES = shipped("examples") / "positions.toml"
 STEP = timedelta(milliseconds=250)
 
 

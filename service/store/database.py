@@ -23,8 +23,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.errors import InputError
+from service.shipped import shipped
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = shipped("migrations")
 
 
 class SchemaNotAtHead(InputError):
