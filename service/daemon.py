@@ -37,6 +37,7 @@ from rules.clock import MarketTime
 from rules.model import Position, Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
+from service.alerts import Alerter
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
 from service.errors import InputError
@@ -146,6 +147,14 @@ async def _run(
         async with asyncio.TaskGroup() as tg:
             tg.create_task(monitor.run(venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
+            if settings.webhooks:
+                alerter = Alerter(
+                    settings.webhooks,
+                    monitor,
+                    connected=venue.connected,
+                    disconnect_after=settings.disconnect_alert_after,
+                )
+                tg.create_task(alerter.run(stop), name="alerts")
     except* Exception as group:
         for exc in group.exceptions:
             _log.error("crashed", detail=f"{type(exc).__name__}: {exc}")

@@ -34,7 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -83,6 +83,7 @@ from service.ports import (
 )
 
 _log = get_logger("spreadwatch.monitor")
+REFUSALS, REFUSAL_SPAN = 3, timedelta(seconds=5)  # close-only refusals before it is left alone
 EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is not there
 
 
@@ -180,6 +181,7 @@ class Monitor:
         self._held: set[str] = set()  # decisions waiting for regular hours (said once)
         self._cancelling: set[str] = set()  # positions whose profit close is being replaced
         self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
+        self._refusals: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
         self.stale: set[str] = set()  # positions whose quotes are stale now (said once)
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close sent
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
@@ -190,6 +192,7 @@ class Monitor:
         self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
         self._sent_at: dict[str, float] = {}  # order_ref -> perf_counter when sent
         self.heartbeat = time.monotonic()  # the loop's last housekeeping round
+        self.rejections: list[tuple[str, str]] = []  # (order_ref, reason) of each rejection
         if manager.expected is None:
             manager.expected = self.expected_holdings
 
@@ -353,8 +356,17 @@ class Monitor:
             pid = watch.state.position.id
             ref = None
             if isinstance(result, NotAClose):
-                self.blocked[pid] = str(result)
-                _log.error("close refused", position_id=pid, detail=str(result))
+                # The account may be a fill ahead of the events (the broker's positions
+                # come first): decided again on the next quotes. A refusal that persists
+                # (REFUSALS times over REFUSAL_SPAN) stops the automation of the position.
+                now = item.at.now
+                count, first = self._refusals.get(pid, (0, now))
+                self._refusals[pid] = (count + 1, first)
+                if count + 1 >= REFUSALS and now - first >= REFUSAL_SPAN:
+                    self.blocked[pid] = str(result)
+                    _log.error("close refused", position_id=pid, detail=str(result))
+                else:
+                    _log.warning("close refused, for now", position_id=pid, detail=str(result))
             elif isinstance(result, Exception):
                 detail = f"{type(result).__name__}: {result}"
                 _log.error("close failed", position_id=pid, detail=detail)
@@ -368,6 +380,7 @@ class Monitor:
                 if watch.state.phase is Phase.CLOSING:  # nothing went out: open again
                     watch.state = apply(watch.state, OrderEnded())
                 continue
+            self._refusals.pop(pid, None)
             self.sent_latency.append(time.perf_counter() - item.clock)
             self._sent_at[ref] = time.perf_counter()
             self.decisions.append((item.at.now, ref, close))
@@ -383,6 +396,8 @@ class Monitor:
 
     async def on_event(self, event: OrderEvent) -> None:
         self.order_statuses[event.status] += 1
+        if event.status == "rejected":
+            self.rejections.append((event.order_ref, event.reason))
         if event.execution is not None and event.order_ref in self._sent_at:
             self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
             if event.status == "filled":

@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 import tomli
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -47,6 +55,17 @@ class IbSettings(BaseModel):
     )
 
 
+class Webhook(BaseModel):
+    """Where alerts go: a URL and the payload's shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    format: Literal["json", "slack", "discord"] = Field(
+        default="json", description="json: kind, text, fields; slack: text; discord: content"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SPREADWATCH_", env_nested_delimiter="__", extra="forbid"
@@ -76,6 +95,12 @@ class Settings(BaseSettings):
         default=8080, ge=0, le=65535, description="its port (0: any free port, printed)"
     )
     http: bool = Field(default=True, description="serve /healthz, /readyz and /metrics")
+    webhooks: list[Webhook] = Field(
+        default_factory=list, description="alert webhooks (TOML [[webhooks]]; env: JSON list)"
+    )
+    disconnect_alert_after: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds disconnected before an alert"
+    )
     broker: Literal["sim", "ib"] = Field(
         default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
     )

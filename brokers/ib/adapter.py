@@ -188,6 +188,7 @@ class _Placed:
     contract: Contract
     quantity: int
     limit: Decimal
+    sequence: int = 0  # the adapter's count of orders placed, when this one was
 
 
 class IbBroker:
@@ -230,6 +231,7 @@ class IbBroker:
         self._events: EventSink | None = None
         self.reconnects = 0
         self._closing = False
+        self._sequence = 0  # orders placed so far
         self.ib.errorEvent += self._on_error
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_execution
@@ -303,9 +305,9 @@ class IbBroker:
                         await self.connect()
                 self.reconnects += 1
                 _log.info("ib reconnected", reconnects=self.reconnects)
-                await self._resume()
-            else:
-                await self._resume()
+                await self._resume(recheck=True)
+            else:  # the first start: the manager reconciles the orders itself
+                await self._resume(recheck=False)
             gone = asyncio.Event()
             self.ib.disconnectedEvent += gone.set
             try:
@@ -315,7 +317,7 @@ class IbBroker:
             if not self._closing:
                 self._gap("the connection to IB dropped")
 
-    async def _resume(self) -> None:
+    async def _resume(self, recheck: bool = True) -> None:
         """After a (re)connect: the legs' lines again, and the executions of our orders that
         happened while no one listened."""
         for leg in list(self._tickers):  # lines from before: closed, and opened afresh
@@ -339,16 +341,21 @@ class IbBroker:
         ]
         if missed and self._events is not None:
             self._events(missed)
-        await self._recheck_orders()
+        if recheck:
+            await self._recheck_orders()
 
     async def _recheck_orders(self) -> None:
         """After a gap: an order of ours IB no longer works, and that did not fill, ended
         while no one listened (cancelled by IB, expired): said as cancelled."""
+        # orders placed after this request may still sit in ib_async's send queue (it is
+        # paced, first in first out): only those placed before it are judged
+        cutoff = self._sequence
         working = {e.order_ref for e in await self.open_orders()}
         gone = [
             ref
             for ref, placed in self._placed.items()
-            if ref not in working
+            if placed.sequence <= cutoff
+            and ref not in working
             and ref not in self._ended
             and self._filled.get(ref, 0) < placed.quantity
         ]
@@ -452,7 +459,7 @@ class IbBroker:
             self._gap("IB lost its connectivity (1100)")
         elif code == RESTORED_DATA_LOST:  # the lines again
             self._blind = False
-            task = asyncio.get_running_loop().create_task(self._resume())
+            task = asyncio.get_running_loop().create_task(self._resume(recheck=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif code == RESTORED_DATA_KEPT:  # it flows again
@@ -503,8 +510,14 @@ class IbBroker:
             account=self.account,
         )  # fmt: skip
         trade = self.ib.placeOrder(contract, ib_order)
+        self._sequence += 1
         self._placed[order.order_ref] = _Placed(
-            trade.order.orderId, trade.order.permId, contract, order.quantity, order.limit
+            trade.order.orderId,
+            trade.order.permId,
+            contract,
+            order.quantity,
+            order.limit,
+            self._sequence,
         )
 
     async def modify(self, order_ref: str, limit: Decimal) -> None:

@@ -231,3 +231,41 @@ def test_a_start_says_where_the_account_and_the_open_positions_disagree(db_url: 
     assert asyncio.run(main()) == [
         "SPY 2027-04-16 P 450: the account holds -8, the open positions imply -10"
     ]
+
+
+def test_a_close_the_account_cannot_take_is_retried_then_left_alone(db_url: str) -> None:
+    """The account holds 8 of the 10 short puts: every stop the monitor decides is refused
+    at the gateway boundary (it could open exposure). A refusal may be the account a fill
+    ahead of the events, so the next quotes decide again; after 3 refusals over 5 s of
+    market time the position is left alone, loudly. Nothing is ever sent."""
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            broker = SimBroker()
+            broker.hold_spreads(POSITION, 10)
+            broker.hold(leg_key(POSITION, 0), 2)
+            clock = ManualClock(T0)
+            venue = SimVenue(market(), broker, clock)
+            monitor = instance(store, venue)
+            await monitor.load(T0)
+            refused_at = None
+            while clock.now_ < T0 + timedelta(minutes=8):
+                clock.now_ += timedelta(milliseconds=250)
+                await monitor.step(clock.now_, *venue.step(clock.now_))
+                if refused_at is None and monitor._refusals:
+                    refused_at = clock.now_
+            return monitor, refused_at, await store.detail("P1"), broker
+        finally:
+            await engine.dispose()
+
+    monitor, refused_at, detail, broker = asyncio.run(main())
+    assert refused_at is not None
+    assert "account holds -8, the open positions imply -10" in monitor.blocked["P1"]
+    count, first = monitor._refusals["P1"]
+    assert count >= 3
+    assert first == refused_at
+    assert detail.orders == []
+    assert broker.open_orders() == []

@@ -275,3 +275,37 @@ def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() 
         gateway.communicate(timeout=10)
     assert codes == [1100, 1101]
     assert not connected
+
+
+def test_run_sends_its_closes_to_the_webhooks_in_the_settings(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    bodies: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_WEBHOOKS", json.dumps([{"url": url, "format": "json"}]))
+        out = cli("run", *FAST)
+    finally:
+        server.shutdown()
+    assert out.code == 0, out.err
+    kinds = sorted((b["kind"], b["fields"].get("position")) for b in bodies)
+    assert ("stop", "XLF-P-3") in kinds
+    assert ("close", "AAPL-IC-4") in kinds
+    xlf = next(b for b in bodies if b["fields"].get("position") == "XLF-P-3")
+    assert xlf["text"].startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)")
