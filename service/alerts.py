@@ -89,10 +89,11 @@ class Alerter:
     def check(self) -> None:
         """What happened since the last check, as alerts (reads the monitor; no I/O)."""
         m = self.monitor
-        for _, ref, close in m.decisions[self._closes :]:
+        new = m.decisions[self._closes :]
+        lines = m.close_lines(self._closes)
+        self._closes += len(new)
+        for (_, ref, close), line in zip(new, lines, strict=True):
             stop = close.reason is not ExitReason.PROFIT_TARGET
-            line = m.close_lines(self._closes)[0] if m.decisions else ""
-            self._closes += 1
             self.notify(
                 Alert(
                     "stop" if stop else "close",

@@ -25,13 +25,11 @@ from typing import TextIO
 
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
-from rules.model import Side
 from service import logs
 from service.clock import SpeedClock
 from service.daemon import EXAMPLES, spot_for
 from service.errors import InputError
 from service.inputs import load_books, load_positions
-from service.ports import leg_key
 from service.settings import Settings
 
 
@@ -81,11 +79,7 @@ async def run_fake_gateway(
     gateway = FakeGateway(market, clock, account=account)
     (faults or Faults()).apply(gateway)
     for p in positions:
-        for i, leg in enumerate(p.legs):
-            key = leg_key(p, i)
-            ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
-            assert ins is not None  # the market has every positions' underlying
-            gateway.hold(ins, -p.contracts if leg.side is Side.SHORT else p.contracts)
+        gateway.hold_spreads(p, p.contracts)
     try:
         bound = await gateway.start(host, port)
     except OSError as exc:

@@ -32,7 +32,7 @@ import asyncio
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -400,8 +400,8 @@ class Monitor:
             self.rejections.append((event.order_ref, event.reason))
         if event.execution is not None and event.order_ref in self._sent_at:
             self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
-            if event.status == "filled":
-                del self._sent_at[event.order_ref]
+        if event.status in ("filled", "cancelled", "rejected"):
+            self._sent_at.pop(event.order_ref, None)  # its fills are all in
         try:
             # a lost database connection is retried (a fill is applied once per exec id,
             # so a retry can never apply it twice); a refusal is final
@@ -463,11 +463,7 @@ class Monitor:
         at = self._market_time(now)
         if not at.regular_hours:
             return
-        for pid, watch in self.watches.items():
-            if watch.state.phase is Phase.CLOSED:
-                continue
-            quotes = watch.quotes
-            newest = max((q.ts for q in quotes if q is not None), default=None)
+        for pid, watch, newest in self._newest_quotes():
             limit = watch.state.plan.stale_after
             stale = newest is None or now - newest > limit
             if stale and pid not in self.stale:
@@ -582,13 +578,16 @@ class Monitor:
 
     def staleness(self, now: datetime) -> dict[str, float]:
         """Seconds since each open position's newest leg quote (inf before any)."""
-        out: dict[str, float] = {}
+        return {
+            pid: math.inf if newest is None else (now - newest).total_seconds()
+            for pid, _, newest in self._newest_quotes()
+        }
+
+    def _newest_quotes(self) -> Iterator[tuple[str, PositionWatch, datetime | None]]:
+        """Each open position, its watch and the time of its newest leg quote (None yet)."""
         for pid, watch in self.watches.items():
-            if watch.state.phase is Phase.CLOSED:
-                continue
-            newest = max((q.ts for q in watch.quotes if q is not None), default=None)
-            out[pid] = math.inf if newest is None else (now - newest).total_seconds()
-        return out
+            if watch.state.phase is not Phase.CLOSED:
+                yield pid, watch, max((q.ts for q in watch.quotes if q is not None), default=None)
 
     def remaining(self) -> dict[str, int]:
         return {pid: w.state.remaining for pid, w in self.watches.items()}

@@ -54,7 +54,7 @@ from decimal import Decimal
 from brokers.ib.wire import API_PREFIX, HEADER, Reader, WireError, encode
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused, SimBroker
 from brokers.sim.market import SimMarket
-from rules.model import Right
+from rules.model import Position, Right
 from service.logs import get_logger
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, LegKey, OrderEvent
 
@@ -203,6 +203,12 @@ class FakeGateway:
     def hold(self, instrument: Instrument, quantity: int) -> None:
         """The account starts with ``quantity`` of option ``instrument`` (short < 0)."""
         self.broker.hold(instrument.leg, quantity)
+
+    def hold_spreads(self, position: Position, spreads: int) -> None:
+        """The account starts with ``spreads`` of ``position`` (as SimBroker.hold_spreads)."""
+        if position.underlying not in self.market.underlyings:
+            raise ValueError(f"no underlying {position.underlying} in this market")
+        self.broker.hold_spreads(position, spreads)
 
     def _option(self, leg: LegKey) -> Instrument:
         found = self.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)

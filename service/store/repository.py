@@ -422,12 +422,7 @@ class SqlStore:
         """:meth:`apply_fill` step by step under the row locks, with every check said."""
         async with self._sessions.begin() as s:
             order_ref = fill.order_ref
-            # lock order: the position, then its order (every writer does the same)
-            row = await self._lock_for_order(s, order_ref, f"fill {fill.exec_id}: ")
-            order = await s.scalar(
-                select(CloseOrderRow).where(CloseOrderRow.order_ref == order_ref).with_for_update()
-            )
-            assert order is not None
+            row, order = await self._lock_for_order(s, order_ref, f"fill {fill.exec_id}: ")
             inserted = await s.scalar(
                 insert(FillRow)
                 .values(
@@ -536,9 +531,7 @@ class SqlStore:
         if status not in ("submitted", "working"):
             raise ValueError(status)
         async with self._sessions.begin() as s:
-            row = await self._lock_for_order(s, order_ref)
-            order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
-            assert order is not None
+            row, order = await self._lock_for_order(s, order_ref)
             # the broker's word comes in any order: a fill may be recorded before "sent"
             if order.status not in FINAL_ORDER_STATUSES and order.status != "partially_filled":
                 order.status = status
@@ -559,9 +552,7 @@ class SqlStore:
         if status not in ("cancelled", "rejected"):
             raise ValueError(status)
         async with self._sessions.begin() as s:
-            row = await self._lock_for_order(s, order_ref)
-            order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
-            assert order is not None
+            row, order = await self._lock_for_order(s, order_ref)
             if order.status in FINAL_ORDER_STATUSES:
                 return  # already ended (filled before the cancel reached the broker...)
             order.status = status
@@ -599,14 +590,20 @@ class SqlStore:
         return [_columns(r) for r in rows]
 
     @classmethod
-    async def _lock_for_order(cls, s: AsyncSession, order_ref: str, what: str = "") -> PositionRow:
-        """Lock the position an order closes (the order's own lock comes after)."""
+    async def _lock_for_order(
+        cls, s: AsyncSession, order_ref: str, what: str = ""
+    ) -> tuple[PositionRow, CloseOrderRow]:
+        """Lock the position an order closes, then the order (every writer locks in this
+        order)."""
         position_id = await s.scalar(
             select(CloseOrderRow.position_id).where(CloseOrderRow.order_ref == order_ref)
         )
         if position_id is None:
             raise StoreError(f"{what}order_ref: no order {order_ref}")
-        return await cls._lock(s, position_id)
+        row = await cls._lock(s, position_id)
+        order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
+        assert order is not None  # the position's lock keeps its orders in place
+        return row, order
 
     @staticmethod
     async def _lock(s: AsyncSession, position_id: str) -> PositionRow:

@@ -119,10 +119,7 @@ def test_minus_one_and_nan_quotes_are_never_passed_on_as_prices(bad: str) -> Non
 
 def test_a_close_is_placed_fills_and_the_positions_follow() -> None:
     async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
-        for leg, n in ((SHORT, -10), (LONG, 10)):
-            ins = gateway.instrument("SPY", "OPT", leg.expiry, leg.right, leg.strike)
-            assert ins is not None
-            gateway.hold(ins, n)
+        gateway.hold_spreads(POSITION, 10)  # short 450 P, long 445 P
         await broker.ib.reqPositionsAsync()
         order = closing_order(POSITION, "P1:stop:1", 4, Decimal("9.99"))
         await broker.place(order)

@@ -10,7 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
+from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
 from service.store import database
@@ -164,7 +165,7 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def sim_monitor(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
+def monitor_on(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
     """A monitor and its order manager on a venue (simulated, or IB), the default books,
     NYSE hours."""
     return Monitor(
@@ -175,3 +176,16 @@ def sim_monitor(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSc
         unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
+
+
+async def run_for(monitor: Monitor, venue: SimVenue, clock: ManualClock, seconds: float) -> None:
+    """``seconds`` of market time in 250 ms steps; while the simulated broker's connection
+    is down only the housekeeping runs (no quotes, no order events reach the monitor)."""
+    end = clock.now_ + timedelta(seconds=seconds)
+    while clock.now_ < end:
+        clock.now_ += timedelta(milliseconds=250)
+        if venue.connected():
+            await monitor.step(clock.now_, *venue.step(clock.now_))
+        else:
+            await monitor.housekeeping(clock.now_)
+        await asyncio.sleep(0)  # other tasks (an alerter, a server) get their turn

@@ -15,7 +15,7 @@ from service.clock import ManualClock
 from service.settings import Webhook
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import sim_monitor
+from tests.store.conftest import monitor_on, run_for
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0, market
 
 
@@ -79,7 +79,7 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
             broker.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = sim_monitor(store, venue, SCHEDULE)
+            monitor = monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             hooks = [
                 Webhook(url=urls[0], format="json"),
@@ -92,23 +92,18 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
             stop = asyncio.Event()
             alerting = asyncio.create_task(alerter.run(stop))
 
-            async def step(seconds: float) -> None:
-                end = clock.now_ + timedelta(seconds=seconds)
-                while clock.now_ < end:
-                    clock.now_ += timedelta(milliseconds=250)
-                    if broker.connected:
-                        await monitor.step(clock.now_, *venue.step(clock.now_))
-                    else:
-                        await monitor.housekeeping(clock.now_)
-                    await asyncio.sleep(0)
-
-            await step(5)
+            await run_for(monitor, venue, clock, 5)
             broker.drop()
-            await step(150)  # stale after 120 s without quotes
+            await run_for(monitor, venue, clock, 150)  # stale after 120 s without quotes
             await asyncio.sleep(0.4)  # past the disconnect threshold
             broker.reconnect()
-            await step(1)
-            await step((T0 + SELLOFF.duration + timedelta(minutes=3) - clock.now_).total_seconds())
+            await run_for(monitor, venue, clock, 1)
+            await run_for(
+                monitor,
+                venue,
+                clock,
+                (T0 + SELLOFF.duration + timedelta(minutes=3) - clock.now_).total_seconds(),
+            )
             await asyncio.sleep(0.3)
             still_hanging = hanging.hanging
             loop_done = monitor.remaining() == {"P1": 0}

@@ -16,7 +16,7 @@ from service.clock import ManualClock
 from service.health import Ops
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import sim_monitor
+from tests.store.conftest import monitor_on, run_for
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0, market
 
 
@@ -55,7 +55,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
             broker.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = sim_monitor(store, venue, SCHEDULE)
+            monitor = monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             database_up = [True]
 
@@ -65,31 +65,24 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
             ops = Ops(monitor, clock.now, broker_connected=venue.connected, database_ok=database_ok)
             port = await ops.start("127.0.0.1", 0)
 
-            async def step(seconds: float) -> None:
-                end = clock.now_ + timedelta(seconds=seconds)
-                while clock.now_ < end:
-                    clock.now_ += timedelta(milliseconds=250)
-                    if broker.connected:
-                        await monitor.step(clock.now_, *venue.step(clock.now_))
-                    else:
-                        await monitor.housekeeping(clock.now_)
-
             try:
-                await step(5)
+                await run_for(monitor, venue, clock, 5)
                 seen["ready"] = await get(port, "/readyz")
                 seen["healthy"] = await get(port, "/healthz")
                 seen["before"] = metrics((await get(port, "/metrics"))[1])
                 broker.drop()
                 seen["dropped"] = await get(port, "/readyz")
-                await step(180)  # no quotes for 3 minutes of market time: stale
+                await run_for(
+                    monitor, venue, clock, 180
+                )  # no quotes for 3 minutes of market time: stale
                 seen["stale"] = await get(port, "/readyz")
                 broker.reconnect()
-                await step(1)
+                await run_for(monitor, venue, clock, 1)
                 database_up[0] = False
                 seen["no_db"] = await get(port, "/readyz")
                 database_up[0] = True
                 selloff_done = T0 + SELLOFF.duration + timedelta(minutes=3)
-                await step((selloff_done - clock.now_).total_seconds())
+                await run_for(monitor, venue, clock, (selloff_done - clock.now_).total_seconds())
                 seen["after"] = metrics((await get(port, "/metrics"))[1])
                 monitor.heartbeat -= 60  # the loop stalled for a minute
                 seen["stalled"] = await get(port, "/healthz")

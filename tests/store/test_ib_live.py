@@ -13,7 +13,7 @@ import pytest
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
-from rules.model import Position, Side
+from rules.model import Position
 from rules.pricing import RepriceSchedule
 from service import demo
 from service.clock import SpeedClock
@@ -21,7 +21,7 @@ from service.ports import leg_key
 from service.settings import IbSettings
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import sim_monitor
+from tests.store.conftest import monitor_on
 from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
 
 
@@ -43,11 +43,7 @@ async def on_ib(
     faults(gateway)
     legs = [leg_key(p, i) for p in positions for i in range(len(p.legs))]
     for p in positions:
-        for i, leg in enumerate(p.legs):
-            key = leg_key(p, i)
-            ins = gateway.instrument(key.underlying, "OPT", key.expiry, key.right, key.strike)
-            assert ins is not None
-            gateway.hold(ins, -p.contracts if leg.side is Side.SHORT else p.contracts)
+        gateway.hold_spreads(p, p.contracts)
     port = await gateway.start("127.0.0.1", 0)
     ticking = asyncio.create_task(gateway.run())
     engine = database.engine(db_url)
@@ -57,7 +53,7 @@ async def on_ib(
         await store.import_positions(positions, "DU1234567")
         await broker.connect()
         await broker.qualify(legs)
-        monitor = sim_monitor(store, broker, schedule)
+        monitor = monitor_on(store, broker, schedule)
         await monitor.load(clock.now())
         stop = asyncio.Event()
 

@@ -19,7 +19,7 @@ from service.monitor import Monitor
 from service.ports import Clock, leg_key
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import sim_monitor, vertical
+from tests.store.conftest import monitor_on, vertical
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 POSITION = replace(vertical(), entry_credit=Decimal("0.80"))  # SPY 450/445 P x10
@@ -34,7 +34,7 @@ def market() -> SimMarket:
 
 
 def instance(store: SqlStore, venue: SimVenue) -> Monitor:
-    return sim_monitor(store, venue, SCHEDULE)
+    return monitor_on(store, venue, SCHEDULE)
 
 
 async def live(

@@ -24,7 +24,7 @@ from service.monitor import Monitor
 from service.ports import LegUpdate, leg_key
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import sim_monitor, vertical
+from tests.store.conftest import monitor_on, vertical
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 # The 450/445 put spread on SPY at 470 (vol 15%) is worth a mid of about 0.79: sold at 0.80.
@@ -49,7 +49,7 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
             sim.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market, sim, clock)
-            monitor = sim_monitor(store, venue, SCHEDULE)
+            monitor = monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             while clock.now_ < T0 + timedelta(minutes=minutes):
                 clock.now_ += timedelta(milliseconds=250)
