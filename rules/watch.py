@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
+from typing import cast
 
 from rules.clock import MarketTime, new_york
 from rules.greeks import Rates
@@ -28,6 +29,7 @@ from rules.machine import (
     DEFAULT_RATES,
     HOLD_NO_TRIGGER,
     Decision,
+    ExitReason,
     ExitState,
     Phase,
     evaluate,
@@ -43,12 +45,12 @@ UNITS_PER_DOLLAR = 10_000  # a Screen's price unit: prices of up to 4 decimals a
 
 def units(price: Decimal | None) -> int | None:
     """``price`` in a Screen's units (1/10,000), or None when that is not exact."""
-    if price is None or not price.is_finite():
+    try:  # (the exact ratio: a third cheaper than scaling and comparing Decimals)
+        numerator, denominator = price.as_integer_ratio()  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OverflowError):  # None, NaN, an infinity
         return None
-    scaled = price.scaleb(4)
-    if scaled != scaled.to_integral_value():
-        return None
-    return int(scaled)
+    per_unit, rest = divmod(UNITS_PER_DOLLAR, denominator)
+    return None if rest else numerator * per_unit
 
 
 class Screen:
@@ -59,9 +61,10 @@ class Screen:
     ``mid2`` (twice the mid debit), all in integer :func:`units`, which add
     and compare several times faster than Decimals. A new quote of leg i is
     admitted when ``mid2`` with it stays strictly between ``low2`` and
-    ``high2`` and, for a short leg, its broker delta strictly inside the delta
-    stop; an admitted quote is kept. The caller admits quotes only before
-    ``deadline`` (the instant the time stop's session day begins, UTC).
+    ``high2`` and, for a leg whose delta is ``checked`` (the short legs), its
+    broker delta strictly inside the delta stop; an admitted quote is kept.
+    The caller admits quotes only before ``deadline`` (the instant the time
+    stop's session day begins, UTC).
 
     Then :func:`rules.machine.evaluate` on the admitted quotes cannot close:
     a mid debit inside the band reaches no unfinished target and not the loss
@@ -71,24 +74,30 @@ class Screen:
     than the band. Only broker deltas count: a local delta moves with time
     alone, so a short leg without one gives no screen. A quote that is not
     admitted goes to evaluate, after which the caller builds a new screen.
+
+    A screen is of one exit state: when the watch's state changes, its screen
+    is closed (:meth:`close`) and admits nothing more, so a gate still holding
+    it can never let a quote through on a state it was not built for.
     """
 
-    __slots__ = ("deadline", "delta_stop", "high2", "low2", "mid2", "short", "sums")
+    __slots__ = ("checked", "deadline", "delta_stop", "high2", "low2", "mid2", "short", "sums")
 
     def __init__(
         self,
-        low2: Decimal,
-        high2: Decimal,
+        low2: int,
+        high2: int,
         sums: list[int],
         short: tuple[bool, ...],
+        checked: tuple[bool, ...],
         delta_stop: float,
         deadline: datetime,
     ) -> None:
-        self.low2 = math.ceil(low2.scaleb(4))  # inward: mid2 > ceil(low) means mid2 > low
-        self.high2 = math.floor(high2.scaleb(4))
+        self.low2 = low2  # exclusive bounds of mid2, in units
+        self.high2 = high2
         self.sums = sums  # leg i's latest bid + ask, in units
         self.mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
         self.short = short
+        self.checked = checked  # legs whose delta must stay inside the stop
         self.delta_stop = delta_stop
         self.deadline = deadline
 
@@ -97,11 +106,10 @@ class Screen:
         True, and kept, if no close can come of it."""
         try:
             change = bid + ask - self.sums[i]  # type: ignore[operator]
-            short = self.short[i]
-            mid2 = self.mid2 + change if short else self.mid2 - change
+            mid2 = self.mid2 + change if self.short[i] else self.mid2 - change
             if not self.low2 < mid2 < self.high2:
                 return False
-            if short and not -self.delta_stop < delta < self.delta_stop:  # type: ignore[operator]
+            if self.checked[i] and not -self.delta_stop < delta < self.delta_stop:  # type: ignore[operator]
                 return False  # (at the stop, a NaN, or None: TypeError)
         except TypeError:  # no price, or one not exact in units
             return False
@@ -109,18 +117,29 @@ class Screen:
         self.sums[i] += change
         return True
 
+    def close(self) -> None:
+        """Admit nothing more: the exit state this screen was built for has changed."""
+        self.low2 = self.high2 = 0
+
+
+# A band's open ends, in units: beyond any price (MAX_PRICE is 10**10 units)
+_BELOW, _ABOVE = -(10**15), 10**15
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
 
 class PositionWatch:
     """The latest quote of each leg of one position, and the sums evaluate needs."""
 
     __slots__ = (
         "_bad",
+        "_band",
         "_current_since",
         "_deadline",
         "_mid2",
         "_newest",
         "_ok",
         "_quiet",
+        "_screen",
         "_short",
         "_state",
         "_sums",
@@ -138,6 +157,7 @@ class PositionWatch:
         self._newest: datetime | None = None  # the latest quote time over the legs
         # the session open since which every leg has quoted (None: not known)
         self._current_since: datetime | None = None
+        self._screen: Screen | None = None  # the latest built, closed on a change of state
         self.state = state
 
     @property
@@ -146,8 +166,12 @@ class PositionWatch:
 
     @state.setter
     def state(self, state: ExitState) -> None:
-        """Replace the exit state (after ``apply``); re-arms the quiet path."""
+        """Replace the exit state (after ``apply``); re-arms the quiet path and closes the
+        screen built for the state before."""
         self._state = state
+        if self._screen is not None:
+            self._screen.close()
+            self._screen = None
         plan = state.plan
         high2 = plan.quiet_high2
         # The band's low edge is the next unfinished tranche's threshold: a profit
@@ -173,6 +197,7 @@ class PositionWatch:
                 plan.short_legs,
             )
         )
+        self._band = _band(state, low2, self._deadline)
 
     def store(self, i: int, q: Quote) -> None:
         """Leg ``i`` now quotes ``q``: keep it and the sums, decide nothing."""
@@ -277,26 +302,77 @@ class PositionWatch:
         """
         return evaluate(self._state, self.quotes, at, rates=rates, feed_problem=feed_problem)
 
-    def screen(self, at: MarketTime) -> Screen | None:
-        """A :class:`Screen` from the legs' quotes now, or None when there is none.
+    @property
+    def current_screen(self) -> Screen | None:
+        """The screen :meth:`screen` built last, None once the state has changed since."""
+        return self._screen
 
-        There is one while the position is open at a mid mark, every leg is
-        usable, its mid debit is strictly inside the quiet band, every short
-        leg has a broker delta strictly inside the stop, and the time stop's
-        day has not begun.
+    def screen(self, at: MarketTime) -> Screen | None:
+        """A new :class:`Screen` from the legs' quotes now (kept as :attr:`current_screen`),
+        or None when there is none.
+
+        There is one while every leg is usable and priced in whole units, the
+        time stop's day has not begun, and the position is
+        - open at a mid mark, its mid debit strictly inside the quiet band and
+          every short leg's broker delta strictly inside the stop;
+        - closing with a profit close working, at a mid mark: only a stop can
+          act (replacing the close), so the band has no low edge;
+        - closing with a stop working: nothing can act, and it admits every
+          quote priced in whole units.
         """
-        quiet = self._quiet
-        if quiet is None or self._bad or at.now >= self._deadline:
+        if self._screen is not None:  # built on quotes the watch has moved on from
+            self._screen.close()
+            self._screen = None
+        band = self._band
+        if band is None or self._bad:
             return None
-        low2, high2, _stop_date, _stale_after, stop, short_legs = quiet
-        if not low2 < self._mid2 < high2:
+        low2, high2, checked, deadline = band
+        if at.now >= deadline:
             return None
-        quotes = self.quotes
-        for s in short_legs:
-            d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
-            if d is None or not -stop < d < stop:
-                return None
-        sums = [units(x) for x in self._sums]
-        if None in sums:
+        exact = [units(x) for x in self._sums]
+        if None in exact:
             return None  # a price with more decimals than units hold
-        return Screen(low2, high2, sums, self._short, stop, self._deadline)  # type: ignore[arg-type]
+        sums = cast(list[int], exact)
+        short = self._short
+        mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
+        if not low2 < mid2 < high2:
+            return None
+        stop = self._state.plan.delta_stop
+        if checked:
+            quotes = self.quotes
+            for s in self._state.plan.short_legs:
+                d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
+                if d is None or not -stop < d < stop:
+                    return None
+        screen = Screen(
+            low2,
+            high2,
+            sums,
+            short,
+            short if checked else (False,) * len(short),
+            stop,
+            deadline,
+        )
+        self._screen = screen
+        return screen
+
+
+def _band(
+    state: ExitState, low2: Decimal, deadline: datetime
+) -> tuple[int, int, bool, datetime] | None:
+    """A screen's band for ``state``: (low, high) of 2 x the mid debit in units, rounded
+    inward, whether short deltas are checked, and the deadline; None: no screen."""
+    high2 = state.plan.quiet_high2
+    top = None if high2 is None else math.floor(high2.scaleb(4))  # inward
+    if state.phase is _OPEN:
+        if top is None:
+            return None
+        return math.ceil(low2.scaleb(4)), top, True, deadline  # inward: mid2 > ceil(low)
+    if state.phase is Phase.CLOSING:
+        working = state.working
+        if working is None or working.close.reason is not ExitReason.PROFIT_TARGET:
+            return _BELOW, _ABOVE, False, _NEVER  # a stop works: nothing else can act
+        if top is None:
+            return None
+        return _BELOW, top, True, deadline
+    return None

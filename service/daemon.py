@@ -75,7 +75,9 @@ class DryRunManager(OrderManager):
         self.reported: set[str] = set()
 
     async def close_many(
-        self, requests: Sequence[CloseRequest]
+        self,
+        requests: Sequence[CloseRequest],
+        written: Callable[[], None] | None = None,
     ) -> list[str | NotAClose | StoreError | None]:
         for req in requests:
             pid = req.stored.position.id

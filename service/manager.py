@@ -45,6 +45,7 @@ from service.ports import (
     StoreError,
     order_ref,
 )
+from service.turns import Turns
 
 _log = get_logger("spreadwatch.orders")
 
@@ -87,12 +88,22 @@ class OrderManager:
         # check_close); None: the account's net per contract must be on the closing side
         self.expected = expected
         self._live: dict[str, _Live] = {}  # order_ref -> what the manager works
+        self._live_by_position: dict[str, str] = {}  # position -> its live order_ref
         self._attempts: dict[tuple[str, int | None], int] | None = None  # from the store
         self._loading = asyncio.Lock()
         self.intent_latency: deque[float] = deque(maxlen=100_000)  # decision -> intent, s
 
     def live_for(self, position_id: str) -> str | None:
-        return next((r for r, x in self._live.items() if x.position_id == position_id), None)
+        return self._live_by_position.get(position_id)
+
+    def _work(self, ref: str, live: _Live) -> None:
+        self._live[ref] = live
+        self._live_by_position[live.position_id] = ref
+
+    def _done(self, ref: str) -> None:
+        live = self._live.pop(ref, None)
+        if live is not None and self._live_by_position.get(live.position_id) == ref:
+            del self._live_by_position[live.position_id]
 
     async def _next_attempt(self, pid: str, stage: int | None) -> int:
         if self._attempts is None:
@@ -127,11 +138,14 @@ class OrderManager:
         return result
 
     async def close_many(
-        self, requests: Sequence[CloseRequest]
+        self,
+        requests: Sequence[CloseRequest],
+        written: Callable[[], None] | None = None,
     ) -> list[str | NotAClose | StoreError | None]:
         """:meth:`close` for several decisions at once: their intents commit in one
-        transaction, then each order is placed, then all are recorded as sent. Per request:
-        the order_ref sent, None (nothing sent), or the refusal."""
+        transaction (then ``written`` is called), then each order is placed, then all are
+        recorded as sent. Per request: the order_ref sent, None (nothing sent), or the
+        refusal."""
         results: list[str | NotAClose | StoreError | None] = [None] * len(requests)
         ready: list[tuple[int, CloseRequest, ComboOrder, CloseIntent]] = []
         held: Mapping[LegKey, int] | None = None
@@ -148,9 +162,13 @@ class OrderManager:
             if prepared is not None:
                 ready.append((k, req, *prepared))
         if not ready:
+            if written is not None:
+                written()
             return results
         refused = await self.store.record_intents([(i, r.decision) for _, r, _, i in ready])
         committed = time.perf_counter()
+        if written is not None:
+            written()
         placed: list[tuple[int, CloseRequest, ComboOrder]] = []
         for (k, req, order, _), why in zip(ready, refused, strict=True):
             if why is not None:
@@ -161,11 +179,11 @@ class OrderManager:
             ref, pid = order.order_ref, req.stored.position.id
             # known before it is placed: its events may come before place() returns
             stop = req.decision.reason is not ExitReason.PROFIT_TARGET
-            self._live[ref] = _Live(pid, req.decision.debit, order.limit, req.at.now, stop)
+            self._work(ref, _Live(pid, req.decision.debit, order.limit, req.at.now, stop))
             try:
                 await self.gateway.place(order)
             except Exception as exc:  # the broker refused it outright, or is not there
-                self._live.pop(ref, None)
+                self._done(ref)
                 await self.store.end_order(ref, "rejected", f"not placed: {exc}")
                 _log.error("rejected", position_id=pid, order_ref=ref, reason=f"not placed: {exc}")
                 continue
@@ -225,8 +243,9 @@ class OrderManager:
         """Work a live order found in the store and at the broker on start (repriced from
         its last limit, on a fresh schedule)."""
         limit = order["limit_price"]
-        self._live[order["order_ref"]] = _Live(
-            order["position_id"], limit, limit, now, order["stage"] is None
+        self._work(
+            order["order_ref"],
+            _Live(order["position_id"], limit, limit, now, order["stage"] is None),
         )
 
     async def reconcile(self, now: datetime) -> list[str]:
@@ -253,17 +272,23 @@ class OrderManager:
                 done.append(f"{ref}: working at the broker: adopted")
         for line in done:
             _log.info("reconciled", detail=line)
+        self._attempts = await self.store.order_attempts()  # now, not on the first decision
         return done
 
-    async def reprice(self, now: datetime, naturals: dict[str, Decimal]) -> None:
-        """Walk each live order toward its position's natural debit, on the schedule."""
+    async def reprice(self, now: datetime, natural_of: Callable[[str], Decimal | None]) -> None:
+        """Walk each live order toward its position's natural debit (``natural_of`` the
+        position; None: not known now), on the schedule."""
+        turns = Turns()
         for ref, live in list(self._live.items()):
-            natural = naturals.get(live.position_id)
-            if natural is None or live.failed:
+            if live.failed:
                 continue
             step = self.schedule.step(now - live.sent_at, stop=live.stop)
             if step <= live.step and step < self.schedule.steps:
                 continue  # at the last step the limit follows the natural as it moves
+            natural = natural_of(live.position_id)
+            if natural is None:
+                continue
+            await turns.take()
             limit = limit_for(live.mark, natural, step, self.schedule.steps)
             live.step = step
             if limit != live.limit:
@@ -308,9 +333,9 @@ class OrderManager:
             await self.store.order_sent(ref, "working", event.broker_order_id, event.perm_id)
         elif event.status in ("cancelled", "rejected"):
             await self.store.end_order(ref, event.status, event.reason)
-            self._live.pop(ref, None)
+            self._done(ref)
             log = _log.warning if event.status == "rejected" else _log.info
             log(event.status, order_ref=ref, reason=event.reason or None)
         elif event.status == "filled":
-            self._live.pop(ref, None)
+            self._done(ref)
         return applied

@@ -6,8 +6,10 @@ Four kinds of work, which never wait on one another:
   per leg; a burst for one leg collapses to its newest quote, so there is no
   backlog;
 - **evaluation** (:meth:`Monitor.evaluate`, synchronous, no I/O): the positions
-  holding an updated leg, and only those, are re-evaluated; a close decision
-  moves the position to CLOSING at once (so it is decided once) and is queued;
+  holding an updated leg, and only those, are re-evaluated, unless every one of
+  them admits the quote by its screen (a :class:`rules.watchlist.Watchlist`
+  gate: no close can come of it, so it is only kept); a close decision moves
+  the position to CLOSING at once (so it is decided once) and is queued;
 - **orders** (a few workers, :meth:`Monitor.work`): each queued decision goes
   to the order manager, which writes the intent, sends the order and records
   it as sent; a decision that was not sent puts the position back to OPEN;
@@ -29,6 +31,7 @@ profit targets have closed, which order still works).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter, deque
@@ -66,7 +69,8 @@ from rules.machine import (
 from rules.machine import natural_debit as machine_natural
 from rules.model import Quote, Side
 from rules.plan import make_plan
-from rules.watch import PositionWatch
+from rules.watch import PositionWatch, units
+from rules.watchlist import Watchlist
 from service.logs import get_logger
 from service.manager import CloseRequest, OrderManager
 from service.orders import NotAClose
@@ -81,6 +85,7 @@ from service.ports import (
     leg_key,
     position_of,
 )
+from service.turns import Turns
 
 _log = get_logger("spreadwatch.monitor")
 REFUSALS, REFUSAL_SPAN = 3, timedelta(seconds=5)  # close-only refusals before it is left alone
@@ -101,15 +106,26 @@ def _said_retry(state: RetryCallState) -> None:
 
 BATCH = 64  # decisions whose intents commit in one transaction, at most
 SLICE = 64  # legs evaluated between two turns of the event loop, live
+# close decisions between two turns (each costs ~50 us: a burst of them would keep the
+# order workers' database round trips waiting)
+SLICE_CLOSES = 8
+# the longest evaluation waits for decided closes' intents to commit (a database that
+# does not answer must not stop the stops being evaluated)
+WRITE_WAIT = 0.05
 HOUSEKEEPING = 0.5  # seconds of market time between repricing and staleness rounds
+STALE_WALK = timedelta(seconds=5)  # the longest between two walks of check_stale
 
 
-def natural_debit(watch: PositionWatch) -> Decimal | None:
-    """The position's natural debit now, None while a leg has no two-sided quote."""
-    quotes = watch.quotes
+def natural_debit(watch: PositionWatch, quotes: Sequence[Quote | None]) -> Decimal | None:
+    """The position's natural debit on its legs' ``quotes``, None while a leg has no
+    two-sided quote."""
     if any(q is None or q.bid is None or q.ask is None for q in quotes):
         return None
     return machine_natural(watch.state.plan, quotes)  # type: ignore[arg-type]
+
+
+def _kept(quote: Quote) -> Quote:
+    return quote
 
 
 def exit_state(
@@ -173,19 +189,30 @@ class Monitor:
         self.workers = workers
         self.watches: dict[str, PositionWatch] = {}
         self.stored: dict[str, StoredPosition] = {}
-        self._holders: dict[LegKey, list[tuple[PositionWatch, int]]] = {}
+        # the watched legs (LegKey), their latest quotes and their screens' gates
+        self.watchlist: Watchlist[Quote, LegKey] = Watchlist(_kept)
         self._pending: dict[LegKey, Quote] = {}  # the latest quote per leg, not yet evaluated
         self._wake = asyncio.Event()
         self._decided: asyncio.Queue[_Decided] = asyncio.Queue()
+        # decisions queued or being written whose intents have not committed yet; live,
+        # evaluation waits for them (``_written``) before it goes on
+        self._unwritten = 0
+        self._written = asyncio.Event()
+        self._written.set()
         self._events: asyncio.Queue[OrderEvent] = asyncio.Queue()
+        # position -> spreads in executions received but not yet applied: the broker's
+        # positions already show them, the exit states not yet (see expected_holdings)
+        self._unapplied: Counter[str] = Counter()
         self._held: set[str] = set()  # decisions waiting for regular hours (said once)
         self._cancelling: set[str] = set()  # positions whose profit close is being replaced
         self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
         self._refusals: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
         self.stale: set[str] = set()  # positions whose quotes are stale now (said once)
+        self._walk_after: datetime | None = None  # check_stale walks the positions after it
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close sent
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
-        self.updates = 0  # leg updates evaluated
+        self.updates = 0  # leg updates taken (evaluated or screened)
+        self.screened = 0  # leg updates every holder's screen admitted: kept, not evaluated
         self.evaluations = 0  # position evaluations (an update of a leg two positions hold: 2)
         self.decided: Counter[str] = Counter()  # close decisions by reason
         self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
@@ -201,6 +228,8 @@ class Monitor:
     async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
         """Reconcile the store's live orders with the broker, then watch every open position
         (or those of ``only``) and subscribe its legs. Returns the reconciliation's lines."""
+        # every connection the running loop will use, opened now (not on the order path)
+        await self.store.warm(self.workers + 2)
         done = await self.manager.reconcile(now)
         live = {o["position_id"]: o for o in await self.store.live_orders()}
         for stored in await self.store.open_positions():
@@ -213,11 +242,10 @@ class Monitor:
             watch = PositionWatch(exit_state(stored, self.books[position.book], order))
             self.watches[position.id] = watch
             self.stored[position.id] = stored
-            for i in range(len(position.legs)):
-                key = leg_key(position, i)
-                if key not in self._holders:
-                    self._subscribe(key)
-                self._holders.setdefault(key, []).append((watch, i))
+            keys = [leg_key(position, i) for i in range(len(position.legs))]
+            for key in self.watchlist.add(watch, keys):
+                self._subscribe(key)
+        self._walk_after = None  # new positions: the next check walks them all
         held = await self.manager.gateway.positions()
         for leg, want in self.expected_holdings().items():
             have = held.get(leg, 0)
@@ -242,12 +270,15 @@ class Monitor:
     def on_events(self, events: Iterable[OrderEvent]) -> None:
         """Queue the broker's order events, in their order (the feed calls this)."""
         for event in events:
+            if event.execution is not None:
+                self._unapplied[position_of(event.order_ref)] += event.execution.quantity
             self._events.put_nowait(event)
 
-    def evaluate(self, now: datetime, limit: int | None = None) -> int:
+    def evaluate(self, now: datetime, limit: int | None = None, closes: int | None = None) -> int:
         """Re-evaluate the positions holding a leg updated since the last call (the first
-        ``limit`` such legs, oldest first; the rest wait for the next call); queue each close
-        decision. No I/O. Returns the number of closes decided."""
+        ``limit`` such legs, oldest first, stopping after the leg that made the ``closes``-th
+        close decision; the rest wait for the next call); queue each close decision. No
+        I/O. Returns the number of closes decided."""
         pending = self._pending
         if not pending:
             return 0
@@ -262,16 +293,42 @@ class Monitor:
         if at.regular_hours and self._held:
             self._held.clear()  # the open: held decisions are taken again on fresh quotes
         decided = 0
-        holders = self._holders
-        rates = self.rates
-        for leg, quote in pending.items():
-            held = holders.get(leg, ())
-            self.evaluations += len(held)
-            for watch, i in held:
-                decision = watch.update(i, quote, at, rates)
-                if isinstance(decision, Close) and self._decide(watch, decision, at):
-                    decided += 1
-        self.updates += len(pending)
+
+        def act(watch: PositionWatch, close: Close) -> None:
+            nonlocal decided
+            if self._decide(watch, close, at):
+                decided += 1
+
+        watchlist, rates, now = self.watchlist, self.rates, at.now
+        ids, holders, latest, gates = (
+            watchlist.ids,
+            watchlist.holders,
+            watchlist.latest,
+            watchlist.gates,
+        )
+        admits, judge = watchlist.admits, watchlist.judge
+        screened = evaluations = taken = 0
+        items = iter(pending.items())
+        for key, quote in items:
+            taken += 1
+            n = ids.get(key)
+            if n is None or not holders[n]:
+                continue  # no open position holds it (any more)
+            latest[n] = quote
+            if gates[n] is not None and admits(
+                n, now, units(quote.bid), units(quote.ask), quote.delta
+            ):
+                screened += 1
+                continue
+            evaluations += judge(n, quote, at, rates, act)
+            if closes is not None and decided >= closes:
+                rest = dict(items)  # older than what came since: first in line
+                if rest:
+                    self._pending = rest | self._pending
+                break
+        self.updates += taken
+        self.screened += screened
+        self.evaluations += evaluations
         return decided
 
     def _decide(self, watch: PositionWatch, close: Close, at: MarketTime) -> bool:
@@ -288,7 +345,7 @@ class Monitor:
                     detail="outside regular hours: decided again at the open",
                 )
             return False
-        natural = natural_debit(watch)
+        natural = natural_debit(watch, watch.quotes)  # (judged: the watch has every leg's latest)
         if natural is None:
             return False
         if close.replaces:
@@ -316,7 +373,16 @@ class Monitor:
             replaces=close.replaces,
         )
         self._decided.put_nowait(_Decided(watch, close, at, natural, quotes, time.perf_counter()))
+        self._unwritten += 1
+        self._written.clear()
         return True
+
+    def _settle(self, n: int) -> None:
+        """``n`` decisions' intents are committed (or will not be): evaluation may go on."""
+        self._unwritten -= n
+        if self._unwritten <= 0:
+            self._unwritten = 0
+            self._written.set()
 
     async def work(self) -> None:
         """Act on every queued decision (the step-driven way)."""
@@ -347,10 +413,19 @@ class Monitor:
             )
             for i in items
         ]
+        unsettled = len(items)
+
+        def written() -> None:
+            nonlocal unsettled
+            self._settle(unsettled)
+            unsettled = 0
+
         try:
-            results = await self.manager.close_many(requests)
+            results = await self.manager.close_many(requests, written)
         except Exception as exc:  # (the store or the broker: said, and decided again)
             results = [exc] * len(items)  # type: ignore[list-item]
+        finally:
+            written()
         for item, result in zip(items, results, strict=True):
             watch, close = item.watch, item.close
             pid = watch.state.position.id
@@ -395,6 +470,18 @@ class Monitor:
                 self._events.task_done()
 
     async def on_event(self, event: OrderEvent) -> None:
+        try:
+            await self._on_event(event)
+        finally:  # applied to the exit state, or failed: no longer in flight
+            if event.execution is not None:
+                pid = position_of(event.order_ref)
+                left = self._unapplied[pid] - event.execution.quantity
+                if left > 0:
+                    self._unapplied[pid] = left
+                else:
+                    del self._unapplied[pid]
+
+    async def _on_event(self, event: OrderEvent) -> None:
         self.order_statuses[event.status] += 1
         if event.status == "rejected":
             self.rejections.append((event.order_ref, event.reason))
@@ -436,36 +523,39 @@ class Monitor:
 
     def _release(self, watch: PositionWatch) -> None:
         """A closed position's legs: unsubscribed where no other open position holds them."""
-        for i in range(len(watch.state.position.legs)):
-            key = leg_key(watch.state.position, i)
-            holders = [h for h in self._holders.get(key, ()) if h[0] is not watch]
-            if holders:
-                self._holders[key] = holders
-            else:
-                self._holders.pop(key, None)
-                if self._unsubscribe is not None:
-                    self._unsubscribe(key)
+        for key in self.watchlist.release(watch):
+            if self._unsubscribe is not None:
+                self._unsubscribe(key)
 
     async def housekeeping(self, now: datetime) -> None:
         """Reprice the live orders toward their natural; say which positions went stale."""
         self.heartbeat = time.monotonic()
-        naturals = {
-            pid: n
-            for pid, w in self.watches.items()
-            if w.state.phase is Phase.CLOSING and (n := natural_debit(w)) is not None
-        }
-        await self.manager.reprice(now, naturals)
-        self.check_stale(now)
+        await self.manager.reprice(now, self._natural_of)
+        await self.check_stale(now)
 
-    def check_stale(self, now: datetime) -> None:
+    def _natural_of(self, pid: str) -> Decimal | None:
+        watch = self.watches.get(pid)
+        return None if watch is None else natural_debit(watch, self.watchlist.quotes(watch))
+
+    async def check_stale(self, now: datetime) -> None:
         """Log "data stale" once when an open position's newest quote grows older than its
         book's limit in regular hours, and "data fresh" when quotes come again."""
         at = self._market_time(now)
         if not at.regular_hours:
             return
+        # No position can go stale before the earliest newest + limit of the last walk
+        # (a newest only moves on, but for a quote out of order: hence a walk every
+        # STALE_WALK at least). Stale positions are walked each round, to say "fresh".
+        if not self.stale and self._walk_after is not None and now <= self._walk_after:
+            return
+        walk_after = now + STALE_WALK
+        turns = Turns()
         for pid, watch, newest in self._newest_quotes():
+            await turns.take()
             limit = watch.state.plan.stale_after
             stale = newest is None or now - newest > limit
+            if newest is not None and not stale:
+                walk_after = min(walk_after, newest + limit)
             if stale and pid not in self.stale:
                 self.stale.add(pid)
                 _log.warning(
@@ -477,6 +567,7 @@ class Monitor:
             elif not stale and pid in self.stale:
                 self.stale.discard(pid)
                 _log.info("data fresh", position_id=pid)
+        self._walk_after = walk_after
 
     # Driving it -------------------------------------------------------------------------
 
@@ -520,6 +611,7 @@ class Monitor:
                 item = self._decided.get_nowait()
                 if not item.close.replaces and item.watch.state.phase is Phase.CLOSING:
                     item.watch.state = apply(item.watch.state, OrderEnded())
+                self._settle(1)
                 self._decided.task_done()
             await self._decided.join()
             for task in workers:
@@ -532,7 +624,10 @@ class Monitor:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                self.evaluate(clock.now(), SLICE)
+                self.evaluate(clock.now(), SLICE, SLICE_CLOSES)
+                if self._unwritten:  # what was decided is written before more is evaluated
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._written.wait(), WRITE_WAIT)
                 await asyncio.sleep(0)  # the workers' and the follower's I/O in between
 
     async def _working(self) -> None:
@@ -540,12 +635,18 @@ class Monitor:
             await self._take(await self._decided.get())
 
     async def _following(self) -> None:
+        turns = Turns()
         while True:
-            event = await self._events.get()
+            if self._events.empty():
+                event = await self._events.get()
+                turns.began()
+            else:  # (no turn given: events none of which needs I/O could hold the loop)
+                event = self._events.get_nowait()
             try:
                 await self.on_event(event)
             finally:
                 self._events.task_done()
+            await turns.take()
 
     async def _housekeeping(self, clock: Clock) -> None:
         while True:
@@ -559,15 +660,25 @@ class Monitor:
 
     def expected_holdings(self, legs: Iterable[LegKey] | None = None) -> dict[LegKey, int]:
         """What the watched positions imply the account holds per contract (short < 0), for
-        ``legs`` (all the watched contracts when None)."""
+        ``legs`` (all the watched contracts when None). Executions received but not yet
+        applied count: the broker's positions have them already."""
         out: dict[LegKey, int] = {}
-        for leg in self._holders if legs is None else legs:
+        unapplied = self._unapplied
+        ids, holders = self.watchlist.ids, self.watchlist.holders
+        for leg in self.watched_legs() if legs is None else legs:
             total = 0
-            for watch, i in self._holders.get(leg, ()):
-                side = watch.state.position.legs[i].side
-                total += -watch.state.remaining if side is Side.SHORT else watch.state.remaining
+            n = ids.get(leg)
+            for watch, i in () if n is None else holders[n]:
+                position = watch.state.position
+                remaining = watch.state.remaining - unapplied.get(position.id, 0)
+                total += -remaining if position.legs[i].side is Side.SHORT else remaining
             out[leg] = total
         return out
+
+    def watched_legs(self) -> list[LegKey]:
+        """The contracts some open position holds (subscribed)."""
+        wl = self.watchlist
+        return [key for key, held in zip(wl.keys, wl.holders, strict=True) if held]
 
     def close_lines(self, since: int = 0) -> list[str]:
         """SPEC.md's line for each close acted on, from the ``since``-th on."""
@@ -585,9 +696,11 @@ class Monitor:
 
     def _newest_quotes(self) -> Iterator[tuple[str, PositionWatch, datetime | None]]:
         """Each open position, its watch and the time of its newest leg quote (None yet)."""
-        for pid, watch in self.watches.items():
+        latest, legs_of = self.watchlist.latest, self.watchlist.legs_of
+        for pid, watch in list(self.watches.items()):
             if watch.state.phase is not Phase.CLOSED:
-                yield pid, watch, max((q.ts for q in watch.quotes if q is not None), default=None)
+                ts = [q.ts for leg in legs_of(watch) if (q := latest[leg]) is not None]
+                yield pid, watch, max(ts, default=None)
 
     def remaining(self) -> dict[str, int]:
         return {pid: w.state.remaining for pid, w in self.watches.items()}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from rules.machine import Decision
 from rules.model import Position, Quote, Right
@@ -39,9 +39,11 @@ class StoredPosition:
     version: int
 
 
-@dataclass(frozen=True)
-class LegKey:
-    """An option contract as a broker knows it (a position's leg, without its side)."""
+class LegKey(NamedTuple):
+    """An option contract as a broker knows it (a position's leg, without its side).
+
+    A NamedTuple: every quote is filed under its leg, and a tuple hashes and compares
+    in C (a frozen dataclass's ``__hash__`` and ``__eq__`` are Python functions)."""
 
     underlying: str
     expiry: date
@@ -212,6 +214,10 @@ class Store(Protocol):
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
 
     async def live_orders(self) -> list[dict[str, Any]]: ...
+
+    async def warm(self, connections: int) -> None:
+        """Be ready to serve ``connections`` callers at once with nothing left to open."""
+        ...
 
     async def ping(self) -> bool: ...
 

@@ -40,7 +40,8 @@ from rules.machine import (
     open_state,
 )
 from rules.model import Position, Quote, Right
-from rules.watch import PositionWatch, Screen, units
+from rules.watch import PositionWatch, units
+from rules.watchlist import Watchlist
 from service.errors import InputError
 
 HEADER = [
@@ -58,10 +59,6 @@ BAD_LINES_SHOWN = 5
 _PCT = Decimal("0.0001")
 
 LegKey = tuple[str, date, Right, Decimal]
-# A leg's gate: the earliest of its holders' screens' deadlines (naive UTC), and
-# each holder's screen with the leg's index in it. A row all of them admit
-# cannot make any holder close.
-Gate = tuple[datetime, tuple[tuple[Screen, int], ...]]
 # A row's figures as read: bid, ask, ts (naive UTC), delta, underlying price
 Row = tuple[Decimal | None, Decimal | None, datetime, float | None, float | None]
 
@@ -159,6 +156,11 @@ class _SessionClock:
         self.facts = facts
 
 
+def _naive_utc_of(instant: datetime) -> datetime:
+    """An aware UTC instant as the loop's naive UTC."""
+    return instant.replace(tzinfo=None)
+
+
 def _leg_key(underlying: str, expiry: date, right: Right, strike: Decimal) -> LegKey:
     return (underlying, expiry, right, strike.normalize())
 
@@ -209,14 +211,15 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
 
 
 class Replay:
-    """Positions' exit states and the latest line of every leg they hold.
+    """Positions' exit states, and the latest line of every leg they hold.
 
-    Every applied row is kept as its leg's latest line. When every position
-    holding the leg admits it (its :class:`rules.watch.Screen`, before the
-    screen's deadline), no holder can close on it and nothing more is done:
-    the holders read it again when they are next evaluated. Otherwise each
-    holder catches up and is evaluated, and gets a new screen.
-    ``screen=False`` evaluates every row (the tests compare the two).
+    The legs, their latest lines and their gates are a :class:`rules.watchlist.Watchlist`
+    that keeps lines as text: every applied row is kept as its leg's latest line.
+    When every position holding the leg admits it (its screen, before the
+    screen's deadline), no holder can close on it and nothing more is done: the
+    holders read it again when they are next evaluated. Otherwise each holder
+    catches up and is evaluated, and gets a new screen. ``screen=False``
+    evaluates every row (the tests compare the two).
     """
 
     def __init__(
@@ -229,52 +232,22 @@ class Replay:
     ) -> None:
         self.rates = rates
         self.screen = screen
+        self.watchlist: Watchlist[str, LegKey] = Watchlist(
+            self._quote_of, instant=_naive_utc_of, screens=screen
+        )
         self.watches: list[PositionWatch] = []
-        # leg id -> the (watch, index of the leg in its position) of every holder
-        self.holders: list[list[tuple[PositionWatch, int]]] = []
-        self._by_key: dict[LegKey, int] = {}
-        self._leg_ids: dict[int, list[int]] = {}  # id(watch) -> its legs' ids
-        self._screens: dict[int, Screen | None] = {}  # id(watch) -> its screen
         for p in positions:
             watch = PositionWatch(open_state(p, books[p.book]))
             self.watches.append(watch)
-            self._screens[id(watch)] = None
-            ids = self._leg_ids.setdefault(id(watch), [])
-            for i, leg in enumerate(p.legs):
-                key = _leg_key(p.underlying, leg.expiry, leg.right, leg.strike)
-                if key not in self._by_key:
-                    self._by_key[key] = len(self.holders)
-                    self.holders.append([])
-                self.holders[self._by_key[key]].append((watch, i))
-                ids.append(self._by_key[key])
-        self.latest: list[str | None] = [None] * len(self.holders)  # leg id -> its last line
+            self.watchlist.add(
+                watch, [_leg_key(p.underlying, leg.expiry, leg.right, leg.strike) for leg in p.legs]
+            )
         # text -> value, as read: prices as (Decimal, units), deltas and spots as floats
         self._prices: dict[str, Any] = dict.fromkeys(_EMPTY, (None, None))
         self._deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
         self._spots: dict[str, Any] = dict.fromkeys(_EMPTY)
-        self.gates: list[Gate | None] = [None] * len(self.holders)
-        # id(watch) -> the line each of its legs was last given
-        self._seen: dict[int, list[str | None]] = {
-            key: [None] * len(ids) for key, ids in self._leg_ids.items()
-        }
         self._clock = _SessionClock()
         self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
-        self._deadline_seen = datetime.min.replace(tzinfo=UTC)
-        self._deadline_naive = datetime.min  # noqa: DTZ901
-
-    def _release(self, watch: PositionWatch) -> None:
-        """A closed position no longer listens to its legs (a row for them is still known)."""
-        for leg in self._leg_ids[id(watch)]:
-            self.holders[leg] = [(w, i) for w, i in self.holders[leg] if w is not watch]
-
-    def _catch_up(self, watch: PositionWatch) -> None:
-        """Give the watch the lines its legs got since it last looked (screened ones)."""
-        seen = self._seen[id(watch)]
-        for j, leg in enumerate(self._leg_ids[id(watch)]):
-            text = self.latest[leg]
-            if text is not seen[j] and text is not None:
-                seen[j] = text
-                watch.store(j, self._quote_of(text))
 
     def _quote_of(self, text: str) -> Quote:
         """A kept line as the rules' Quote, read again (it was checked when first read)."""
@@ -288,33 +261,6 @@ class Replay:
             _memo(self._spots, float, spot_t),
         )
 
-    def _regate(self, watch: PositionWatch, at: MarketTime) -> None:
-        """Build the watch's screen again, then the gate of each of its legs."""
-        self._screens[id(watch)] = watch.screen(at)
-        for leg in self._leg_ids[id(watch)]:
-            self.gates[leg] = self._gate(leg)
-
-    def _gate(self, leg: int) -> Gate | None:
-        """The leg's holders' screens and the earliest deadline; None if one has none."""
-        holders = self.holders[leg]
-        if not self.screen or not holders:
-            return None
-        entries = []
-        deadline = datetime.max  # noqa: DTZ901  (naive UTC)
-        for watch, i in holders:
-            screen = self._screens[id(watch)]
-            if screen is None:
-                return None
-            entries.append((screen, i))
-            deadline = min(deadline, self._naive(screen.deadline))
-        return deadline, tuple(entries)
-
-    def _naive(self, instant: datetime) -> datetime:
-        """A screen's deadline as the loop's naive UTC (the last one is kept: they repeat)."""
-        if instant is not self._deadline_seen:
-            self._deadline_seen, self._deadline_naive = instant, instant.replace(tzinfo=None)
-        return self._deadline_naive
-
     @property
     def states(self) -> list[ExitState]:
         return [w.state for w in self.watches]
@@ -322,7 +268,7 @@ class Replay:
     def leg_id(self, underlying: str, expiry: str, right: str, strike: str) -> int | None:
         """The leg a row names, or None when no position holds it; ValueError if malformed."""
         key = _leg_key(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
-        return self._by_key.get(key)
+        return self.watchlist.ids.get(key)
 
     def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:  # noqa: PLR0915
         """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
@@ -334,7 +280,8 @@ class Replay:
         started = perf_counter()
         legs: dict[str, int | None] = {}  # "SPY,2027-04-16,P,450" -> leg id
         prices, deltas, spots = self._prices, self._deltas, self._spots
-        holders, latest, gates = self.holders, self.latest, self.gates
+        watchlist = self.watchlist
+        holders, latest, gates = watchlist.holders, watchlist.latest, watchlist.gates
         bad, judge = summary.bad, self._judge
         offsets: dict[str, timedelta] = {}
         last_ts_text = ""
@@ -436,20 +383,15 @@ class Replay:
         read); fill what closes."""
         quote = self._quote(row)
         at = self._market_time(quote.ts)
-        listeners = self.holders[leg]
-        summary.evaluations += len(listeners)
-        for watch, i in listeners:
-            self._seen[id(watch)][i] = text  # given below, by update
-            self._catch_up(watch)
-            decision = watch.update(i, quote, at, self.rates)
-            if decision.__class__ is Close:
-                assert isinstance(decision, Close)
-                state = apply(apply(watch.state, CloseSent(decision)), Filled(decision.contracts))
-                watch.state = state
-                self._report(ts_text, state, decision, summary, out, log)
-                if state.phase is Phase.CLOSED:
-                    self._release(watch)
-            self._regate(watch, at)
+
+        def fill(watch: PositionWatch, close: Close) -> None:
+            state = apply(apply(watch.state, CloseSent(close)), Filled(close.contracts))
+            watch.state = state
+            self._report(ts_text, state, close, summary, out, log)
+            if state.phase is Phase.CLOSED:
+                self.watchlist.release(watch)
+
+        summary.evaluations += self.watchlist.judge(leg, quote, at, self.rates, fill)
 
     @staticmethod
     def _report(

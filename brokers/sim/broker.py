@@ -76,8 +76,9 @@ class SimBroker:
         self.fill_size = fill_size
         self.reject = reject
         self._orders: dict[str, _Order] = {}
+        self._open: dict[str, _Order] = {}  # the orders not final, which the market may fill
         self._executions: list[Execution] = []
-        self._positions: dict[LegKey, int] = {}
+        self._positions: dict[LegKey, int] = {}  # signed, never 0 (a flat leg is dropped)
         self._quotes: dict[LegKey, Quote] = {}
         self._events: list[OrderEvent] = []
         self._connected = True
@@ -89,7 +90,14 @@ class SimBroker:
 
     def hold(self, leg: LegKey, quantity: int) -> None:
         """Start with ``quantity`` contracts of ``leg`` (negative: short)."""
-        self._positions[leg] = self._positions.get(leg, 0) + quantity
+        self._move(leg, quantity)
+
+    def _move(self, leg: LegKey, quantity: int) -> None:
+        held = self._positions.get(leg, 0) + quantity
+        if held:
+            self._positions[leg] = held
+        else:
+            self._positions.pop(leg, None)
 
     def hold_spreads(self, position: Position, spreads: int) -> None:
         """Start with ``spreads`` of ``position``: its short legs short, its long legs long."""
@@ -98,7 +106,7 @@ class SimBroker:
 
     def positions(self) -> dict[LegKey, int]:
         self._check()
-        return {leg: n for leg, n in self._positions.items() if n}
+        return dict(self._positions)
 
     def executions(self) -> list[Execution]:
         self._check()
@@ -107,11 +115,7 @@ class SimBroker:
     def open_orders(self) -> list[OrderEvent]:
         """Orders not final, as their latest status."""
         self._check()
-        return [
-            self._event(o, o.status, o.placed)
-            for o in self._orders.values()
-            if o.status not in FINAL
-        ]
+        return [self._event(o, o.status, o.placed) for o in self._open.values()]
 
     # Orders ---------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class SimBroker:
             state.status = "rejected"
             self._emit(self._event(state, "rejected", now, reason=reason))
             return
+        self._open[order.order_ref] = state
         self._emit(self._event(state, "submitted", now))
 
     def modify(self, order_ref: str, limit: Decimal, now: datetime) -> None:
@@ -140,7 +145,15 @@ class SimBroker:
         self._check()
         state = self._live(order_ref)
         state.status = "cancelled"
+        del self._open[order_ref]
         self._emit(self._event(state, "cancelled", now))
+
+    def limit(self, order_ref: str) -> Decimal:
+        """An order's limit as the broker has it now (after any modify)."""
+        state = self._orders.get(order_ref)
+        if state is None:
+            raise OrderRefused(f"no order {order_ref}")
+        return state.limit
 
     def events(self) -> list[OrderEvent]:
         """The events since the last call (what a connected client would have received)."""
@@ -153,9 +166,7 @@ class SimBroker:
         """New quotes: working orders that are marketable fill, one fill each."""
         for u in updates:
             self._quotes[u.leg] = u.quote
-        for state in list(self._orders.values()):
-            if state.status in FINAL:
-                continue
+        for state in list(self._open.values()):
             if state.status == "submitted" and now - state.placed >= self.latency:
                 state.status = "working"
                 self._emit(self._event(state, "working", now))
@@ -194,10 +205,11 @@ class SimBroker:
         )
         self._executions.append(execution)
         for leg in state.order.legs:
-            signed = size * leg.ratio * (1 if leg.action is Action.BUY else -1)
-            self._positions[leg.leg] = self._positions.get(leg.leg, 0) + signed
+            self._move(leg.leg, size * leg.ratio * (1 if leg.action is Action.BUY else -1))
         state.filled += size
         state.status = "filled" if state.remaining == 0 else "partially_filled"
+        if state.remaining == 0:
+            del self._open[state.order.order_ref]
         self._emit(self._event(state, state.status, now, execution=execution))
 
     # The connection -----------------------------------------------------------------------

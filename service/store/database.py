@@ -89,11 +89,14 @@ class _Given:
         self.url = url
 
 
+POOL = 10  # connections kept: the order workers, the event follower, health and spare
+
+
 def engine(url: str) -> AsyncEngine:
     # No ping on every checkout (a round trip on the order path): a connection the server
     # dropped fails its statement instead, and the callers retry (order events) or decide
     # again on the next quote (closes). Connections are renewed every half hour.
-    return create_async_engine(url, pool_recycle=1800)
+    return create_async_engine(url, pool_recycle=1800, pool_size=POOL)
 
 
 def alembic_config(url: str) -> Config:

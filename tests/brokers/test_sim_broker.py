@@ -130,3 +130,19 @@ def test_no_fill_without_quotes_for_every_leg() -> None:
     b.on_market(quotes(at(300), ("0.60", "0.62"), ("0.10", "0.12"))[:1], at(300))
     assert b.executions() == []
     assert b.natural(close_order()) is None
+
+
+def test_an_orders_limit_is_what_the_last_modify_set() -> None:
+    b = broker()
+    b.place(close_order("A", limit="0.60"), T0)
+    assert b.limit("A") == Decimal("0.60")
+    b.modify("A", Decimal("0.65"), T0)
+    assert b.limit("A") == Decimal("0.65")
+    with pytest.raises(OrderRefused, match="no order B"):
+        b.limit("B")
+
+
+def test_a_leg_that_goes_flat_leaves_the_positions() -> None:
+    b = broker()
+    b.hold(SHORT, 10)
+    assert b.positions() == {LONG: 10}

@@ -15,7 +15,7 @@ from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.pricing import RepriceSchedule
 from service.clock import ManualClock, SpeedClock
-from service.monitor import Monitor
+from service.monitor import WRITE_WAIT, Monitor
 from service.ports import Clock, leg_key
 from service.store import database
 from service.store.repository import SqlStore
@@ -88,7 +88,7 @@ def test_live_a_selloff_closes_everything_through_the_taskgroup(db_url: str) -> 
 
 
 def venue_subscribed(monitor: Monitor) -> set[Any]:
-    return set(monitor._holders)
+    return set(monitor.watched_legs())
 
 
 def test_stopping_leaves_a_working_order_working_and_recorded(db_url: str) -> None:
@@ -269,3 +269,59 @@ def test_a_close_the_account_cannot_take_is_retried_then_left_alone(db_url: str)
     assert first == refused_at
     assert detail.orders == []
     assert broker.open_orders() == []
+
+
+def written_while(db_url: str, delay: float) -> tuple[int, int]:
+    """Live on a clock 600x real time through a selloff, with every intent write taking
+    ``delay`` seconds: (leg updates evaluated when the loss stop's write began, and when it
+    had committed)."""
+
+    async def main() -> tuple[int, int]:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            broker = SimBroker()
+            broker.hold_spreads(POSITION, 10)
+            clock = SpeedClock(T0, speed=600)
+            venue = SimVenue(market(), broker, clock)
+            monitor = instance(store, venue)
+            seen: list[tuple[int, int]] = []
+            real = store.record_intents
+
+            async def slow(items: Any) -> Any:
+                before = monitor.updates
+                await asyncio.sleep(delay)
+                out = await real(items)
+                seen.append((before, monitor.updates))
+                return out
+
+            store.record_intents = slow  # type: ignore[method-assign]
+            await monitor.load(clock.now())
+            stop = asyncio.Event()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(monitor.run(venue, clock, stop))
+                while not seen:
+                    await asyncio.sleep(0.005)
+                stop.set()
+            return seen[0]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def test_evaluation_waits_for_a_decided_close_to_be_written(db_url: str) -> None:
+    """What was decided is written before more quotes are evaluated: while the loss stop's
+    intent takes 30 ms to commit, the quotes that keep coming wait (the latest per leg)."""
+    before, after = written_while(db_url, 0.03)
+    assert before > 0
+    assert after == before
+
+
+def test_a_write_that_hangs_holds_evaluation_back_only_briefly(db_url: str) -> None:
+    """A database that does not answer must not stop the stops being evaluated: after
+    WRITE_WAIT (50 ms) evaluation goes on while the write still hangs."""
+    assert WRITE_WAIT < 0.5
+    before, after = written_while(db_url, 0.5)
+    assert after > before

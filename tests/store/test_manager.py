@@ -97,12 +97,12 @@ class Desk:
         ]
         natural = Decimal(short[1]) - Decimal(long[0])
         if not broker_first:
-            await self.manager.reprice(self.now, {"P1": natural})
+            await self.manager.reprice(self.now, {"P1": natural}.get)
         self.broker.on_market(updates, self.now)
         for event in self.broker.events():
             await self.manager.on_event(event)
         if broker_first:
-            await self.manager.reprice(self.now, {"P1": natural})
+            await self.manager.reprice(self.now, {"P1": natural}.get)
 
 
 @pytest.fixture

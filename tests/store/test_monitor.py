@@ -146,3 +146,94 @@ def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
     monitor, bids = asyncio.run(main())
     assert monitor.decisions == []
     assert bids == [Decimal("2.25"), Decimal("1.50")]
+
+
+def test_a_quiet_market_is_kept_by_the_screens_and_still_read_as_fresh(
+    run: Callable[..., Any],
+) -> None:
+    """Most quotes of a calm spread are admitted by its screen (kept, not evaluated); what
+    reads the quotes (staleness here) sees the newest, admitted ones."""
+    monitor, _, _ = run(None, 3)
+    assert monitor.screened > 0.9 * monitor.updates
+    assert monitor.evaluations < 0.1 * monitor.updates
+    assert monitor.staleness(T0 + timedelta(minutes=3))["P1"] < 1.0
+
+
+def test_the_broker_a_fill_ahead_is_what_the_positions_imply(db_url: str) -> None:
+    """The broker's positions move with its fills before their events are applied: the
+    holdings the open positions imply count the executions received and not yet applied,
+    so the two agree after every step of a loss stop filled 3 at a time."""
+    selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[selloff])], T0, seed=3)
+            sim = SimBroker(fill_size=3)
+            sim.hold_spreads(POSITION, 10)
+            clock = ManualClock(T0)
+            venue = SimVenue(market, sim, clock)
+            monitor = monitor_on(store, venue, SCHEDULE)
+            await monitor.load(T0)
+            checked = 0
+            while monitor.remaining()["P1"] > 0:
+                assert clock.now_ < T0 + timedelta(minutes=10)
+                clock.now_ += timedelta(milliseconds=250)
+                updates, events = venue.step(clock.now_)
+                monitor.on_events(events)  # received, not applied yet
+                implied = {k: v for k, v in monitor.expected_holdings().items() if v}
+                assert implied == sim.positions()
+                checked += any(e.execution is not None for e in events)
+                await monitor.step(clock.now_, updates)
+            return checked
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(main()) == 4  # fills of 3, 3, 3 and 1, each checked in flight
+
+
+def test_a_working_close_is_repriced_on_the_quotes_its_screen_admitted(db_url: str) -> None:
+    """A profit close works (the broker never takes it); the spread goes deeper in profit
+    on quotes the closing screen admits (not evaluated). At the schedule's last step the
+    limit follows the natural of those quotes, not of the quotes it was decided on."""
+    short, long_ = leg_key(POSITION, 0), leg_key(POSITION, 1)
+    schedule = RepriceSchedule(steps=1, interval=timedelta(seconds=2))
+
+    def legs(at: datetime, short_mid: str) -> list[LegUpdate]:
+        m = Decimal(short_mid)
+        return [
+            LegUpdate(long_, Quote(Decimal("0.95"), Decimal("1.05"), at, -0.10, 470.0)),
+            LegUpdate(short, Quote(m - Decimal("0.05"), m + Decimal("0.05"), at, -0.15, 470.0)),
+        ]
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            sim = SimBroker(latency=timedelta(hours=1))
+            sim.hold_spreads(POSITION, 10)
+            clock = ManualClock(T0)
+            monitor = Monitor(
+                store,
+                OrderManager(store, SimGateway(sim, clock.now), schedule),
+                dict(DEFAULT_BOOKS),
+                subscribe=lambda leg: None,
+                market_time=market_time,
+            )
+            await monitor.load(T0)
+            await monitor.step(T0, legs(T0, "1.40"))  # mid debit 0.40: the first target
+            (order,) = sim.open_orders()
+            assert sim.limit(order.order_ref) == Decimal("0.40")  # at the mark, sent
+            evaluated = monitor.evaluations
+            later = T0 + timedelta(seconds=3)
+            clock.now_ = later
+            await monitor.step(later, legs(later, "1.25"))  # debit 0.25: admitted
+            assert monitor.evaluations == evaluated
+            return sim.limit(order.order_ref)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(main()) == Decimal("0.35")  # ask 1.30 less bid 0.95: admitted quotes

@@ -458,3 +458,64 @@ def test_a_new_execution_takes_one_statement_and_only_the_odd_ones_the_checked_w
         Decimal("0.4975"),
         Decimal("1.99"),
     )
+
+
+def test_a_sent_order_keeps_the_brokers_ids_and_an_unknown_one_is_refused(
+    run: Run[Any],
+) -> None:
+    """order_sent (one statement): the first ids stay when a later status brings none, a
+    status further along stays, a repeat changes nothing but the trail, and an order the
+    store does not know is refused with nothing written."""
+
+    async def go(store: SqlStore) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=4))
+        await store.order_sent("P1:0:1", "submitted", broker_order_id=17)
+        await store.order_sent("P1:0:1", "working", perm_id=99001)
+        before = (await store.detail("P1")).orders[0]["updated_at"]
+        await store.order_sent("P1:0:1", "working")  # nothing new: updated_at stays
+        after = (await store.detail("P1")).orders[0]["updated_at"]
+        await store.apply_fill(fill("E1", 1, "0.49"))
+        await store.order_sent("P1:0:1", "working", broker_order_id=18)
+        with pytest.raises(StoreError, match="no order P9:0:1"):
+            await store.order_sent("P9:0:1", "working")
+        return before, after, await store.detail("P1")
+
+    before, after, detail = run(go)
+    order = detail.orders[0]
+    assert before == after
+    assert (order["status"], order["broker_order_id"], order["perm_id"]) == (
+        "partially_filled",
+        18,
+        99001,
+    )
+    sent = [(e["kind"], e["detail"]) for e in detail.events if e["kind"].startswith("order")]
+    assert sent == [
+        ("order submitted", None),
+        ("order working", "perm id 99001"),
+        ("order working", None),
+        ("order working", None),
+    ]
+
+
+def test_warming_opens_the_connections_with_nothing_written(db_url: str) -> None:
+    """warm(n): n connections open and pooled (each has run the order path's statements,
+    as no-ops), and the database is as it was."""
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([vertical()], "DU1")
+            await store.warm(3)
+            return engine.sync_engine.pool.checkedin(), await store.detail("P1")
+        finally:
+            await engine.dispose()
+
+    pooled, detail = asyncio.run(main())
+    assert pooled == 3
+    assert ([e["kind"] for e in detail.events], detail.orders, detail.fills) == (
+        ["imported"],
+        [],
+        [],
+    )

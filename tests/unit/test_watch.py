@@ -1165,3 +1165,91 @@ def test_a_band_edge_between_units_is_rounded_inward() -> None:
         HOLD_NO_TRIGGER
     )
     assert admit(screen, 0, d("0.69"), d("0.7102"), -0.10)
+
+
+# Screens of closing positions, and of changed states -------------------------------
+
+
+def closing(debit: str = "0.50", *, book: BookPolicy | None = None) -> PositionWatch:
+    """The calm vertical after a close decided at ``debit`` was sent (CLOSING)."""
+    watch, decision = watched(debit, book=book)
+    assert isinstance(decision, Close)
+    watch.state = apply(watch.state, CloseSent(decision))
+    return watch
+
+
+def test_a_working_profit_close_is_screened_for_the_stops_only() -> None:
+    """CLOSING on the first target: only a stop can act (replacing the close), so the band
+    has no low edge: a debit deeper in profit is admitted, and evaluate holds on it for
+    the working order; the loss stop's edge and a short delta at the stop are not."""
+    watch = closing("0.50")
+    at = market_time(NOW + timedelta(seconds=1))
+    screen = watch.screen(at)
+    assert screen is not None
+    assert screen.high2 == 30_000  # 2 x the loss stop's 1.50
+    assert screen.low2 < 0  # no low edge
+    deeper = Quote(d("0.39"), d("0.41"), at.now, -0.05, None)  # mid debit 0.20
+    assert admit(screen, 0, deeper.bid, deeper.ask, deeper.delta)
+    assert watch.update(0, deeper, at) == Hold(HoldReason.ORDER_WORKING)
+    assert not admit(screen, 0, d("1.69"), d("1.71"), -0.10)  # mid debit 1.50: loss stop
+    assert not admit(screen, 0, d("0.39"), d("0.41"), -0.30)  # delta stop
+    assert not admit(screen, 0, d("0.39"), d("0.41"), None)  # no broker delta
+
+
+def test_a_working_profit_close_has_no_screen_on_a_stop_or_its_day() -> None:
+    at = market_time(NOW + timedelta(seconds=1))
+    watch = closing("0.50")
+    short, _ = vertical_quotes("1.50", at.now)
+    watch.store(0, short)  # the loss stop holds: evaluate replaces the close
+    assert watch.screen(at) is None
+    watch = closing("0.50")
+    assert watch.screen(market_time(ny(date(2025, 5, 30), 0))) is None  # time stop day
+
+
+def test_a_working_stop_admits_every_quote_priced_in_units() -> None:
+    """CLOSING on a stop: nothing else can act, so the screen admits a debit past the loss
+    stop and any delta, and has no deadline (the time stop's day changes nothing); a price
+    units cannot hold, or none, still goes to evaluate."""
+    watch = closing("1.50")
+    assert watch.state.working is not None
+    assert watch.state.working.close.reason is ExitReason.LOSS_STOP
+    assert watch.screen(market_time(ny(date(2025, 5, 30), 11))) is not None  # its day
+    at = market_time(NOW + timedelta(seconds=1))
+    screen = watch.screen(at)
+    assert screen is not None
+    assert screen.deadline == datetime.max.replace(tzinfo=UTC)
+    wild = Quote(d("4.89"), d("4.91"), at.now, -0.95, None)  # mid debit 4.70
+    assert admit(screen, 0, wild.bid, wild.ask, wild.delta)
+    assert watch.update(0, wild, at) == Hold(HoldReason.ORDER_WORKING)
+    assert not admit(screen, 0, d("4.89005"), d("4.91"), -0.95)
+    assert not admit(screen, 1, None, d("0.21"), -0.05)
+
+
+def test_a_natural_books_working_close_is_screened_only_when_a_stop_works() -> None:
+    """Natural marks have no mid band: a working profit close gets no screen; a working
+    stop needs none (nothing can act)."""
+    assert closing("0.48", book=NATURAL).screen(market_time(NOW)) is None
+    assert closing("1.48", book=NATURAL).screen(market_time(NOW)) is not None
+
+
+def test_a_change_of_state_closes_the_screen() -> None:
+    """A screen is of one exit state: once the state changes (a close sent, a fill, an
+    order ended) it admits nothing, so a gate that still holds it cannot let a quote
+    through on a state it was not built for."""
+    watch, screen = calm_screen()
+    assert watch.current_screen is screen
+    assert admit(screen, 0, d("0.99"), d("1.01"), -0.10)
+    watch.state = replace(watch.state, profit_closed=4)
+    assert watch.current_screen is None
+    assert not admit(screen, 0, d("0.99"), d("1.01"), -0.10)
+
+
+def test_a_screen_found_no_more_closes_the_one_before() -> None:
+    """The watch moved on (a quote on the target) and has no screen now: the screen built
+    before admits nothing more (it would have judged on the old quotes)."""
+    watch, screen = calm_screen()
+    at = market_time(NOW + timedelta(seconds=5))
+    watch.update(0, Quote(d("0.69"), d("0.71"), at.now, -0.10, None), at)  # on the target
+    assert watch.screen(at) is None
+    assert watch.current_screen is None
+    assert not admit(screen, 0, d("0.99"), d("1.01"), -0.10)
