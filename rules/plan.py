@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
+from functools import lru_cache
 
 from rules.books import BookPolicy
 from rules.clock import dte, exchange_date
@@ -110,9 +111,13 @@ class ExitPlan:
         return len(self.cumulative)
 
 
-def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
-    contracts = position.contracts
-    credit = position.entry_credit
+@lru_cache(maxsize=4096)
+def _tranches(
+    contracts: int, book: BookPolicy
+) -> tuple[tuple[Decimal, ...], tuple[int, ...], tuple[str, ...]]:
+    """The targets, cumulative boundaries and labels of ``contracts`` spreads under
+    ``book``: the same for every position of that size in that book, so worked out once
+    (a restart plans thousands of positions)."""
     if contracts >= book.scale_min_contracts:
         targets = book.targets
         split = largest_remainder if book.scale_basis == "original" else remaining_basis
@@ -125,23 +130,40 @@ def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
         f"Profit Target ({_pct(t)}%{'+' if len(targets) > 1 and i == len(targets) - 1 else ''})"
         for i, t in enumerate(targets)
     )
-    initial = dte(position.expiry, exchange_date(position.opened_at))
-    adjusted = int((initial * book.time_stop_fraction).to_integral_value(ROUND_FLOOR))
-    stop_dte = min(book.time_stop_dte, max(adjusted, 0))
+    return targets, cumulative, labels
+
+
+@lru_cache(maxsize=256)
+def _stop_labels(book: BookPolicy) -> tuple[str, str]:
+    """The loss and delta stops' labels of ``book``."""
     delta_text = (
         f"{book.delta_stop:.2f}"
         if book.delta_stop == round(book.delta_stop, 2)
         else (f"{book.delta_stop.normalize():f}")
     )
+    return (
+        f"Loss Stop ({_pct(book.loss_stop_multiple)}% of credit)",
+        f"Delta Stop ({delta_text})",
+    )
+
+
+def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
+    credit = position.entry_credit
+    targets, cumulative, labels = _tranches(position.contracts, book)
+    loss_label, delta_label = _stop_labels(book)
+    initial = dte(position.expiry, exchange_date(position.opened_at))
+    adjusted = int((initial * book.time_stop_fraction).to_integral_value(ROUND_FLOOR))
+    stop_dte = min(book.time_stop_dte, max(adjusted, 0))
+    width = spread_width(position)
     return ExitPlan(
         targets=targets,
         target_debits=tuple(credit * (1 - t) for t in targets),
         cumulative=cumulative,
         labels=labels,
         loss_debit=credit * book.loss_stop_multiple,
-        loss_label=f"Loss Stop ({_pct(book.loss_stop_multiple)}% of credit)",
+        loss_label=loss_label,
         delta_stop=float(book.delta_stop),
-        delta_label=f"Delta Stop ({delta_text})",
+        delta_label=delta_label,
         initial_dte=initial,
         time_stop_dte=stop_dte,
         time_stop_date=position.expiry - timedelta(days=stop_dte),
@@ -149,8 +171,8 @@ def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
         natural=book.mark == "natural",
         quiet_high2=None
         if book.mark == "natural"
-        else 2 * min(credit * book.loss_stop_multiple, spread_width(position)),
-        width=spread_width(position),
+        else 2 * min(credit * book.loss_stop_multiple, width),
+        width=width,
         stale_after=book.stale_after_delta,
         short_legs=tuple(i for i, leg in enumerate(position.legs) if leg.side is Side.SHORT),
         long_legs=tuple(i for i, leg in enumerate(position.legs) if leg.side is Side.LONG),

@@ -19,8 +19,9 @@ Pure: no I/O, no clock, no logging.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import cast
 
 from rules.clock import MarketTime, new_york
@@ -122,6 +123,12 @@ class Screen:
         self.low2 = self.high2 = 0
 
 
+@lru_cache(maxsize=4096)
+def _day_begins(day: date) -> datetime:
+    """The instant the New York session day ``day`` begins, in UTC (a time stop's day)."""
+    return datetime.combine(day, time.min, new_york()).astimezone(UTC)
+
+
 # A band's open ends, in units: beyond any price (MAX_PRICE is 10**10 units)
 _BELOW, _ABOVE = -(10**15), 10**15
 _NEVER = datetime.max.replace(tzinfo=UTC)
@@ -182,9 +189,7 @@ class PositionWatch:
             if boundary > state.profit_closed:
                 low2 = 2 * debit
                 break
-        # the instant the time stop's session day begins, in UTC
-        stop_day = datetime.combine(plan.time_stop_date, time.min, new_york())
-        self._deadline = stop_day.astimezone(UTC)
+        self._deadline = _day_begins(plan.time_stop_date)
         self._quiet = (
             None
             if state.phase is not _OPEN or high2 is None

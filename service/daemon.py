@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -288,6 +289,9 @@ async def _compose(
     )
     for line in await monitor.load(clock.start):
         out.write(f"reconciled: {line}\n")
+    # What is loaded lives as long as the daemon: out of the collector's full walks, which
+    # would otherwise visit every position's objects and hold the loop for milliseconds.
+    gc.freeze()
 
     async def close() -> None:
         if isinstance(venue, IbBroker):
