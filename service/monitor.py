@@ -646,10 +646,15 @@ class Monitor:
                 await asyncio.sleep(0)  # the workers' and the follower's I/O in between
 
     async def _working(self) -> None:
-        while True:
-            await self._take(await self._decided.get())
+        async with self.store.hold():  # a connection of its own, for its life
+            while True:
+                await self._take(await self._decided.get())
 
     async def _following(self) -> None:
+        async with self.store.hold():  # a connection of its own, for its life
+            await self._follow_forever()
+
+    async def _follow_forever(self) -> None:
         turns = Turns()
         while True:
             if self._events.empty():

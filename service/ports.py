@@ -8,6 +8,7 @@ clock (``service.clock``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -214,6 +215,10 @@ class Store(Protocol):
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
 
     async def live_orders(self) -> list[dict[str, Any]]: ...
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """Inside, the calling task's order-path writes run on one connection it keeps."""
+        ...
 
     async def warm(self, connections: int) -> None:
         """Be ready to serve ``connections`` callers at once with nothing left to open."""

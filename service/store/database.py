@@ -93,10 +93,11 @@ POOL = 10  # connections kept: the order workers, the event follower, health and
 
 
 def engine(url: str) -> AsyncEngine:
-    # No ping on every checkout (a round trip on the order path): a connection the server
-    # dropped fails its statement instead, and the callers retry (order events) or decide
-    # again on the next quote (closes). Connections are renewed every half hour.
-    return create_async_engine(url, pool_recycle=1800, pool_size=POOL)
+    # A ping on each checkout: a connection the server dropped (a restart) is replaced, not
+    # handed out. The order path does not pay it: the monitor's tasks keep their connections
+    # (service.store.driver.hold), and one that fails is dropped and the write retried
+    # (order events) or decided again (closes). Connections are renewed every half hour.
+    return create_async_engine(url, pool_recycle=1800, pool_size=POOL, pool_pre_ping=True)
 
 
 def alembic_config(url: str) -> Config:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, String, bindparam, func, literal, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -37,6 +39,7 @@ from service.ports import (
     StoredPosition,
     StoreError,
 )
+from service.store import driver
 from service.store.schema import (
     FINAL_ORDER_STATUSES,
     CloseOrderRow,
@@ -242,11 +245,10 @@ class SqlStore:
 
     # Orders and fills ------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection outside any transaction: for single statements."""
-        async with self._engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    def hold(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Inside (a long-running task), the order path's statements run on one connection
+        the task keeps: see :mod:`service.store.driver`."""
+        return driver.hold(self._engine)
 
     async def record_intent(self, intent: CloseIntent, decision: Decision | None = None) -> None:
         """Write a close order BEFORE it is sent: never more than what remains, and never
@@ -273,8 +275,8 @@ class SqlStore:
         ]
         written: set[str] = set()
         try:
-            async with self._autocommit() as conn:  # one statement: atomic by itself
-                written = set(await conn.scalars(_INTENTS_SQL, {"batch": payload}))
+            async with driver.driver(self._engine, "close intents") as conn:
+                written = {r[0] for r in await conn.fetch(_INTENTS_SQL, json.dumps(payload))}
         except IntegrityError:
             written = set()
         rest = [(k, item) for k, item in enumerate(items) if item[0].order_ref not in written]
@@ -377,8 +379,8 @@ class SqlStore:
         orders not yet further along take ``status``, and the audit trail says so."""
         if status not in ("submitted", "working"):
             raise ValueError(status)
-        async with self._autocommit() as conn:
-            await conn.execute(_SENT_MANY_SQL, {"refs": list(refs), "status": status})
+        async with driver.driver(self._engine, "orders sent") as conn:
+            await conn.execute(_SENT_MANY_SQL, list(refs), status)
 
     async def apply_fill(self, fill: Fill) -> FillApplied:
         """Apply one execution exactly once, in one transaction with contracts remaining.
@@ -386,21 +388,14 @@ class SqlStore:
         The usual case is one statement (:data:`_FILL_SQL`). Anything else (an execution
         seen before, an unknown order, a fill larger than what is left) goes through
         :meth:`_apply_fill_checked`, which says exactly what is wrong."""
-        params = {
-            "exec_id": fill.exec_id,
-            "ref": fill.order_ref,
-            "qty": fill.quantity,
-            "price": fill.price,
-            "commission": fill.commission,
-            "time": fill.time,
-        }
+        args = (fill.exec_id, fill.order_ref, fill.quantity, fill.price, fill.commission, fill.time)
         try:
-            async with self._autocommit() as conn:
-                done = (await conn.execute(_FILL_SQL, params)).first()
+            async with driver.driver(self._engine, "fill") as conn:
+                done = await conn.fetchrow(_FILL_SQL, *args)
         except IntegrityError:  # a CHECK refused it (an over-fill): say why, below
             done = None
         if done is not None:
-            return FillApplied(True, done.remaining, done.filled, done.status)
+            return FillApplied(True, done["remaining"], done["filled"], done["status"])
         return await self._apply_fill_checked(fill)
 
     async def _apply_fill_checked(self, fill: Fill) -> FillApplied:
@@ -515,16 +510,10 @@ class SqlStore:
         """The broker has the order: submitted, or working; its ids are kept."""
         if status not in ("submitted", "working"):
             raise ValueError(status)
-        params = {
-            "ref": order_ref,
-            "status": status,
-            "kind": f"order {status}",
-            "oid": broker_order_id or None,
-            "perm": perm_id or None,
-            "detail": None if perm_id is None else f"perm id {perm_id}",
-        }
-        async with self._autocommit() as conn:  # one statement: atomic by itself
-            done = (await conn.execute(_SENT_SQL, params)).first()
+        detail = None if perm_id is None else f"perm id {perm_id}"
+        args = (order_ref, status, f"order {status}", broker_order_id or None, perm_id or None)
+        async with driver.driver(self._engine, "order sent") as conn:
+            done = await conn.fetchrow(_SENT_SQL, *args, detail)
         if done is None:
             raise StoreError(f"order_ref: no order {order_ref}")
 
@@ -559,15 +548,11 @@ class SqlStore:
 
         async def one() -> AsyncConnection:
             conn = await self._engine.connect()
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.execute(_INTENTS_SQL, {"batch": []})
-            await auto.execute(_SENT_MANY_SQL, {"refs": [], "status": "submitted"})
-            none = {"ref": "", "oid": None, "perm": None, "detail": None}
-            await auto.execute(_SENT_SQL, {**none, "status": "working", "kind": ""})
-            await auto.execute(
-                _FILL_SQL,
-                {"exec_id": "", "ref": "", "qty": 0, "price": 0, "commission": 0, "time": None},
-            )
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            await raw.fetch(_INTENTS_SQL, "[]")
+            await raw.execute(_SENT_MANY_SQL, [], "submitted")
+            await raw.fetchrow(_SENT_SQL, "", "working", "", None, None, None)
+            await raw.fetchrow(_FILL_SQL, "", "", 0, Decimal(0), Decimal(0), datetime.now(UTC))
             return conn
 
         opened = await asyncio.gather(*(one() for _ in range(connections)))
@@ -709,10 +694,9 @@ def _intent_payload(k: int, intent: CloseIntent, decision: Decision | None) -> d
 # Close intents in one statement: the positions that can take them are updated (row locks,
 # re-checked after any wait), their orders inserted, and the audit rows (the decision, then
 # the intent, per order, in the batch's order). Returns the order_refs written.
-_INTENTS_SQL = text(
-    f"""
+_INTENTS_SQL = f"""
 WITH req AS (
-    SELECT * FROM jsonb_to_recordset(:batch) AS r(
+    SELECT * FROM jsonb_to_recordset($1) AS r(
         k int, pid text, ref text, stage int, attempt int, reason text, label text,
         target numeric, qty int, limit_price numeric, quotes jsonb,
         d_kind text, d_reason text, d_label text, d_mark numeric, d_pnl numeric,
@@ -756,101 +740,95 @@ events AS (
 )
 SELECT order_ref FROM orders
 """
-).bindparams(bindparam("batch", type_=JSONB))
 
 
 # The broker has an order (submitted or working, with its ids), in one statement under the
 # position's row lock taken first (as every writer does): the broker's word comes in any
 # order, so a status already further along (partly filled, final) stays; the audit row.
 # No row back: no such order.
-_SENT_SQL = text(
-    f"""
+_SENT_SQL = f"""
 WITH lk AS (
     SELECT p.id, p.remaining FROM positions p JOIN close_orders c ON c.position_id = p.id
-    WHERE c.order_ref = :ref
+    WHERE c.order_ref = $1
     FOR NO KEY UPDATE OF p
 ),
 o AS (
     UPDATE close_orders c SET
-        status = CASE WHEN c.status IN ({_ONWARD}) THEN c.status ELSE :status END,
-        broker_order_id = coalesce(CAST(:oid AS bigint), c.broker_order_id),
-        perm_id = coalesce(CAST(:perm AS bigint), c.perm_id),
+        status = CASE WHEN c.status IN ({_ONWARD}) THEN c.status ELSE $2 END,
+        broker_order_id = coalesce(CAST($4 AS bigint), c.broker_order_id),
+        perm_id = coalesce(CAST($5 AS bigint), c.perm_id),
         updated_at = CASE  -- (the ORM's onupdate: only when something changes)
-            WHEN c.status NOT IN ({_ONWARD}) AND c.status <> :status THEN now()
+            WHEN c.status NOT IN ({_ONWARD}) AND c.status <> $2 THEN now()
             WHEN c.broker_order_id IS DISTINCT FROM
-                 coalesce(CAST(:oid AS bigint), c.broker_order_id) THEN now()
-            WHEN c.perm_id IS DISTINCT FROM coalesce(CAST(:perm AS bigint), c.perm_id)
+                 coalesce(CAST($4 AS bigint), c.broker_order_id) THEN now()
+            WHEN c.perm_id IS DISTINCT FROM coalesce(CAST($5 AS bigint), c.perm_id)
                 THEN now()
             ELSE c.updated_at END
-    FROM lk WHERE c.order_ref = :ref
+    FROM lk WHERE c.order_ref = $1
     RETURNING c.position_id
 ),
 e AS (
     INSERT INTO exit_events (position_id, kind, order_ref, contracts_remaining, detail)
-    SELECT lk.id, :kind, :ref, lk.remaining, :detail FROM lk, o
+    SELECT lk.id, $3, $1, lk.remaining, $6 FROM lk, o
     RETURNING 1
 )
 SELECT position_id FROM o
 """
-)
 
 
 # Orders sent (no broker ids yet), in one statement: those not yet further along take the
 # status, and the audit trail says so.
-_SENT_MANY_SQL = text(
-    f"""
+_SENT_MANY_SQL = f"""
 WITH sent AS (
-    UPDATE close_orders SET status = :status, updated_at = now()
-    WHERE order_ref = ANY(:refs) AND status NOT IN ({_ONWARD})
+    UPDATE close_orders SET status = $2, updated_at = now()
+    WHERE order_ref = ANY($1) AND status NOT IN ({_ONWARD})
     RETURNING order_ref, position_id
 )
 INSERT INTO exit_events (position_id, kind, order_ref, contracts_remaining)
-SELECT sent.position_id, 'order ' || :status, sent.order_ref, p.remaining
+SELECT sent.position_id, 'order ' || $2, sent.order_ref, p.remaining
 FROM sent JOIN positions p ON p.id = sent.position_id
 """
-).bindparams(bindparam("refs", type_=ARRAY(String)))
 
 
 # One execution in one statement, under the position's row lock taken first (as every
 # writer does): the fill row (none if its exec_id is known), the order's filled, paid,
 # average and status, the position's remaining, profit closed, stage and status, and the
 # audit row. The CHECKs refuse an over-fill. No row back: not applied here.
-_FILL_SQL = text(
-    """
+_FILL_SQL = """
 WITH lk AS (
     SELECT p.id FROM positions p JOIN close_orders c ON c.position_id = p.id
-    WHERE c.order_ref = :ref
+    WHERE c.order_ref = $2
     FOR NO KEY UPDATE OF p
 ),
 f AS (
     INSERT INTO fills (exec_id, order_ref, quantity, price, commission, time)
-    SELECT :exec_id, :ref, :qty, :price, :commission, :time
+    SELECT $1, $2, $3, $4, $5, $6
     WHERE EXISTS (SELECT 1 FROM lk)
     ON CONFLICT (exec_id) DO NOTHING
     RETURNING exec_id
 ),
 o AS (
     UPDATE close_orders c SET
-        filled = c.filled + :qty,
-        paid = c.paid + CAST(:price AS numeric) * :qty,
-        avg_price = round((c.paid + CAST(:price AS numeric) * :qty) / (c.filled + :qty), 6),
-        status = CASE WHEN c.filled + :qty = c.quantity THEN 'filled'
+        filled = c.filled + $3,
+        paid = c.paid + CAST($4 AS numeric) * $3,
+        avg_price = round((c.paid + CAST($4 AS numeric) * $3) / (c.filled + $3), 6),
+        status = CASE WHEN c.filled + $3 = c.quantity THEN 'filled'
                       ELSE 'partially_filled' END,
         updated_at = now()
-    WHERE c.order_ref = :ref AND EXISTS (SELECT 1 FROM f)
+    WHERE c.order_ref = $2 AND EXISTS (SELECT 1 FROM f)
     RETURNING c.position_id, c.reason, c.label, c.stage, c.status, c.filled
 ),
 p AS (
     UPDATE positions p SET
-        remaining = p.remaining - :qty,
+        remaining = p.remaining - $3,
         profit_closed = p.profit_closed
-            + CASE WHEN o.reason = 'profit_target' THEN :qty ELSE 0 END,
+            + CASE WHEN o.reason = 'profit_target' THEN $3 ELSE 0 END,
         stage = CASE WHEN o.reason = 'profit_target' AND o.status = 'filled'
                           AND o.stage IS NOT NULL
                      THEN greatest(p.stage, o.stage + 1) ELSE p.stage END,
-        status = CASE WHEN p.remaining - :qty = 0 THEN 'closed'
+        status = CASE WHEN p.remaining - $3 = 0 THEN 'closed'
                       WHEN o.status = 'filled' THEN 'open' ELSE p.status END,
-        closed_at = CASE WHEN p.remaining - :qty = 0 THEN CAST(:time AS timestamptz)
+        closed_at = CASE WHEN p.remaining - $3 = 0 THEN CAST($6 AS timestamptz)
                          ELSE p.closed_at END,
         version = p.version + 1
     FROM o WHERE p.id = o.position_id
@@ -859,13 +837,12 @@ p AS (
 e AS (
     INSERT INTO exit_events (position_id, kind, reason, label, order_ref, mark, pnl,
                              pct_of_max, contracts_closed, contracts_remaining, detail)
-    SELECT p.id, 'filled', o.reason, o.label, :ref, :price,
-           round((p.entry_credit - :price) * p.multiplier * :qty, 2),
-           round((p.entry_credit - :price) / p.entry_credit, 2),
-           :qty, p.remaining, 'execution ' || CAST(:exec_id AS text)
+    SELECT p.id, 'filled', o.reason, o.label, $2, $4,
+           round((p.entry_credit - $4) * p.multiplier * $3, 2),
+           round((p.entry_credit - $4) / p.entry_credit, 2),
+           $3, p.remaining, 'execution ' || CAST($1 AS text)
     FROM p, o
     RETURNING 1
 )
 SELECT p.remaining, o.filled, o.status FROM p, o
 """
-)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import OperationalError
 
 from brokers.sim.broker import SimBroker
@@ -19,7 +20,7 @@ from service.monitor import WRITE_WAIT, Monitor
 from service.ports import Clock, leg_key
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import monitor_on, vertical
+from tests.store.conftest import _plain, monitor_on, vertical
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 POSITION = replace(vertical(), entry_credit=Decimal("0.80"))  # SPY 450/445 P x10
@@ -325,3 +326,60 @@ def test_a_write_that_hangs_holds_evaluation_back_only_briefly(db_url: str) -> N
     assert WRITE_WAIT < 0.5
     before, after = written_while(db_url, 0.5)
     assert after > before
+
+
+def test_connections_the_database_drops_mid_session_are_replaced_and_fills_land_once(
+    db_url: str,
+) -> None:
+    """Live, with the loss stop working (filled 3 at a time): the server terminates every
+    connection of the database, the ones the order workers and the event follower keep
+    among them. Their next writes fail as lost, are retried on new connections, and every
+    execution lands exactly once."""
+    broker = SimBroker(fill_size=3, latency=timedelta(seconds=2))
+
+    async def main() -> Any:
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([POSITION], "DU1")
+            broker.hold_spreads(POSITION, 10)
+            clock = SpeedClock(T0, speed=600)
+            venue = SimVenue(market(), broker, clock)
+            monitor = instance(store, venue)
+            await monitor.load(clock.now())
+            stop = asyncio.Event()
+            killed = 0
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(monitor.run(venue, clock, stop))
+                deadline = asyncio.get_running_loop().time() + 30
+                while monitor.remaining().get("P1") != 0:
+                    assert asyncio.get_running_loop().time() < deadline
+                    if not killed and monitor.decisions:  # the stop is out, not filled yet
+                        killed = await terminate_all(db_url)
+                    await asyncio.sleep(0.005)
+                stop.set()
+            return killed, await store.detail("P1")
+        finally:
+            await engine.dispose()
+
+    killed, detail = asyncio.run(main())
+    assert killed >= 2  # at least a worker's and the follower's
+    assert sorted(f["exec_id"] for f in detail.fills) == sorted(
+        e.exec_id for e in broker.executions()
+    )
+    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
+    assert (detail.stored.remaining, detail.orders[0]["status"]) == (0, "filled")
+
+
+async def terminate_all(db_url: str) -> int:
+    """The server ends every other connection to the database; how many it ended."""
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await conn.close()
