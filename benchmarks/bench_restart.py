@@ -10,6 +10,9 @@ service, connects, reconciles the store's live orders with the broker,
 loads every open position into the monitor and subscribes its legs. That
 process prints the time from its own start to monitoring, the part of it
 spent in the start itself (reconcile + load), and its resident memory then.
+Then it monitors them live (the daemon's TaskGroup) on the simulated market
+for ``--monitor`` wall seconds in real time, every leg quoted about four
+times a second, and prints its peak resident memory.
 """
 
 # ruff: noqa: E402  (the clock starts before the imports: a restart pays for them)
@@ -26,6 +29,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,60 +37,79 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimGateway
+from brokers.sim.gateway import SimVenue
+from brokers.sim.market import SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service import logs
+from service.clock import SpeedClock
 from service.manager import OrderManager
 from service.monitor import Monitor
 from service.orders import closing_order
-from service.ports import CloseIntent, order_ref
+from service.ports import CloseIntent, leg_key, order_ref
 from service.store import database
 from service.store.repository import SqlStore
 
 T_IMPORTED = time.perf_counter()
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+CENT = Decimal("0.01")
 EXPIRY = date(2027, 4, 16)
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
-async def fill(url: str, n: int, broker_file: Path) -> None:
-    """Store ``n`` positions; 1% get a close order working at the broker."""
+def market() -> SimMarket:
+    """50 underlyings at 100, vol 20%: the same quotes in both processes."""
+    return SimMarket([Underlying(f"U{k:02d}", 100.0, vol=0.2) for k in range(50)], T0, seed=1)
 
-    positions = [
-        Position(
+
+def positions(n: int) -> list[Position]:
+    """``n`` put spreads 5 wide, shorts from 94 down to 89.125, each sold at its mid (so
+    they are calm at the start: nothing to close while they are monitored)."""
+    quotes = market()
+    out = []
+    for k in range(n):
+        short = Decimal(94) - Decimal(k // 50 % 40) / 8
+        draft = Position(
             id=f"R{k:05d}",
             book="PRIMARY",
             underlying=f"U{k % 50:02d}",
             strategy=Strategy.PUT_CREDIT,
             legs=(
-                Leg(Right.PUT, Decimal(90 - k // 50 % 40), EXPIRY, Side.SHORT),
-                Leg(Right.PUT, Decimal(85 - k // 50 % 40), EXPIRY, Side.LONG),
+                Leg(Right.PUT, short, EXPIRY, Side.SHORT),
+                Leg(Right.PUT, short - 5, EXPIRY, Side.LONG),
             ),
             contracts=10,
-            entry_credit=Decimal("1.00"),
+            entry_credit=Decimal(1),
             opened_at=T0 - timedelta(days=1),
         )
-        for k in range(n)
-    ]
+        s, lg = (quotes.quote(leg_key(draft, i), T0) for i in range(2))
+        mid = (s.bid + s.ask - lg.bid - lg.ask) / 2  # type: ignore[operator]
+        out.append(replace(draft, entry_credit=max(mid, Decimal("0.05")).quantize(CENT)))
+    return out
+
+
+async def fill(url: str, n: int, broker_file: Path) -> None:
+    """Store ``n`` positions; 1% get a close order working at the broker."""
+    opened = positions(n)
     engine = database.engine(url)
     store = SqlStore(engine)
     for k in range(0, n, 1000):
-        await store.import_positions(positions[k : k + 1000], "BENCH")
+        await store.import_positions(opened[k : k + 1000], "BENCH")
     broker = SimBroker()
-    for p in positions:
+    for p in opened:
         broker.hold_spreads(p, 10)
-    for p in positions[::100]:
+    for p in opened[::100]:
         ref = order_ref(p.id, 0, 1)
         intent = CloseIntent(
             ref, p.id, 0, 1, "profit_target", "50%", Decimal("0.5"), 4, Decimal("0.50")
@@ -98,43 +121,58 @@ async def fill(url: str, n: int, broker_file: Path) -> None:
     broker_file.write_bytes(pickle.dumps(broker))
 
 
-async def restart(url: str, broker_file: Path) -> None:
-    """The daemon's start: connect, reconcile, load, subscribe."""
+async def restart(url: str, broker_file: Path, monitor_for: float) -> None:
+    """The daemon's start: connect, reconcile, load, subscribe; then monitor for a while."""
 
     logs.configure(open(os.devnull, "w"), json=True)  # noqa: SIM115  (dropped)
     broker = pickle.loads(broker_file.read_bytes())
     imported = T_IMPORTED
     engine = database.engine(url)
     store = SqlStore(engine)
-    subscribed = set()
+    clock = SpeedClock(T0)
+    quotes = market()
+    venue = SimVenue(quotes, broker, clock)
     monitor = Monitor(
         store,
-        OrderManager(store, SimGateway(broker, lambda: T0), RepriceSchedule()),
+        OrderManager(store, venue, RepriceSchedule()),
         dict(DEFAULT_BOOKS),
-        subscribe=subscribed.add,
+        subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
     lines = await monitor.load(T0)
     done = time.perf_counter()
-    await engine.dispose()
     print(
-        f"restart: {len(monitor.watches):,} open positions, {len(subscribed):,} legs subscribed, "
-        f"{len(lines)} orders reconciled"
+        f"restart: {len(monitor.watches):,} open positions, "
+        f"{len(quotes.subscribed):,} legs subscribed, {len(lines)} orders reconciled"
     )
     print(
         f"back to monitoring {done - T_START:.2f}s after the process started "
         f"(imports {imported - T_START:.2f}s, reconcile + load {done - imported:.2f}s)"
     )
     print(f"resident memory then: {rss_mb():.0f} MB")
+    clock.restart()
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(monitor.run(venue, clock, stop))
+        await asyncio.sleep(monitor_for)
+        stop.set()
+    await engine.dispose()
+    print(
+        f"monitored {monitor_for:.0f}s live: {monitor.updates:,} leg updates "
+        f"({monitor.screened:,} screened), {len(monitor.decisions)} closes; "
+        f"peak resident memory {rss_mb('VmHWM'):.0f} MB"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--positions", type=int, default=10_000)
+    ap.add_argument("--monitor", type=float, default=30.0, help="seconds to monitor live")
     ap.add_argument("--child", nargs=2, metavar=("URL", "BROKER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        asyncio.run(restart(args.child[0], Path(args.child[1])))
+        asyncio.run(restart(args.child[0], Path(args.child[1]), args.monitor))
         return
 
     def run(url: str) -> None:
@@ -142,7 +180,9 @@ def main() -> None:
             broker_file = Path(tmp) / "broker.pickle"
             asyncio.run(fill(url, args.positions, broker_file))
             me = Path(__file__).resolve()
-            subprocess.run([sys.executable, me, "--child", url, broker_file], check=True)
+            child = [sys.executable, me, "--child", url, broker_file]
+            child += ["--monitor", str(args.monitor)]
+            subprocess.run(child, check=True)
 
     url = os.environ.get("DATABASE_URL")
     if url:

@@ -117,3 +117,49 @@ def test_a_call_priced_above_the_stock_has_no_implied_vol() -> None:
     """A call cannot be worth more than the stock: GreeksUnavailable."""
     with pytest.raises(GreeksUnavailable):
         local_delta(Right.CALL, 100.0, EXPIRY, 130.0, 120.0, NOW, Rates())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    right=st.sampled_from([Right.PUT, Right.CALL]),
+    spot=st.floats(min_value=5, max_value=2000),
+    moneyness=st.floats(min_value=0.5, max_value=1.5),
+    years=st.floats(min_value=0.001, max_value=3.0),
+    sigma=st.floats(min_value=0.01, max_value=2.0),
+    rate=st.floats(min_value=-0.01, max_value=0.15),
+    dividend=st.floats(min_value=0.0, max_value=0.08),
+)
+def test_delta_is_vollibs_analytical_delta(
+    right: Right,
+    spot: float,
+    moneyness: float,
+    years: float,
+    sigma: float,
+    rate: float,
+    dividend: float,
+) -> None:
+    """The closed form computed here gives vollib's own analytical delta (which the
+    service does not import: it pulls in scipy)."""
+    from vollib.black_scholes_merton.greeks.analytical import delta  # noqa: PLC0415
+
+    flag = "c" if right is Right.CALL else "p"
+    strike = spot * moneyness
+    want = delta(flag, spot, strike, years, rate, sigma, dividend)
+    got = bsm_delta(right, spot, strike, years, sigma, Rates(rate=rate, dividend=dividend))
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_local_greeks_do_not_import_scipy() -> None:
+    """A local delta costs vollib's price and IV only: no scipy (70 MB, half a second)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys; from datetime import date, datetime, UTC; "
+        "from rules.greeks import Rates, local_delta; from rules.model import Right; "
+        "local_delta(Right.PUT, 95.0, date(2027, 4, 16), 1.2, 100.0, "
+        "datetime(2027, 3, 2, 15, tzinfo=UTC), Rates()); "
+        "print('scipy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
