@@ -129,10 +129,12 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
     evaluate = monitor.evaluate
     per_update: list[float] = []
 
-    def timed(now: datetime, limit: int | None = None, closes: int | None = None) -> int:
+    def timed(
+        now: datetime, limit: int | None = None, closes: int | None = None, until: Any = None
+    ) -> int:
         before = monitor.updates
         t1 = time.perf_counter()
-        decided = evaluate(now, limit, closes)
+        decided = evaluate(now, limit, closes, until)
         if monitor.updates > before:
             per_update.append((time.perf_counter() - t1) / (monitor.updates - before))
         return decided

@@ -86,7 +86,7 @@ from service.ports import (
     leg_key,
     position_of,
 )
-from service.turns import Turns
+from service.turns import TURN, Turns
 
 _log = get_logger("spreadwatch.monitor")
 REFUSALS, REFUSAL_SPAN = 3, timedelta(seconds=5)  # close-only refusals before it is left alone
@@ -289,11 +289,18 @@ class Monitor:
                 self._unapplied[position_of(event.order_ref)] += event.execution.quantity
             self._events.put_nowait(event)
 
-    def evaluate(self, now: datetime, limit: int | None = None, closes: int | None = None) -> int:
+    def evaluate(
+        self,
+        now: datetime,
+        limit: int | None = None,
+        closes: int | None = None,
+        until: float | None = None,
+    ) -> int:
         """Re-evaluate the positions holding a leg updated since the last call (the first
         ``limit`` such legs, oldest first, stopping after the leg that made the ``closes``-th
-        close decision; the rest wait for the next call); queue each close decision. No
-        I/O. Returns the number of closes decided."""
+        close decision, or after an evaluation that ended past ``until`` (perf_counter); the
+        rest wait for the next call); queue each close decision. No I/O. Returns the number
+        of closes decided."""
         pending = self._pending
         if not pending:
             return 0
@@ -336,7 +343,9 @@ class Monitor:
                 screened += 1
                 continue
             evaluations += judge(n, quote, at, rates, act)
-            if closes is not None and decided >= closes:
+            if (closes is not None and decided >= closes) or (
+                until is not None and time.perf_counter() > until
+            ):
                 rest = dict(items)  # older than what came since: first in line
                 if rest:
                     self._pending = rest | self._pending
@@ -639,7 +648,7 @@ class Monitor:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                self.evaluate(clock.now(), SLICE, SLICE_CLOSES)
+                self.evaluate(clock.now(), SLICE, SLICE_CLOSES, time.perf_counter() + TURN)
                 if self._unwritten:  # what was decided is written before more is evaluated
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._written.wait(), WRITE_WAIT)
