@@ -46,6 +46,11 @@ class _MonitorCollector(Collector):
             "spreadwatch_updates", "leg quote updates evaluated", value=m.updates
         )
         yield CounterMetricFamily(
+            "spreadwatch_screened",
+            "leg quote updates every holder's screen admitted (kept, not evaluated)",
+            value=m.screened,
+        )
+        yield CounterMetricFamily(
             "spreadwatch_evaluations", "position evaluations", value=m.evaluations
         )
         decisions = CounterMetricFamily(

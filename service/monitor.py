@@ -225,7 +225,7 @@ class Monitor:
         self._walk_after: datetime | None = None  # check_stale walks the positions after it
         self.decisions: list[tuple[datetime, str, Close]] = []  # every close sent
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
-        self.updates = 0  # leg updates taken (evaluated or screened)
+        self.updates = 0  # leg updates taken (screened or evaluated)
         self.screened = 0  # leg updates every holder's screen admitted: kept, not evaluated
         self.evaluations = 0  # position evaluations (an update of a leg two positions hold: 2)
         self.decided: Counter[str] = Counter()  # close decisions by reason
