@@ -110,6 +110,8 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
     assert before["spreadwatch_updates_total"] > 0
     assert after["spreadwatch_updates_total"] > before["spreadwatch_updates_total"]
     assert after["spreadwatch_evaluations_total"] > before["spreadwatch_evaluations_total"] > 0
+    assert before["spreadwatch_screened_total"] > 0  # calm quotes, admitted by the screen
+    assert before["spreadwatch_screened_total"] <= before["spreadwatch_updates_total"]
     assert before.get('spreadwatch_decisions_total{reason="loss_stop"}', 0) == 0
     assert after['spreadwatch_decisions_total{reason="loss_stop"}'] == 1
     assert after['spreadwatch_order_events_total{status="filled"}'] == 1
