@@ -59,8 +59,6 @@ BAD_LINES_SHOWN = 5
 _PCT = Decimal("0.0001")
 
 LegKey = tuple[str, date, Right, Decimal]
-# A row's figures as read: bid, ask, ts (naive UTC), delta, underlying price
-Row = tuple[Decimal | None, Decimal | None, datetime, float | None, float | None]
 
 
 @dataclass
@@ -84,6 +82,7 @@ class Summary:
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 _EMPTY = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
+_EMPTIES = frozenset(_EMPTY)
 MEMO_LIMIT = 100_000  # per field; bounds memory at ~15 MB each
 
 
@@ -103,6 +102,11 @@ def _price(text: str) -> tuple[Decimal, int | None]:
     """A price as replay keeps it: the Decimal, and its units for the screens."""
     price = Decimal(text)
     return price, units(price)
+
+
+def _units(text: str) -> int | None:
+    """A price's screen units (None: not exact); ValueError-kin if it is no number."""
+    return units(Decimal(text))
 
 
 def _memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
@@ -244,6 +248,7 @@ class Replay:
             )
         # text -> value, as read: prices as (Decimal, units), deltas and spots as floats
         self._prices: dict[str, Any] = dict.fromkeys(_EMPTY, (None, None))
+        self._units: dict[str, Any] = dict.fromkeys(_EMPTY)  # price text -> units
         self._deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
         self._spots: dict[str, Any] = dict.fromkeys(_EMPTY)
         self._clock = _SessionClock()
@@ -279,7 +284,7 @@ class Replay:
         summary = Summary()
         started = perf_counter()
         legs: dict[str, int | None] = {}  # "SPY,2027-04-16,P,450" -> leg id
-        prices, deltas, spots = self._prices, self._deltas, self._spots
+        price_units = self._units
         watchlist = self.watchlist
         holders, latest, gates = watchlist.holders, watchlist.latest, watchlist.gates
         bad, judge = summary.bad, self._judge
@@ -288,8 +293,7 @@ class Replay:
         now = datetime.min  # noqa: DTZ901  (naive UTC in the loop)
         line = 1
         idle = screened = 0
-        for text in lines:
-            line += 1
+        for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
             if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
                 text = ",".join(row_of(text))  # noqa: PLW2901
             try:  # the last field keeps its newline: float() and the memo do not mind
@@ -315,17 +319,20 @@ class Replay:
             if not holders[leg]:  # every position holding this leg has closed
                 idle += 1
                 continue
-            try:  # prices and deltas repeat: parse each text once
-                (bid, bid_units), (ask, ask_units) = prices[bid_t], prices[ask_t]
-                delta, spot = deltas[delta_t], spots[spot_t]
-            except KeyError:
+            try:  # the screens' figures: prices as units (their texts repeat: parsed once),
+                # delta and the underlying's price as floats (checked a number, kept in the
+                # line: judge reads the row again, as a Quote)
                 try:
-                    bid, bid_units = _memo(prices, _price, bid_t)
-                    ask, ask_units = _memo(prices, _price, ask_t)
-                    delta, spot = _memo(deltas, float, delta_t), _memo(spots, float, spot_t)
-                except (ValueError, InvalidOperation):
-                    bad(line, _unparseable(row_of(text), now))
-                    continue
+                    bid_units, ask_units = price_units[bid_t], price_units[ask_t]
+                except KeyError:
+                    bid_units = _memo(price_units, _units, bid_t)
+                    ask_units = _memo(price_units, _units, ask_t)
+                delta = float(delta_t) if delta_t else None
+                if spot_t not in _EMPTIES:  # (the last field keeps the line's end)
+                    float(spot_t)
+            except (ValueError, InvalidOperation):
+                bad(line, _unparseable(row_of(text), now))
+                continue
             if ts_text != last_ts_text:
                 # To naive UTC, which compares fast: the wall clock less its learnt
                 # "+hh:mm" offset (aware datetimes of two tzinfo objects compare slowly).
@@ -349,7 +356,7 @@ class Replay:
                 else:  # no holder can close on this row
                     screened += 1
                     continue
-            judge(leg, text, (bid, ask, now, delta, spot), ts_text, summary, out, log)
+            judge(leg, text, now, ts_text, summary, out, log)
         summary.rows = line - 1
         summary.idle = idle
         summary.screened = screened
@@ -357,10 +364,6 @@ class Replay:
         summary.seconds = perf_counter() - started
         return summary
 
-    def _quote(self, row: Row) -> Quote:
-        """A row's figures as the rules' Quote, its time in UTC."""
-        bid, ask, ts, delta, spot = row
-        return Quote(bid, ask, ts.replace(tzinfo=UTC), delta, spot)
 
     def _market_time(self, now: datetime) -> MarketTime:
         if now is not self._at.now:
@@ -373,15 +376,15 @@ class Replay:
         self,
         leg: int,
         text: str,
-        row: Row,
+        now: datetime,
         ts_text: str,
         summary: Summary,
         out: TextIO,
         log: TextIO,
     ) -> None:
-        """Evaluate every position holding the leg on its new line (``row``: its figures,
-        read); fill what closes."""
-        quote = self._quote(row)
+        """Evaluate every position holding the leg on its new line (``now``: its time, naive
+        UTC); fill what closes."""
+        quote = self._quote_of(text)._replace(ts=now.replace(tzinfo=UTC))
         at = self._market_time(quote.ts)
 
         def fill(watch: PositionWatch, close: Close) -> None:

@@ -242,3 +242,24 @@ def test_the_console_script_exits_2_with_nothing_on_stdout(files: Files) -> None
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1
     assert "position 'P1' (record 1): contracts: must be > 0, got -1" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("spot", "why"),
+    [
+        (" ", "underlying_price: not a number: ' '"),  # blank, not empty: no number
+        ("n/a", "underlying_price: not a number: 'n/a'"),
+    ],
+)
+def test_an_underlying_price_that_is_no_number_is_a_bad_row(
+    cli: Callable[..., Run], files: Files, spot: str, why: str
+) -> None:
+    """The last field is checked a number like the others (empty is fine: no spot)."""
+    rows = [
+        *OK_TICKS,
+        tick(TS, 450, "1.00", "1.10", spot=spot),
+        tick(TS, 450, "1.00", "1.10", spot=""),
+    ]
+    p, t = files(put_spread(), rows)
+    run = cli("replay", "--positions", p, "--ticks", t)
+    assert f"replay: 1 bad rows skipped (first: line 4: {why})" in run.err
