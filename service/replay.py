@@ -364,7 +364,6 @@ class Replay:
         summary.seconds = perf_counter() - started
         return summary
 
-
     def _market_time(self, now: datetime) -> MarketTime:
         if now is not self._at.now:
             if not self._clock.lo <= now < self._clock.hi:

@@ -15,11 +15,13 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.errors import InputError
@@ -97,7 +99,30 @@ def engine(url: str) -> AsyncEngine:
     # handed out. The order path does not pay it: the monitor's tasks keep their connections
     # (service.store.driver.hold), and one that fails is dropped and the write retried
     # (order events) or decided again (closes). Connections are renewed every half hour.
-    return create_async_engine(url, pool_recycle=1800, pool_size=POOL, pool_pre_ping=True)
+    eng = create_async_engine(url, pool_recycle=1800, pool_size=POOL, pool_pre_ping=True)
+    event.listen(eng.sync_engine, "handle_error", _lost_is_a_disconnect)
+    return eng
+
+
+# asyncpg's words for a connection that is gone or unusable: its dialect in SQLAlchemy
+# knows only "connection is closed", and would put the others back in the pool
+_LOST = (
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.OperatorInterventionError,  # class 57: the server terminated it, shuts down
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # left mid-operation
+    OSError,
+)
+
+
+def _lost_is_a_disconnect(context: ExceptionContext) -> None:
+    """A lost connection is a disconnect: SQLAlchemy drops it (and the pool's older ones)."""
+    exc: BaseException | None = context.original_exception
+    while exc is not None:
+        if isinstance(exc, _LOST):
+            context.is_disconnect = True
+            return
+        exc = exc.__cause__
 
 
 def alembic_config(url: str) -> Config:

@@ -26,7 +26,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _REFUSALS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # (a connection left mid-operation by a lost server)
+    OSError,
+    TimeoutError,
+)
 
 
 class _Held:
@@ -93,9 +99,8 @@ async def driver(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
     else:
         owned = False
     try:
-        raw = await held.driver()
         try:
-            yield raw
+            yield await held.driver()
         except _REFUSALS:
             raise  # the connection is fine: the statement was refused
         except BaseException:

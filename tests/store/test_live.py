@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,34 +40,59 @@ def instance(store: SqlStore, venue: SimVenue) -> Monitor:
     return monitor_on(store, venue, SCHEDULE)
 
 
-async def live(
-    db_url: str, broker: SimBroker, until: Any, clock: Clock, limit: float = 30.0
-) -> tuple[Monitor, Any, SimVenue]:
-    """Run the monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
-    seconds of wall time), then stop it as SIGTERM would."""
+@contextlib.asynccontextmanager
+async def started(
+    db_url: str, broker: SimBroker, clock: Clock
+) -> AsyncIterator[tuple[SqlStore, SimVenue, Monitor]]:
+    """POSITION stored and held at ``broker``; a monitor on the simulated market (not yet
+    loaded), its store and venue."""
     engine = database.engine(db_url)
     try:
         store = SqlStore(engine)
         await store.import_positions([POSITION], "DU1")
         broker.hold_spreads(POSITION, 10)
         venue = SimVenue(market(), broker, clock)
-        monitor = instance(store, venue)
-        await monitor.load(clock.now())
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + limit
-            while not until(monitor) and loop.time() < deadline:
-                await asyncio.sleep(0.01)
-            stop.set()
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(monitor.run(venue, clock, stop))
-            tg.create_task(watch())
-        return monitor, await store.detail(POSITION.id), venue
+        yield store, venue, instance(store, venue)
     finally:
         await engine.dispose()
+
+
+async def run_until(
+    monitor: Monitor,
+    venue: SimVenue,
+    clock: Clock,
+    until: Callable[[Monitor], bool],
+    limit: float = 30.0,
+    meanwhile: Callable[[Monitor], Awaitable[None]] | None = None,
+) -> None:
+    """Run the loaded monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
+    seconds of wall time), ``meanwhile`` called at every look, then stop it as SIGTERM
+    would."""
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not until(monitor) and loop.time() < deadline:
+            if meanwhile is not None:
+                await meanwhile(monitor)
+            await asyncio.sleep(0.005)
+        stop.set()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(monitor.run(venue, clock, stop))
+        tg.create_task(watch())
+
+
+async def live(
+    db_url: str, broker: SimBroker, until: Any, clock: Clock, limit: float = 30.0
+) -> tuple[Monitor, Any, SimVenue]:
+    """Run the monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
+    seconds of wall time), then stop it as SIGTERM would."""
+    async with started(db_url, broker, clock) as (store, venue, monitor):
+        await monitor.load(clock.now())
+        await run_until(monitor, venue, clock, until, limit)
+        return monitor, await store.detail(POSITION.id), venue
 
 
 def test_live_a_selloff_closes_everything_through_the_taskgroup(db_url: str) -> None:
@@ -276,18 +303,11 @@ def written_while(db_url: str, delay: float) -> tuple[int, int]:
     """Live on a clock 600x real time through a selloff, with every intent write taking
     ``delay`` seconds: (leg updates evaluated when the loss stop's write began, and when it
     had committed)."""
+    seen: list[tuple[int, int]] = []
 
-    async def main() -> tuple[int, int]:
-        engine = database.engine(db_url)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1")
-            broker = SimBroker()
-            broker.hold_spreads(POSITION, 10)
-            clock = SpeedClock(T0, speed=600)
-            venue = SimVenue(market(), broker, clock)
-            monitor = instance(store, venue)
-            seen: list[tuple[int, int]] = []
+    async def main() -> None:
+        clock = SpeedClock(T0, speed=600)
+        async with started(db_url, SimBroker(), clock) as (store, venue, monitor):
             real = store.record_intents
 
             async def slow(items: Any) -> Any:
@@ -299,17 +319,10 @@ def written_while(db_url: str, delay: float) -> tuple[int, int]:
 
             store.record_intents = slow  # type: ignore[method-assign]
             await monitor.load(clock.now())
-            stop = asyncio.Event()
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(monitor.run(venue, clock, stop))
-                while not seen:
-                    await asyncio.sleep(0.005)
-                stop.set()
-            return seen[0]
-        finally:
-            await engine.dispose()
+            await run_until(monitor, venue, clock, lambda _: bool(seen))
 
-    return asyncio.run(main())
+    asyncio.run(main())
+    return seen[0]
 
 
 def test_evaluation_waits_for_a_decided_close_to_be_written(db_url: str) -> None:
@@ -336,34 +349,23 @@ def test_connections_the_database_drops_mid_session_are_replaced_and_fills_land_
     among them. Their next writes fail as lost, are retried on new connections, and every
     execution lands exactly once."""
     broker = SimBroker(fill_size=3, latency=timedelta(seconds=2))
+    killed: list[int] = []
+
+    async def kill_once(monitor: Monitor) -> None:
+        if not killed and monitor.decisions:  # the stop is out, not filled yet
+            killed.append(await terminate_all(db_url))
 
     async def main() -> Any:
-        engine = database.engine(db_url)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1")
-            broker.hold_spreads(POSITION, 10)
-            clock = SpeedClock(T0, speed=600)
-            venue = SimVenue(market(), broker, clock)
-            monitor = instance(store, venue)
+        clock = SpeedClock(T0, speed=600)
+        async with started(db_url, broker, clock) as (store, venue, monitor):
             await monitor.load(clock.now())
-            stop = asyncio.Event()
-            killed = 0
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(monitor.run(venue, clock, stop))
-                deadline = asyncio.get_running_loop().time() + 30
-                while monitor.remaining().get("P1") != 0:
-                    assert asyncio.get_running_loop().time() < deadline
-                    if not killed and monitor.decisions:  # the stop is out, not filled yet
-                        killed = await terminate_all(db_url)
-                    await asyncio.sleep(0.005)
-                stop.set()
-            return killed, await store.detail("P1")
-        finally:
-            await engine.dispose()
+            done = lambda m: m.remaining().get("P1") == 0  # noqa: E731
+            await run_until(monitor, venue, clock, done, meanwhile=kill_once)
+            assert done(monitor)
+            return await store.detail("P1")
 
-    killed, detail = asyncio.run(main())
-    assert killed >= 2  # at least a worker's and the follower's
+    detail = asyncio.run(main())
+    assert killed[0] >= 2  # at least a worker's and the follower's
     assert sorted(f["exec_id"] for f in detail.fills) == sorted(
         e.exec_id for e in broker.executions()
     )

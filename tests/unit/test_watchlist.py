@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal
 
 from rules.clock import market_time
 from rules.greeks import Rates
@@ -148,18 +147,25 @@ def test_no_quote_is_admitted_on_or_after_the_gate_deadline() -> None:
 
 
 def test_a_released_position_leaves_its_legs_and_the_others_gates() -> None:
-    """The second spread closes: 390 is held by no one (said, and its quote forgotten);
-    395's gate is the first spread's alone, and admits what only the second refused."""
+    """The second spread hits its loss stop and fills: 390 is held by no one (said, and
+    its quote forgotten); 395's holders and gate are the first spread's alone."""
     wl, (first, second) = listed(UPPER, LOWER)
     calm(wl)
-    second.state = apply(apply(second.state, CloseSent(_close(10))), Filled(10))
+    acts: list[tuple[str, Close]] = []
+    assert not offer(wl, P395, quote("1.60", NOW + timedelta(seconds=1), -0.25), acts)
+    ((pid, stop),) = acts  # the second spread's debit 1.55: its loss stop
+    assert (pid, stop.reason, stop.contracts) == ("put-2", ExitReason.LOSS_STOP, 10)
+    second.state = apply(second.state, Filled(10))
     assert second.state.phase is Phase.CLOSED
     assert wl.release(second) == [P390]
     assert wl.latest[wl.ids[P390]] is None
     assert not wl.watching(second)
     assert wl.holders[wl.ids[P395]] == [(first, 1)]
-    # the 395 put at 0.40 put the second spread on its target; for the first it is calm
-    assert offer(wl, P395, quote("0.60", NOW + timedelta(seconds=1), -0.10))
+    # at 1.60 the first spread's legs disagreed (no screen); back at 0.70 it is judged
+    # calm and screened again, and its gate alone admits the next quote
+    assert not offer(wl, P395, quote("0.70", NOW + timedelta(seconds=2), -0.12))
+    assert first.current_screen is not None
+    assert offer(wl, P395, quote("0.71", NOW + timedelta(seconds=3), -0.12))
     assert wl.add(PositionWatch(state_of(LOWER)), [P395, P390]) == [P390]
 
 
@@ -171,18 +177,3 @@ def test_without_screens_every_quote_is_judged() -> None:
         assert not offer(wl, key, q)
     assert wl.gates == [None, None]
     assert watch.current_screen is None
-
-
-def _close(contracts: int) -> Close:
-    """A loss stop of everything (its figures do not matter to the bookkeeping here)."""
-    return Close(
-        contracts=contracts,
-        reason=ExitReason.LOSS_STOP,
-        label="Loss Stop (150% of credit)",
-        target=None,
-        tranche=None,
-        debit=Decimal("1.50"),
-        pnl=Decimal(-500),
-        pct_of_max=Decimal("-0.5"),
-        triggers=(ExitReason.LOSS_STOP,),
-    )
