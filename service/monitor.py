@@ -650,8 +650,11 @@ class Monitor:
             while self._pending:
                 self.evaluate(clock.now(), SLICE, SLICE_CLOSES, time.perf_counter() + TURN)
                 if self._unwritten:  # what was decided is written before more is evaluated
+                    # (asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a
+                    # cancel that comes as the event is set, and the loop never stops)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._written.wait(), WRITE_WAIT)
+                        async with asyncio.timeout(WRITE_WAIT):
+                            await self._written.wait()
                 await asyncio.sleep(0)  # the workers' and the follower's I/O in between
 
     async def _working(self) -> None:

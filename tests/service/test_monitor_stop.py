@@ -1,0 +1,58 @@
+"""The live evaluation task stops when cancelled, even at the instant it is let go on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimGateway
+from rules.books import DEFAULT_BOOKS
+from rules.clock import market_time
+from rules.model import Quote, Right
+from rules.pricing import RepriceSchedule
+from service.clock import ManualClock
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.ports import LegKey, LegUpdate
+from service.store import database
+from service.store.repository import SqlStore
+
+T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def test_a_cancel_that_comes_as_the_intents_commit_still_stops_evaluation() -> None:
+    """Evaluation waits for decided closes to be written; the stop (a cancel) can come in
+    the same turn as the commit that lets it go on. The task must end: with
+    asyncio.wait_for (Python 3.11) the cancel was swallowed and the loop never stopped."""
+
+    async def main() -> bool:
+        engine = database.engine("postgresql+asyncpg://nobody@127.0.0.1:1/never")  # unused
+        store = SqlStore(engine)
+        clock = ManualClock(T0)
+        monitor = Monitor(
+            store,
+            OrderManager(store, SimGateway(SimBroker(), clock.now), RepriceSchedule()),
+            dict(DEFAULT_BOOKS),
+            subscribe=lambda leg: None,
+            market_time=market_time,
+        )
+        key = LegKey("SPY", date(2027, 4, 16), Right.PUT, Decimal(450))  # held by no one
+        monitor._unwritten = 1  # a decided close whose intent is being written
+        monitor._written.clear()
+        task = asyncio.create_task(monitor._evaluating(clock))
+        monitor.on_quotes([LegUpdate(key, Quote(None, None, T0, None, None))])
+        for _ in range(3):
+            await asyncio.sleep(0)  # evaluated, now waiting for the write
+        monitor._settle(1)  # the intent commits...
+        task.cancel()  # ...as the stop comes
+        for _ in range(5):
+            await asyncio.sleep(0)
+        stopped = task.done()
+        if not stopped:
+            task.cancel()
+        await engine.dispose()
+        return stopped
+
+    assert asyncio.run(main())
