@@ -42,7 +42,7 @@ async def turns_seen(take: bool) -> int:
 def test_work_that_takes_turns_lets_the_others_run_about_once_a_budget() -> None:
     """10 ms of work with a 1 ms budget: the other task runs about ten times, not forty
     (a turn only once the budget is spent), and not never."""
-    assert 5 <= asyncio.run(turns_seen(take=True)) <= 20
+    assert 5 <= asyncio.run(turns_seen(take=True)) <= 30
 
 
 def test_work_that_takes_no_turns_holds_the_loop() -> None:

@@ -327,8 +327,9 @@ def written_while(db_url: str, delay: float) -> tuple[int, int]:
 
 def test_evaluation_waits_for_a_decided_close_to_be_written(db_url: str) -> None:
     """What was decided is written before more quotes are evaluated: while the loss stop's
-    intent takes 30 ms to commit, the quotes that keep coming wait (the latest per leg)."""
-    before, after = written_while(db_url, 0.03)
+    intent takes 5 ms more to commit, the quotes that keep coming wait (the latest per
+    leg). (Well inside WRITE_WAIT, the longest evaluation waits.)"""
+    before, after = written_while(db_url, 0.005)
     assert before > 0
     assert after == before
 
