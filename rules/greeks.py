@@ -92,11 +92,11 @@ def bsm_delta(
     return carry * _normal_cdf(d1) if right is Right.CALL else -carry * _normal_cdf(-d1)
 
 
+_SQRT2 = math.sqrt(2.0)
+
+
 def _normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / _SQRT2)
-
-
-_SQRT2 = math.sqrt(2.0)
 
 
 def local_delta(

@@ -108,9 +108,6 @@ class Watchlist(Generic[K, L]):
             self.gates[leg] = self._gate(leg)
         return gone
 
-    def watching(self, watch: PositionWatch) -> bool:
-        return id(watch) in self._legs
-
     def legs_of(self, watch: PositionWatch) -> tuple[int, ...]:
         return self._legs.get(id(watch), ())
 

@@ -337,7 +337,7 @@ class Monitor:
             if n is None or not holders[n]:
                 continue  # no open position holds it (any more)
             latest[n] = quote
-            if gates[n] is not None and admits(
+            if gates[n] is not None and admits(  # (no units worked out where no gate is)
                 n, now, units(quote.bid), units(quote.ask), quote.delta
             ):
                 screened += 1

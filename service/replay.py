@@ -235,7 +235,6 @@ class Replay:
         screen: bool = True,
     ) -> None:
         self.rates = rates
-        self.screen = screen
         self.watchlist: Watchlist[str, LegKey] = Watchlist(
             self._quote_of, instant=_naive_utc_of, screens=screen
         )

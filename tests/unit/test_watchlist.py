@@ -159,7 +159,7 @@ def test_a_released_position_leaves_its_legs_and_the_others_gates() -> None:
     assert second.state.phase is Phase.CLOSED
     assert wl.release(second) == [P390]
     assert wl.latest[wl.ids[P390]] is None
-    assert not wl.watching(second)
+    assert wl.legs_of(second) == ()
     assert wl.holders[wl.ids[P395]] == [(first, 1)]
     # at 1.60 the first spread's legs disagreed (no screen); back at 0.70 it is judged
     # calm and screened again, and its gate alone admits the next quote
