@@ -7,7 +7,9 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --no-cache-dir -r requirements.lock
-COPY pyproject.toml README.md ./
+# setup.py compiles the hot modules where a C compiler is found; this slim image has
+# none, so the package installs as pure Python (only replay is slower for it)
+COPY pyproject.toml setup.py README.md ./
 COPY rules rules
 COPY service service
 COPY brokers brokers

@@ -13,6 +13,8 @@ peak resident memory for:
 - the naive single-file evaluator (benchmarks/naive.py) on the first stream,
   the yardstick replay must at least match.
 
+The hot modules run as the install built them: compiled by mypyc where a C
+compiler was found (setup.py), else pure Python; the first line says which.
 Each figure is the best of --repeat runs (this machine's timings wander by
 ~10%); wall time includes the interpreter's start-up and imports.
 """
@@ -82,6 +84,15 @@ def report(label: str, rows: int, seconds: float, peak: int, err: str) -> None:
         print(f"{'':<34} {summary[0].removeprefix('replay: ')}")
 
 
+def build_kind() -> str:
+    """ "compiled" or "pure": what the install built (setup.py, service.native)."""
+    code = "from service import native; print(native.kind())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--updates", type=int, default=1_000_000)
@@ -91,6 +102,7 @@ def main() -> None:
     deltas = ensure(f"deltas-{args.updates}", args.updates, no_delta=False)
     local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
 
+    print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
     seconds, peak, err = best(replay_cmd(deltas), args.repeat)
     report(f"replay, broker deltas ({args.updates:,})", args.updates, seconds, peak, err)
     inner = re.search(r"in ([\d.]+)s \(([\d,]+) rows/s\)", err)

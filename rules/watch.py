@@ -105,17 +105,17 @@ class Screen:
     def admits(self, i: int, bid: int | None, ask: int | None, delta: float | None) -> bool:
         """Leg i now quotes bid/ask (in units; None: missing or not exact) and delta:
         True, and kept, if no close can come of it."""
-        try:
-            change = bid + ask - self.sums[i]  # type: ignore[operator]
-            mid2 = self.mid2 + change if self.short[i] else self.mid2 - change
-            if not self.low2 < mid2 < self.high2:
-                return False
-            if self.checked[i] and not -self.delta_stop < delta < self.delta_stop:  # type: ignore[operator]
-                return False  # (at the stop, a NaN, or None: TypeError)
-        except TypeError:  # no price, or one not exact in units
+        if bid is None or ask is None:  # no price, or one not exact in units
             return False
+        total = bid + ask  # (checked, not caught: compiled, these stay machine integers)
+        change = total - self.sums[i]
+        mid2 = self.mid2 + change if self.short[i] else self.mid2 - change
+        if not self.low2 < mid2 < self.high2:
+            return False
+        if self.checked[i] and (delta is None or not -self.delta_stop < delta < self.delta_stop):
+            return False  # (missing, at the stop, or a NaN)
         self.mid2 = mid2
-        self.sums[i] += change
+        self.sums[i] = total
         return True
 
     def close(self) -> None:

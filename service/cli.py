@@ -8,6 +8,7 @@ has been validated.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,33 @@ from typing import Any
 from service.errors import InputError
 
 
+def _native_build() -> None:
+    """Before any compiled module is imported: SPREADWATCH_PURE's sources, and a word on
+    extensions older than their sources (service.native)."""
+    from service import native  # noqa: PLC0415
+
+    if not native.use_sources():
+        for name in native.stale():
+            sys.stderr.write(
+                f"spreadwatch: warning: {name} runs a build older than its source: "
+                "run `pip install -e .` again, or set SPREADWATCH_PURE=1\n"
+            )
+
+
 def _replay(args: argparse.Namespace) -> int:
+    # One pass over files: nothing it builds is garbage before the end, so the cyclic
+    # collector's walks (of the validated positions, then of the loop's memos) are waste
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _replay_files(args)
+    finally:
+        if collecting:  # what it built is kept to the exit: frozen, no collection walks it
+            gc.freeze()  # again (the next allocation's, then the interpreter's at exit)
+            gc.enable()
+
+
+def _replay_files(args: argparse.Namespace) -> int:
     from rules.greeks import Rates  # noqa: PLC0415
     from service.inputs import load_books, load_positions  # noqa: PLC0415
     from service.replay import Replay, read_ticks, write_summary  # noqa: PLC0415
@@ -279,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    _native_build()
     try:
         code: int = args.run(args)
     except InputError as exc:

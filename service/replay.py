@@ -15,7 +15,9 @@ out and the New York day bounds are cached.
 from __future__ import annotations
 
 import csv
+import gc
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +61,8 @@ BAD_LINES_SHOWN = 5
 _PCT = Decimal("0.0001")
 
 LegKey = tuple[str, date, Right, Decimal]
+# what the loop's leg lookup gives besides a leg id
+_IDLE, _UNKNOWN, _MALFORMED = -1, -2, -3  # every holder closed; no position holds it; not 4 fields
 
 
 @dataclass
@@ -161,8 +165,111 @@ class _SessionClock:
 
 
 def _naive_utc_of(instant: datetime) -> datetime:
-    """An aware UTC instant as the loop's naive UTC."""
-    return instant.replace(tzinfo=None)
+    """A gate's deadline (aware UTC) as the loop compares it: naive UTC, floored to the
+    second. The loop compares the second a row falls in (:class:`_Stamps`): a row whose
+    second starts before the floored deadline ends before the deadline itself."""
+    return instant.replace(tzinfo=None, microsecond=0)
+
+
+# A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail
+_TAIL = re.compile(r"(?:\.[0-9]{1,6})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
+_NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none starts so
+TAILS_LIMIT = 4096  # tails kept for one offset: a millisecond clock has 1,000
+
+
+class _Stamps:
+    """The rows' timestamps: parsed where it matters, compared as text where that is exact.
+
+    Most rows fall in the same second as the row before and differ from it only
+    in the fraction (``.021-05:00``). For a timestamp of the canonical shape
+    ``YYYY-MM-DDTHH:MM:SS`` + tail, the loop keeps the accepted second's text
+    (``prefix``), that second as naive UTC (``base``, what gates compare) and
+    the tails already parsed with one offset and one length (``tails``). A row
+    with that prefix, a known tail and a text greater than the last accepted
+    one is a valid timestamp later than it: fields of one width and one offset
+    order as their text does. Any other row is parsed here (:meth:`accept`);
+    the exact instant of a row is worked out only when it is judged.
+    """
+
+    __slots__ = (
+        "base",
+        "last",
+        "now",
+        "now_text",
+        "offset",
+        "offsets",
+        "prefix",
+        "shape",
+        "tails",
+    )
+
+    def __init__(self) -> None:
+        self.last = ""  # the last accepted timestamp, as its row wrote it
+        self.now = datetime.min  # noqa: DTZ901  (naive UTC of now_text)
+        self.now_text = ""
+        self.base = datetime.min  # noqa: DTZ901  (last's second, naive UTC)
+        self.prefix = _NO_PREFIX  # last's "YYYY-MM-DDTHH:MM:SS" when canonical
+        self.tails: set[str] = set()  # tails parsed in canonical rows, all of ``shape``
+        self.shape = ("", 0)  # their offset and length
+        self.offset = timedelta(0)  # their offset's value
+        self.offsets: dict[str, timedelta] = {}  # "+hh:mm" -> its value
+
+    def instant(self, text: str) -> datetime:
+        """``text`` as naive UTC; ValueError if it is no timestamp with an offset."""
+        offset = self.offsets.get(text[-6:])
+        if offset is not None:  # a "+hh:mm" seen before: the wall clock less it (faster)
+            local = datetime.fromisoformat(text[:-6])
+            if local.tzinfo is None:
+                return local - offset
+        return _naive_utc(text, self.offsets)
+
+    def last_instant(self) -> datetime:
+        """The last accepted timestamp as naive UTC (parsed again only if it moved)."""
+        if self.now_text != self.last:
+            self.now, self.now_text = self.instant(self.last), self.last
+        return self.now
+
+    def accept(self, text: str) -> bool:
+        """Take ``text`` as the next timestamp: False if it goes backwards; ValueError if it
+        is no timestamp with an offset."""
+        if (
+            self.prefix is not _NO_PREFIX
+            and text[19:] in self.tails
+            and text[4] == text[7] == "-"
+            and text[10] == "T"
+            and text[13] == text[16] == ":"
+        ):  # a new second, canonical, of the last one's shape: compared as text
+            base = datetime.fromisoformat(text[:19]) - self.offset
+            if text < self.last:
+                return False
+            self.last, self.prefix, self.base = text, text[:19], base
+            return True
+        ts = self.instant(text)
+        if ts < self.last_instant():
+            return False
+        self.now = ts
+        self.now_text = self.last = text
+        self.base = ts.replace(microsecond=0)
+        if (
+            len(text) > 19
+            and text[4] == text[7] == "-"
+            and text[10] == "T"
+            and text[13] == text[16] == ":"
+            and _TAIL.fullmatch(text, 19)
+        ):
+            tail = text[19:]
+            shape = ("Z" if tail[-1] == "Z" else tail[-6:], len(tail))
+            if shape != self.shape or len(self.tails) >= TAILS_LIMIT:
+                self.tails.clear()
+                self.shape = shape
+                self.offset = datetime.fromisoformat(text[:19]) - self.base
+            self.tails.add(tail)
+            self.prefix = text[:19]
+        else:  # (no tails either: the loop's fast path cannot match)
+            self.prefix = _NO_PREFIX
+            self.tails.clear()
+            self.shape = ("", 0)
+        return True
 
 
 def _leg_key(underlying: str, expiry: date, right: Right, strike: Decimal) -> LegKey:
@@ -251,6 +358,9 @@ class Replay:
         self._deltas: dict[str, Any] = dict.fromkeys(_EMPTY)
         self._spots: dict[str, Any] = dict.fromkeys(_EMPTY)
         self._clock = _SessionClock()
+        self._stamps = _Stamps()
+        self._legs: dict[str, int] = {}  # a row's leg text -> leg id, _IDLE or _UNKNOWN
+        self._texts: dict[int, list[str]] = {}  # leg id -> the texts naming it
         self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
 
     def _quote_of(self, text: str) -> Quote:
@@ -274,22 +384,35 @@ class Replay:
         key = _leg_key(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
         return self.watchlist.ids.get(key)
 
-    def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:  # noqa: PLR0915
+    def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:
         """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
-        # The loop runs a million times: one frame, each row touched as little as it
-        # can be. A row is cut in three (ts, the leg's four fields as one key, the
-        # four figures); its timestamp is naive UTC until a position is evaluated
-        # on it. Rows the gates let through end in the loop.
         summary = Summary()
         started = perf_counter()
-        legs: dict[str, int | None] = {}  # "SPY,2027-04-16,P,450" -> leg id
+        frozen = gc.isenabled()
+        gc.disable()  # the loop makes no cycles worth a collection: the collector's walks
+        try:  # cost ~3% of it
+            self._loop(lines, summary, out, log)
+        finally:
+            if frozen:
+                gc.enable()
+        summary.applied = summary.rows - summary.bad_rows - summary.idle
+        summary.seconds = perf_counter() - started
+        return summary
+
+    def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:  # noqa: PLR0915
+        # The loop runs a million times: one frame, each row touched as little as it
+        # can be. A row is cut in three (ts, the leg's four fields as one key, the
+        # four figures). Its timestamp is compared as text where that is exact
+        # (_Stamps), and parsed only when a position is evaluated on it. Rows the
+        # gates let through end in the loop.
+        legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         price_units = self._units
         watchlist = self.watchlist
-        holders, latest, gates = watchlist.holders, watchlist.latest, watchlist.gates
+        latest, gates = watchlist.latest, watchlist.gates
         bad, judge = summary.bad, self._judge
-        offsets: dict[str, timedelta] = {}
-        last_ts_text = ""
-        now = datetime.min  # noqa: DTZ901  (naive UTC in the loop)
+        stamps = self._stamps
+        last_ts_text, prefix, base, tails = stamps.last, stamps.prefix, stamps.base, stamps.tails
+        # (prefix: "YYYY-MM-DDTHH:MM:SS", or "\0" that no timestamp starts with)
         line = 1
         idle = screened = 0
         for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
@@ -304,19 +427,14 @@ class Replay:
             try:
                 leg = legs[key]
             except KeyError:
-                fields = key.split(",")
-                if len(fields) != 4:
+                leg = self._learn(key)
+            if leg < 0:
+                if leg == _IDLE:  # every position holding this leg has closed
+                    idle += 1
+                elif leg == _UNKNOWN:
+                    bad(line, f"unknown leg {key.replace(',', ' ')}")
+                else:
                     bad(line, f"{text.count(',') + 1} fields, expected 9")
-                    continue
-                try:
-                    leg = legs[key] = self.leg_id(*fields)
-                except (ValueError, InvalidOperation):
-                    leg = legs[key] = None
-            if leg is None:
-                bad(line, f"unknown leg {key.replace(',', ' ')}")
-                continue
-            if not holders[leg]:  # every position holding this leg has closed
-                idle += 1
                 continue
             try:  # the screens' figures: prices as units (their texts repeat: parsed once),
                 # delta and the underlying's price as floats (checked a number, kept in the
@@ -330,38 +448,61 @@ class Replay:
                 if spot_t not in _EMPTIES:  # (the last field keeps the line's end)
                     float(spot_t)
             except (ValueError, InvalidOperation):
-                bad(line, _unparseable(row_of(text), now))
+                stamps.last = last_ts_text
+                bad(line, _unparseable(row_of(text), stamps.last_instant()))
                 continue
             if ts_text != last_ts_text:
-                # To naive UTC, which compares fast: the wall clock less its learnt
-                # "+hh:mm" offset (aware datetimes of two tzinfo objects compare slowly).
-                try:
+                if ts_text.startswith(prefix) and ts_text[19:] in tails and ts_text > last_ts_text:
+                    last_ts_text = ts_text  # the same second, later: no parsing (_Stamps)
+                else:
+                    stamps.last = last_ts_text
                     try:
-                        ts = datetime.fromisoformat(ts_text[:-6]) - offsets[ts_text[-6:]]
-                    except KeyError:
-                        ts = _naive_utc(ts_text, offsets)
-                    if ts < now:
-                        raise ValueError(ts_text)
-                except ValueError:
-                    bad(line, _unparseable(row_of(text), now))
-                    continue
-                last_ts_text, now = ts_text, ts
+                        later = stamps.accept(ts_text)
+                    except ValueError:
+                        later = False
+                    if not later:
+                        bad(line, _unparseable(row_of(text), stamps.last_instant()))
+                        continue
+                    last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
             latest[leg] = text  # the line itself: read again only if a holder needs it
             gate = gates[leg]
-            if gate is not None and now < gate[0]:
+            if gate is not None and base < gate[0]:  # (the row's second is before the deadline)
                 for screen, i in gate[1]:
                     if not screen.admits(i, bid_units, ask_units, delta):
                         break  # (a holder that admitted it is screened anew by judge)
                 else:  # no holder can close on this row
                     screened += 1
                     continue
-            judge(leg, text, now, ts_text, summary, out, log)
+            stamps.last = last_ts_text
+            judge(leg, text, stamps.last_instant(), ts_text, summary, out, log)
+        stamps.last = last_ts_text
         summary.rows = line - 1
         summary.idle = idle
         summary.screened = screened
-        summary.applied = summary.rows - summary.bad_rows - idle
-        summary.seconds = perf_counter() - started
-        return summary
+
+    def _learn(self, key: str) -> int:
+        """The leg a new key text names (_IDLE once its positions have closed), _UNKNOWN for
+        none, _MALFORMED for a key of other than four fields."""
+        fields = key.split(",")
+        if len(fields) != 4:
+            return _MALFORMED  # (not kept: the key of a row with too many fields)
+        try:
+            leg = self.leg_id(*fields)
+        except (ValueError, InvalidOperation):
+            leg = None
+        if leg is None:
+            self._legs[key] = _UNKNOWN
+            return _UNKNOWN
+        self._texts.setdefault(leg, []).append(key)
+        found = self._legs[key] = leg if self.watchlist.holders[leg] else _IDLE
+        return found
+
+    def _retire(self, watch: PositionWatch) -> None:
+        """Stop watching a closed position: legs no one holds any more read as _IDLE."""
+        ids = self.watchlist.ids
+        for gone in self.watchlist.release(watch):
+            for text in self._texts.get(ids[gone], ()):
+                self._legs[text] = _IDLE
 
     def _market_time(self, now: datetime) -> MarketTime:
         if now is not self._at.now:
@@ -390,7 +531,7 @@ class Replay:
             watch.state = state
             self._report(ts_text, state, close, summary, out, log)
             if state.phase is Phase.CLOSED:
-                self.watchlist.release(watch)
+                self._retire(watch)
 
         summary.evaluations += self.watchlist.judge(leg, quote, at, self.rates, fill)
 

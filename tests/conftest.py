@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from service import native
+
+native.use_sources()  # SPREADWATCH_PURE=1: the suite on the .py sources beside a compiled build
+
+from service.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled module older than its source (an editable install keeps
+    the extension it built: see setup.py)."""
+    if not os.environ.get(native.PURE_ENV) and (stale := native.stale()):
+        pytest.exit(
+            f"compiled modules older than their sources: {', '.join(stale)}; "
+            "run `pip install -e .` again (or set SPREADWATCH_PURE=1)",
+            returncode=2,
+        )
 
 
 @pytest.fixture(autouse=True)
