@@ -103,8 +103,8 @@ def main() -> None:
     local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
 
     print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
-    seconds, peak, err = best(replay_cmd(deltas), args.repeat)
-    report(f"replay, broker deltas ({args.updates:,})", args.updates, seconds, peak, err)
+    seconds_deltas, peak, err = best(replay_cmd(deltas), args.repeat)
+    report(f"replay, broker deltas ({args.updates:,})", args.updates, seconds_deltas, peak, err)
     inner = re.search(r"in ([\d.]+)s \(([\d,]+) rows/s\)", err)
     if inner:
         print(f"{'':<34} loop alone: {inner.group(2)} rows/s ({inner.group(1)} s)")
@@ -116,6 +116,7 @@ def main() -> None:
     naive += [str(deltas / "positions.toml"), str(deltas / "ticks.csv")]
     seconds, peak, _ = best(naive, args.repeat)
     report(f"naive evaluator ({args.updates:,})", args.updates, seconds, peak, "")
+    print(f"replay's speed / the naive evaluator's, end to end: {seconds / seconds_deltas:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@ The same ``rules.machine.evaluate`` the live service uses decides; every close
 fills at once, in full, at the debit it was decided on. Exits go to ``out`` as
 JSON Lines and as SPEC.md's human line to ``log``; a summary follows.
 
-The loop is the hot path (a million rows in a few seconds), so per row it does
-only: split the CSV row, look the leg up by its raw text, look its numbers up
-in memos, read its timestamp, and ask the screens of the positions holding the
-leg (:class:`rules.watch.Screen`) whether a close could come of it. Only when
-one says it could are those positions evaluated; exchange time is then worked
-out and the New York day bounds are cached.
+The loop is the hot path (a million rows in about a second), so per row it
+does only: split the CSV row, look the leg up by its raw text, look its
+numbers up in memos, check its timestamp (as text where that is exact:
+:class:`_Stamps`), and ask the screens of the positions holding the leg
+(:class:`rules.watch.Screen`) whether a close could come of it. Only when one
+says it could are those positions evaluated; the row's instant and exchange
+time are then worked out and the New York day bounds are cached.
+
+This module is one of those setup.py compiles with mypyc where it can (see
+there and service.native): plain typed Python, with the same behaviour either
+way.
 """
 
 from __future__ import annotations
@@ -388,12 +393,12 @@ class Replay:
         """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
         summary = Summary()
         started = perf_counter()
-        frozen = gc.isenabled()
+        collecting = gc.isenabled()
         gc.disable()  # the loop makes no cycles worth a collection: the collector's walks
         try:  # cost ~3% of it
             self._loop(lines, summary, out, log)
         finally:
-            if frozen:
+            if collecting:
                 gc.enable()
         summary.applied = summary.rows - summary.bad_rows - summary.idle
         summary.seconds = perf_counter() - started
