@@ -67,7 +67,7 @@ def _ext_modules() -> list[Any]:
                 group_name="spreadwatch_native",
             )
         )
-    except BaseException as exc:
+    except (Exception, SystemExit) as exc:  # (mypy reports its errors by SystemExit)
         _say(f"mypyc could not compile the native modules ({exc!r}): pure Python")
         return []
 
@@ -80,7 +80,7 @@ class OptionalBuildExt(build_ext):
             return
         try:
             super().run()
-        except Exception as exc:
+        except Exception as exc:  # (no compiler, or one that fails: any of several errors)
             _say(f"no C build ({exc}): pure Python")
             for path in self.get_outputs():
                 Path(path).unlink(missing_ok=True)
