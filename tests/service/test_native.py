@@ -83,6 +83,16 @@ def test_compiled_and_pure_replays_are_the_same(tmp_path: Path, seed: int) -> No
     assert "bad rows skipped" in compiled.stderr
 
 
+def test_local_greeks_replay_the_same_both_ways(tmp_path: Path) -> None:
+    """No broker deltas: no screens, every row evaluated, vollib per short leg."""
+    data = generate(tmp_path, 7, 4_000, no_delta=True)
+    args = ("replay", "--positions", data / "positions.toml", "--ticks", data / "ticks.csv")
+    compiled, pure = spreadwatch(*args, pure=False), spreadwatch(*args, pure=True)
+    assert compiled.stdout == pure.stdout
+    assert TIMING.sub("", compiled.stderr) == TIMING.sub("", pure.stderr)
+    assert compiled.stdout.count("\n") > 5
+
+
 def test_the_examples_replay_the_same_both_ways() -> None:
     args = ("replay", "--positions", EXAMPLES / "positions.toml")
     args += ("--ticks", EXAMPLES / "ticks.csv")
