@@ -41,10 +41,9 @@ def built() -> dict[str, str]:
 
 def _source(name: str) -> Path | None:
     """The .py file of module ``name`` (found, not imported)."""
-    parent, _, leaf = name.rpartition(".")
+    parent, _, leaf = name.rpartition(".")  # (every built module is in a package)
     spec = importlib.util.find_spec(parent) if parent else None
-    roots = list(spec.submodule_search_locations or ()) if spec else [str(Path.cwd())]
-    for root in roots:
+    for root in spec.submodule_search_locations or () if spec else ():
         path = Path(root) / f"{leaf}.py"
         if path.is_file():
             return path

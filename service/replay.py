@@ -20,7 +20,6 @@ way.
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import re
 from collections import Counter
@@ -131,6 +130,11 @@ def _memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
     return value
 
 
+def _field_count(text: str) -> str:
+    """Why a row of other than nine fields is bad."""
+    return f"{text.count(',') + 1} fields, expected 9"
+
+
 def row_of(text: str) -> list[str]:
     """A row's fields, without the line end (for messages about bad rows)."""
     return next(csv.reader([text.rstrip("\r\n")]))
@@ -182,6 +186,11 @@ _NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none
 TAILS_LIMIT = 4096  # tails kept for one offset: a millisecond clock has 1,000
 
 
+def _canonical(text: str) -> bool:
+    """``text`` starts "YYYY-MM-DDTHH:MM:SS" (its separators; the digits are parsed)."""
+    return text[4] == text[7] == "-" and text[10] == "T" and text[13] == text[16] == ":"
+
+
 class _Stamps:
     """The rows' timestamps: parsed where it matters, compared as text where that is exact.
 
@@ -209,7 +218,8 @@ class _Stamps:
     )
 
     def __init__(self) -> None:
-        self.last = ""  # the last accepted timestamp, as its row wrote it
+        self.last = ""  # the last accepted timestamp, as its row wrote it (kept by the loop
+        # between runs; in the loop, its local copy is the one that moves)
         self.now = datetime.min  # noqa: DTZ901  (naive UTC of now_text)
         self.now_text = ""
         self.base = datetime.min  # noqa: DTZ901  (last's second, naive UTC)
@@ -228,40 +238,30 @@ class _Stamps:
                 return local - offset
         return _naive_utc(text, self.offsets)
 
-    def last_instant(self) -> datetime:
-        """The last accepted timestamp as naive UTC (parsed again only if it moved)."""
-        if self.now_text != self.last:
-            self.now, self.now_text = self.instant(self.last), self.last
+    def last_instant(self, last: str) -> datetime:
+        """The last accepted timestamp, ``last`` (the loop keeps it), as naive UTC; parsed
+        again only if it moved."""
+        if self.now_text != last:
+            self.now, self.now_text = self.instant(last), last
         return self.now
 
-    def accept(self, text: str) -> bool:
-        """Take ``text`` as the next timestamp: False if it goes backwards; ValueError if it
-        is no timestamp with an offset."""
-        if (
-            self.prefix is not _NO_PREFIX
-            and text[19:] in self.tails
-            and text[4] == text[7] == "-"
-            and text[10] == "T"
-            and text[13] == text[16] == ":"
-        ):  # a new second, canonical, of the last one's shape: compared as text
+    def accept(self, text: str, last: str) -> bool:
+        """Take ``text`` as the timestamp after ``last``: False if it goes backwards;
+        ValueError if it is no timestamp with an offset."""
+        if self.prefix is not _NO_PREFIX and text[19:] in self.tails and _canonical(text):
+            # a new second, canonical, of the last one's shape: compared as text
             base = datetime.fromisoformat(text[:19]) - self.offset
-            if text < self.last:
+            if text < last:
                 return False
-            self.last, self.prefix, self.base = text, text[:19], base
+            self.prefix, self.base = text[:19], base
             return True
         ts = self.instant(text)
-        if ts < self.last_instant():
+        if ts < self.last_instant(last):
             return False
         self.now = ts
-        self.now_text = self.last = text
+        self.now_text = text
         self.base = ts.replace(microsecond=0)
-        if (
-            len(text) > 19
-            and text[4] == text[7] == "-"
-            and text[10] == "T"
-            and text[13] == text[16] == ":"
-            and _TAIL.fullmatch(text, 19)
-        ):
+        if len(text) > 19 and _canonical(text) and _TAIL.fullmatch(text, 19):
             tail = text[19:]
             shape = ("Z" if tail[-1] == "Z" else tail[-6:], len(tail))
             if shape != self.shape or len(self.tails) >= TAILS_LIMIT:
@@ -393,13 +393,7 @@ class Replay:
         """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
         summary = Summary()
         started = perf_counter()
-        collecting = gc.isenabled()
-        gc.disable()  # the loop makes no cycles worth a collection: the collector's walks
-        try:  # cost ~3% of it
-            self._loop(lines, summary, out, log)
-        finally:
-            if collecting:
-                gc.enable()
+        self._loop(lines, summary, out, log)
         summary.applied = summary.rows - summary.bad_rows - summary.idle
         summary.seconds = perf_counter() - started
         return summary
@@ -427,7 +421,7 @@ class Replay:
                 ts_text, rest = text.split(",", 1)
                 key, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
             except ValueError:
-                bad(line, f"{text.count(',') + 1} fields, expected 9")
+                bad(line, _field_count(text))
                 continue
             try:
                 leg = legs[key]
@@ -439,7 +433,7 @@ class Replay:
                 elif leg == _UNKNOWN:
                     bad(line, f"unknown leg {key.replace(',', ' ')}")
                 else:
-                    bad(line, f"{text.count(',') + 1} fields, expected 9")
+                    bad(line, _field_count(text))
                 continue
             try:  # the screens' figures: prices as units (their texts repeat: parsed once),
                 # delta and the underlying's price as floats (checked a number, kept in the
@@ -453,20 +447,18 @@ class Replay:
                 if spot_t not in _EMPTIES:  # (the last field keeps the line's end)
                     float(spot_t)
             except (ValueError, InvalidOperation):
-                stamps.last = last_ts_text
-                bad(line, _unparseable(row_of(text), stamps.last_instant()))
+                bad(line, _unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                 continue
             if ts_text != last_ts_text:
                 if ts_text.startswith(prefix) and ts_text[19:] in tails and ts_text > last_ts_text:
                     last_ts_text = ts_text  # the same second, later: no parsing (_Stamps)
                 else:
-                    stamps.last = last_ts_text
                     try:
-                        later = stamps.accept(ts_text)
+                        later = stamps.accept(ts_text, last_ts_text)
                     except ValueError:
                         later = False
                     if not later:
-                        bad(line, _unparseable(row_of(text), stamps.last_instant()))
+                        bad(line, _unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                         continue
                     last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
             latest[leg] = text  # the line itself: read again only if a holder needs it
@@ -478,8 +470,7 @@ class Replay:
                 else:  # no holder can close on this row
                     screened += 1
                     continue
-            stamps.last = last_ts_text
-            judge(leg, text, stamps.last_instant(), ts_text, summary, out, log)
+            judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary, out, log)
         stamps.last = last_ts_text
         summary.rows = line - 1
         summary.idle = idle
