@@ -1,14 +1,47 @@
-"""Errors that reach the user as one line and exit code 2."""
+"""The one error tree of spreadwatch, and the one-line form of a validation error.
+
+Every error raised on purpose is a :class:`SpreadwatchError`; adapters translate
+their libraries' errors into one of its branches at their edge, so the code
+above them decides by kind, never by a driver's or a broker library's class:
+
+- :class:`InputError`: bad input (a file, a record, a field, a setting);
+- :class:`StoreRefused`: the store refuses a change (nothing was written);
+- :class:`StoreUnavailable`: the store cannot be reached now (try again);
+- :class:`BrokerRefused`: the broker refuses (an order, an account);
+- :class:`BrokerUnavailable`: the broker cannot be reached now (try again).
+
+Each reaches the user as one line; ``exit_code`` is the process's exit code.
+"""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
 
-class InputError(Exception):
-    """Bad input: the message names the file, the record and the field, on one line."""
+class SpreadwatchError(Exception):
+    """Anything spreadwatch raises on purpose: said on one line, exit code 2."""
 
     exit_code = 2
+
+
+class InputError(SpreadwatchError):
+    """Bad input: the message names the file, the record and the field, on one line."""
+
+
+class StoreRefused(SpreadwatchError):
+    """A change the store refuses (a duplicate id, an over-fill...): nothing was written."""
+
+
+class StoreUnavailable(SpreadwatchError):
+    """The store cannot be reached now (a lost connection, a server restarting)."""
+
+
+class BrokerRefused(SpreadwatchError):
+    """The broker refuses: an order it rejects, an account it is not allowed to trade."""
+
+
+class BrokerUnavailable(SpreadwatchError):
+    """The broker cannot be reached now (a dropped socket, a gateway restarting)."""
 
 
 def first_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> tuple[str, str]:

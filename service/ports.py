@@ -17,11 +17,10 @@ from typing import Any, NamedTuple, Protocol
 
 from rules.machine import Decision
 from rules.model import Position, Quote, Right
-from service.errors import InputError
+from service.errors import StoreRefused
 
 
-class StoreError(InputError):
-    """A change the store refuses (a duplicate id, an over-fill...): nothing was written."""
+StoreError = StoreRefused  # (the store's refusal, under its former name until callers move)
 
 
 @dataclass(frozen=True)
