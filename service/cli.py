@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.errors import InputError
+from service.errors import InputError, SpreadwatchError
 
 
 def _native_build() -> None:
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _native_build()
     try:
         code: int = args.run(args)
-    except InputError as exc:
+    except SpreadwatchError as exc:
         sys.stderr.write(f"spreadwatch: {exc}\n")
         return exc.exit_code
     except BrokenPipeError:  # e.g. `spreadwatch replay ... | head`
