@@ -14,7 +14,7 @@ from service import native
 
 native.use_sources()  # SPREADWATCH_PURE=1: the suite on the .py sources beside a compiled build
 
-from service.cli import main  # noqa: E402
+from service.cli.main import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

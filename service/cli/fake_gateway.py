@@ -7,10 +7,10 @@ default), each starting 5% out of the money of its first spread's short
 strike, as ``spreadwatch run`` places them; the paper account holds every
 position's legs. It speaks the TWS API (see :mod:`brokers.ib.fake`) until
 SIGINT or SIGTERM. SIGUSR1 drops every client connection; SIGUSR2 sends IB's
-1100 (connectivity lost), and the next SIGUSR2 1102 (restored, data kept) or,
-with ``--restore 1101``, 1101 (restored, data lost: lines to request again). Flags start
-it with faults: delayed data only, bad quotes, rejections, a line limit,
-partial fills.
+1100 (connectivity lost), and the next SIGUSR2 1102 (restored, data kept)
+or, with ``--restore 1101``, 1101 (restored, data lost: lines to request
+again). Flags start it with faults: delayed data only, bad quotes,
+rejections, a line limit, partial fills.
 """
 
 from __future__ import annotations
@@ -18,37 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from brokers.ib.fake import FakeGateway
-from brokers.sim.market import SimMarket, Underlying
-from service import logs
+from service import bootstrap
+from service.bootstrap import Faults
+from service.cli.run import EXAMPLES
 from service.clock import SpeedClock
-from service.daemon import EXAMPLES, spot_for
 from service.errors import InputError
 from service.inputs import load_books, load_positions
 from service.settings import Settings
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Faults to start with (``spreadwatch fake-gateway`` flags)."""
-
-    delayed_only: bool = False
-    bad_quotes: str = ""  # "-1" or "nan"
-    reject: str | None = None
-    line_limit: int = 100
-    fill_size: int | None = None
-
-    def apply(self, gateway: FakeGateway) -> None:
-        gateway.delayed_only = self.delayed_only
-        gateway.bad_quotes = self.bad_quotes
-        gateway.reject = self.reject
-        gateway.line_limit = self.line_limit
-        gateway.broker.fill_size = self.fill_size
 
 
 async def run_fake_gateway(
@@ -66,20 +46,10 @@ async def run_fake_gateway(
     faults: Faults | None = None,
     restore: int = 1102,
 ) -> int:
-    logs.configure()
     source = positions_file or EXAMPLES
     positions = load_positions(source, load_books(settings.books_file))
     clock = SpeedClock(start, speed)
-    spots: dict[str, float] = {}
-    for p in positions:
-        spots.setdefault(p.underlying, spot_for(p))
-    market = SimMarket(
-        [Underlying(u, spot, vol=0.20) for u, spot in spots.items()], clock.start, seed=11
-    )
-    gateway = FakeGateway(market, clock, account=account)
-    (faults or Faults()).apply(gateway)
-    for p in positions:
-        gateway.hold_spreads(p, p.contracts)
+    gateway = bootstrap.fake_gateway(positions, clock, clock.start, account, faults or Faults())
     try:
         bound = await gateway.start(host, port)
     except OSError as exc:
@@ -87,7 +57,7 @@ async def run_fake_gateway(
     out.write(
         f"fake IB gateway on {host}:{bound}: account {account}, "
         f"{len(positions)} positions' legs held ({source}), "
-        f"underlyings {', '.join(sorted(spots))}\n"
+        f"underlyings {', '.join(sorted({p.underlying for p in positions}))}\n"
     )
     out.flush()
     stop = stop or asyncio.Event()

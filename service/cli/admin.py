@@ -16,37 +16,29 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from rules.clock import dte, exchange_date
+from service import bootstrap
 from service.inputs import load_books, load_positions, position_of
-from service.ports import PositionDetail, StoredPosition, StoreError
+from service.ports import PositionDetail, Store, StoredPosition, StoreError
 from service.settings import Settings
 from service.store import database
-from service.store.repository import SqlStore
 
 T = TypeVar("T")
 
 
-def _url(settings: Settings) -> str | None:
-    return None if settings.database_url is None else settings.database_url.get_secret_value()
-
-
 def with_database(settings: Settings, work: Callable[[str], Coroutine[Any, Any, T]]) -> T:
     """Run ``work(url)`` with the database of ``settings`` (embedded: started, then stopped)."""
-    with database.database(_url(settings), settings.data_dir) as db:
-        return asyncio.run(work(db.url))
+    with bootstrap.database_url(settings) as url:
+        return asyncio.run(work(url))
 
 
-def with_store(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``work(store)`` on a database whose schema is at head."""
 
-    async def go(url: str) -> T:
-        await database.require_head(url)
-        engine = database.engine(url)
-        try:
-            return await work(SqlStore(engine))
-        finally:
-            await engine.dispose()
+    async def go() -> T:
+        async with bootstrap.open_store(settings, upgrade_embedded=False) as store:
+            return await work(store)
 
-    return with_database(settings, go)
+    return asyncio.run(go())
 
 
 # db -----------------------------------------------------------------------------------
@@ -197,27 +189,3 @@ def render_detail(detail: PositionDetail) -> str:
 
 def positions_show(settings: Settings, position_id: str, out: TextIO) -> None:
     out.write(render_detail(with_store(settings, lambda store: store.detail(position_id))))
-
-
-# demo ---------------------------------------------------------------------------------
-
-
-def demo(settings: Settings, out: TextIO) -> int:
-    """The scripted session; the embedded database is brought to head first (it is
-    spreadwatch's own), a server's must already be."""
-    from service import logs  # noqa: PLC0415
-    from service.demo import run_demo  # noqa: PLC0415
-
-    logs.configure()
-
-    async def go(url: str) -> int:
-        if settings.database_url is None:
-            await database.upgrade(url)
-        await database.require_head(url)
-        engine = database.engine(url)
-        try:
-            return await run_demo(SqlStore(engine), out)
-        finally:
-            await engine.dispose()
-
-    return with_database(settings, go)

@@ -69,7 +69,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from service import admin  # noqa: PLC0415
+    from service.cli import admin  # noqa: PLC0415
 
     run = admin.db_upgrade if args.action == "upgrade" else admin.db_current
     run(_settings(args), sys.stdout)
@@ -77,7 +77,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _positions(args: argparse.Namespace) -> int:
-    from service import admin  # noqa: PLC0415
+    from service.cli import admin  # noqa: PLC0415
 
     settings = _settings(args)
     if args.action == "import":
@@ -137,7 +137,8 @@ def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
 def _fake_gateway(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from service.fakegw import Faults, run_fake_gateway  # noqa: PLC0415
+    from service.bootstrap import Faults  # noqa: PLC0415
+    from service.cli.fake_gateway import run_fake_gateway  # noqa: PLC0415
 
     start, duration = _clock_flags(args)
     if args.line_limit < 1 or (args.fill_size is not None and args.fill_size < 1):
@@ -166,7 +167,7 @@ def _fake_gateway(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from service.daemon import run_daemon  # noqa: PLC0415
+    from service.cli.run import run_daemon  # noqa: PLC0415
 
     start, duration = _clock_flags(args)
     return asyncio.run(
@@ -182,9 +183,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service import admin  # noqa: PLC0415
+    from service.cli.demo import demo  # noqa: PLC0415
 
-    return admin.demo(_settings(args), sys.stdout)
+    return demo(_settings(args), sys.stdout)
 
 
 def _add_db_commands(sub: Any) -> None:
@@ -307,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _native_build()
+    if args.run is not _replay:  # (replay logs nothing: it keeps its start-up short)
+        from service import logs  # noqa: PLC0415
+
+        logs.configure()
     try:
         code: int = args.run(args)
     except SpreadwatchError as exc:

@@ -1,8 +1,8 @@
-"""``spreadwatch demo``: a scripted session on the simulated market, every exit type.
+"""The demo's script on the simulated market: five spreads and the moves that close them.
 
-Five spreads are opened at the simulated market's own prices at 10:00 New
-York on Tuesday 2027-03-02, then the clock runs twelve minutes of market time
-as fast as the machine goes (a few seconds), with scripted moves:
+``spreadwatch demo`` (service.cli.demo) runs it. Five spreads are opened at
+the simulated market's own prices at 10:00 New York on Tuesday 2027-03-02,
+and the market makes these moves in the next twelve minutes:
 
 - SPY rallies 7%: the 10-lot put spread scales out 4/4/2 at 50/75/90%;
 - DIA sells off 5%: the 2-lot call spread takes its single exit at 50%;
@@ -12,7 +12,6 @@ as fast as the machine goes (a few seconds), with scripted moves:
 
 The monitor, the order manager, the store and the simulated broker are the
 ones the daemon uses; orders are repriced toward the natural until they fill.
-It ends with a table of each position's exits and contracts remaining.
 """
 
 from __future__ import annotations
@@ -20,26 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TextIO
 
-from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
-from rules.books import DEFAULT_BOOKS
-from rules.clock import market_time, new_york
+from rules.clock import new_york
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
-from service.admin import table
-from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import leg_key
-from service.store.repository import SqlStore
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 EXPIRY = date(2027, 4, 16)
-MINUTES = 12
-STEP = timedelta(milliseconds=250)
+LATENCY = timedelta(milliseconds=200)  # the simulated broker's, from order to fill
 SCHEDULE = RepriceSchedule(
     steps=4, interval=timedelta(seconds=4), stop_interval=timedelta(seconds=1)
 )
@@ -115,41 +104,11 @@ def position_for(spec: Spread, prefix: str, market: SimMarket) -> Position:
     return replace(draft, entry_credit=mid.quantize(Decimal("0.01")))
 
 
-async def run_demo(store: SqlStore, out: TextIO) -> int:
-    """The scripted session on ``store``; prints each close, then the table."""
-    market = SimMarket(UNDERLYINGS, T0, seed=3)
-    taken = {s.position.id for s in await store.all_positions()}
-    run = 1 + sum(1 for pid in taken if pid.startswith("demo") and pid.endswith("-SPY"))
-    positions = [position_for(spec, f"demo{run}", market) for spec in SPREADS]
-    await store.import_positions(positions, "DEMO")
-    broker = SimBroker(latency=timedelta(milliseconds=200))
-    for p in positions:
-        broker.hold_spreads(p, p.contracts)
-    clock = ManualClock(T0)
-    venue = SimVenue(market, broker, clock)
-    monitor = Monitor(
-        store,
-        OrderManager(store, venue, SCHEDULE),
-        dict(DEFAULT_BOOKS),
-        subscribe=venue.subscribe,
-        unsubscribe=venue.unsubscribe,
-        market_time=market_time,
-    )
-    await monitor.load(T0, {p.id for p in positions})
-    shown = 0
-    while clock.now_ < T0 + timedelta(minutes=MINUTES):
-        clock.now_ += STEP
-        now = clock.now_
-        await monitor.step(now, *venue.step(now))
-        at = f"{now.astimezone(UTC):%H:%M:%S}Z"
-        out.writelines(f"{at} {line}\n" for line in monitor.close_lines(shown))
-        shown = len(monitor.decisions)
-    rows = []
-    for p in positions:
-        detail = await store.detail(p.id)
-        exits = ", ".join(f"{o['label']} x{o['filled']}" for o in detail.orders if o["filled"])
-        rows.append(
-            [p.id, p.strategy.value, exits or "-", f"{detail.stored.remaining}/{p.contracts}"]
-        )
-    out.write("\n" + table(["position", "strategy", "exits (filled)", "remaining"], rows))
-    return 0
+def demo_market() -> SimMarket:
+    """The scripted market of the demo, from :data:`T0`."""
+    return SimMarket(UNDERLYINGS, T0, seed=3)
+
+
+def demo_positions(prefix: str, market: SimMarket) -> list[Position]:
+    """The demo's spreads, sold at ``market``'s mid at :data:`T0`, ids ``{prefix}-{UNDERLYING}``."""
+    return [position_for(spec, prefix, market) for spec in SPREADS]

@@ -1,0 +1,295 @@
+"""The composition root: the one place where spreadwatch's parts are chosen and wired.
+
+Nothing connects, opens an engine or reads the settings at import time. The
+commands (``service.cli``), the tests and the benchmarks all build the live
+loop here, with :func:`build`; whatever they pass in (a store, a venue, a
+clock) is used as is, and whatever is left out is made from the settings.
+
+- **Store**: :func:`open_store` opens the SQL store on ``DATABASE_URL``, or on
+  the embedded PostgreSQL (migrated by itself, being spreadwatch's own) when
+  it is unset.
+- **Venue** (the broker's feed and order gateway): chosen by name from
+  :data:`VENUES`, the registry of brokers (``settings.broker``). A new broker
+  is one factory function and one line there.
+- **The loop**: the order manager and the monitor on that store and venue.
+
+Only this module imports a concrete broker or the SQL store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TextIO
+
+from brokers.ib.adapter import IbBroker
+from brokers.ib.fake import FakeGateway
+from brokers.sim import demo as demo_script
+from brokers.sim import seed
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimVenue
+from rules import greeks
+from rules.books import BookPolicy
+from rules.clock import MarketTime, market_time
+from rules.model import Position
+from rules.pricing import RepriceSchedule
+from service.alerts import Alerter
+from service.clock import ManualClock, SpeedClock
+from service.dryrun import DryRunManager
+from service.errors import InputError
+from service.health import Ops
+from service.inputs import load_books
+from service.logs import get_logger
+from service.manager import OrderManager
+from service.monitor import Monitor
+from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
+from service.settings import Settings
+from service.store import database
+from service.store.repository import SqlStore
+
+_log = get_logger("spreadwatch.daemon")
+
+
+class Venue(Feed, OrderGateway, Protocol):
+    """A broker as the loop uses it: the feed of quotes and order events, and orders."""
+
+
+@dataclass
+class Wiring:
+    """What a venue factory may use: the settings, the clock, the store and its open
+    positions, where the market starts, where to say what it did, and what closes later."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    stored: Sequence[StoredPosition]
+    start: datetime
+    out: TextIO
+    closing: contextlib.AsyncExitStack
+
+
+async def _sim(w: Wiring) -> Venue:
+    """The simulated market, seeded from the open positions, and a simulated broker
+    holding their legs."""
+    market = seed.market_for((s.position for s in w.stored), w.start)
+    broker = SimBroker()
+    for s in w.stored:
+        broker.hold_spreads(s.position, s.remaining)
+    return SimVenue(market, broker, w.clock)
+
+
+async def _ib(w: Wiring) -> Venue:
+    """Interactive Brokers (IB Gateway, TWS or the fake gateway): connected, with every
+    open position's legs qualified and their contract ids stored."""
+    venue = IbBroker(w.settings.ib, now=w.clock.now)
+    await venue.connect()
+    w.closing.push_async_callback(venue.close)
+    for s in w.stored:
+        legs = [leg_key(s.position, i) for i in range(len(s.position.legs))]
+        con_ids = await venue.qualify(legs)
+        await w.store.record_contract_ids(
+            s.position.id, {i: con_ids[leg] for i, leg in enumerate(legs)}
+        )
+    ib = w.settings.ib
+    w.out.write(f"connected to IB at {ib.host}:{ib.port}, account {venue.account}\n")
+    return venue
+
+
+VenueFactory = Callable[[Wiring], Awaitable[Venue]]
+# The brokers, by the name ``settings.broker`` takes (its Literal lists the same names).
+VENUES: dict[str, VenueFactory] = {"sim": _sim, "ib": _ib}
+
+
+@dataclass
+class App:
+    """The live loop, wired: what the daemon, the demo, the tests and benchmarks drive."""
+
+    settings: Settings
+    store: Store
+    venue: Venue
+    clock: Clock
+    books: dict[str, BookPolicy]
+    manager: OrderManager
+    monitor: Monitor
+
+
+@contextlib.asynccontextmanager
+async def build(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    venue: Venue | None = None,
+    clock: Clock | None = None,
+    books: dict[str, BookPolicy] | None = None,
+    schedule: RepriceSchedule | None = None,
+    hours: Callable[[datetime], MarketTime] = market_time,
+    start: datetime | None = None,
+    dry_run: bool = False,
+    out: TextIO | None = None,
+) -> AsyncIterator[App]:
+    """The loop on ``store`` and ``venue`` (made from ``settings`` when not given), kept
+    open inside the ``async with`` and closed after it (only what it made itself).
+
+    ``hours`` says the market's session at an instant (NYSE's calendar, live);
+    ``start`` is where a simulated market begins (the clock's time by default).
+    """
+    async with contextlib.AsyncExitStack() as closing:
+        if store is None:
+            store = await closing.enter_async_context(open_store(settings))
+        if clock is None:
+            clock = SpeedClock()
+        if books is None:
+            books = load_books(settings.books_file)
+        if venue is None:
+            stored = await store.open_positions()
+            greeks.load()  # before the clock starts: the first quote would wait for it
+            wiring = Wiring(
+                settings, clock, store, stored, start or clock.now(), out or io.StringIO(), closing
+            )
+            venue = await VENUES[settings.broker](wiring)
+        kind = DryRunManager if dry_run else OrderManager
+        manager = kind(store, venue, schedule or RepriceSchedule())
+        monitor = Monitor(
+            store,
+            manager,
+            books,
+            subscribe=venue.subscribe,
+            unsubscribe=venue.unsubscribe,
+            market_time=hours,
+        )
+        yield App(settings, store, venue, clock, books, manager, monitor)
+
+
+# The store ----------------------------------------------------------------------------
+
+
+def _url(settings: Settings) -> str | None:
+    return None if settings.database_url is None else settings.database_url.get_secret_value()
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The database's URL: ``DATABASE_URL``, or the embedded server's (started, then
+    stopped after the ``with``)."""
+    with database.database(_url(settings), settings.data_dir) as db:
+        yield db.url
+
+
+@contextlib.asynccontextmanager
+async def sql_store(url: str) -> AsyncIterator[SqlStore]:
+    """The SQL store on ``url`` (its schema as it is), its engine disposed after."""
+    engine = database.engine(url)
+    try:
+        yield SqlStore(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> AsyncIterator[Store]:
+    """The SQL store of ``settings``, its schema at head. The embedded database is
+    migrated first (it is spreadwatch's own); a server's must already be at head."""
+    with database_url(settings) as url:
+        if upgrade_embedded and settings.database_url is None:
+            await database.upgrade(url)
+        await database.require_head(url)
+        async with sql_store(url) as store:
+            yield store
+
+
+# Around the loop: the HTTP server and the alerts ---------------------------------------
+
+
+async def serve_http(app: App, out: TextIO) -> Ops | None:
+    """The health and metrics server, when the settings turn it on."""
+    settings = app.settings
+    if not settings.http:
+        return None
+    venue = app.venue
+    ops = Ops(
+        app.monitor,
+        app.clock.now,
+        broker_connected=venue.connected,
+        database_ok=app.store.ping,
+        reconnects=lambda: int(getattr(venue, "reconnects", 0)),
+    )
+    host = settings.http_host
+    try:
+        port = await ops.start(host, settings.http_port)
+    except OSError as exc:
+        raise InputError(
+            f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
+        ) from exc
+    out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics)\n")
+    _log.info("http", host=host, port=port)
+    return ops
+
+
+def alerter(app: App) -> Alerter | None:
+    """The webhooks' sender, when the settings name any."""
+    settings = app.settings
+    if not settings.webhooks:
+        return None
+    return Alerter(
+        settings.webhooks,
+        app.monitor,
+        connected=app.venue.connected,
+        disconnect_after=settings.disconnect_alert_after,
+    )
+
+
+# The trial tools: the demo's market and the fake IB gateway ----------------------------
+
+
+DEMO_SCHEDULE = demo_script.SCHEDULE  # the demo's repricing: fills within its minutes
+
+
+@dataclass
+class Demo:
+    """The demo's scripted venue and clock, and its positions."""
+
+    venue: SimVenue
+    clock: ManualClock
+    positions: list[Position]
+
+
+def demo(prefix: str) -> Demo:
+    """The demo's market from its start, the simulated broker holding its spreads."""
+    market = demo_script.demo_market()
+    positions = demo_script.demo_positions(prefix, market)
+    broker = SimBroker(latency=demo_script.LATENCY)
+    for p in positions:
+        broker.hold_spreads(p, p.contracts)
+    clock = ManualClock(demo_script.T0)
+    return Demo(SimVenue(market, broker, clock), clock, positions)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults the fake gateway starts with (``spreadwatch fake-gateway`` flags)."""
+
+    delayed_only: bool = False
+    bad_quotes: str = ""  # "-1" or "nan"
+    reject: str | None = None
+    line_limit: int = 100
+    fill_size: int | None = None
+
+
+def fake_gateway(
+    positions: Iterable[Position], clock: Clock, start: datetime, account: str, faults: Faults
+) -> FakeGateway:
+    """A fake IB gateway on the simulated market seeded from ``positions``, its paper
+    account holding their legs, with ``faults``."""
+    held = list(positions)
+    gateway = FakeGateway(seed.market_for(held, start), clock, account=account)
+    gateway.delayed_only = faults.delayed_only
+    gateway.bad_quotes = faults.bad_quotes
+    gateway.reject = faults.reject
+    gateway.line_limit = faults.line_limit
+    gateway.broker.fill_size = faults.fill_size
+    for p in held:
+        gateway.hold_spreads(p, p.contracts)
+    return gateway

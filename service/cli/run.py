@@ -1,0 +1,157 @@
+"""``spreadwatch run``: the daemon, on the simulated market (the built-in default).
+
+Its parts come from :mod:`service.bootstrap`. With no settings it uses the
+embedded PostgreSQL (migrated by itself, being spreadwatch's own) and imports
+the shipped example positions when the database has none.
+
+The simulated market quotes each underlying from a spot placed so that the
+first spread on it starts out of the money (5% from its short strike), and
+moves it by geometric Brownian motion. The clock is the wall clock, or runs
+``speed`` times faster from ``start``. Orders go out only in the exchange's
+regular hours (NYSE sessions, holidays and early closes included); outside
+them a decision waits for the open, and the wait is said once.
+
+SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
+orders still working are left working (they are in the store as such).
+``--dry-run`` evaluates and records every close it would make ("would
+close" in the audit trail) and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import signal
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from service import bootstrap, logs
+from service.calendar import Sessions, load_sessions
+from service.clock import SpeedClock
+from service.health import Ops
+from service.inputs import load_books, load_positions
+from service.monitor import Monitor
+from service.settings import Settings
+from service.shipped import shipped
+
+_log = logs.get_logger("spreadwatch.daemon")
+EXAMPLES = shipped("examples") / "positions.toml"
+STEP = timedelta(milliseconds=250)
+
+
+async def run_daemon(
+    settings: Settings,
+    out: TextIO,
+    *,
+    dry_run: bool = False,
+    speed: float = 1.0,
+    start: datetime | None = None,
+    duration: timedelta | None = None,
+) -> int:
+    async with bootstrap.open_store(settings) as store:
+        books = load_books(settings.books_file)
+        if not await store.all_positions() and EXAMPLES.exists():
+            await store.import_positions(load_positions(EXAMPLES, books), settings.account)
+            out.write(f"no positions: imported the examples ({EXAMPLES})\n")
+        clock = SpeedClock(start, speed)
+        sessions = load_sessions(settings.data_dir, clock.start.date())
+        async with bootstrap.build(
+            settings,
+            store=store,
+            clock=clock,
+            books=books,
+            hours=sessions.market_time,
+            start=clock.start,
+            dry_run=dry_run,
+            out=out,
+        ) as app:
+            return await _run(app, clock, sessions, out, dry_run, duration)
+
+
+async def _run(
+    app: bootstrap.App,
+    clock: SpeedClock,
+    sessions: Sessions,
+    out: TextIO,
+    dry_run: bool,
+    duration: timedelta | None,
+) -> int:
+    monitor = app.monitor
+    for line in await monitor.load(clock.start):
+        out.write(f"reconciled: {line}\n")
+    # What is loaded lives as long as the daemon: out of the collector's full walks, which
+    # would otherwise visit every position's objects and hold the loop for milliseconds.
+    gc.freeze()
+    t0 = clock.start
+    mode = " (dry run: nothing is sent)" if dry_run else ""
+    where = "Interactive Brokers" if app.settings.broker == "ib" else "the simulated market"
+    out.write(f"monitoring {len(monitor.watches)} positions on {where}{mode}\n")
+    out.flush()
+    _log.info("started", positions=len(monitor.watches), dry_run=dry_run, clock=t0.isoformat())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    end = None if duration is None else t0 + duration
+    report = _Report(monitor, sessions, out)
+    ops: Ops | None = None
+    try:
+        ops = await bootstrap.serve_http(app, out)
+        clock.restart()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(monitor.run(app.venue, clock, stop), name="monitor")
+            tg.create_task(report.run(clock, stop, end), name="report")
+            alerter = bootstrap.alerter(app)
+            if alerter is not None:
+                tg.create_task(alerter.run(stop), name="alerts")
+    except* Exception as group:
+        for exc in group.exceptions:
+            _log.error("crashed", detail=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if ops is not None:
+            await ops.stop()
+    report.closes()  # those sent while stopping
+    working = len(await app.store.live_orders())
+    out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
+    _log.info("stopped", working_orders=working)
+    return 0
+
+
+class _Report:
+    """What the loop does, said on ``out``: each close's line, the market closing (once
+    per closed spell)."""
+
+    def __init__(self, monitor: Monitor, sessions: Sessions, out: TextIO) -> None:
+        self.monitor = monitor
+        self.sessions = sessions
+        self.out = out
+        self.shown = 0
+        self.closed_said = False
+
+    def closes(self) -> None:
+        self.out.writelines(line + "\n" for line in self.monitor.close_lines(self.shown))
+        self.shown = len(self.monitor.decisions)
+        self.out.flush()
+
+    async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:
+        """Until ``stop``; sets it at ``end``."""
+        while not stop.is_set():
+            t = clock.now()
+            if end is not None and t >= end:
+                stop.set()
+                break
+            regular = self.sessions.market_time(t).regular_hours
+            if not regular and not self.closed_said:
+                opens = self.sessions.next_open(t)
+                self.out.write(
+                    f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n"
+                )
+                _log.info("market closed", next_open=opens.isoformat())
+            self.closed_said = not regular
+            self.closes()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STEP.total_seconds() / clock.speed)
