@@ -188,6 +188,10 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(_settings(args), sys.stdout)
 
 
+def _config(leaf: Any) -> None:
+    leaf.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+
+
 def _add_db_commands(sub: Any) -> None:
     db = sub.add_parser("db", help="the database's schema (Alembic)")
     db_sub = db.add_subparsers(dest="action", required=True)
@@ -195,6 +199,11 @@ def _add_db_commands(sub: Any) -> None:
     db_sub.add_parser("current", help="the schema's revision, and whether it is at head")
     db.set_defaults(run=_db)
 
+    for leaf in db_sub.choices.values():
+        _config(leaf)
+
+
+def _add_positions_commands(sub: Any) -> None:
     pos = sub.add_parser("positions", help="the positions spreadwatch watches")
     pos_sub = pos.add_subparsers(dest="action", required=True)
     imp = pos_sub.add_parser("import", help="add every position of a positions file, or none")
@@ -224,6 +233,11 @@ def _add_db_commands(sub: Any) -> None:
     close.add_argument("id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
     pos.set_defaults(run=_positions)
+    for leaf in pos_sub.choices.values():
+        _config(leaf)
+
+
+def _add_run_commands(sub: Any) -> None:
     rn = sub.add_parser(
         "run",
         help="the daemon: watch the open positions and close them by their exit rules",
@@ -236,19 +250,14 @@ def _add_db_commands(sub: Any) -> None:
     rn.add_argument(
         "--for", dest="minutes", type=float, help="stop after this many minutes of clock time"
     )
-    rn.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    _config(rn)
     rn.set_defaults(run=_run)
-    _add_fake_gateway(sub)
     dm = sub.add_parser(
         "demo",
         help="a scripted session on the simulated market: every exit type in seconds",
     )
-    dm.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    _config(dm)
     dm.set_defaults(run=_demo)
-    for leaf in (*db_sub.choices.values(), *pos_sub.choices.values()):
-        leaf.add_argument(
-            "--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)"
-        )
 
 
 def _add_fake_gateway(sub: Any) -> None:
@@ -277,7 +286,7 @@ def _add_fake_gateway(sub: Any) -> None:
         default=1102,
         help="the code the second SIGUSR2 sends after 1100 (default 1102: data kept)",
     )
-    fg.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    _config(fg)
     fg.set_defaults(run=_fake_gateway)
 
 
@@ -299,9 +308,12 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in PRIMARY, INCOME_POP)")
     rp.add_argument("--rate", type=float, help="risk-free rate for local Greeks (default 0.04)")
     rp.add_argument("--dividend", type=float, help="dividend yield for local Greeks (default 0)")
-    rp.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
+    _config(rp)
     rp.set_defaults(run=_replay)
     _add_db_commands(sub)
+    _add_positions_commands(sub)
+    _add_run_commands(sub)
+    _add_fake_gateway(sub)
     return top
 
 

@@ -12,10 +12,10 @@ import pytest
 
 from brokers.ib.adapter import IbBroker
 from brokers.ib.fake import FakeGateway
+from brokers.sim import demo
 from brokers.sim.market import SimMarket, Underlying
 from rules.model import Position
 from rules.pricing import RepriceSchedule
-from service import demo
 from service.clock import SpeedClock
 from service.ports import leg_key
 from service.settings import IbSettings
@@ -134,8 +134,8 @@ def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
     live through ib_async: profit tranches 4/4/2, a single profit exit, a loss stop, a
     delta stop and a time stop, each through real BAG orders, each filled."""
 
-    market = SimMarket(demo.UNDERLYINGS, demo.T0, seed=3)
-    positions = [demo.position_for(spec, "ib", market) for spec in demo.SPREADS]
+    market = demo.demo_market()
+    positions = demo.demo_positions("ib", market)
     _, details, _, _ = asyncio.run(
         on_ib(db_url, market, positions, schedule=demo.SCHEDULE, wall=40.0)
     )
