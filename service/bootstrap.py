@@ -47,10 +47,31 @@ from service.manager import OrderManager
 from service.monitor import Monitor
 from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
 from service.settings import Settings
-from service.store import database
+from service.store import database as schema
 from service.store.repository import SqlStore
 
 _log = get_logger("spreadwatch.daemon")
+
+
+__all__ = [  # (schema: the store's migrations, for the db commands)
+    "DEMO_SCHEDULE",
+    "VENUES",
+    "App",
+    "Demo",
+    "Faults",
+    "Venue",
+    "VenueFactory",
+    "Wiring",
+    "alerter",
+    "build",
+    "database_url",
+    "demo",
+    "fake_gateway",
+    "open_store",
+    "schema",
+    "serve_http",
+    "sql_store",
+]
 
 
 class Venue(Feed, OrderGateway, Protocol):
@@ -174,14 +195,14 @@ def _url(settings: Settings) -> str | None:
 def database_url(settings: Settings) -> Iterator[str]:
     """The database's URL: ``DATABASE_URL``, or the embedded server's (started, then
     stopped after the ``with``)."""
-    with database.database(_url(settings), settings.data_dir) as db:
+    with schema.database(_url(settings), settings.data_dir) as db:
         yield db.url
 
 
 @contextlib.asynccontextmanager
 async def sql_store(url: str) -> AsyncIterator[SqlStore]:
     """The SQL store on ``url`` (its schema as it is), its engine disposed after."""
-    engine = database.engine(url)
+    engine = schema.engine(url)
     try:
         yield SqlStore(engine)
     finally:
@@ -194,8 +215,8 @@ async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> As
     migrated first (it is spreadwatch's own); a server's must already be at head."""
     with database_url(settings) as url:
         if upgrade_embedded and settings.database_url is None:
-            await database.upgrade(url)
-        await database.require_head(url)
+            await schema.upgrade(url)
+        await schema.require_head(url)
         async with sql_store(url) as store:
             yield store
 

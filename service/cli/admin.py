@@ -17,10 +17,10 @@ from typing import Any, TextIO, TypeVar
 
 from rules.clock import dte, exchange_date
 from service import bootstrap
+from service.bootstrap import schema
 from service.inputs import load_books, load_positions, position_of
 from service.ports import PositionDetail, Store, StoredPosition, StoreError
 from service.settings import Settings
-from service.store import database
 
 T = TypeVar("T")
 
@@ -46,19 +46,20 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 def db_upgrade(settings: Settings, out: TextIO) -> None:
     async def go(url: str) -> None:
-        before = await database.current(url)
-        await database.upgrade(url)
-        after = await database.current(url)
-        out.write(f"database {database.redacted(url)}: {before or 'empty'} -> {after}\n")
+        before = await schema.current(url)
+        await schema.upgrade(url)
+        after = await schema.current(url)
+        out.write(f"database {schema.redacted(url)}: {before or 'empty'} -> {after}\n")
 
     with_database(settings, go)
 
 
 def db_current(settings: Settings, out: TextIO) -> None:
     async def go(url: str) -> None:
-        have, want = await database.current(url), database.head()
+        have, want = await schema.current(url), schema.head()
         state = "at head" if have == want else f"head is {want}: run `spreadwatch db upgrade`"
-        out.write(f"database {database.redacted(url)}: revision {have or 'none'} ({state})\n")
+        revision = have or "none"
+        out.write(f"database {schema.redacted(url)}: revision {revision} ({state})\n")
 
     with_database(settings, go)
 
