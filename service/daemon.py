@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from brokers.ib.adapter import IbBroker
+from brokers.ib.broker import IbBroker
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import SimMarket, Underlying
