@@ -61,8 +61,7 @@ class OrdersMixin(AccountMixin):
     def _open_orders(self, s: Session, fields: list[str]) -> None:
         for order in self._orders.values():
             if not order.done:
-                self._send_open_order(s, order)
-                self._send_status(s, order)
+                self._send_order(s, order)
         s.send(53, 1)
 
     def _completed_orders(self, s: Session, fields: list[str]) -> None:
@@ -137,8 +136,7 @@ class OrdersMixin(AccountMixin):
         self._orders[ref] = order
         self.broker.place(combo, self.clock.now())
         order.status = "Submitted"
-        self._send_open_order(s, order)
-        self._send_status(s, order)
+        self._send_order(s, order)
 
     def _cancel(self, s: Session, fields: list[str]) -> None:
         order_id = int(fields[2])
@@ -185,6 +183,11 @@ class OrdersMixin(AccountMixin):
             price = q.ask if buy else q.bid
             out.append((ins, "BOT" if buy else "SLD", price or Decimal(0)))
         return out
+
+    def _send_order(self, s: Session, order: _Order) -> None:
+        """openOrder, then orderStatus: an order as IB tells a client of it."""
+        self._send_open_order(s, order)
+        self._send_status(s, order)
 
     def _send_status(self, s: Session, order: _Order) -> None:
         avg = order.paid / order.filled if order.filled else Decimal(0)
