@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TextIO
 
-from brokers.ib.adapter import IbBroker
+from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim import demo as demo_script
 from brokers.sim import seed

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from brokers.ib.adapter import IbBroker, NotPaper
+from brokers.ib.broker import IbBroker, NotPaper
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
 from rules.model import Right

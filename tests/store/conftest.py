@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from brokers.ib.adapter import IbBroker
+from brokers.ib.broker import IbBroker
 from brokers.sim.gateway import SimVenue
 from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from brokers.ib.adapter import IbBroker
+from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim import demo
 from brokers.sim.market import SimMarket, Underlying

@@ -1,0 +1,61 @@
+"""IB's numbers, in one place: its error and notice codes, what the adapter does on
+each, and the market data types.
+
+:class:`brokers.ib.notices.NoticesMixin` acts on :data:`CODES`; the fake gateway
+(:mod:`brokers.ib.fake`) sends the same codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+# Connectivity (IB Gateway or TWS to IB's servers)
+CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
+COMPETING_SESSION = 10197
+CLIENT_ID_IN_USE = 326
+# Contracts and market data
+NO_SECURITY = 200
+LINE_LIMIT, NOT_SUBSCRIBED, DELAYED_DATA = 101, 354, 10167
+# Orders
+REJECTED, CANCELLED, HELD = 201, 202, 399
+CANNOT_MODIFY, CANNOT_CANCEL = 104, 10148
+
+# Market data types (reqMarketDataType, marketDataType)
+LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
+DATA_TYPES = {LIVE: "live", FROZEN: "frozen", DELAYED: "delayed", DELAYED_FROZEN: "delayed frozen"}
+FROZEN_TYPES = (FROZEN, DELAYED_FROZEN)  # the last quotes IB has: never fresh
+
+
+class Effect(Enum):
+    """What the adapter does on a code, besides logging it."""
+
+    LOG = "log"  # nothing more
+    GAP = "gap"  # quotes blanked, ticks still on their way dropped until restored
+    RESUME = "resume"  # the lines opened afresh, executions and orders checked
+    FLOWING = "flowing"  # data flows again
+    LINE_REFUSED = "line refused"  # the leg's line refused: kept in ``refused``
+
+
+@dataclass(frozen=True)
+class Code:
+    """A code worth a log event of its own (others go as "ib message")."""
+
+    event: str
+    effect: Effect = Effect.LOG
+
+
+CODES = {
+    CONNECTIVITY_LOST: Code("connectivity lost", Effect.GAP),
+    RESTORED_DATA_LOST: Code("connectivity restored, data lost", Effect.RESUME),
+    RESTORED_DATA_KEPT: Code("connectivity restored, data kept", Effect.FLOWING),
+    COMPETING_SESSION: Code("competing live session"),
+    LINE_LIMIT: Code("market data line limit", Effect.LINE_REFUSED),
+    NOT_SUBSCRIBED: Code("market data not subscribed", Effect.LINE_REFUSED),
+    DELAYED_DATA: Code("delayed market data"),
+    # an order's error reaches the service through its status: ib_async marks the
+    # trade cancelled and logs the error on it (OrdersMixin._on_status reads REJECTED)
+    REJECTED: Code("order rejected"),
+    CANCELLED: Code("order cancelled"),
+    HELD: Code("order held"),
+}

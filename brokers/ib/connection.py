@@ -1,0 +1,126 @@
+"""The connection: connect and the paper guard, reconnect with backoff, resume
+after a gap, and the request pacing.
+
+When the socket drops, every subscribed leg is sent as having no quote (so
+nothing acts on data from before the gap), then it reconnects with backoff,
+resubscribes, and sends the executions IB has for its orders (the store applies
+each once, by execution id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+from ib_async import IB
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from brokers.ib.codes import DELAYED, LIVE
+from brokers.ib.market_data import MarketDataMixin
+from brokers.ib.orders import OrdersMixin
+from rules.model import Quote
+from service.errors import InputError
+from service.logs import get_logger
+from service.ports import EventSink, LegUpdate, QuoteSink
+from service.settings import IbSettings
+
+_log = get_logger("spreadwatch.ib")
+
+PAPER_PREFIXES = ("DU", "DF")
+PACE_REQUESTS, PACE_WINDOW = 8, 0.2  # at most 8 requests in any 0.2 s
+
+
+class NotPaper(InputError):
+    """The account is a live one and live trading was not allowed."""
+
+
+class ConnectionMixin(MarketDataMixin, OrdersMixin):
+    def __init__(self, settings: IbSettings, ib: IB, now: Callable[[], datetime]) -> None:
+        super().__init__(settings, ib, now)
+        # IB's pacing: 50 messages a second. ib_async throttles in bursts (45 a second by
+        # default), and two bursts a second apart can land in one second at IB. Smaller
+        # bursts, more often: at most 6 windows x 8 = 48 in any second, 40/s on average.
+        self.ib.client.MaxRequests = PACE_REQUESTS
+        self.ib.client.RequestsInterval = PACE_WINDOW  # type: ignore[assignment]  # a float
+        self.reconnects = 0
+        self._closing = False
+
+    async def connect(self) -> None:
+        """Connect and check the account (the paper guard)."""
+        s = self.settings
+        await self.ib.connectAsync(s.host, s.port, clientId=s.client_id, timeout=s.timeout)
+        accounts = self.ib.managedAccounts()
+        account = s.account or (accounts[0] if len(accounts) == 1 else "")
+        if not account or account not in accounts:
+            self.ib.disconnect()
+            raise InputError(
+                f"ib.account: {s.account or '(unset)'}: the gateway manages "
+                f"{', '.join(accounts) or 'no account'}; set ib.account to one of them"
+            )
+        if not account.startswith(PAPER_PREFIXES) and not s.allow_live:
+            self.ib.disconnect()
+            raise NotPaper(
+                f"ib.account: {account} is not a paper account (paper ids start with DU): "
+                "refusing to trade it; set ib.allow_live = true to allow a live account"
+            )
+        self.account = account
+        self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
+        _log.info("ib connected", account=account, server_version=self.ib.client.serverVersion())
+
+    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+        """Stream until cancelled; reconnect with backoff after a dropped connection."""
+        self._quotes, self._events = quotes, events
+        while not self._closing:
+            if not self.ib.isConnected():
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((OSError, ConnectionError, TimeoutError)),
+                    wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
+                ):
+                    with attempt:
+                        await self.connect()
+                self.reconnects += 1
+                _log.info("ib reconnected", reconnects=self.reconnects)
+                await self._resume(recheck=True)
+            else:  # the first start: the manager reconciles the orders itself
+                await self._resume(recheck=False)
+            gone = asyncio.Event()
+            self.ib.disconnectedEvent += gone.set
+            try:
+                await gone.wait()
+            finally:
+                self.ib.disconnectedEvent -= gone.set
+            if not self._closing:
+                self._gap("the connection to IB dropped")
+
+    async def _resume(self, recheck: bool = True) -> None:
+        """After a (re)connect: the legs' lines again, and the executions of our orders that
+        happened while no one listened."""
+        self._close_lines()  # lines from before: closed, and opened afresh
+        self._blind = False
+        await self.qualify(list(self._wanted))
+        for leg in list(self._wanted):
+            self._open_line(leg)
+        await self._pass_missed_fills()
+        if recheck:
+            await self._recheck_orders()
+
+    def _gap(self, why: str) -> None:
+        """No leg has a usable quote until fresh data comes: said to the service, and
+        whatever ticks were still on their way are dropped until then."""
+        self._blind = True
+        _log.warning("data stale", detail=why, legs=len(self._wanted))
+        if self._quotes is not None and self._wanted:
+            now = self._now()
+            self._quotes([LegUpdate(leg, Quote(None, None, now)) for leg in self._wanted])
+
+    def connected(self) -> bool:
+        """Connected, and not in a gap IB announced (1100)."""
+        return bool(self.ib.isConnected()) and not self._blind
+
+    async def close(self) -> None:
+        """Disconnect for good: ``run`` ends instead of reconnecting."""
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self.ib.disconnect()

@@ -1,0 +1,76 @@
+"""Pure conversions at the IB edge: ib_async's floats, NaN and IB's sentinels
+become Decimals or None here and nowhere else."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from decimal import Decimal
+
+from ib_async import Ticker
+
+from rules.model import Quote
+from service.ports import LegKey
+
+UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
+STATUS = {
+    "PendingSubmit": "submitted",
+    "PreSubmitted": "working",
+    "Submitted": "working",
+    "ApiPending": "submitted",
+    "PendingCancel": "working",
+    "Filled": "filled",
+    "Cancelled": "cancelled",
+    "ApiCancelled": "cancelled",
+    "Inactive": "rejected",
+}
+
+
+def _price(x: float | None) -> Decimal | None:
+    """An IB price as a Decimal; None for NaN, infinities and IB's -1 ("none")."""
+    if x is None or not math.isfinite(x) or x < 0:
+        return None
+    return Decimal(str(x))
+
+
+def _commission(x: float | None) -> Decimal | None:
+    """A commission report's amount as a Decimal; None for NaN and IB's "no value"."""
+    if x is None or not math.isfinite(x) or not 0 <= x < UNSET:
+        return None
+    return Decimal(str(x))
+
+
+def _delta(ticker: Ticker) -> float | None:
+    """The model delta; else the mean of the bid and ask Greeks' deltas; None otherwise."""
+    model = ticker.modelGreeks
+    if model is not None and model.delta is not None and math.isfinite(model.delta):
+        return model.delta
+    sides = [g.delta for g in (ticker.bidGreeks, ticker.askGreeks) if g is not None]
+    usable = [d for d in sides if d is not None and math.isfinite(d) and -1 <= d <= 1]
+    return sum(usable) / len(usable) if len(usable) == 2 else None
+
+
+def _underlying(ticker: Ticker) -> float | None:
+    for g in (ticker.modelGreeks, ticker.bidGreeks, ticker.askGreeks):
+        if (
+            g is not None
+            and g.undPrice is not None
+            and math.isfinite(g.undPrice)
+            and g.undPrice > 0
+        ):
+            return float(g.undPrice)
+    return None
+
+
+def quote_of(ticker: Ticker, now: datetime) -> Quote:
+    """A leg's quote from an ib_async ticker: IB's sentinels as None."""
+    bid, ask = _price(ticker.bid), _price(ticker.ask)
+    if not (ticker.bidSize and ticker.bidSize > 0):
+        bid = None
+    if not (ticker.askSize and ticker.askSize > 0):
+        ask = None
+    return Quote(bid, ask, now, _delta(ticker), _underlying(ticker))
+
+
+def _leg_text(leg: LegKey) -> str:
+    return f"{leg.underlying} {leg.expiry} {leg.right.value} {leg.strike}"

@@ -1,0 +1,65 @@
+"""The fake gateway's account: the session's start (next order id, the managed
+account), positions, account updates, the current time, order ids."""
+
+from __future__ import annotations
+
+from brokers.ib.codes import CLIENT_ID_IN_USE
+from brokers.ib.fake.base import Session
+from brokers.ib.fake.contracts import ContractsMixin
+from brokers.ib.fake.instrument import Instrument
+from brokers.sim.market import SimMarket
+from rules.model import Position
+from service.ports import Clock, LegKey
+
+
+class AccountMixin(ContractsMixin):
+    def __init__(self, market: SimMarket, clock: Clock, *, account: str, line_limit: int) -> None:
+        super().__init__(market, clock, account=account, line_limit=line_limit)
+        self._next_order_id = 1
+
+    def hold(self, instrument: Instrument, quantity: int) -> None:
+        """The account starts with ``quantity`` of option ``instrument`` (short < 0)."""
+        self.broker.hold(instrument.leg, quantity)
+
+    def hold_spreads(self, position: Position, spreads: int) -> None:
+        """The account starts with ``spreads`` of ``position`` (as SimBroker.hold_spreads)."""
+        if position.underlying not in self.market.underlyings:
+            raise ValueError(f"no underlying {position.underlying} in this market")
+        self.broker.hold_spreads(position, spreads)
+
+    def _start_api(self, s: Session, fields: list[str]) -> None:
+        client_id = int(fields[2])
+        if any(o.client_id == client_id for o in self._sessions if o is not s):
+            s.error(-1, CLIENT_ID_IN_USE, f"Unable to connect as the client id {client_id} is "
+                    "already in use. Retry with a unique client id.")  # fmt: skip
+            s.writer.close()
+            return
+        s.client_id = client_id
+        s.send(9, 1, self._next_order_id)
+        s.send(15, 1, self.account)
+
+    def _positions(self, s: Session, fields: list[str]) -> None:
+        """All positions, then updates as fills move them (a subscription, as with IB)."""
+        s.positions = True
+        held = self.broker.positions()
+        for leg, quantity in held.items():
+            self._send_position(s, leg, quantity)
+        s.send(62, 1)
+
+    def _send_position(self, s: Session, leg: LegKey, quantity: int) -> None:
+        # account, conId .. multiplier, exchange, currency, localSymbol, tradingClass (no
+        # primary exchange), position, average cost
+        s.send(61, 3, self.account, *self._option(leg).fields_without_primary(), quantity, 0.0)
+
+    def _account_updates(self, s: Session, fields: list[str]) -> None:
+        if fields[2] == "1":
+            s.send(54, 1, self.account)
+
+    def _account_updates_multi(self, s: Session, fields: list[str]) -> None:
+        s.send(74, 1, int(fields[2]))
+
+    def _current_time(self, s: Session, fields: list[str]) -> None:
+        s.send(49, 1, int(self.clock.now().timestamp()))
+
+    def _ids(self, s: Session, fields: list[str]) -> None:
+        s.send(9, 1, self._next_order_id)

@@ -1,0 +1,57 @@
+"""The fake gateway's base: a client connection (a session), and what every part of
+the gateway shares (the market, the clock, the account, the simulated broker, the
+sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from brokers.ib.codes import LIVE, NO_SECURITY
+from brokers.ib.fake.instrument import Instrument
+from brokers.ib.wire import encode
+from brokers.sim.broker import SimBroker
+from brokers.sim.market import SimMarket
+from service.ports import Clock
+
+
+def ib_time(when: datetime) -> str:
+    """A time as IB writes it in the handshake and in executions."""
+    return f"{when.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
+
+
+@dataclass(eq=False)
+class Session:
+    """One client connection."""
+
+    writer: asyncio.StreamWriter
+    client_id: int | None = None
+    data_type: int = LIVE
+    positions: bool = False  # subscribed to position updates (reqPositions)
+    lines: dict[int, Instrument] = field(default_factory=dict)  # reqId -> what it streams
+
+    def send(self, *fields: object) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(encode(*fields))
+
+    def error(self, req_id: int, code: int, message: str) -> None:
+        """IB's error message (an error or a notice) for request ``req_id`` (-1: none)."""
+        self.send(4, 2, req_id, code, message, "")
+
+    def no_security(self, req_id: int) -> None:
+        self.error(req_id, NO_SECURITY, "No security definition has been found for the request")
+
+
+class GatewayBase:
+    """The bottom of the gateway's mixins: each sets up its own state in ``__init__``
+    and passes the arguments on."""
+
+    def __init__(self, market: SimMarket, clock: Clock, *, account: str, line_limit: int) -> None:
+        self.market = market
+        self.clock = clock
+        self.account = account
+        self.line_limit = line_limit
+        self.broker = SimBroker(latency=timedelta(0))
+        self.received: list[float] = []  # when each client message came (loop time)
+        self._sessions: set[Session] = set()

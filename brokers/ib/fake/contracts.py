@@ -1,0 +1,88 @@
+"""The fake gateway's instruments (conIds stable for the gateway's life, across
+connections) and ``reqContractDetails``."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from brokers.ib.fake.base import GatewayBase, Session
+from brokers.ib.fake.instrument import Instrument
+from brokers.sim.market import SimMarket
+from rules.model import Right
+from service.ports import Clock, LegKey
+
+
+class ContractsMixin(GatewayBase):
+    def __init__(self, market: SimMarket, clock: Clock, *, account: str, line_limit: int) -> None:
+        super().__init__(market, clock, account=account, line_limit=line_limit)
+        self._instruments: dict[tuple[object, ...], Instrument] = {}
+        self._by_id: dict[int, Instrument] = {}
+
+    def instrument(
+        self,
+        symbol: str,
+        sec_type: str,
+        expiry: date | None = None,
+        right: Right | None = None,
+        strike: Decimal | None = None,
+    ) -> Instrument | None:
+        """The instrument for a contract description, None if the market has no such."""
+        if symbol not in self.market.underlyings or sec_type not in ("STK", "OPT"):
+            return None
+        if sec_type == "OPT" and (expiry is None or right is None or strike is None):
+            return None
+        key = (symbol, sec_type, expiry, right, None if strike is None else strike.normalize())
+        found = self._instruments.get(key)
+        if found is None:
+            found = Instrument(700_000 + len(self._instruments), symbol, sec_type, expiry, right,
+                               strike)  # fmt: skip
+            self._instruments[key] = found
+            self._by_id[found.con_id] = found
+        return found
+
+    def _option(self, leg: LegKey) -> Instrument:
+        found = self.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
+        assert found is not None
+        return found
+
+    def _stock_id(self, symbol: str) -> int:
+        stock = self.instrument(symbol, "STK")
+        assert stock is not None
+        return stock.con_id
+
+    def _describe(self, fields: list[str], at: int) -> Instrument | None:
+        """The instrument of the 12 contract fields starting at ``fields[at]``."""
+        con_id, symbol, sec_type, expiry, strike, right = fields[at : at + 6]
+        if con_id not in ("", "0"):
+            return self._by_id.get(int(con_id))
+        try:
+            return self.instrument(
+                symbol,
+                sec_type,
+                date.fromisoformat(f"{expiry[:4]}-{expiry[4:6]}-{expiry[6:8]}") if expiry else None,
+                Right(right[:1]) if right else None,
+                Decimal(strike) if strike else None,
+            )
+        except ValueError:
+            return None
+
+    def _contract_details(self, s: Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        ins = self._describe(fields, 3)
+        if ins is None:
+            s.no_security(req_id)
+            return
+        option = ins.sec_type == "OPT"
+        last = f"{ins.expiry:%Y%m%d} 16:00 US/Eastern" if option else ""
+        s.send(
+            10, req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
+            ins.right.value if ins.right else "", "SMART", "USD", ins.local_symbol(),
+            ins.symbol, ins.symbol, ins.con_id, 0.01 if option else 0.0001,
+            "100" if option else "", "LMT,MKT", "SMART,CBOE", 1,
+            self._stock_id(ins.symbol) if option else 0, ins.symbol,
+            "" if option else "ARCA", f"{ins.expiry:%Y%m}" if option else "", "", "", "",
+            "US/Eastern", "", "", "", "", 0, 1, ins.symbol, "STK" if option else "", "", "",
+            "", 1, 1, 1,
+        )  # fmt: skip
+        s.send(52, 1, req_id)

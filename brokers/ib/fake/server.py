@@ -1,0 +1,159 @@
+"""The fake gateway itself: it listens, speaks the handshake, keeps a session per
+client connection and hands each request to its part; its faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from brokers.ib.codes import CONNECTIVITY_LOST, RESTORED_DATA_KEPT, RESTORED_DATA_LOST
+from brokers.ib.fake.account import AccountMixin
+from brokers.ib.fake.base import Session, ib_time
+from brokers.ib.fake.contracts import ContractsMixin
+from brokers.ib.fake.market_data import MarketDataMixin
+from brokers.ib.fake.orders import OrdersMixin
+from brokers.ib.wire import API_PREFIX, HEADER, Reader, WireError, encode
+from brokers.sim.market import SimMarket
+from service.logs import get_logger
+from service.ports import Clock
+
+_log = get_logger("spreadwatch.fake_gateway")
+
+SERVER_VERSION = 176
+MIN_CLIENT_VERSION = 157
+TICK_SECONDS = 0.25
+
+
+class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
+    """A fake IB Gateway on a simulated market, for trying spreadwatch's IB path and
+    testing it (see :mod:`brokers.ib.fake`)."""
+
+    def __init__(
+        self,
+        market: SimMarket,
+        clock: Clock,
+        *,
+        account: str = "DU1234567",
+        line_limit: int = 100,
+    ) -> None:
+        super().__init__(market, clock, account=account, line_limit=line_limit)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # one per connection
+
+    async def start(self, host: str = "127.0.0.1", port: int = 4002) -> int:
+        """Listen; returns the port (useful with ``port=0``)."""
+        self._server = await asyncio.start_server(self._serve, host, port)
+        sock = self._server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def run(self) -> None:
+        """Step the market and stream quotes until cancelled."""
+        while True:
+            await self.clock.sleep(TICK_SECONDS)
+            self.tick()
+            await self._drain()
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and wait for their handlers to end."""
+        if self._server is not None:
+            self._server.close()
+        self.drop()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def drop(self) -> None:
+        """Fault: every client connection is closed at once (a dropped socket)."""
+        for s in list(self._sessions):
+            s.writer.close()
+
+    def say(self, code: int, message: str) -> None:
+        """Fault: send an error/notice to every client, and act as IB does for the
+        connectivity codes: after 1100 (lost) no market data flows; 1102 (restored, data
+        maintained) resumes it; 1101 (restored, data lost) resumes with every line gone, to
+        be requested again."""
+        if code == CONNECTIVITY_LOST:
+            self._paused = True
+        elif code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
+            self._paused = False
+            if code == RESTORED_DATA_LOST:
+                for s in self._sessions:
+                    for req_id in list(s.lines):
+                        self._cancel_line(s, req_id)
+        for s in self._sessions:
+            s.error(-1, code, message)
+
+    async def _drain(self) -> None:
+        for s in list(self._sessions):
+            with contextlib.suppress(ConnectionError):
+                await s.writer.drain()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            if not await self._handshake(reader, writer):
+                return
+            self._sessions.add(session)
+            messages = Reader()
+            while data := await reader.read(65536):
+                for fields in messages.feed(data):
+                    self._handle(session, fields)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, WireError, ValueError):
+            pass
+        finally:
+            self._end(session)
+            writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """The client's ``API\\0`` and versions; the server's version and time. False for a
+        client that is not one, or whose versions do not meet the server's."""
+        if await reader.readexactly(len(API_PREFIX)) != API_PREFIX:
+            return False
+        (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+        versions = (await reader.readexactly(size)).decode()
+        low, _, high = versions.removeprefix("v").split(" ")[0].partition("..")
+        if int(high or low) < MIN_CLIENT_VERSION or int(low) > SERVER_VERSION:
+            return False
+        writer.write(encode(SERVER_VERSION, ib_time(self.clock.now())))
+        return True
+
+    def _end(self, session: Session) -> None:
+        self._sessions.discard(session)
+        for req_id in list(session.lines):
+            self._cancel_line(session, req_id)
+
+    def _handle(self, s: Session, fields: list[str]) -> None:
+        self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
+        handler = _HANDLERS.get(int(fields[0]))
+        if handler is None:
+            _log.info("fake gateway: request not served", msg_id=fields[0])
+            return
+        handler(self, s, fields)
+
+
+_HANDLERS = {
+    71: FakeGateway._start_api,
+    3: FakeGateway._place,
+    4: FakeGateway._cancel,
+    61: FakeGateway._positions,
+    5: FakeGateway._open_orders,
+    15: FakeGateway._open_orders,  # reqAutoOpenOrders: nothing to bind yet
+    16: FakeGateway._open_orders,
+    99: FakeGateway._completed_orders,
+    6: FakeGateway._account_updates,
+    76: FakeGateway._account_updates_multi,
+    7: FakeGateway._executions,
+    49: FakeGateway._current_time,
+    8: FakeGateway._ids,
+    59: FakeGateway._market_data_type,
+    9: FakeGateway._contract_details,
+    1: FakeGateway._market_data,
+    2: FakeGateway._cancel_market_data,
+}
