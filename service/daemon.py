@@ -41,13 +41,13 @@ from service import logs
 from service.alerts import Alerter
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
-from service.errors import InputError
+from service.errors import InputError, StoreRefused
 from service.health import Ops
 from service.inputs import load_books, load_positions
 from service.manager import CloseRequest, OrderManager
 from service.monitor import Monitor
 from service.orders import NotAClose
-from service.ports import Feed, StoreError, leg_key
+from service.ports import Feed, leg_key
 from service.settings import Settings
 from service.shipped import shipped
 from service.store import database
@@ -79,7 +79,7 @@ class DryRunManager(OrderManager):
         self,
         requests: Sequence[CloseRequest],
         written: Callable[[], None] | None = None,
-    ) -> list[str | NotAClose | StoreError | None]:
+    ) -> list[str | NotAClose | StoreRefused | None]:
         for req in requests:
             pid = req.stored.position.id
             if req.at.regular_hours and pid not in self.reported:

@@ -73,12 +73,12 @@ def test_a_rally_takes_every_profit_tranche_40_40_20(run: Callable[..., Any]) ->
     assert [c[0] for c in closes] == ["profit_target"] * 3
     assert [c[2] for c in closes] == [4, 4, 2]
     assert (detail.stored.remaining, detail.stored.status, detail.stored.stage) == (0, "closed", 3)
-    assert sum(f["quantity"] for f in detail.fills) == 10
-    assert [o["status"] for o in detail.orders] == ["filled"] * 3
+    assert sum(f.quantity for f in detail.fills) == 10
+    assert [o.status for o in detail.orders] == ["filled"] * 3
     assert sim.positions() == {}  # the broker holds nothing of the spread any more
-    decisions = [e for e in detail.events if e["kind"] == "decision"]
-    assert [e["contracts_closed"] for e in decisions] == [4, 4, 2]
-    assert all(set(e["quotes"]) == {"natural", "legs"} for e in decisions)
+    decisions = [e for e in detail.events if e.kind == "decision"]
+    assert [e.contracts_closed for e in decisions] == [4, 4, 2]
+    assert all(set(e.quotes) == {"natural", "legs"} for e in decisions)
 
 
 def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -> None:
@@ -89,7 +89,7 @@ def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -
     assert decision.debit >= Decimal("1.20")  # 150% of the 0.80 credit
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     (order,) = detail.orders
-    assert (order["reason"], order["filled"], order["status"]) == ("loss_stop", 10, "filled")
+    assert (order.reason, order.filled, order.status) == ("loss_stop", 10, "filled")
     assert sim.positions() == {}
 
 
@@ -103,7 +103,7 @@ def test_a_quiet_market_closes_nothing(run: Callable[..., Any]) -> None:
 def test_partial_fills_land_as_they_come(run: Callable[..., Any]) -> None:
     selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
     monitor, detail, _ = run(selloff, 8, fill_size=3)
-    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
+    assert [f.quantity for f in detail.fills] == [3, 3, 3, 1]
     assert detail.stored.remaining == 0
     assert monitor.remaining() == {"P1": 0}
 
