@@ -34,7 +34,7 @@ from service.ports import (
     StoredOrder,
     StoredPosition,
 )
-from service.store import rows
+from service.store import changes, rows
 
 
 def _now() -> datetime:
@@ -59,7 +59,7 @@ class InMemoryStore:
     def _position(self, position_id: str) -> StoredPosition:
         stored = self._positions.get(position_id)
         if stored is None:
-            raise rows.no_position(position_id)
+            raise changes.no_position(position_id)
         return stored
 
     def _live(self, position_id: str) -> StoredOrder | None:
@@ -74,7 +74,7 @@ class InMemoryStore:
         """All of ``positions`` or none: an id already stored is an error, not a duplicate."""
         taken = sorted(p.id for p in positions if p.id in self._positions)
         if taken:
-            raise rows.already_stored(taken[0])
+            raise changes.already_stored(taken[0])
         ids = [p.id for p in positions]
         if len(set(ids)) != len(ids):
             raise StoreRefused("positions: not stored: an id given twice")
@@ -106,7 +106,7 @@ class InMemoryStore:
     async def request_manual_close(self, position_id: str, reason: str) -> None:
         stored = self._position(position_id)
         if stored.status is Phase.CLOSED:
-            raise rows.already_closed(position_id)
+            raise changes.already_closed(position_id)
         self._positions[position_id] = replace(
             stored, manual_close=reason, version=stored.version + 1
         )
@@ -116,7 +116,7 @@ class InMemoryStore:
         legs = self._con_ids.get(position_id, {})
         for index in con_ids:
             if index not in legs:
-                raise rows.no_leg(position_id, index)
+                raise changes.no_leg(position_id, index)
         legs.update(con_ids)
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]:
@@ -138,7 +138,7 @@ class InMemoryStore:
             stored = self._positions.get(pid)
             remaining = None if stored is None else stored.remaining
             live = self._live(pid)
-            why = rows.intent_refusal(
+            why = changes.intent_refusal(
                 intent,
                 remaining,
                 None if live is None else live.order_ref,
@@ -174,7 +174,7 @@ class InMemoryStore:
             updated_at=now,
         )
         self._positions[intent.position_id] = replace(
-            stored, status=rows.ON_INTENT, version=stored.version + 1
+            stored, status=changes.ON_INTENT, version=stored.version + 1
         )
         if decision is not None:
             pid, quotes = intent.position_id, intent.quotes
@@ -182,10 +182,10 @@ class InMemoryStore:
         self._audit(rows.intent_values(intent, stored.remaining))
 
     async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
-        sent = rows.sent_status(status)
+        sent = changes.sent_status(status)
         for ref in refs:
             order = self._orders.get(ref)
-            if order is None or order.status in rows.ONWARD:
+            if order is None or order.status in changes.ONWARD:
                 continue
             self._orders[ref] = replace(order, status=sent, updated_at=_now())
             self._audit(self._sent_values(order, sent, None))
@@ -197,13 +197,13 @@ class InMemoryStore:
         broker_order_id: int | None = None,
         perm_id: int | None = None,
     ) -> None:
-        sent = rows.sent_status(status)
+        sent = changes.sent_status(status)
         order = self._orders.get(order_ref)
         if order is None:
-            raise rows.no_order(order_ref)
+            raise changes.no_order(order_ref)
         after = replace(
             order,
-            status=order.status if order.status in rows.ONWARD else sent,
+            status=order.status if order.status in changes.ONWARD else sent,
             broker_order_id=broker_order_id or order.broker_order_id,
             perm_id=perm_id or order.perm_id,
         )
@@ -222,12 +222,12 @@ class InMemoryStore:
         )
 
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None:
-        ended = rows.ended_status(status)
+        ended = changes.ended_status(status)
         order = self._orders.get(order_ref)
         if order is None:
-            raise rows.no_order(order_ref)
+            raise changes.no_order(order_ref)
         stored = self._positions[order.position_id]
-        phase = rows.after_end(order.status, stored.remaining, stored.status)
+        phase = changes.after_end(order.status, stored.remaining, stored.status)
         if phase is None:
             return  # already ended (filled before the cancel reached the broker...)
         self._orders[order_ref] = replace(order, status=ended, updated_at=_now())
@@ -240,13 +240,13 @@ class InMemoryStore:
     async def apply_fill(self, fill: Fill) -> FillApplied:
         order = self._orders.get(fill.order_ref)
         if order is None:
-            raise rows.no_order(fill.order_ref, f"fill {fill.exec_id}: ")
+            raise changes.no_order(fill.order_ref, f"fill {fill.exec_id}: ")
         stored = self._positions[order.position_id]
         known = self._fills.get(fill.exec_id)
         if known is not None:
-            rows.repeat_of(fill, known)
+            changes.repeat_of(fill, known)
             return FillApplied(False, stored.remaining, order.filled, order.status)
-        change = rows.fill_change(fill, order, rows.standing(stored))
+        change = changes.fill_change(fill, order, changes.standing(stored))
         self._fills[fill.exec_id] = StoredFill(
             fill.exec_id, fill.order_ref, fill.quantity, fill.price, fill.commission, fill.time
         )

@@ -3,7 +3,7 @@
 
 The hot statements (intents, orders sent, fills) run straight on asyncpg
 (:mod:`.driver`), one round trip each; a fill takes two (a read, then one
-write of what :func:`rows.fill_change` derived from the domain).
+write of what :func:`changes.fill_change` derived from the domain).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from service.ports import (
     StoredFill,
     StoredOrder,
 )
-from service.store import driver, rows, sql
+from service.store import changes, driver, rows, sql
 from service.store.driver import edge
 from service.store.positions import SqlBase
 from service.store.schema import CloseOrderRow, ExitEventRow, PositionRow
@@ -59,7 +59,7 @@ class SqlOrders(SqlBase):
 
         One statement (:data:`sql.INTENTS`), one round trip, writes every order whose
         position has the contracts and no live order. The reasons of the others are read
-        after (:func:`rows.intent_refusal`); one that could be written after all (its
+        after (:func:`changes.intent_refusal`); one that could be written after all (its
         position changed in between), or a second order of a position in the batch, goes
         into the next statement."""
         out: list[str | None] = [None] * len(items)
@@ -112,7 +112,7 @@ class SqlOrders(SqlBase):
         again: list[int] = []
         for k, intent in zip(at, intents, strict=True):
             remaining, live = standing.get(intent.position_id, (None, None))
-            why = rows.intent_refusal(intent, remaining, live, intent.order_ref in taken)
+            why = changes.intent_refusal(intent, remaining, live, intent.order_ref in taken)
             if why is None:
                 again.append(k)
             out[k] = why
@@ -122,7 +122,7 @@ class SqlOrders(SqlBase):
     async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
         """:meth:`order_sent` for several orders (no broker ids yet), in one statement: the
         orders not yet further along take ``status``, and the audit trail says so."""
-        sent = rows.sent_status(status)
+        sent = changes.sent_status(status)
         async with driver.driver(self._engine, "orders sent") as conn:
             await conn.execute(sql.SENT_MANY, list(refs), sent.value, rows.order_kind(sent))
 
@@ -135,27 +135,27 @@ class SqlOrders(SqlBase):
         perm_id: int | None = None,
     ) -> None:
         """The broker has the order: submitted, or working; its ids are kept."""
-        sent = rows.sent_status(status)
+        sent = changes.sent_status(status)
         args = (order_ref, sent.value, rows.order_kind(sent), broker_order_id or None)
         async with driver.driver(self._engine, "order sent") as conn:
             done = await conn.fetchrow(sql.SENT, *args, perm_id or None, rows.perm_detail(perm_id))
         if done is None:
-            raise rows.no_order(order_ref)
+            raise changes.no_order(order_ref)
 
     @edge
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None:
         """A live order ended without filling all of it: cancelled or rejected."""
-        ended = rows.ended_status(status)
+        ended = changes.ended_status(status)
         async with self._sessions.begin() as s:
             position_id = await s.scalar(
                 select(CloseOrderRow.position_id).where(CloseOrderRow.order_ref == order_ref)
             )
             if position_id is None:
-                raise rows.no_order(order_ref)
+                raise changes.no_order(order_ref)
             row = await self._lock(s, position_id)  # the position first, as every writer
             order = await s.get(CloseOrderRow, order_ref, with_for_update=True)
             assert order is not None  # the position's lock keeps its orders in place
-            phase = rows.after_end(order.status, row.remaining, Phase(row.status))
+            phase = changes.after_end(order.status, row.remaining, Phase(row.status))
             if phase is None:
                 return  # already ended (filled before the cancel reached the broker...)
             order.status = ended.value
@@ -175,13 +175,13 @@ class SqlOrders(SqlBase):
         Read the order, its position and any fill of the same execution id
         (:data:`sql.FILL_READ`); a repeat changes nothing (and must be the same execution),
         an unknown order or an over-fill is refused; otherwise write what
-        :func:`rows.fill_change` derives (:data:`sql.FILL_WRITE`, one statement), unless the
+        :func:`changes.fill_change` derives (:data:`sql.FILL_WRITE`, one statement), unless the
         position changed in between: then read again."""
         for _ in range(FILL_TRIES):
             async with driver.driver(self._engine, "fill") as conn:
                 row = await conn.fetchrow(sql.FILL_READ, fill.order_ref, fill.exec_id)
             if row is None:
-                raise rows.no_order(fill.order_ref, f"fill {fill.exec_id}: ")
+                raise changes.no_order(fill.order_ref, f"fill {fill.exec_id}: ")
             order = rows.order_of(SimpleNamespace(**dict(row)))
             if row["f_order_ref"] is not None:
                 known = StoredFill(
@@ -192,9 +192,9 @@ class SqlOrders(SqlBase):
                     row["f_commission"],
                     row["f_time"],
                 )
-                rows.repeat_of(fill, known)
+                changes.repeat_of(fill, known)
                 return FillApplied(False, row["p_remaining"], order.filled, order.status)
-            standing = rows.Standing(
+            standing = changes.Standing(
                 order.position_id,
                 row["p_remaining"],
                 row["p_profit_closed"],
@@ -202,13 +202,13 @@ class SqlOrders(SqlBase):
                 row["p_entry_credit"],
                 row["p_multiplier"],
             )
-            change = rows.fill_change(fill, order, standing)
+            change = changes.fill_change(fill, order, standing)
             if await self._write_fill(fill, order, change, row["p_version"]):
                 return FillApplied(True, change.remaining, change.filled, change.order_status)
         raise StoreUnavailable(f"fill {fill.exec_id}: its position keeps changing, try again")
 
     async def _write_fill(
-        self, fill: Fill, order: StoredOrder, change: rows.FillChange, version: int
+        self, fill: Fill, order: StoredOrder, change: changes.FillChange, version: int
     ) -> bool:
         e = change.event
         args = (
@@ -235,7 +235,7 @@ class SqlOrders(SqlBase):
                 select(PositionRow.remaining).where(PositionRow.id == position_id)
             )
             if remaining is None:
-                raise rows.no_position(position_id)
+                raise changes.no_position(position_id)
             s.add(ExitEventRow(**rows.decision_values(position_id, remaining, decision, quotes)))
 
     @edge

@@ -14,7 +14,7 @@ from rules.machine import Phase
 from rules.model import Position
 from service.errors import StoreRefused
 from service.ports import PositionDetail, StoredPosition
-from service.store import rows
+from service.store import changes, rows
 from service.store.driver import edge
 from service.store.schema import CloseOrderRow, ExitEventRow, FillRow, LegRow, PositionRow
 
@@ -33,7 +33,7 @@ class SqlBase:
             select(PositionRow).where(PositionRow.id == position_id).with_for_update(key_share=True)
         )
         if row is None:
-            raise rows.no_position(position_id)
+            raise changes.no_position(position_id)
         return row
 
 
@@ -50,7 +50,7 @@ class SqlPositions(SqlBase):
             ids = [p.id for p in positions]
             taken = (await s.scalars(select(PositionRow.id).where(PositionRow.id.in_(ids)))).all()
             if taken:
-                raise rows.already_stored(sorted(taken)[0])
+                raise changes.already_stored(sorted(taken)[0])
             try:
                 await s.execute(insert(PositionRow), [rows.position_values(n) for n in new])
                 await s.execute(insert(LegRow), [v for p in positions for v in rows.leg_values(p)])
@@ -92,7 +92,7 @@ class SqlPositions(SqlBase):
         async with self._sessions() as s:
             row = await s.get(PositionRow, position_id)
             if row is None:
-                raise rows.no_position(position_id)
+                raise changes.no_position(position_id)
             legs = (await s.scalars(select(LegRow).where(LegRow.position_id == row.id))).all()
             orders = (
                 await s.scalars(
@@ -128,7 +128,7 @@ class SqlPositions(SqlBase):
         async with self._sessions.begin() as s:
             row = await self._lock(s, position_id)
             if row.status == Phase.CLOSED:
-                raise rows.already_closed(position_id)
+                raise changes.already_closed(position_id)
             row.manual_close = reason
             row.version += 1
             s.add(ExitEventRow(**rows.manual_close_values(position_id, reason, row.remaining)))
@@ -144,7 +144,7 @@ class SqlPositions(SqlBase):
                     .values(con_id=con_id)
                 )
                 if done.rowcount != 1:  # type: ignore[attr-defined]
-                    raise rows.no_leg(position_id, index)
+                    raise changes.no_leg(position_id, index)
 
     @edge
     async def contract_ids(self, position_id: str) -> dict[int, int | None]:

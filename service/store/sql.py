@@ -1,14 +1,15 @@
 """The order path's statements, each one round trip on asyncpg (see :mod:`.driver`).
 
-The statuses they write are the domain's (:mod:`service.store.rows`); what a
-fill changes comes in as parameters computed by :func:`rows.fill_change`,
+The statuses they write are the domain's (:mod:`service.store.changes`); what a
+fill changes comes in as parameters computed by :func:`changes.fill_change`,
 never restated here.
 """
 
 from __future__ import annotations
 
 from service.ports import FINAL_ORDER_STATUSES
-from service.store.rows import ON_INTENT, ONWARD, sql_list
+from service.store.changes import ON_INTENT, ONWARD
+from service.store.rows import sql_list
 
 _FINAL = sql_list(FINAL_ORDER_STATUSES)
 _ONWARD = sql_list(ONWARD)

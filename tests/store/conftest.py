@@ -20,6 +20,7 @@ from rules.pricing import RepriceSchedule
 from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
+from service.ports import Store
 from service.store import database
 from service.store.repository import SqlStore
 from tests.conftest import _admin, _plain, new_database
@@ -100,7 +101,7 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def monitor_on(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
+def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
     """A monitor and its order manager on a venue (simulated, or IB), the default books,
     NYSE hours."""
     return Monitor(

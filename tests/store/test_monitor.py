@@ -1,4 +1,5 @@
-"""The monitor end to end: simulated market and broker, real PostgreSQL, scripted moves."""
+"""The monitor end to end: simulated market and broker, scripted moves, and each store: in
+memory and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from rules.pricing import RepriceSchedule
 from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.ports import LegUpdate, leg_key
+from service.ports import LegUpdate, Store, leg_key
 from service.store import database
+from service.store.memory import InMemoryStore
 from service.store.repository import SqlStore
 from tests.store.conftest import monitor_on, vertical
 
@@ -34,13 +36,14 @@ SCHEDULE = RepriceSchedule(
 )
 
 
-def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> Any:
-    """Run the monitor over ``minutes`` of simulated time, one step per 250 ms."""
+def session(move: Move | None, db_url: str | None, minutes: float, **broker: Any) -> Any:
+    """Run the monitor over ``minutes`` of simulated time, one step per 250 ms, on the
+    database ``db_url`` (None: in memory)."""
 
     async def main() -> Any:
-        engine = database.engine(db_url)
+        engine = None if db_url is None else database.engine(db_url)
         try:
-            store = SqlStore(engine)
+            store: Store = InMemoryStore() if engine is None else SqlStore(engine)
             await store.import_positions([POSITION], "DU1")
             market = SimMarket(
                 [Underlying("SPY", 470.0, vol=0.15, moves=[move] if move else [])], T0, seed=3
@@ -56,13 +59,15 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
                 await monitor.step(clock.now_, *venue.step(clock.now_))
             return monitor, await store.detail(POSITION.id), sim
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     return asyncio.run(main())
 
 
-@pytest.fixture
-def run(db_url: str) -> Callable[..., Any]:
+@pytest.fixture(params=["memory", "sql"])
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    db_url = None if request.param == "memory" else request.getfixturevalue("db_url")
     return lambda move, minutes, **broker: session(move, db_url, minutes, **broker)
 
 
