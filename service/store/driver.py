@@ -123,6 +123,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _refusal(exc: BaseException) -> bool:
+    """The database (or the driver, for a value it cannot send) refused the statement: a
+    CHECK, a unique index, a value out of range; through SQLAlchemy's wrapping."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (IntegrityError, DataError, *_REFUSALS)):
+            return True
+        seen = seen.orig if isinstance(seen, DBAPIError) else seen.__cause__
+    return False
+
+
 def edge(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """A store method whose database errors come out by kind: a refusal (a CHECK, a unique
     index, a value out of range) as :class:`StoreRefused`, a lost or unreachable database
@@ -135,11 +146,17 @@ def edge(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R
             return await method(*args, **kwargs)
         except SpreadwatchError:
             raise
-        except (IntegrityError, DataError) as exc:
-            raise StoreRefused(f"{method.__name__}: refused: {exc.orig}") from exc
         except ProgrammingError:
             raise
         except (DBAPIError, *_ERRORS) as exc:
+            if _refusal(exc):
+                raise StoreRefused(f"{method.__name__}: refused: {_said(exc)}") from exc
             raise StoreUnavailable(f"{method.__name__}: database unavailable: {exc}") from exc
 
     return translated
+
+
+def _said(exc: BaseException) -> str:
+    """The database's (or the driver's) own words, on one line."""
+    said = exc.orig if isinstance(exc, DBAPIError) else exc
+    return " ".join(str(said).split())

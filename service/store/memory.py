@@ -212,7 +212,9 @@ class InMemoryStore:
         self._orders[order_ref] = after
         self._audit(self._sent_values(order, sent, rows.perm_detail(perm_id)))
 
-    def _sent_values(self, order: StoredOrder, sent: OrderStatus, detail: str | None) -> Any:
+    def _sent_values(
+        self, order: StoredOrder, sent: OrderStatus, detail: str | None
+    ) -> dict[str, Any]:
         return rows.event_values(
             position_id=order.position_id,
             kind=rows.order_kind(sent),

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
-from service.errors import StoreRefused
+from service.errors import StoreRefused, StoreUnavailable
 from service.ports import Fill
 from service.store import database
 from service.store.repository import SqlStore
@@ -151,3 +151,37 @@ def test_warming_opens_the_connections_with_nothing_written(db_url: str) -> None
         [],
         [],
     )
+
+
+# Errors by kind -------------------------------------------------------------------------
+
+
+def test_a_database_out_of_reach_is_unavailable_and_what_it_refuses_is_refused(
+    db_url: str,
+) -> None:
+    """The store's callers decide by kind: a database that cannot be reached (a read, the
+    order path) is StoreUnavailable; a value the database refuses is StoreRefused; a
+    schema not at head is a refusal too (exit code 2)."""
+    nowhere = make_url(db_url).set(host="127.0.0.1", port=1).render_as_string(False)
+
+    async def main() -> None:
+        gone = database.engine(nowhere)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await SqlStore(gone).open_positions()
+            with pytest.raises(StoreUnavailable):
+                await SqlStore(gone).apply_fill(fill("E1", 1))
+        finally:
+            await gone.dispose()
+        engine = database.engine(db_url)
+        try:
+            store = SqlStore(engine)
+            await store.import_positions([vertical()], "DU1")
+            with pytest.raises(StoreRefused):
+                await store.record_contract_ids("P1", {0: 2**70})  # beyond a bigint
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert issubclass(database.SchemaNotAtHead, StoreRefused)
+    assert database.SchemaNotAtHead.exit_code == 2
