@@ -345,3 +345,63 @@ def test_a_sent_order_keeps_the_brokers_ids_and_an_unknown_one_is_refused(
         ("order working", None),
         ("order working", None),
     ]
+
+
+def test_orders_sent_in_a_burst_attempts_and_ends(run: Run[Any]) -> None:
+    """orders_sent marks each known order not further along (an unknown one is no error);
+    order_attempts is the highest attempt per open position and stage; an order ended
+    twice is ended once; a position with a live order reads as closing and, its order
+    ended, open again; and the port's refusals say what they refuse."""
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([vertical(), vertical("P2")], "DU1")
+        await store.record_intent(intent(quantity=4))
+        second = replace(intent("P2", quantity=2), order_ref="P2:0:3", attempt=3)
+        await store.record_intent(second)
+        closing = {s.position.id: s.status for s in await store.open_positions()}
+        await store.orders_sent(["P1:0:1", "P2:0:3", "P9:0:1"])
+        await store.apply_fill(fill("E1", 2, order_ref="P2:0:3"))
+        await store.orders_sent(["P2:0:3"], "working")  # filled already: stays
+        attempts = await store.order_attempts()
+        await store.end_order("P1:0:1", "cancelled", "by hand")
+        await store.end_order("P1:0:1", "cancelled", "again")
+        with pytest.raises(StoreRefused, match="no order P9:0:1"):
+            await store.end_order("P9:0:1", "rejected")
+        with pytest.raises(ValueError, match="filled"):
+            await store.end_order("P1:0:1", "filled")
+        with pytest.raises(ValueError, match="cancelled"):
+            await store.order_sent("P1:0:1", "cancelled")
+        with pytest.raises(StoreRefused, match="no such position"):
+            await store.record_decision("P9", Hold(HoldReason.STALE))
+        with pytest.raises(StoreRefused, match="no such position"):
+            await store.detail("P9")
+        live = await store.live_orders()
+        return closing, attempts, live, await store.detail("P1"), await store.detail("P2")
+
+    closing, attempts, live, p1, p2 = run(go)
+    assert closing == {"P1": "closing", "P2": "closing"}
+    assert attempts == {("P1", 0): 1, ("P2", 0): 3}
+    assert live == []
+    assert (p1.stored.status, p1.orders[0].status) == ("open", "cancelled")
+    assert [(e.kind, e.detail) for e in p1.events if e.kind.startswith("order")] == [
+        ("order submitted", None),
+        ("order cancelled", "by hand"),
+    ]
+    assert (p2.stored.status, p2.stored.remaining, p2.orders[0].status) == ("open", 8, "filled")
+    assert [e.kind for e in p2.events] == ["imported", "close intent", "order submitted", "filled"]
+
+
+def test_a_closed_position_takes_no_manual_close_and_leaves_the_attempts(run: Run[Any]) -> None:
+    async def go(store: Store) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        await store.record_intent(intent(quantity=10, stage=None, reason="loss_stop"))
+        await store.apply_fill(fill("E1", 10, "1.50", order_ref="P1:stop:1"))
+        with pytest.raises(StoreRefused, match="already closed"):
+            await store.request_manual_close("P1", "manual")
+        return await store.order_attempts(), await store.detail("P1")
+
+    attempts, detail = run(go)
+    assert attempts == {}
+    assert (detail.stored.status, detail.stored.version) == ("closed", 3)
+    (filled,) = [e for e in detail.events if e.kind == "filled"]
+    assert (filled.pnl, filled.pct_of_max) == (Decimal("-500.00"), Decimal("-0.50"))
