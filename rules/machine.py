@@ -38,6 +38,7 @@ from rules.clock import MarketTime
 from rules.greeks import GreeksUnavailable, Rates, local_delta
 from rules.model import MAX_PRICE, Position, Quote, quote_problem, usable_delta
 from rules.plan import ExitPlan, make_plan
+from rules.pnl import pct_of_max, realised_pnl
 
 
 class Phase(enum.StrEnum):
@@ -355,7 +356,6 @@ def _close(
     replaces: bool = False,
 ) -> Close:
     p = state.position
-    gain = p.entry_credit - debit
     return Close(
         contracts=contracts,
         reason=reason,
@@ -363,8 +363,8 @@ def _close(
         target=None if tranche is None else state.plan.targets[tranche],
         tranche=tranche,
         debit=debit,
-        pnl=gain * p.multiplier * contracts,
-        pct_of_max=gain / p.entry_credit,
+        pnl=realised_pnl(p.entry_credit, debit, p.multiplier, contracts),
+        pct_of_max=pct_of_max(p.entry_credit, debit),
         triggers=triggers,
         replaces=replaces,
     )
