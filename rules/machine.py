@@ -6,11 +6,13 @@ A position is OPEN (watched, nothing working), CLOSING (one close order is
 working at the broker) or CLOSED (no contract left). :func:`evaluate` looks at
 the state, the latest quote of every leg and the exchange time, and returns a
 decision value: :class:`Hold` or :class:`Close`. It never acts. The caller
-acts, then tells the machine what happened with :func:`apply` and one of three
+acts, then tells the machine what happened with :func:`apply` and one of four
 events: the close was sent (OPEN -> CLOSING), contracts filled (CLOSING stays
 CLOSING while the order works, returns to OPEN when the order is complete,
-ends in CLOSED when the last contract fills), or the order ended with a rest
-unfilled (CLOSING -> OPEN: the rest is worked again while its trigger holds).
+ends in CLOSED when the last contract fills), the order ended with a rest
+unfilled (CLOSING -> OPEN: the rest is worked again while its trigger holds),
+or the close was never sent after all (CLOSING -> OPEN: decided again).
+What a fill changes is :func:`fill_outcome`, which the store uses too.
 The legal moves are the table ``TRANSITIONS``; anything else raises
 :class:`IllegalTransition`.
 
@@ -36,9 +38,10 @@ from rules.clock import MarketTime
 from rules.greeks import GreeksUnavailable, Rates, local_delta
 from rules.model import MAX_PRICE, Position, Quote, quote_problem, usable_delta
 from rules.plan import ExitPlan, make_plan
+from rules.pnl import pct_of_max, realised_pnl
 
 
-class Phase(enum.Enum):
+class Phase(enum.StrEnum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -50,6 +53,7 @@ class EventKind(enum.Enum):
     ORDER_FILLED = "order_filled"  # the order is complete, the position is not
     LAST_FILL = "last_fill"  # no contract remains
     ORDER_ENDED = "order_ended"  # cancelled, rejected or expired with a rest unfilled
+    NOT_SENT = "not_sent"  # the close decided was never sent (refused, or failed on its way)
 
 
 TRANSITIONS: dict[tuple[Phase, EventKind], Phase] = {
@@ -58,6 +62,7 @@ TRANSITIONS: dict[tuple[Phase, EventKind], Phase] = {
     (Phase.CLOSING, EventKind.ORDER_FILLED): Phase.OPEN,
     (Phase.CLOSING, EventKind.LAST_FILL): Phase.CLOSED,
     (Phase.CLOSING, EventKind.ORDER_ENDED): Phase.OPEN,
+    (Phase.CLOSING, EventKind.NOT_SENT): Phase.OPEN,
 }
 
 
@@ -158,57 +163,124 @@ class OrderEnded:
     pass
 
 
-Event = CloseSent | Filled | OrderEnded
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """The close the position went CLOSING for never reached the broker."""
 
 
-def _kind(state: ExitState, event: Event) -> EventKind:
-    if isinstance(event, CloseSent):
-        return EventKind.CLOSE_SENT
-    if isinstance(event, OrderEnded):
-        return EventKind.ORDER_ENDED
-    if state.remaining - event.contracts == 0:
+Event = CloseSent | Filled | OrderEnded | NotSent
+
+
+def _phase_after(position_id: str, phase: Phase, kind: EventKind) -> Phase:
+    after = TRANSITIONS.get((phase, kind))
+    if after is None:
+        raise IllegalTransition(
+            f"position {position_id}: {kind.value} is not allowed when {phase.value}"
+        )
+    return after
+
+
+def fill_kind(remaining_after: int, unfilled_after: int) -> EventKind:
+    """Which fill it is: the last contract of the position, the last of its order, or
+    part of the order."""
+    if remaining_after == 0:
         return EventKind.LAST_FILL
-    working = state.working
-    if working is not None and working.filled + event.contracts == working.close.contracts:
+    if unfilled_after == 0:
         return EventKind.ORDER_FILLED
     return EventKind.PARTIAL_FILL
 
 
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    """A position and its working order after a fill."""
+
+    phase: Phase
+    remaining: int
+    profit_closed: int
+    stage: int  # profit tranches completed by orders filled in full
+    filled: int  # the order's contracts filled so far
+    order_complete: bool  # the order has filled in full
+
+
+def fill_outcome(
+    position_id: str,
+    phase: Phase,
+    remaining: int,
+    profit_closed: int,
+    stage: int,
+    order: Close | Working,
+    contracts: int,
+) -> FillOutcome:
+    """What ``contracts`` filled of the working ``order`` (a :class:`Working` close, or a
+    :class:`Close` with nothing filled yet) make of a position: the one statement of a
+    fill's effect, for :func:`apply` and for the store. A profit close's contracts count
+    toward ``profit_closed``; a profit close of tranche ``t`` filled in full completes
+    tranche ``t`` (``stage`` at least ``t + 1``). Raises :class:`IllegalTransition` for a
+    fill larger than the order's unfilled rest or the position's remaining."""
+    working = order if isinstance(order, Working) else Working(order)
+    close = working.close
+    unfilled = close.contracts - working.filled
+    if not 0 < contracts <= unfilled:
+        raise IllegalTransition(
+            f"position {position_id}: fill of {contracts} against an order with {unfilled} unfilled"
+        )
+    if contracts > remaining:
+        raise IllegalTransition(
+            f"position {position_id}: fill of {contracts} with {remaining} remaining"
+        )
+    kind = fill_kind(remaining - contracts, unfilled - contracts)
+    after = _phase_after(position_id, phase, kind)
+    profit = close.reason is ExitReason.PROFIT_TARGET
+    complete = contracts == unfilled
+    if profit and complete and close.tranche is not None:
+        stage = max(stage, close.tranche + 1)
+    return FillOutcome(
+        phase=after,
+        remaining=remaining - contracts,
+        profit_closed=profit_closed + (contracts if profit else 0),
+        stage=stage,
+        filled=working.filled + contracts,
+        order_complete=complete,
+    )
+
+
+def _kind(event: CloseSent | OrderEnded | NotSent) -> EventKind:
+    if isinstance(event, CloseSent):
+        return EventKind.CLOSE_SENT
+    if isinstance(event, OrderEnded):
+        return EventKind.ORDER_ENDED
+    return EventKind.NOT_SENT
+
+
 def apply(state: ExitState, event: Event) -> ExitState:
     """The state after ``event``; raises IllegalTransition for a move the table forbids."""
-    kind = _kind(state, event)
-    phase = TRANSITIONS.get((state.phase, kind))
-    if phase is None:
-        raise IllegalTransition(
-            f"position {state.position.id}: {kind.value} is not allowed when {state.phase.value}"
+    pid = state.position.id
+    if isinstance(event, Filled):
+        working = state.working
+        if working is None or state.phase is not Phase.CLOSING:
+            kind = fill_kind(state.remaining - event.contracts, 1)
+            _phase_after(pid, state.phase, kind)  # (raises: no order works)
+            raise IllegalTransition(f"position {pid}: a fill with no order working")
+        out = fill_outcome(
+            pid, state.phase, state.remaining, state.profit_closed, 0, working, event.contracts
         )
+        return replace(
+            state,
+            phase=out.phase,
+            remaining=out.remaining,
+            profit_closed=out.profit_closed,
+            working=Working(working.close, out.filled) if out.phase is Phase.CLOSING else None,
+        )
+    phase = _phase_after(pid, state.phase, _kind(event))
     if isinstance(event, CloseSent):
         close = event.close
         if close.replaces or not 0 < close.contracts <= state.remaining:
             raise IllegalTransition(
-                f"position {state.position.id}: cannot send a close of {close.contracts} "
+                f"position {pid}: cannot send a close of {close.contracts} "
                 f"with {state.remaining} remaining"
             )
         return replace(state, phase=phase, working=Working(close))
-    if isinstance(event, OrderEnded):
-        return replace(state, phase=phase, working=None)
-    working = state.working
-    assert working is not None  # the table admits fills only when CLOSING
-    if not 0 < event.contracts <= working.close.contracts - working.filled:
-        raise IllegalTransition(
-            f"position {state.position.id}: fill of {event.contracts} against an order with "
-            f"{working.close.contracts - working.filled} unfilled"
-        )
-    profit = working.close.reason is ExitReason.PROFIT_TARGET
-    return replace(
-        state,
-        phase=phase,
-        remaining=state.remaining - event.contracts,
-        profit_closed=state.profit_closed + (event.contracts if profit else 0),
-        working=Working(working.close, working.filled + event.contracts)
-        if phase is Phase.CLOSING
-        else None,
-    )
+    return replace(state, phase=phase, working=None)
 
 
 # Evaluation -----------------------------------------------------------------
@@ -284,7 +356,6 @@ def _close(
     replaces: bool = False,
 ) -> Close:
     p = state.position
-    gain = p.entry_credit - debit
     return Close(
         contracts=contracts,
         reason=reason,
@@ -292,8 +363,8 @@ def _close(
         target=None if tranche is None else state.plan.targets[tranche],
         tranche=tranche,
         debit=debit,
-        pnl=gain * p.multiplier * contracts,
-        pct_of_max=gain / p.entry_credit,
+        pnl=realised_pnl(p.entry_credit, debit, p.multiplier, contracts),
+        pct_of_max=pct_of_max(p.entry_credit, debit),
         triggers=triggers,
         replaces=replaces,
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from service.errors import StoreRefused
 from service.manager import CloseRequest, OrderManager
 from service.orders import NotAClose
-from service.ports import StoreError
 
 
 class DryRunManager(OrderManager):
@@ -20,7 +20,7 @@ class DryRunManager(OrderManager):
         self,
         requests: Sequence[CloseRequest],
         written: Callable[[], None] | None = None,
-    ) -> list[str | NotAClose | StoreError | None]:
+    ) -> list[str | NotAClose | StoreRefused | None]:
         for req in requests:
             pid = req.stored.position.id
             if req.at.regular_hours and pid not in self.reported:

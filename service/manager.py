@@ -30,6 +30,7 @@ from typing import Any
 from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
 from rules.pricing import RepriceSchedule, limit_for
+from service.errors import StoreRefused
 from service.logs import get_logger
 from service.orders import NotAClose, check_close, closing_order
 from service.ports import (
@@ -41,8 +42,8 @@ from service.ports import (
     OrderEvent,
     OrderGateway,
     Store,
+    StoredOrder,
     StoredPosition,
-    StoreError,
     order_ref,
 )
 from service.turns import Turns
@@ -127,7 +128,7 @@ class OrderManager:
         """Act on a close decision; the order_ref sent, or None when nothing was sent.
 
         Raises :class:`service.orders.NotAClose` (nothing written) for an order that
-        would not only close, :class:`service.ports.StoreError` for one the store
+        would not only close, :class:`service.errors.StoreRefused` for one the store
         refuses. A broker that refuses the order outright ends it as rejected (written,
         then ended; None is returned)."""
         (result,) = await self.close_many(
@@ -141,12 +142,12 @@ class OrderManager:
         self,
         requests: Sequence[CloseRequest],
         written: Callable[[], None] | None = None,
-    ) -> list[str | NotAClose | StoreError | None]:
+    ) -> list[str | NotAClose | StoreRefused | None]:
         """:meth:`close` for several decisions at once: their intents commit in one
         transaction (then ``written`` is called), then each order is placed, then all are
         recorded as sent. Per request: the order_ref sent, None (nothing sent), or the
         refusal."""
-        results: list[str | NotAClose | StoreError | None] = [None] * len(requests)
+        results: list[str | NotAClose | StoreRefused | None] = [None] * len(requests)
         ready: list[tuple[int, CloseRequest, ComboOrder, CloseIntent]] = []
         held: Mapping[LegKey, int] | None = None
         for k, req in enumerate(requests):
@@ -172,7 +173,7 @@ class OrderManager:
         placed: list[tuple[int, CloseRequest, ComboOrder]] = []
         for (k, req, order, _), why in zip(ready, refused, strict=True):
             if why is not None:
-                results[k] = StoreError(why)
+                results[k] = StoreRefused(why)
                 continue
             if req.decided is not None:
                 self.intent_latency.append(committed - req.decided)
@@ -239,13 +240,14 @@ class OrderManager:
         )
         return replace(order, order_ref=ref), intent
 
-    def adopt(self, order: Mapping[str, Any], now: datetime) -> None:
+    def adopt(self, order: StoredOrder, now: datetime) -> None:
         """Work a live order found in the store and at the broker on start (repriced from
         its last limit, on a fresh schedule)."""
-        limit = order["limit_price"]
+        limit = order.limit_price
+        assert limit is not None  # (every close is a limit order)
         self._work(
-            order["order_ref"],
-            _Live(order["position_id"], limit, limit, now, order["stage"] is None),
+            order.order_ref,
+            _Live(order.position_id, limit, limit, now, order.stage is None),
         )
 
     async def reconcile(self, now: datetime) -> list[str]:
@@ -254,20 +256,20 @@ class OrderManager:
         works is ended as cancelled; one it still works is adopted (repriced and followed
         from ``now``). Returns what was done, a line each."""
         done: list[str] = []
-        live = {o["order_ref"]: o for o in await self.store.live_orders()}
+        live = {o.order_ref: o for o in await self.store.live_orders()}
         for e in await self.gateway.executions():
             if e.order_ref in live:
                 fill = Fill(e.exec_id, e.order_ref, e.quantity, e.price, e.time, e.commission)
                 if (await self.store.apply_fill(fill)).applied:
                     done.append(f"{e.order_ref}: applied missed execution {e.exec_id}")
-        live = {o["order_ref"]: o for o in await self.store.live_orders()}  # after the fills
+        live = {o.order_ref: o for o in await self.store.live_orders()}  # after the fills
         working = {o.order_ref for o in await self.gateway.open_orders()}
         for ref, order in live.items():
             if ref not in working:
                 detail = "not working at the broker on start"
                 await self.store.end_order(ref, "cancelled", detail)
                 done.append(f"{ref}: {detail}: ended as cancelled")
-            elif self.live_for(order["position_id"]) is None:
+            elif self.live_for(order.position_id) is None:
                 self.adopt(order, now)
                 done.append(f"{ref}: working at the broker: adopted")
         for line in done:

@@ -36,14 +36,13 @@ import gc
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -61,6 +60,7 @@ from rules.machine import (
     ExitReason,
     ExitState,
     Filled,
+    NotSent,
     OrderEnded,
     Phase,
     Working,
@@ -72,6 +72,7 @@ from rules.model import Quote, Side
 from rules.plan import make_plan
 from rules.watch import PositionWatch, units
 from rules.watchlist import Watchlist
+from service.errors import StoreUnavailable
 from service.logs import get_logger
 from service.manager import CloseRequest, OrderManager
 from service.orders import NotAClose
@@ -82,6 +83,7 @@ from service.ports import (
     LegUpdate,
     OrderEvent,
     Store,
+    StoredOrder,
     StoredPosition,
     leg_key,
     position_of,
@@ -95,9 +97,7 @@ EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is
 
 def _transient(exc: BaseException) -> bool:
     """A lost or refused database connection (worth another try), not a refusal."""
-    if isinstance(exc, DBAPIError):
-        return not isinstance(exc, IntegrityError | DataError | ProgrammingError)
-    return isinstance(exc, OSError | asyncio.TimeoutError)
+    return isinstance(exc, StoreUnavailable | OSError | asyncio.TimeoutError)
 
 
 def _said_retry(state: RetryCallState) -> None:
@@ -143,7 +143,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def exit_state(
-    stored: StoredPosition, book: BookPolicy, live: Mapping[str, Any] | None = None
+    stored: StoredPosition, book: BookPolicy, live: StoredOrder | None = None
 ) -> ExitState:
     """The rules' state of a stored position; ``live``: its order still working (a row of
     ``Store.live_orders``), which makes it CLOSING."""
@@ -153,20 +153,20 @@ def exit_state(
         return ExitState(position, plan, Phase.CLOSED, 0, stored.profit_closed)
     if live is None:
         return ExitState(position, plan, Phase.OPEN, stored.remaining, stored.profit_closed)
-    reason = ExitReason(live["reason"])
-    limit = live["limit_price"] or Decimal(0)
+    reason = ExitReason(live.reason)
+    limit = live.limit_price or Decimal(0)
     close = Close(
-        contracts=live["quantity"],
+        contracts=live.quantity,
         reason=reason,
-        label=live["label"],
-        target=live["target"],
-        tranche=live["stage"],
+        label=live.label,
+        target=live.target,
+        tranche=live.stage,
         debit=limit,
-        pnl=(position.entry_credit - limit) * position.multiplier * live["quantity"],
+        pnl=(position.entry_credit - limit) * position.multiplier * live.quantity,
         pct_of_max=(position.entry_credit - limit) / position.entry_credit,
         triggers=(reason,),
     )
-    working = Working(close, live["filled"])
+    working = Working(close, live.filled)
     return ExitState(position, plan, Phase.CLOSING, stored.remaining, stored.profit_closed, working)
 
 
@@ -245,7 +245,7 @@ class Monitor:
         # every connection the running loop will use, opened now (not on the order path)
         await self.store.warm(self.workers + 2)
         done = await self.manager.reconcile(now)
-        live = {o["position_id"]: o for o in await self.store.live_orders()}
+        live = {o.position_id: o for o in await self.store.live_orders()}
         with _collector_paused():  # thousands of new objects, all kept: none to collect
             for stored in await self.store.open_positions():
                 position = stored.position
@@ -477,7 +477,7 @@ class Monitor:
                 continue
             if ref is None:
                 if watch.state.phase is Phase.CLOSING:  # nothing went out: open again
-                    watch.state = apply(watch.state, OrderEnded())
+                    watch.state = apply(watch.state, NotSent())
                 continue
             self._refusals.pop(pid, None)
             self.sent_latency.append(time.perf_counter() - item.clock)
@@ -634,7 +634,7 @@ class Monitor:
             while not self._decided.empty():
                 item = self._decided.get_nowait()
                 if not item.close.replaces and item.watch.state.phase is Phase.CLOSING:
-                    item.watch.state = apply(item.watch.state, OrderEnded())
+                    item.watch.state = apply(item.watch.state, NotSent())
                 self._settle(1)
                 self._decided.task_done()
             await self._decided.join()

@@ -1,6 +1,7 @@
 """What the service needs from the world, as Protocols it owns, and the values they carry.
 
-Adapters implement these: the store (``service.store.repository.SqlStore``),
+Adapters implement these: the store (``service.store.repository.SqlStore`` on
+PostgreSQL, ``service.store.memory.InMemoryStore`` in memory),
 the broker's feed and order gateway (``brokers.sim``, ``brokers.ib``), the
 clock (``service.clock``).
 """
@@ -15,11 +16,30 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from rules.machine import Decision
+from rules.machine import Decision, Phase
 from rules.model import Position, Quote, Right
-from service.errors import StoreRefused
 
-StoreError = StoreRefused  # (the store's refusal, under its former name until callers move)
+
+class OrderStatus(StrEnum):
+    """A close order's status in the store."""
+
+    INTENT = "intent"  # written, not yet sent
+    SUBMITTED = "submitted"
+    WORKING = "working"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def final(self) -> bool:
+        """Nothing more happens to the order (no status replaces this one)."""
+        return self in FINAL_ORDER_STATUSES
+
+
+FINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+SENT_STATUSES = frozenset({OrderStatus.SUBMITTED, OrderStatus.WORKING})  # order_sent's
+ENDED_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED})  # end_order's
 
 
 @dataclass(frozen=True)
@@ -31,7 +51,7 @@ class StoredPosition:
     remaining: int
     profit_closed: int  # contracts closed by profit targets
     stage: int  # profit tranches completed
-    status: str  # open | closing | closed
+    status: Phase  # open | closing | closed
     manual_close: str | None
     initial_dte: int
     closed_at: datetime | None
@@ -156,19 +176,73 @@ class FillApplied:
     applied: bool  # False: this execution id had been applied before; nothing changed
     remaining: int
     order_filled: int
-    order_status: str
+    order_status: OrderStatus
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """A close order as the store keeps it."""
+
+    order_ref: str
+    position_id: str
+    stage: int | None
+    attempt: int
+    reason: str
+    label: str
+    target: Decimal | None
+    quantity: int
+    limit_price: Decimal | None
+    status: OrderStatus
+    filled: int
+    avg_price: Decimal | None
+    paid: Decimal  # the exact sum of price x quantity over the fills
+    broker_order_id: int | None
+    perm_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredFill:
+    exec_id: str
+    order_ref: str
+    quantity: int
+    price: Decimal
+    commission: Decimal | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of a position's append-only audit trail."""
+
+    id: int
+    position_id: str
+    at: datetime
+    kind: str  # imported, hold, decision, close intent, order ..., filled, manual close...
+    reason: str | None = None
+    label: str | None = None
+    order_ref: str | None = None
+    mark: Decimal | None = None
+    pnl: Decimal | None = None
+    pct_of_max: Decimal | None = None
+    contracts_closed: int | None = None
+    contracts_remaining: int | None = None
+    quotes: dict[str, Any] | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
 class PositionDetail:
     stored: StoredPosition
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[StoredOrder] = field(default_factory=list)
+    fills: list[StoredFill] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
 
 
-class Store(Protocol):
-    """The system of record: positions, close orders, fills and the audit trail."""
+class PositionStore(Protocol):
+    """The admin side of the system of record: positions, their detail, manual closes, and
+    the broker's contract ids of their legs."""
 
     async def import_positions(self, positions: Sequence[Position], account: str) -> None: ...
 
@@ -179,6 +253,17 @@ class Store(Protocol):
     async def detail(self, position_id: str) -> PositionDetail: ...
 
     async def request_manual_close(self, position_id: str, reason: str) -> None: ...
+
+    async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
+
+    async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
+
+
+class OrderStore(Protocol):
+    """The order path: decisions, close intents, orders sent and ended, fills.
+
+    A refusal raises :class:`service.errors.StoreRefused` (nothing written), a database
+    that cannot be reached :class:`service.errors.StoreUnavailable`."""
 
     async def record_intent(
         self, intent: CloseIntent, decision: Decision | None = None
@@ -194,10 +279,6 @@ class Store(Protocol):
 
     async def apply_fill(self, fill: Fill) -> FillApplied: ...
 
-    async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
-
-    async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
-
     async def record_decision(
         self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
     ) -> None: ...
@@ -212,7 +293,11 @@ class Store(Protocol):
 
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
 
-    async def live_orders(self) -> list[dict[str, Any]]: ...
+    async def live_orders(self) -> list[StoredOrder]: ...
+
+
+class StoreControl(Protocol):
+    """The store's connections: kept by a task, opened ahead, checked."""
 
     def hold(self) -> AbstractAsyncContextManager[None]:
         """Inside, the calling task's order-path writes run on one connection it keeps."""
@@ -223,6 +308,10 @@ class Store(Protocol):
         ...
 
     async def ping(self) -> bool: ...
+
+
+class Store(PositionStore, OrderStore, StoreControl, Protocol):
+    """The system of record: positions, close orders, fills and the audit trail."""
 
 
 class OrderGateway(Protocol):

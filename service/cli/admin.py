@@ -18,8 +18,9 @@ from typing import Any, TextIO, TypeVar
 from rules.clock import dte, exchange_date
 from service import bootstrap
 from service.bootstrap import schema
+from service.errors import StoreRefused
 from service.inputs import load_books, load_positions, position_of
-from service.ports import PositionDetail, Store, StoredPosition, StoreError
+from service.ports import PositionDetail, Store, StoredPosition
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -72,8 +73,8 @@ def positions_import(settings: Settings, path: Path, out: TextIO) -> None:
     positions = load_positions(path, books)  # all validated before anything is written
     try:
         with_store(settings, lambda store: store.import_positions(positions, settings.account))
-    except StoreError as exc:
-        raise StoreError(f"{path}: {exc}") from exc
+    except StoreRefused as exc:
+        raise StoreRefused(f"{path}: {exc}") from exc
     out.write(f"imported {len(positions)} positions from {path}\n")
 
 
@@ -162,28 +163,28 @@ def render_detail(detail: PositionDetail) -> str:
     ]
     lines.append("orders:" if detail.orders else "orders: none")
     lines += [
-        f"  {o['order_ref']}  {o['reason']}  {o['label']}  {o['filled']}/{o['quantity']}"
-        f"  limit {_money(o['limit_price'])}  avg {_money(o['avg_price'])}  {o['status']}"
+        f"  {o.order_ref}  {o.reason}  {o.label}  {o.filled}/{o.quantity}"
+        f"  limit {_money(o.limit_price)}  avg {_money(o.avg_price)}  {o.status}"
         for o in detail.orders
     ]
     lines.append("fills:" if detail.fills else "fills: none")
     lines += [
-        f"  {f['exec_id']}  {f['order_ref']}  {f['quantity']} @ {_money(f['price'])}"
-        f"  commission {_money(f['commission'])}  {f['time'].isoformat()}"
+        f"  {f.exec_id}  {f.order_ref}  {f.quantity} @ {_money(f.price)}"
+        f"  commission {_money(f.commission)}  {f.time.isoformat()}"
         for f in detail.fills
     ]
     lines.append("audit trail:")
     for e in detail.events:
-        parts = [e["at"].isoformat(timespec="seconds"), e["kind"]]
-        parts += [str(e[k]) for k in ("reason", "order_ref") if e[k]]
-        if e["mark"] is not None:
-            parts.append(f"mark {_money(e['mark'])}")
-        if e["pnl"] is not None:
-            parts.append(f"P&L {_money(e['pnl'])}")
-        if e["contracts_remaining"] is not None:
-            parts.append(f"{e['contracts_remaining']} remaining")
-        if e["detail"]:
-            parts.append(str(e["detail"]))
+        parts = [e.at.isoformat(timespec="seconds"), e.kind]
+        parts += [str(v) for v in (e.reason, e.order_ref) if v]
+        if e.mark is not None:
+            parts.append(f"mark {_money(e.mark)}")
+        if e.pnl is not None:
+            parts.append(f"P&L {_money(e.pnl)}")
+        if e.contracts_remaining is not None:
+            parts.append(f"{e.contracts_remaining} remaining")
+        if e.detail:
+            parts.append(str(e.detail))
         lines.append("  " + "  ".join(parts))
     return "\n".join(lines) + "\n"
 

@@ -61,7 +61,7 @@ async def run_demo(settings: Settings, store: Store, out: TextIO) -> int:
     rows = []
     for p in positions:
         detail = await store.detail(p.id)
-        exits = ", ".join(f"{o['label']} x{o['filled']}" for o in detail.orders if o["filled"])
+        exits = ", ".join(f"{o.label} x{o.filled}" for o in detail.orders if o.filled)
         rows.append(
             [p.id, p.strategy.value, exits or "-", f"{detail.stored.remaining}/{p.contracts}"]
         )

@@ -1,1 +1,3 @@
-"""PostgreSQL, the system of record: schema, connection, migrations and the store."""
+"""The system of record: on PostgreSQL (schema, connection, migrations and
+``repository.SqlStore``), or in memory (``memory.InMemoryStore``), both the service's
+``service.ports.Store``."""

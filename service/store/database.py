@@ -24,13 +24,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from service.errors import InputError
+from service.errors import InputError, StoreRefused
 from service.shipped import shipped
 
 MIGRATIONS = shipped("migrations")
 
 
-class SchemaNotAtHead(InputError):
+class SchemaNotAtHead(StoreRefused):
     """The database's schema is not the one this version of spreadwatch needs."""
 
 

@@ -11,19 +11,25 @@ follower do). asyncpg prepares each statement once per connection.
 
 Errors come out as SQLAlchemy's, as from the rest of the store: a refusal of
 the database (a CHECK, a unique index) as ``IntegrityError``, a lost
-connection as ``OperationalError`` (which the callers retry).
+connection as ``OperationalError``. The store's public methods then translate
+them at its edge (:func:`edge`): a refusal into
+:class:`service.errors.StoreRefused`, a database lost or out of reach into
+:class:`service.errors.StoreUnavailable` (which the callers retry).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.errors import SpreadwatchError, StoreRefused, StoreUnavailable
 
 _REFUSALS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
 _ERRORS = (
@@ -111,3 +117,46 @@ async def driver(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
     finally:
         if owned:
             await held.close()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _refusal(exc: BaseException) -> bool:
+    """The database (or the driver, for a value it cannot send) refused the statement: a
+    CHECK, a unique index, a value out of range; through SQLAlchemy's wrapping."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (IntegrityError, DataError, *_REFUSALS)):
+            return True
+        seen = seen.orig if isinstance(seen, DBAPIError) else seen.__cause__
+    return False
+
+
+def edge(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A store method whose database errors come out by kind: a refusal (a CHECK, a unique
+    index, a value out of range) as :class:`StoreRefused`, a lost or unreachable database
+    as :class:`StoreUnavailable`. A statement the database cannot parse is a bug: it
+    comes out as it is."""
+
+    @functools.wraps(method)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except SpreadwatchError:
+            raise
+        except ProgrammingError:
+            raise
+        except (DBAPIError, *_ERRORS) as exc:
+            if _refusal(exc):
+                raise StoreRefused(f"{method.__name__}: refused: {_said(exc)}") from exc
+            raise StoreUnavailable(f"{method.__name__}: database unavailable: {exc}") from exc
+
+    return translated
+
+
+def _said(exc: BaseException) -> str:
+    """The database's (or the driver's) own words, on one line."""
+    said = exc.orig if isinstance(exc, DBAPIError) else exc
+    return " ".join(str(said).split())

@@ -30,20 +30,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from rules.machine import Phase
+from service.ports import FINAL_ORDER_STATUSES as _FINAL
+from service.ports import OrderStatus
+
 MONEY = Numeric(18, 6)  # prices per share and per spread: exact, six decimals
 CASH = Numeric(20, 4)  # dollars: P&L and commissions
 
-POSITION_STATUSES = ("open", "closing", "closed")
-ORDER_STATUSES = (
-    "intent",
-    "submitted",
-    "working",
-    "partially_filled",
-    "filled",
-    "cancelled",
-    "rejected",
-)
-FINAL_ORDER_STATUSES = ("filled", "cancelled", "rejected")
+# the domain's values, as the CHECKs and the SQL texts spell them (in declaration order)
+POSITION_STATUSES = tuple(p.value for p in Phase)
+ORDER_STATUSES = tuple(s.value for s in OrderStatus)
+FINAL_ORDER_STATUSES = tuple(s.value for s in OrderStatus if s in _FINAL)
+_CLOSED = Phase.CLOSED.value
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -76,7 +74,7 @@ class PositionRow(Base):
     remaining: Mapped[int] = mapped_column(Integer)
     stage: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))  # tranches done
     profit_closed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    status: Mapped[str] = mapped_column(String(8), server_default=text("'open'"))
+    status: Mapped[str] = mapped_column(String(8), server_default=text(f"'{Phase.OPEN.value}'"))
     manual_close: Mapped[str | None] = mapped_column(Text)  # the reason, once asked for
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     initial_dte: Mapped[int] = mapped_column(Integer)
@@ -96,8 +94,8 @@ class PositionRow(Base):
         CheckConstraint(
             "strategy IN ('put_credit', 'call_credit', 'iron_condor')", name="strategy_known"
         ),
-        CheckConstraint("(status = 'closed') = (remaining = 0)", name="closed_iff_none_left"),
-        Index("ix_positions_open", "status", postgresql_where=text("status <> 'closed'")),
+        CheckConstraint(f"(status = '{_CLOSED}') = (remaining = 0)", name="closed_iff_none_left"),
+        Index("ix_positions_open", "status", postgresql_where=text(f"status <> '{_CLOSED}'")),
     )
 
 
@@ -133,7 +131,9 @@ class CloseOrderRow(Base):
     target: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))
     quantity: Mapped[int] = mapped_column(Integer)
     limit_price: Mapped[Decimal | None] = mapped_column(MONEY)
-    status: Mapped[str] = mapped_column(String(16), server_default=text("'intent'"))
+    status: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{OrderStatus.INTENT.value}'")
+    )
     filled: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     avg_price: Mapped[Decimal | None] = mapped_column(MONEY)
     # the exact sum of price x quantity over the fills: avg_price = paid / filled, rounded once

@@ -1,22 +1,15 @@
-"""A real PostgreSQL for the store's tests: TEST_DATABASE_URL's server, or an embedded one.
-
-The session migrates one template database with Alembic; each test gets a
-fresh database copied from it (CREATE DATABASE ... TEMPLATE), dropped after.
-"""
+"""The store's tests: a store on its own database (see tests/conftest.py), positions, and
+a monitor on a venue."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from brokers.ib.broker import IbBroker
 from brokers.sim.gateway import SimVenue
@@ -27,71 +20,14 @@ from rules.pricing import RepriceSchedule
 from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
+from service.ports import Store
 from service.store import database
 from service.store.repository import SqlStore
+from tests.conftest import _admin, _plain, new_database
+
+__all__ = ["_plain", "new_database"]  # (the store's tests import them from here)
 
 T = TypeVar("T")
-
-
-def _plain(url: str) -> str:
-    """An asyncpg-style URL (no +driver) for administrative connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _with_db(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(_plain(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("TEST_DATABASE_URL")
-    if given:
-        yield database.async_url(given)
-        return
-    with database.EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "postgres") as embedded:
-        yield embedded.url
-
-
-@pytest.fixture(scope="session")
-def template_url(server_url: str) -> Iterator[str]:
-    name = f"sw_template_{os.getpid()}"
-    asyncio.run(_admin(server_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
-    url = _with_db(server_url, name)
-    asyncio.run(database.upgrade(url))
-    yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-def new_database(server_url: str, template: str | None = None) -> str:
-    name = f"sw_{uuid.uuid4().hex[:12]}"
-    suffix = f" TEMPLATE {make_url(template).database}" if template else ""
-    asyncio.run(_admin(server_url, f"CREATE DATABASE {name}{suffix}"))
-    return _with_db(server_url, name)
-
-
-@pytest.fixture
-def empty_url(server_url: str) -> Iterator[str]:
-    """A database with no schema at all."""
-    url = new_database(server_url)
-    yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
-
-
-@pytest.fixture
-def db_url(server_url: str, template_url: str) -> Iterator[str]:
-    """A database migrated to head, this test's own."""
-    url = new_database(server_url, template_url)
-    yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
 
 
 Run = Callable[[Callable[[SqlStore], Awaitable[T]]], T]
@@ -165,7 +101,7 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def monitor_on(store: SqlStore, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
+def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
     """A monitor and its order manager on a venue (simulated, or IB), the default books,
     NYSE hours."""
     return Monitor(

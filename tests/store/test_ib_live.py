@@ -104,15 +104,15 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     the store once each and the account no longer holds the spread."""
     monitor, detail, gateway, held = asyncio.run(selloff_on_ib(db_url, fill_size=fill_size))
     (order,) = detail.orders
-    assert (order["reason"], order["status"], order["filled"]) == ("loss_stop", "filled", 10)
-    ib_order = gateway._orders[order["order_ref"]]
-    assert (order["broker_order_id"], order["perm_id"]) == (ib_order.order_id, ib_order.perm_id)
-    assert order["order_ref"] in gateway._orders  # the orderRef IB knows it by
+    assert (order.reason, order.status, order.filled) == ("loss_stop", "filled", 10)
+    ib_order = gateway._orders[order.order_ref]
+    assert (order.broker_order_id, order.perm_id) == (ib_order.order_id, ib_order.perm_id)
+    assert order.order_ref in gateway._orders  # the orderRef IB knows it by
     bag_execs = sorted(f"{e.exec_id}.bag" for _, e, _ in gateway._fills)
-    assert sorted(f["exec_id"] for f in detail.fills) == bag_execs
-    assert [f["quantity"] for f in detail.fills] == fills
+    assert sorted(f.exec_id for f in detail.fills) == bag_execs
+    assert [f.quantity for f in detail.fills] == fills
     # IB's commission reports are per leg: $0.65 a contract, two legs
-    assert [f["commission"] for f in detail.fills] == [Decimal("1.30") * n for n in fills]
+    assert [f.commission for f in detail.fills] == [Decimal("1.30") * n for n in fills]
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert held == {}
     assert monitor.remaining() == {"P1": 0}
@@ -140,7 +140,7 @@ def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
         on_ib(db_url, market, positions, schedule=demo.SCHEDULE, wall=40.0)
     )
     exits = {
-        pid.split("-")[1]: [(o["reason"], o["filled"]) for o in d.orders if o["filled"]]
+        pid.split("-")[1]: [(o.reason, o.filled) for o in d.orders if o.filled]
         for pid, d in details.items()
     }
     assert exits == {
@@ -151,4 +151,4 @@ def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
         "XLF": [("time_stop", 3)],
     }
     assert all(d.stored.remaining == 0 for d in details.values())
-    assert all(f["exec_id"].endswith(".bag") for d in details.values() for f in d.fills)
+    assert all(f.exec_id.endswith(".bag") for d in details.values() for f in d.fills)

@@ -11,13 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import OperationalError
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.pricing import RepriceSchedule
 from service.clock import ManualClock, SpeedClock
+from service.errors import StoreUnavailable
 from service.monitor import WRITE_WAIT, Monitor
 from service.ports import Clock, leg_key
 from service.store import database
@@ -103,10 +103,8 @@ def test_live_a_selloff_closes_everything_through_the_taskgroup(db_url: str) -> 
     monitor, detail, _ = asyncio.run(
         live(db_url, broker, lambda m: m.remaining().get("P1") == 0, clock)
     )
-    assert [(o["reason"], o["status"], o["filled"]) for o in detail.orders] == [
-        ("loss_stop", "filled", 10)
-    ]
-    assert [f["quantity"] for f in detail.fills] == [4, 4, 2]
+    assert [(o.reason, o.status, o.filled) for o in detail.orders] == [("loss_stop", "filled", 10)]
+    assert [f.quantity for f in detail.fills] == [4, 4, 2]
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     assert broker.positions() == {}
     assert monitor.updates > 0
@@ -126,8 +124,8 @@ def test_stopping_leaves_a_working_order_working_and_recorded(db_url: str) -> No
     clock = SpeedClock(T0, speed=600)
     _, detail, _ = asyncio.run(live(db_url, broker, lambda m: len(m.decisions) == 1, clock))
     (order,) = detail.orders
-    assert (order["status"], order["filled"]) == ("submitted", 0)
-    assert [o.order_ref for o in broker.open_orders()] == [order["order_ref"]]
+    assert (order.status, order.filled) == ("submitted", 0)
+    assert [o.order_ref for o in broker.open_orders()] == [order.order_ref]
     assert detail.stored.status == "closing"
 
 
@@ -184,13 +182,9 @@ def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
     assert sum(1 for line in lines if "applied missed execution" in line) == 1
     assert b.decisions == []  # B sent nothing of its own
     assert {e.order_ref for e in broker.executions()} == {ref}  # one order, ever
-    assert sorted(f["exec_id"] for f in detail.fills) == sorted(
-        e.exec_id for e in broker.executions()
-    )
-    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
-    assert [(o["order_ref"], o["status"], o["filled"]) for o in detail.orders] == [
-        (ref, "filled", 10)
-    ]
+    assert sorted(f.exec_id for f in detail.fills) == sorted(e.exec_id for e in broker.executions())
+    assert [f.quantity for f in detail.fills] == [3, 3, 3, 1]
+    assert [(o.order_ref, o.status, o.filled) for o in detail.orders] == [(ref, "filled", 10)]
     assert (detail.stored.remaining, broker.positions()) == (0, {})
     assert leg_key(POSITION, 0) not in b.expected_holdings()
 
@@ -211,7 +205,7 @@ def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once
             async def flaky(fill: Any) -> Any:
                 if failures["left"]:
                     failures["left"] -= 1
-                    raise OperationalError("INSERT INTO fills", {}, ConnectionResetError())
+                    raise StoreUnavailable("apply_fill: database unavailable: connection reset")
                 return await real(fill)
 
             store.apply_fill = flaky  # type: ignore[method-assign]
@@ -232,10 +226,10 @@ def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once
 
     monitor, detail, broker = asyncio.run(main())
     assert failures["left"] == 0
-    assert [(f["exec_id"], f["quantity"]) for f in detail.fills] == [
+    assert [(f.exec_id, f.quantity) for f in detail.fills] == [
         (e.exec_id, e.quantity) for e in broker.executions()
     ]
-    assert (detail.stored.remaining, detail.orders[0]["status"]) == (0, "filled")
+    assert (detail.stored.remaining, detail.orders[0].status) == (0, "filled")
     assert monitor.remaining() == {"P1": 0}
 
 
@@ -367,11 +361,9 @@ def test_connections_the_database_drops_mid_session_are_replaced_and_fills_land_
 
     detail = asyncio.run(main())
     assert killed[0] >= 2  # at least a worker's and the follower's
-    assert sorted(f["exec_id"] for f in detail.fills) == sorted(
-        e.exec_id for e in broker.executions()
-    )
-    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
-    assert (detail.stored.remaining, detail.orders[0]["status"]) == (0, "filled")
+    assert sorted(f.exec_id for f in detail.fills) == sorted(e.exec_id for e in broker.executions())
+    assert [f.quantity for f in detail.fills] == [3, 3, 3, 1]
+    assert (detail.stored.remaining, detail.orders[0].status) == (0, "filled")
 
 
 async def terminate_all(db_url: str) -> int:

@@ -131,9 +131,9 @@ def test_a_profit_close_is_written_sent_and_filled(desk: Callable[..., Any]) -> 
     ref, detail = desk(work)
     assert ref == "P1:0:1"
     (order,) = detail.orders
-    assert (order["status"], order["filled"], order["limit_price"]) == ("filled", 4, Decimal("0.5"))
+    assert (order.status, order.filled, order.limit_price) == ("filled", 4, Decimal("0.5"))
     assert (detail.stored.remaining, detail.stored.stage, detail.stored.status) == (6, 1, "open")
-    kinds = [e["kind"] for e in detail.events]
+    kinds = [e.kind for e in detail.events]
     assert kinds == [
         "imported",
         "decision",
@@ -159,8 +159,8 @@ def test_an_order_below_the_natural_is_repriced_to_a_fill(desk: Callable[..., An
 
     limits, detail = desk(work)
     assert limits[:4] == [Decimal("0.52"), Decimal("0.54"), Decimal("0.56"), Decimal("0.58")]
-    assert detail.orders[0]["status"] == "filled"
-    assert detail.orders[0]["avg_price"] == Decimal("0.58")
+    assert detail.orders[0].status == "filled"
+    assert detail.orders[0].avg_price == Decimal("0.58")
     assert detail.stored.remaining == 6
 
 
@@ -176,7 +176,7 @@ def test_partial_fills_take_contracts_off_at_once(desk: Callable[..., Any]) -> N
     remaining, detail = desk(work, fill_size=1)
     assert remaining == [9, 8, 7]
     assert len(detail.fills) == 3
-    assert detail.orders[0]["status"] == "filled"
+    assert detail.orders[0].status == "filled"
 
 
 def test_a_rejection_ends_the_order_and_the_position_is_open_again(
@@ -188,9 +188,9 @@ def test_a_rejection_ends_the_order_and_the_position_is_open_again(
         return await d.store.detail("P1"), d.manager.live_for("P1")
 
     detail, live = desk(work, reject=lambda order: "201: order rejected")
-    assert detail.orders[0]["status"] == "rejected"
+    assert detail.orders[0].status == "rejected"
     assert (detail.stored.status, detail.stored.remaining, live) == ("open", 10, None)
-    assert "201: order rejected" in [e["detail"] for e in detail.events]
+    assert "201: order rejected" in [e.detail for e in detail.events]
 
 
 def test_nothing_is_sent_outside_regular_hours(desk: Callable[..., Any]) -> None:
@@ -235,7 +235,7 @@ def test_a_stop_replaces_a_working_profit_close(desk: Callable[..., Any]) -> Non
 
     replaced, stop, detail = desk(work)
     assert (replaced, stop) == (None, "P1:stop:1")
-    assert [(o["order_ref"], o["status"]) for o in detail.orders] == [
+    assert [(o.order_ref, o.status) for o in detail.orders] == [
         ("P1:0:1", "cancelled"),
         ("P1:stop:1", "filled"),
     ]
@@ -253,5 +253,5 @@ def test_at_the_last_step_the_limit_follows_the_natural(desk: Callable[..., Any]
         return await d.store.detail("P1")
 
     detail = desk(work)
-    assert detail.orders[0]["status"] == "filled"
-    assert detail.fills[0]["price"] == Decimal("1.57")
+    assert detail.orders[0].status == "filled"
+    assert detail.fills[0].price == Decimal("1.57")

@@ -1,4 +1,5 @@
-"""The monitor end to end: simulated market and broker, real PostgreSQL, scripted moves."""
+"""The monitor end to end: simulated market and broker, scripted moves, and each store: in
+memory and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from rules.pricing import RepriceSchedule
 from service.clock import ManualClock
 from service.manager import OrderManager
 from service.monitor import Monitor
-from service.ports import LegUpdate, leg_key
+from service.ports import LegUpdate, Store, leg_key
 from service.store import database
+from service.store.memory import InMemoryStore
 from service.store.repository import SqlStore
 from tests.store.conftest import monitor_on, vertical
 
@@ -34,13 +36,14 @@ SCHEDULE = RepriceSchedule(
 )
 
 
-def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> Any:
-    """Run the monitor over ``minutes`` of simulated time, one step per 250 ms."""
+def session(move: Move | None, db_url: str | None, minutes: float, **broker: Any) -> Any:
+    """Run the monitor over ``minutes`` of simulated time, one step per 250 ms, on the
+    database ``db_url`` (None: in memory)."""
 
     async def main() -> Any:
-        engine = database.engine(db_url)
+        engine = None if db_url is None else database.engine(db_url)
         try:
-            store = SqlStore(engine)
+            store: Store = InMemoryStore() if engine is None else SqlStore(engine)
             await store.import_positions([POSITION], "DU1")
             market = SimMarket(
                 [Underlying("SPY", 470.0, vol=0.15, moves=[move] if move else [])], T0, seed=3
@@ -56,13 +59,15 @@ def session(move: Move | None, db_url: str, minutes: float, **broker: Any) -> An
                 await monitor.step(clock.now_, *venue.step(clock.now_))
             return monitor, await store.detail(POSITION.id), sim
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     return asyncio.run(main())
 
 
-@pytest.fixture
-def run(db_url: str) -> Callable[..., Any]:
+@pytest.fixture(params=["memory", "sql"])
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    db_url = None if request.param == "memory" else request.getfixturevalue("db_url")
     return lambda move, minutes, **broker: session(move, db_url, minutes, **broker)
 
 
@@ -73,12 +78,12 @@ def test_a_rally_takes_every_profit_tranche_40_40_20(run: Callable[..., Any]) ->
     assert [c[0] for c in closes] == ["profit_target"] * 3
     assert [c[2] for c in closes] == [4, 4, 2]
     assert (detail.stored.remaining, detail.stored.status, detail.stored.stage) == (0, "closed", 3)
-    assert sum(f["quantity"] for f in detail.fills) == 10
-    assert [o["status"] for o in detail.orders] == ["filled"] * 3
+    assert sum(f.quantity for f in detail.fills) == 10
+    assert [o.status for o in detail.orders] == ["filled"] * 3
     assert sim.positions() == {}  # the broker holds nothing of the spread any more
-    decisions = [e for e in detail.events if e["kind"] == "decision"]
-    assert [e["contracts_closed"] for e in decisions] == [4, 4, 2]
-    assert all(set(e["quotes"]) == {"natural", "legs"} for e in decisions)
+    decisions = [e for e in detail.events if e.kind == "decision"]
+    assert [e.contracts_closed for e in decisions] == [4, 4, 2]
+    assert all(set(e.quotes) == {"natural", "legs"} for e in decisions)
 
 
 def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -> None:
@@ -89,7 +94,7 @@ def test_a_selloff_fires_the_loss_stop_for_everything(run: Callable[..., Any]) -
     assert decision.debit >= Decimal("1.20")  # 150% of the 0.80 credit
     assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
     (order,) = detail.orders
-    assert (order["reason"], order["filled"], order["status"]) == ("loss_stop", 10, "filled")
+    assert (order.reason, order.filled, order.status) == ("loss_stop", 10, "filled")
     assert sim.positions() == {}
 
 
@@ -103,7 +108,7 @@ def test_a_quiet_market_closes_nothing(run: Callable[..., Any]) -> None:
 def test_partial_fills_land_as_they_come(run: Callable[..., Any]) -> None:
     selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
     monitor, detail, _ = run(selloff, 8, fill_size=3)
-    assert [f["quantity"] for f in detail.fills] == [3, 3, 3, 1]
+    assert [f.quantity for f in detail.fills] == [3, 3, 3, 1]
     assert detail.stored.remaining == 0
     assert monitor.remaining() == {"P1": 0}
 

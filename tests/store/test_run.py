@@ -45,8 +45,8 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
         return await store.detail("XLF-P-3")
 
     detail = run(xlf)
-    assert detail.orders[0]["reason"] == "time_stop"
-    assert [e["kind"] for e in detail.events][:2] == ["imported", "decision"]
+    assert detail.orders[0].reason == "time_stop"
+    assert [e.kind for e in detail.events][:2] == ["imported", "decision"]
     # the logs: JSON lines on stderr (not a terminal), stable event names, ids bound
     logs = [json.loads(line) for line in out.err.splitlines()]
     events = [e["event"] for e in logs]
@@ -93,7 +93,7 @@ def test_a_restart_ends_orders_the_new_broker_does_not_work(
         return await store.detail("SPY-P-10")
 
     detail = run(spy)
-    assert detail.orders[0]["status"] == "cancelled"
+    assert detail.orders[0].status == "cancelled"
 
 
 def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
@@ -109,9 +109,9 @@ def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
 
     detail, live = run(xlf)
     assert (detail.orders, live) == ([], [])
-    (decision,) = [e for e in detail.events if e["kind"] == "decision"]
-    assert decision["reason"] == "time_stop"
-    assert decision["quotes"]["would_close"] is True
+    (decision,) = [e for e in detail.events if e.kind == "decision"]
+    assert decision.reason == "time_stop"
+    assert decision.quotes["would_close"] is True
     assert detail.stored.remaining == 3
 
 
@@ -203,8 +203,8 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
 
     detail, con_ids = run(xlf)
     (order,) = detail.orders
-    assert (order["reason"], order["status"], order["filled"]) == ("time_stop", "filled", 3)
-    assert [f["exec_id"].endswith(".bag") for f in detail.fills] == [True]
+    assert (order.reason, order.status, order.filled) == ("time_stop", "filled", 3)
+    assert [f.exec_id.endswith(".bag") for f in detail.fills] == [True]
     assert all(c is not None and c >= 700_000 for c in con_ids.values())
 
 

@@ -56,13 +56,15 @@ def closed() -> ExitState:
 
 
 def test_transition_table_is_the_documented_machine() -> None:
-    """OPEN -sent-> CLOSING; fills stay CLOSING, complete to OPEN, or end CLOSED; end -> OPEN."""
+    """OPEN -sent-> CLOSING; fills stay CLOSING, complete to OPEN, or end CLOSED; end -> OPEN;
+    not sent -> OPEN."""
     assert TRANSITIONS == {
         (Phase.OPEN, EventKind.CLOSE_SENT): Phase.CLOSING,
         (Phase.CLOSING, EventKind.PARTIAL_FILL): Phase.CLOSING,
         (Phase.CLOSING, EventKind.ORDER_FILLED): Phase.OPEN,
         (Phase.CLOSING, EventKind.LAST_FILL): Phase.CLOSED,
         (Phase.CLOSING, EventKind.ORDER_ENDED): Phase.OPEN,
+        (Phase.CLOSING, EventKind.NOT_SENT): Phase.OPEN,
     }
 
 
