@@ -2,7 +2,7 @@
 account and for testing it: the TWS API over TCP, driven by the simulated market.
 
 It is a trial and test tool, not part of the service: ``spreadwatch fake-gateway``
-(:mod:`service.fakegw`) runs it for users, and the tests run the adapter
+(:mod:`service.cli.fake_gateway`) runs it for users, and the tests run the adapter
 (:mod:`brokers.ib.broker`) and the daemon against it. Unmodified ``ib_async``
 connects to it as to IB Gateway or TWS. It answers what spreadwatch asks of IB,
 from the same :class:`brokers.sim.market.SimMarket` as ``spreadwatch run``:
