@@ -1,9 +1,10 @@
 """``spreadwatch run``: the daemon, on the simulated market (the built-in default).
 
-The composition root: settings, database, store, calendar, market, broker,
-order manager and monitor are built here and nowhere else. With no settings
-it uses the embedded PostgreSQL (migrated by itself, being spreadwatch's
-own) and imports the shipped example positions when the database has none.
+The composition root: settings, database, store, calendar, market, broker
+and the assembled service (:func:`service.app.assembly.assemble`) are built
+here and nowhere else. With no settings it uses the embedded PostgreSQL
+(migrated by itself, being spreadwatch's own) and imports the shipped example
+positions when the database has none.
 
 The simulated market quotes each underlying from a spot placed so that the
 first spread on it starts out of the money (5% from its short strike), and
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -38,16 +39,14 @@ from rules.clock import MarketTime
 from rules.model import Position, Right, Side
 from rules.pricing import RepriceSchedule
 from service import logs
-from service.alerts import Alerter
+from service.alerts.alerter import Alerter
+from service.app.assembly import App, assemble
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
 from service.errors import InputError
-from service.health import Ops
+from service.http.server import Ops
 from service.inputs import load_books, load_positions
-from service.manager import CloseRequest, OrderManager
-from service.monitor import Monitor
-from service.orders import NotAClose
-from service.ports import Feed, StoreError, leg_key
+from service.ports import Feed, leg_key
 from service.settings import Settings
 from service.shipped import shipped
 from service.store import database
@@ -66,27 +65,6 @@ def spot_for(position: Position) -> float:
     if puts and calls:
         return (max(puts) + min(calls)) / 2
     return max(puts) * 1.05 if puts else min(calls) / 1.05
-
-
-class DryRunManager(OrderManager):
-    """Records each close it would make, once per position, and sends nothing."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.reported: set[str] = set()
-
-    async def close_many(
-        self,
-        requests: Sequence[CloseRequest],
-        written: Callable[[], None] | None = None,
-    ) -> list[str | NotAClose | StoreError | None]:
-        for req in requests:
-            pid = req.stored.position.id
-            if req.at.regular_hours and pid not in self.reported:
-                self.reported.add(pid)
-                quotes = {"would_close": True, **(req.quotes or {})}
-                await self.store.record_decision(pid, req.decision, quotes)
-        return [None] * len(requests)
 
 
 async def run_daemon(
@@ -129,31 +107,31 @@ async def _run(
     clock = SpeedClock(start, speed)
     t0 = clock.start
     sessions = load_sessions(settings.data_dir, t0.date())
-    monitor, venue, close = await _compose(
+    app, venue, close = await _compose(
         store, out, books, settings, dry_run, clock, sessions.market_time
     )
     mode = " (dry run: nothing is sent)" if dry_run else ""
     where = "Interactive Brokers" if settings.broker == "ib" else "the simulated market"
-    out.write(f"monitoring {len(monitor.watches)} positions on {where}{mode}\n")
+    out.write(f"monitoring {len(app.book.watches)} positions on {where}{mode}\n")
     out.flush()
-    _log.info("started", positions=len(monitor.watches), dry_run=dry_run, clock=t0.isoformat())
+    _log.info("started", positions=len(app.book.watches), dry_run=dry_run, clock=t0.isoformat())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     end = None if duration is None else t0 + duration
-    report = _Report(monitor, sessions, out)
+    report = _Report(app, sessions, out)
     ops: Ops | None = None
     try:
-        ops = await _serve_ops(settings, monitor, venue, store, clock, out)
+        ops = await _serve_ops(settings, app, venue, store, clock, out)
         clock.restart()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(monitor.run(venue, clock, stop), name="monitor")
+            tg.create_task(app.run(venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
             if settings.webhooks:
                 alerter = Alerter(
                     settings.webhooks,
-                    monitor,
+                    app.views,
                     connected=venue.connected,
                     disconnect_after=settings.disconnect_alert_after,
                 )
@@ -177,7 +155,7 @@ async def _run(
 
 async def _serve_ops(
     settings: Settings,
-    monitor: Monitor,
+    app: App,
     venue: Feed,
     store: SqlStore,
     clock: SpeedClock,
@@ -187,7 +165,7 @@ async def _serve_ops(
     if not settings.http:
         return None
     ops = Ops(
-        monitor,
+        app.views,
         clock.now,
         broker_connected=venue.connected,
         database_ok=store.ping,
@@ -209,16 +187,16 @@ class _Report:
     """What the loop does, said on ``out``: each close's line, the market closing (once
     per closed spell)."""
 
-    def __init__(self, monitor: Monitor, sessions: Sessions, out: TextIO) -> None:
-        self.monitor = monitor
+    def __init__(self, app: App, sessions: Sessions, out: TextIO) -> None:
+        self.views = app.views
         self.sessions = sessions
         self.out = out
         self.shown = 0
         self.closed_said = False
 
     def closes(self) -> None:
-        self.out.writelines(line + "\n" for line in self.monitor.close_lines(self.shown))
-        self.shown = len(self.monitor.decisions)
+        self.out.writelines(line + "\n" for line in self.views.close_lines(self.shown))
+        self.shown = self.views.closes
         self.out.flush()
 
     async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:
@@ -249,8 +227,8 @@ async def _compose(
     dry_run: bool,
     clock: SpeedClock,
     market_time: Callable[[datetime], MarketTime],
-) -> tuple[Monitor, Feed, Callable[[], Awaitable[None]]]:
-    """The broker (the simulated venue, or IB), the manager, the monitor (reconciled with
+) -> tuple[App, Feed, Callable[[], Awaitable[None]]]:
+    """The broker (the simulated venue, or IB), the assembled service (reconciled with
     the broker and loaded), and what closes the broker."""
     stored = await store.open_positions()
     greeks.load()  # before the clock starts: the first quote would wait a second for it
@@ -277,17 +255,17 @@ async def _compose(
         for s in stored:
             broker.hold_spreads(s.position, s.remaining)
         venue = SimVenue(market, broker, clock)
-    kind = DryRunManager if dry_run else OrderManager
-    manager = kind(store, venue, RepriceSchedule())
-    monitor = Monitor(
+    app = assemble(
         store,
-        manager,
+        venue,
         books,
+        schedule=RepriceSchedule(),
         subscribe=venue.subscribe,
         unsubscribe=venue.unsubscribe,
         market_time=market_time,
+        dry_run=dry_run,
     )
-    for line in await monitor.load(clock.start):
+    for line in await app.load(clock.start):
         out.write(f"reconciled: {line}\n")
     # What is loaded lives as long as the daemon: out of the collector's full walks, which
     # would otherwise visit every position's objects and hold the loop for milliseconds.
@@ -297,4 +275,4 @@ async def _compose(
         if isinstance(venue, IbBroker):
             await venue.close()
 
-    return monitor, venue, close
+    return app, venue, close

@@ -10,7 +10,7 @@ as fast as the machine goes (a few seconds), with scripted moves:
 - IWM slips 2%: the short 194 put passes 0.30 delta, the delta stop fires;
 - XLF's spread is 20 days from expiry: the 21-DTE time stop closes it.
 
-The monitor, the order manager, the store and the simulated broker are the
+The monitor, the order desk, the store and the simulated broker are the
 ones the daemon uses; orders are repriced toward the natural until they fill.
 It ends with a table of each position's exits and contracts remaining.
 """
@@ -30,9 +30,8 @@ from rules.clock import market_time, new_york
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service.admin import table
+from service.app.assembly import assemble
 from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import leg_key
 from service.store.repository import SqlStore
 
@@ -127,23 +126,24 @@ async def run_demo(store: SqlStore, out: TextIO) -> int:
         broker.hold_spreads(p, p.contracts)
     clock = ManualClock(T0)
     venue = SimVenue(market, broker, clock)
-    monitor = Monitor(
+    app = assemble(
         store,
-        OrderManager(store, venue, SCHEDULE),
+        venue,
         dict(DEFAULT_BOOKS),
+        schedule=SCHEDULE,
         subscribe=venue.subscribe,
         unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
-    await monitor.load(T0, {p.id for p in positions})
+    await app.load(T0, {p.id for p in positions})
     shown = 0
     while clock.now_ < T0 + timedelta(minutes=MINUTES):
         clock.now_ += STEP
         now = clock.now_
-        await monitor.step(now, *venue.step(now))
+        await app.step(now, *venue.step(now))
         at = f"{now.astimezone(UTC):%H:%M:%S}Z"
-        out.writelines(f"{at} {line}\n" for line in monitor.close_lines(shown))
-        shown = len(monitor.decisions)
+        out.writelines(f"{at} {line}\n" for line in app.views.close_lines(shown))
+        shown = app.views.closes
     rows = []
     for p in positions:
         detail = await store.detail(p.id)

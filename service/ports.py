@@ -19,7 +19,6 @@ from rules.machine import Decision
 from rules.model import Position, Quote, Right
 from service.errors import StoreRefused
 
-
 StoreError = StoreRefused  # (the store's refusal, under its former name until callers move)
 
 

@@ -40,7 +40,7 @@ from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Stock, Ticker, 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from rules.model import Quote
-from service.errors import InputError
+from service.errors import BrokerRefused, InputError
 from service.logs import get_logger
 from service.ports import (
     ComboOrder,
@@ -526,7 +526,10 @@ class IbBroker:
             "BUY", placed.quantity, float(limit), orderRef=order_ref, tif="DAY",
             account=self.account, orderId=placed.order_id,
         )  # fmt: skip
-        self.ib.placeOrder(placed.contract, ib_order)
+        try:
+            self.ib.placeOrder(placed.contract, ib_order)
+        except AssertionError as exc:  # ib_async asserts the order is not done yet
+            raise BrokerRefused(f"order {order_ref} is done: not modified") from exc
         placed.limit = limit
 
     async def cancel(self, order_ref: str) -> None:
