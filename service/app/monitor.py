@@ -87,16 +87,9 @@ class Monitor:
         close decision, or after an evaluation that ended past ``until`` (perf_counter); the
         rest wait for the next call); queue each close decision. No I/O. Returns the number
         of closes decided."""
-        pending = self._pending
-        if not pending:
+        if not self._pending:
             return 0
-        if limit is None or len(pending) <= limit:
-            self._pending = {}
-        else:
-            batch = dict(islice(pending.items(), limit))
-            for leg in batch:
-                del pending[leg]
-            pending = batch
+        pending = self._take(limit)
         at = self._market_time(now)
         self.policy.round(at)
         decided = 0
@@ -140,6 +133,17 @@ class Monitor:
         views.screened += screened
         views.evaluations += evaluations
         return decided
+
+    def _take(self, limit: int | None) -> dict[LegKey, Quote]:
+        """The first ``limit`` legs pending (all when None), oldest first, taken out."""
+        pending = self._pending
+        if limit is None or len(pending) <= limit:
+            self._pending = {}
+            return pending
+        batch = dict(islice(pending.items(), limit))
+        for leg in batch:
+            del pending[leg]
+        return batch
 
     def _decide(self, watch: PositionWatch, close: Close, at: MarketTime) -> bool:
         pid = watch.state.position.id
