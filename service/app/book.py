@@ -106,20 +106,17 @@ class PositionBook:
         self,
         positions: Iterable[StoredPosition],
         live: Mapping[str, Mapping[str, Any]],
-        working: Callable[[str], str | None],
         only: set[str] | None = None,
     ) -> None:
         """Watch each open position (or those of ``only``) and subscribe its legs; ``live``:
-        the store's live order per position, CLOSING while ``working`` (the order working
-        at the broker for a position) has it."""
+        the order working at the broker per position (a row of ``Store.live_orders``),
+        which makes it CLOSING."""
         with _collector_paused():  # thousands of new objects, all kept: none to collect
             for stored in positions:
                 position = stored.position
                 if only is not None and position.id not in only:
                     continue
                 order = live.get(position.id)
-                if order is not None and working(position.id) is None:
-                    order = None  # not working at the broker: reconcile has ended it
                 watch = PositionWatch(exit_state(stored, self.books[position.book], order))
                 self.watches[position.id] = watch
                 self.stored[position.id] = stored

@@ -68,7 +68,9 @@ class Runner:
         await self.store.warm(self.workers + 2)
         done = await self.reconciler.orders(now)
         live = {o["position_id"]: o for o in await self.store.live_orders()}
-        self.book.load(await self.store.open_positions(), live, self.desk.live_for, only)
+        # (one not working at the broker has been ended by the reconciliation)
+        working = {pid: o for pid, o in live.items() if self.desk.live_for(pid) is not None}
+        self.book.load(await self.store.open_positions(), working, only)
         self.monitor.positions_changed()
         done += await self.reconciler.holdings(self.book.expected_holdings())
         return done
