@@ -9,8 +9,6 @@ newest quote is.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -68,19 +66,6 @@ def _kept(quote: Quote) -> Quote:
     return quote
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (it would walk the new objects again and again:
-    half of a 10,000-position load); the collector runs as before afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class PositionBook:
     def __init__(
         self,
@@ -111,18 +96,17 @@ class PositionBook:
         """Watch each open position (or those of ``only``) and subscribe its legs; ``live``:
         the order working at the broker per position (a row of ``Store.live_orders``),
         which makes it CLOSING."""
-        with _collector_paused():  # thousands of new objects, all kept: none to collect
-            for stored in positions:
-                position = stored.position
-                if only is not None and position.id not in only:
-                    continue
-                order = live.get(position.id)
-                watch = PositionWatch(exit_state(stored, self.books[position.book], order))
-                self.watches[position.id] = watch
-                self.stored[position.id] = stored
-                keys = [leg_key(position, i) for i in range(len(position.legs))]
-                for key in self.watchlist.add(watch, keys):
-                    self._subscribe(key)
+        for stored in positions:
+            position = stored.position
+            if only is not None and position.id not in only:
+                continue
+            order = live.get(position.id)
+            watch = PositionWatch(exit_state(stored, self.books[position.book], order))
+            self.watches[position.id] = watch
+            self.stored[position.id] = stored
+            keys = [leg_key(position, i) for i in range(len(position.legs))]
+            for key in self.watchlist.add(watch, keys):
+                self._subscribe(key)
 
     def release(self, watch: PositionWatch) -> None:
         """A closed position's legs: unsubscribed where no other open position holds them."""
