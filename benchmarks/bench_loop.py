@@ -6,7 +6,7 @@ Without DATABASE_URL it uses a throwaway embedded PostgreSQL. It opens
 ``--positions`` put spreads on 50 simulated underlyings (each at its market
 mid), pre-computes a stream of leg quotes from the simulated market (BSM
 pricing is the market's cost, not the loop's), then feeds the stream through
-the monitor, the order manager, the simulated broker and the store, in steps
+the monitor, the order desk, the simulated broker and the store, in steps
 of 250 ms of market time. The market rallies half the underlyings 8% so
 that profit targets fire and orders flow.
 
@@ -44,9 +44,9 @@ from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service import logs
+from service.app.assembly import assemble
 from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
+from service.orders.execute import LiveExecutor
 from service.ports import EventSink, LegKey, LegUpdate, QuoteSink, leg_key
 from service.store import database
 from service.store.repository import SqlStore
@@ -112,16 +112,18 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         broker.hold_spreads(p, 10)
     clock = ManualClock(T0)
     feed = ReplayFeed(steps, broker, clock, pace)
-    monitor = Monitor(
+    app = assemble(
         store,
-        OrderManager(store, SimGateway(broker, clock.now), RepriceSchedule()),
+        SimGateway(broker, clock.now),
         dict(DEFAULT_BOOKS),
+        schedule=RepriceSchedule(),
         subscribe=lambda leg: None,
         market_time=market_time,
         rates=None,
     )
-    await monitor.load(T0)
-    feed.backlog = lambda: len(monitor._pending)
+    await app.load(T0)
+    monitor, desk, views = app.monitor, app.desk, app.views
+    feed.backlog = monitor.backlog
     if local:  # the broker sends no Greeks: delta comes from the leg's price (vollib)
         for _, updates in steps:
             for k, u in enumerate(updates):
@@ -132,49 +134,51 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
     def timed(
         now: datetime, limit: int | None = None, closes: int | None = None, until: Any = None
     ) -> int:
-        before = monitor.updates
+        before = views.updates
         t1 = time.perf_counter()
         decided = evaluate(now, limit, closes, until)
-        if monitor.updates > before:
-            per_update.append((time.perf_counter() - t1) / (monitor.updates - before))
+        if views.updates > before:
+            per_update.append((time.perf_counter() - t1) / (views.updates - before))
         return decided
 
     monitor.evaluate = timed  # type: ignore[method-assign]
     batches: list[tuple[int, float]] = []
-    close_many = monitor.manager.close_many
+    executor = desk.executor
+    assert isinstance(executor, LiveExecutor)
+    execute = executor.execute
 
     async def timed_many(requests: Any, written: Any = None) -> Any:
         t1 = time.perf_counter()
-        out = await close_many(requests, written)
+        out = await execute(requests, written)
         batches.append((len(requests), time.perf_counter() - t1))
         return out
 
-    monitor.manager.close_many = timed_many  # type: ignore[method-assign]
+    executor.execute = timed_many  # type: ignore[method-assign]
     stop = asyncio.Event()
     started = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(monitor.run(feed, clock, stop))
+        tg.create_task(app.run(feed, clock, stop))
         await feed.done.wait()
-        while monitor._pending or not monitor._decided.empty():  # every decision taken up
+        while monitor.backlog() or not desk.intents.empty():  # every decision taken up
             await asyncio.sleep(0.001)
-        await monitor._decided.join()
+        await desk.intents.join()
         stop.set()
     seconds = time.perf_counter() - started
-    total = monitor.updates  # legs evaluated: a quote superseded before its turn is not
+    total = views.updates  # legs evaluated: a quote superseded before its turn is not
     await engine.dispose()
 
     def pct(xs: list[float], q: int) -> float:
         return statistics.quantiles(xs, n=100)[q - 1] * 1e3 if len(xs) > 1 else float("nan")
 
-    sent = list(monitor.sent_latency)
-    intent = list(monitor.manager.intent_latency)
+    sent = list(views.sent_latency)
+    intent = list(executor.intent_latency)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     greeks = "local Greeks (vollib)" if local else "broker Greeks"
     offered = sum(len(u) for _, u in steps)
     print(
         f"loop ({greeks}): {n} positions, {offered:,} leg updates offered in {seconds:.2f}s "
         f"({offered / seconds:,.0f}/s); {total:,} evaluated ({total / seconds:,.0f}/s; the "
-        f"rest superseded by a newer quote of their leg first); {len(monitor.decisions)} closes"
+        f"rest superseded by a newer quote of their leg first); {views.closes} closes"
     )
     print(
         f"update to decision (evaluation time per update): p50 {pct(per_update, 50):.3f} ms, "

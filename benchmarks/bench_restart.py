@@ -44,10 +44,9 @@ from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
 from service import logs
+from service.app.assembly import assemble
 from service.clock import SpeedClock
-from service.manager import OrderManager
-from service.monitor import Monitor
-from service.orders import closing_order
+from service.orders.closing import closing_order
 from service.ports import CloseIntent, leg_key, order_ref
 from service.store import database
 from service.store.repository import SqlStore
@@ -132,18 +131,19 @@ async def restart(url: str, broker_file: Path, monitor_for: float) -> None:
     clock = SpeedClock(T0)
     quotes = market()
     venue = SimVenue(quotes, broker, clock)
-    monitor = Monitor(
+    app = assemble(
         store,
-        OrderManager(store, venue, RepriceSchedule()),
+        venue,
         dict(DEFAULT_BOOKS),
+        schedule=RepriceSchedule(),
         subscribe=venue.subscribe,
         unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
-    lines = await monitor.load(T0)
+    lines = await app.load(T0)
     done = time.perf_counter()
     print(
-        f"restart: {len(monitor.watches):,} open positions, "
+        f"restart: {len(app.book.watches):,} open positions, "
         f"{len(quotes.subscribed):,} legs subscribed, {len(lines)} orders reconciled"
     )
     print(
@@ -154,13 +154,13 @@ async def restart(url: str, broker_file: Path, monitor_for: float) -> None:
     clock.restart()
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(monitor.run(venue, clock, stop))
+        tg.create_task(app.run(venue, clock, stop))
         await asyncio.sleep(monitor_for)
         stop.set()
     await engine.dispose()
     print(
-        f"monitored {monitor_for:.0f}s live: {monitor.updates:,} leg updates "
-        f"({monitor.screened:,} screened), {len(monitor.decisions)} closes; "
+        f"monitored {monitor_for:.0f}s live: {app.views.updates:,} leg updates "
+        f"({app.views.screened:,} screened), {app.views.closes} closes; "
         f"peak resident memory {rss_mb('VmHWM'):.0f} MB"
     )
 

@@ -36,15 +36,14 @@ from rules.books import BookPolicy
 from rules.clock import MarketTime, market_time
 from rules.model import Position
 from rules.pricing import RepriceSchedule
-from service.alerts import Alerter
+from service.alerts.alerter import Alerter
+from service.app.assembly import App as Loop
+from service.app.assembly import assemble
 from service.clock import ManualClock, SpeedClock
-from service.dryrun import DryRunManager
 from service.errors import InputError
-from service.health import Ops
+from service.http.server import Ops
 from service.inputs import load_books
 from service.logs import get_logger
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
 from service.settings import Settings
 from service.store import database as schema
@@ -126,15 +125,15 @@ VENUES: dict[str, VenueFactory] = {"sim": _sim, "ib": _ib}
 
 @dataclass
 class App:
-    """The live loop, wired: what the daemon, the demo, the tests and benchmarks drive."""
+    """The live loop, wired on its store and venue: what the daemon, the demo, the tests
+    and the benchmarks drive (``loop``: load, then run or step)."""
 
     settings: Settings
     store: Store
     venue: Venue
     clock: Clock
     books: dict[str, BookPolicy]
-    manager: OrderManager
-    monitor: Monitor
+    loop: Loop
 
 
 @contextlib.asynccontextmanager
@@ -171,17 +170,17 @@ async def build(
                 settings, clock, store, stored, start or clock.now(), out or io.StringIO(), closing
             )
             venue = await VENUES[settings.broker](wiring)
-        kind = DryRunManager if dry_run else OrderManager
-        manager = kind(store, venue, schedule or RepriceSchedule())
-        monitor = Monitor(
+        loop = assemble(
             store,
-            manager,
+            venue,
             books,
+            schedule=schedule or RepriceSchedule(),
             subscribe=venue.subscribe,
             unsubscribe=venue.unsubscribe,
             market_time=hours,
+            dry_run=dry_run,
         )
-        yield App(settings, store, venue, clock, books, manager, monitor)
+        yield App(settings, store, venue, clock, books, loop)
 
 
 # The store ----------------------------------------------------------------------------
@@ -231,7 +230,7 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
         return None
     venue = app.venue
     ops = Ops(
-        app.monitor,
+        app.loop.views,
         app.clock.now,
         broker_connected=venue.connected,
         database_ok=app.store.ping,
@@ -256,7 +255,7 @@ def alerter(app: App) -> Alerter | None:
         return None
     return Alerter(
         settings.webhooks,
-        app.monitor,
+        app.loop.views,
         connected=app.venue.connected,
         disconnect_after=settings.disconnect_alert_after,
     )

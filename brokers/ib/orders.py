@@ -22,6 +22,7 @@ from ib_async import IB, Contract, LimitOrder, Trade
 from brokers.ib.codes import REJECTED
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.convert import STATUS, _commission, _price
+from service.errors import BrokerRefused
 from service.ports import ComboOrder, Execution, LegKey, OrderEvent
 from service.settings import IbSettings
 
@@ -124,7 +125,10 @@ class OrdersMixin(ContractsMixin):
     async def modify(self, order_ref: str, limit: Decimal) -> None:
         placed = self._placed[order_ref]
         ib_order = self._limit_order(order_ref, placed.quantity, limit, placed.order_id)
-        self.ib.placeOrder(placed.contract, ib_order)
+        try:
+            self.ib.placeOrder(placed.contract, ib_order)
+        except AssertionError as exc:  # ib_async asserts the order is not done yet
+            raise BrokerRefused(f"order {order_ref} is done: not modified") from exc
         placed.limit = limit
 
     async def cancel(self, order_ref: str) -> None:

@@ -10,7 +10,7 @@ and the market makes these moves in the next twelve minutes:
 - IWM slips 2%: the short 194 put passes 0.30 delta, the delta stop fires;
 - XLF's spread is 20 days from expiry: the 21-DTE time stop closes it.
 
-The monitor, the order manager, the store and the simulated broker are the
+The monitor, the order desk, the store and the simulated broker are the
 ones the daemon uses; orders are repriced toward the natural until they fill.
 """
 

@@ -47,17 +47,17 @@ async def run_demo(settings: Settings, store: Store, out: TextIO) -> int:
     async with bootstrap.build(
         settings, store=store, venue=venue, clock=clock, schedule=bootstrap.DEMO_SCHEDULE
     ) as app:
-        monitor = app.monitor
+        loop = app.loop
         start = clock.now_
-        await monitor.load(start, {p.id for p in positions})
+        await loop.load(start, {p.id for p in positions})
         shown = 0
         while clock.now_ < start + timedelta(minutes=MINUTES):
             clock.now_ += STEP
             now = clock.now_
-            await monitor.step(now, *venue.step(now))
+            await loop.step(now, *venue.step(now))
             at = f"{now.astimezone(UTC):%H:%M:%S}Z"
-            out.writelines(f"{at} {line}\n" for line in monitor.close_lines(shown))
-            shown = len(monitor.decisions)
+            out.writelines(f"{at} {line}\n" for line in loop.views.close_lines(shown))
+            shown = loop.views.closes
     rows = []
     for p in positions:
         detail = await store.detail(p.id)

@@ -27,11 +27,11 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from service import bootstrap, logs
+from service.app.readmodel import ReadModel
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
-from service.health import Ops
+from service.http.server import Ops
 from service.inputs import load_books, load_positions
-from service.monitor import Monitor
 from service.settings import Settings
 from service.shipped import shipped
 
@@ -77,8 +77,8 @@ async def _run(
     dry_run: bool,
     duration: timedelta | None,
 ) -> int:
-    monitor = app.monitor
-    for line in await monitor.load(clock.start):
+    service = app.loop
+    for line in await service.load(clock.start):
         out.write(f"reconciled: {line}\n")
     # What is loaded lives as long as the daemon: out of the collector's full walks, which
     # would otherwise visit every position's objects and hold the loop for milliseconds.
@@ -86,21 +86,21 @@ async def _run(
     t0 = clock.start
     mode = " (dry run: nothing is sent)" if dry_run else ""
     where = "Interactive Brokers" if app.settings.broker == "ib" else "the simulated market"
-    out.write(f"monitoring {len(monitor.watches)} positions on {where}{mode}\n")
+    out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
     out.flush()
-    _log.info("started", positions=len(monitor.watches), dry_run=dry_run, clock=t0.isoformat())
+    _log.info("started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     end = None if duration is None else t0 + duration
-    report = _Report(monitor, sessions, out)
+    report = _Report(service.views, sessions, out)
     ops: Ops | None = None
     try:
         ops = await bootstrap.serve_http(app, out)
         clock.restart()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(monitor.run(app.venue, clock, stop), name="monitor")
+            tg.create_task(service.run(app.venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
             alerter = bootstrap.alerter(app)
             if alerter is not None:
@@ -125,16 +125,16 @@ class _Report:
     """What the loop does, said on ``out``: each close's line, the market closing (once
     per closed spell)."""
 
-    def __init__(self, monitor: Monitor, sessions: Sessions, out: TextIO) -> None:
-        self.monitor = monitor
+    def __init__(self, views: ReadModel, sessions: Sessions, out: TextIO) -> None:
+        self.views = views
         self.sessions = sessions
         self.out = out
         self.shown = 0
         self.closed_said = False
 
     def closes(self) -> None:
-        self.out.writelines(line + "\n" for line in self.monitor.close_lines(self.shown))
-        self.shown = len(self.monitor.decisions)
+        self.out.writelines(line + "\n" for line in self.views.close_lines(self.shown))
+        self.shown = self.views.closes
         self.out.flush()
 
     async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:

@@ -17,7 +17,7 @@ from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
 from rules.model import Right
 from service.clock import SpeedClock
-from service.orders import closing_order
+from service.orders.closing import closing_order
 from service.ports import LegKey, LegUpdate, OrderEvent
 from service.settings import IbSettings
 from tests.store.conftest import vertical

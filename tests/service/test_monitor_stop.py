@@ -12,9 +12,8 @@ from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Quote, Right
 from rules.pricing import RepriceSchedule
+from service.app.assembly import assemble
 from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import LegKey, LegUpdate
 from service.store import database
 from service.store.repository import SqlStore
@@ -31,21 +30,23 @@ def test_a_cancel_that_comes_as_the_intents_commit_still_stops_evaluation() -> N
         engine = database.engine("postgresql+asyncpg://nobody@127.0.0.1:1/never")  # unused
         store = SqlStore(engine)
         clock = ManualClock(T0)
-        monitor = Monitor(
+        app = assemble(
             store,
-            OrderManager(store, SimGateway(SimBroker(), clock.now), RepriceSchedule()),
+            SimGateway(SimBroker(), clock.now),
             dict(DEFAULT_BOOKS),
+            schedule=RepriceSchedule(),
             subscribe=lambda leg: None,
             market_time=market_time,
         )
+        intents = app.desk.intents
         key = LegKey("SPY", date(2027, 4, 16), Right.PUT, Decimal(450))  # held by no one
-        monitor._unwritten = 1  # a decided close whose intent is being written
-        monitor._written.clear()
-        task = asyncio.create_task(monitor._evaluating(clock))
-        monitor.on_quotes([LegUpdate(key, Quote(None, None, T0, None, None))])
+        intents._unwritten = 1  # a decided close whose intent is being written
+        intents.written.clear()
+        task = asyncio.create_task(app.runner._evaluating(clock))
+        app.monitor.on_quotes([LegUpdate(key, Quote(None, None, T0, None, None))])
         for _ in range(3):
             await asyncio.sleep(0)  # evaluated, now waiting for the write
-        monitor._settle(1)  # the intent commits...
+        intents.settle(1)  # the intent commits...
         task.cancel()  # ...as the stop comes
         for _ in range(5):
             await asyncio.sleep(0)

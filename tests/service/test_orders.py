@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from rules.model import Side
-from service.orders import NotAClose, check_close, closing_order
+from service.orders.closing import NotAClose, check_close, closing_order
 from service.ports import Action, LegKey, leg_key
 from tests.unit.conftest import iron_condor, put_spread
 

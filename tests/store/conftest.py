@@ -17,9 +17,8 @@ from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
+from service.app.assembly import App, assemble
 from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import Store
 from service.store import database
 from service.store.repository import SqlStore
@@ -101,20 +100,21 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> Monitor:
-    """A monitor and its order manager on a venue (simulated, or IB), the default books,
+def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> App:
+    """A monitor and its order desk on a venue (simulated, or IB), the default books,
     NYSE hours."""
-    return Monitor(
+    return assemble(
         store,
-        OrderManager(store, venue, schedule),
+        venue,
         dict(DEFAULT_BOOKS),
+        schedule=schedule,
         subscribe=venue.subscribe,
         unsubscribe=venue.unsubscribe,
         market_time=market_time,
     )
 
 
-async def run_for(monitor: Monitor, venue: SimVenue, clock: ManualClock, seconds: float) -> None:
+async def run_for(monitor: App, venue: SimVenue, clock: ManualClock, seconds: float) -> None:
     """``seconds`` of market time in 250 ms steps; while the simulated broker's connection
     is down only the housekeeping runs (no quotes, no order events reach the monitor)."""
     end = clock.now_ + timedelta(seconds=seconds)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
-from service.alerts import Alerter, payload
+from service.alerts.alerter import Alerter, payload
 from service.clock import ManualClock
 from service.settings import Webhook
 from service.store import database
@@ -87,7 +87,7 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
                 Webhook(url=urls[2], format="discord"),
             ]
             alerter = Alerter(
-                hooks, monitor, connected=venue.connected, disconnect_after=0.2, every=0.02
+                hooks, monitor.views, connected=venue.connected, disconnect_after=0.2, every=0.02
             )
             stop = asyncio.Event()
             alerting = asyncio.create_task(alerter.run(stop))
@@ -139,7 +139,7 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
 
 
 def test_payload_shapes() -> None:
-    from service.alerts import Alert  # noqa: PLC0415
+    from service.alerts.alerter import Alert  # noqa: PLC0415
 
     a = Alert("stop", "CLOSING: x", {"order_ref": "P1:stop:1"}, "2027-03-02T15:00:00+00:00")
     assert payload(a, "slack") == {"text": "CLOSING: x"}

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from service.clock import ManualClock
-from service.health import Ops
+from service.http.server import Ops
 from service.store import database
 from service.store.repository import SqlStore
 from tests.store.conftest import monitor_on, run_for
@@ -62,7 +62,9 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
             async def database_ok() -> bool:
                 return await (store if database_up[0] else SqlStore(stopped_db)).ping(1.0)
 
-            ops = Ops(monitor, clock.now, broker_connected=venue.connected, database_ok=database_ok)
+            ops = Ops(
+                monitor.views, clock.now, broker_connected=venue.connected, database_ok=database_ok
+            )
             port = await ops.start("127.0.0.1", 0)
 
             try:
@@ -84,7 +86,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
                 selloff_done = T0 + SELLOFF.duration + timedelta(minutes=3)
                 await run_for(monitor, venue, clock, (selloff_done - clock.now_).total_seconds())
                 seen["after"] = metrics((await get(port, "/metrics"))[1])
-                monitor.heartbeat -= 60  # the loop stalled for a minute
+                monitor.views.heartbeat -= 60  # the loop stalled for a minute
                 seen["stalled"] = await get(port, "/healthz")
             finally:
                 await ops.stop()

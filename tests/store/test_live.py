@@ -16,9 +16,10 @@ from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.pricing import RepriceSchedule
+from service.app.assembly import App
+from service.app.runner import WRITE_WAIT
 from service.clock import ManualClock, SpeedClock
 from service.errors import StoreUnavailable
-from service.monitor import WRITE_WAIT, Monitor
 from service.ports import Clock, leg_key
 from service.store import database
 from service.store.repository import SqlStore
@@ -36,14 +37,14 @@ def market() -> SimMarket:
     return SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
 
 
-def instance(store: SqlStore, venue: SimVenue) -> Monitor:
+def instance(store: SqlStore, venue: SimVenue) -> App:
     return monitor_on(store, venue, SCHEDULE)
 
 
 @contextlib.asynccontextmanager
 async def started(
     db_url: str, broker: SimBroker, clock: Clock
-) -> AsyncIterator[tuple[SqlStore, SimVenue, Monitor]]:
+) -> AsyncIterator[tuple[SqlStore, SimVenue, App]]:
     """POSITION stored and held at ``broker``; a monitor on the simulated market (not yet
     loaded), its store and venue."""
     engine = database.engine(db_url)
@@ -58,12 +59,12 @@ async def started(
 
 
 async def run_until(
-    monitor: Monitor,
+    monitor: App,
     venue: SimVenue,
     clock: Clock,
-    until: Callable[[Monitor], bool],
+    until: Callable[[App], bool],
     limit: float = 30.0,
-    meanwhile: Callable[[Monitor], Awaitable[None]] | None = None,
+    meanwhile: Callable[[App], Awaitable[None]] | None = None,
 ) -> None:
     """Run the loaded monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
     seconds of wall time), ``meanwhile`` called at every look, then stop it as SIGTERM
@@ -86,7 +87,7 @@ async def run_until(
 
 async def live(
     db_url: str, broker: SimBroker, until: Any, clock: Clock, limit: float = 30.0
-) -> tuple[Monitor, Any, SimVenue]:
+) -> tuple[App, Any, SimVenue]:
     """Run the monitor live on ``clock`` until ``until(monitor)`` holds (or ``limit``
     seconds of wall time), then stop it as SIGTERM would."""
     async with started(db_url, broker, clock) as (store, venue, monitor):
@@ -113,7 +114,7 @@ def test_live_a_selloff_closes_everything_through_the_taskgroup(db_url: str) -> 
     assert venue_subscribed(monitor) == set()
 
 
-def venue_subscribed(monitor: Monitor) -> set[Any]:
+def venue_subscribed(monitor: App) -> set[Any]:
     return set(monitor.watched_legs())
 
 
@@ -158,7 +159,7 @@ def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
         finally:
             await engine.dispose()  # A is gone
 
-    async def second() -> tuple[Monitor, list[str], Any]:
+    async def second() -> tuple[App, list[str], Any]:
         engine = database.engine(db_url)
         try:
             store = SqlStore(engine)
@@ -196,7 +197,7 @@ def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once
     again (with backoff) and lands, once; the monitor's state follows the store."""
     failures = {"left": 2}
 
-    async def main() -> tuple[Monitor, Any, SimBroker]:
+    async def main() -> tuple[App, Any, SimBroker]:
         engine = database.engine(db_url)
         try:
             store = SqlStore(engine)
@@ -277,7 +278,7 @@ def test_a_close_the_account_cannot_take_is_retried_then_left_alone(db_url: str)
             while clock.now_ < T0 + timedelta(minutes=8):
                 clock.now_ += timedelta(milliseconds=250)
                 await monitor.step(clock.now_, *venue.step(clock.now_))
-                if refused_at is None and monitor._refusals:
+                if refused_at is None and monitor.desk.policy.refusals:
                     refused_at = clock.now_
             return monitor, refused_at, await store.detail("P1"), broker
         finally:
@@ -286,7 +287,7 @@ def test_a_close_the_account_cannot_take_is_retried_then_left_alone(db_url: str)
     monitor, refused_at, detail, broker = asyncio.run(main())
     assert refused_at is not None
     assert "account holds -8, the open positions imply -10" in monitor.blocked["P1"]
-    count, first = monitor._refusals["P1"]
+    count, first = monitor.desk.policy.refusals["P1"]
     assert count >= 3
     assert first == refused_at
     assert detail.orders == []
@@ -346,7 +347,7 @@ def test_connections_the_database_drops_mid_session_are_replaced_and_fills_land_
     broker = SimBroker(fill_size=3, latency=timedelta(seconds=2))
     killed: list[int] = []
 
-    async def kill_once(monitor: Monitor) -> None:
+    async def kill_once(monitor: App) -> None:
         if not killed and monitor.decisions:  # the stop is out, not filled yet
             killed.append(await terminate_all(db_url))
 

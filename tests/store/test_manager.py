@@ -16,8 +16,10 @@ from rules.clock import MarketTime
 from rules.machine import Close, ExitReason
 from rules.model import Quote
 from rules.pricing import RepriceSchedule
-from service.manager import OrderManager
-from service.orders import NotAClose
+from service.orders.closing import NotAClose
+from service.orders.desk import OrderDesk
+from service.orders.execute import Attempts, LiveExecutor
+from service.orders.working import WorkingOrders
 from service.ports import LegUpdate, leg_key
 from service.store import database
 from service.store.repository import SqlStore
@@ -70,7 +72,10 @@ class Desk:
         self.store = store
         self.broker = SimBroker(**broker)
         self.broker.hold_spreads(POSITION, 10)
-        self.manager = OrderManager(store, SimGateway(self.broker, lambda: self.now), SCHEDULE)
+        gateway = SimGateway(self.broker, lambda: self.now)
+        working = WorkingOrders(gateway, SCHEDULE)
+        executor = LiveExecutor(store, gateway, working, Attempts(store))
+        self.manager = OrderDesk(store, working, executor)
 
     def at(self, *, regular: bool = True) -> MarketTime:
         return MarketTime(self.now, self.now.date(), regular, T0 if regular else None)

@@ -19,9 +19,8 @@ from rules.books import DEFAULT_BOOKS
 from rules.clock import market_time
 from rules.model import Quote
 from rules.pricing import RepriceSchedule
+from service.app.assembly import assemble
 from service.clock import ManualClock
-from service.manager import OrderManager
-from service.monitor import Monitor
 from service.ports import LegUpdate, Store, leg_key
 from service.store import database
 from service.store.memory import InMemoryStore
@@ -135,10 +134,11 @@ def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
             store = SqlStore(engine)
             await store.import_positions([POSITION], "DU1")
             sim = SimBroker()
-            monitor = Monitor(
+            monitor = assemble(
                 store,
-                OrderManager(store, SimGateway(sim, lambda: now), SCHEDULE),
+                SimGateway(sim, lambda: now),
                 dict(DEFAULT_BOOKS),
+                schedule=SCHEDULE,
                 subscribe=lambda leg: None,
                 market_time=market_time,
             )
@@ -221,10 +221,11 @@ def test_a_working_close_is_repriced_on_the_quotes_its_screen_admitted(db_url: s
             sim = SimBroker(latency=timedelta(hours=1))
             sim.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
-            monitor = Monitor(
+            monitor = assemble(
                 store,
-                OrderManager(store, SimGateway(sim, clock.now), schedule),
+                SimGateway(sim, clock.now),
                 dict(DEFAULT_BOOKS),
+                schedule=schedule,
                 subscribe=lambda leg: None,
                 market_time=market_time,
             )

@@ -4,8 +4,9 @@
   ``heartbeat_max`` seconds). 200 or 503.
 - ``/readyz``: ready to trade: the broker is connected, the database answers,
   and no open position's market data is stale. 200 or 503, with each check.
-- ``/metrics``: Prometheus text, read from the monitor at scrape time (nothing
-  is counted twice, and the tick path only bumps plain counters):
+- ``/metrics``: Prometheus text, read from the read model
+  (:class:`service.app.readmodel.ReadModel`) at scrape time (nothing is counted
+  twice, and the tick path only bumps plain counters):
   updates processed, evaluations, decisions by reason, order events by
   status, fill latency, quote age per position, open positions, contracts
   remaining, reconnects.
@@ -31,17 +32,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from service.monitor import Monitor
+from service.app.readmodel import ReadModel
 
 HEARTBEAT_MAX = 5.0  # seconds without a housekeeping round before /healthz fails
 
 
-class _MonitorCollector(Collector):
+class _ViewsCollector(Collector):
     def __init__(self, ops: Ops) -> None:
         self.ops = ops
 
     def collect(self) -> Iterator[Metric]:
-        m = self.ops.monitor
+        m = self.ops.views
         yield CounterMetricFamily(
             "spreadwatch_updates", "leg quote updates evaluated", value=m.updates
         )
@@ -99,7 +100,7 @@ class _MonitorCollector(Collector):
 class Ops:
     def __init__(
         self,
-        monitor: Monitor,
+        views: ReadModel,
         now: Callable[[], datetime],
         *,
         broker_connected: Callable[[], bool],
@@ -107,14 +108,14 @@ class Ops:
         reconnects: Callable[[], int] = lambda: 0,
         heartbeat_max: float = HEARTBEAT_MAX,
     ) -> None:
-        self.monitor = monitor
+        self.views = views
         self.now = now
         self.broker_connected = broker_connected
         self.database_ok = database_ok
         self.reconnects = reconnects
         self.heartbeat_max = heartbeat_max
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_MonitorCollector(self))
+        self.registry.register(_ViewsCollector(self))
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -139,14 +140,14 @@ class Ops:
             await self._runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        age = time.monotonic() - self.monitor.heartbeat
+        age = time.monotonic() - self.views.heartbeat
         ok = age < self.heartbeat_max
         return _json({"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3)}, ok)
 
     async def _readyz(self, request: web.Request) -> web.Response:
         broker = self.broker_connected()
         database = await self.database_ok()
-        stale = sorted(self.monitor.stale)
+        stale = sorted(self.views.stale)
         ok = broker and database and not stale
         body = {
             "status": "ready" if ok else "not ready",

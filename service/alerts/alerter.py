@@ -1,7 +1,8 @@
 """Alerts to webhooks: every close, every stop, rejections, long disconnects, stale data.
 
-Off the tick loop by construction: a watcher reads the monitor's state once a
-second (closes sent, rejections, positions gone stale) and the broker's
+Off the tick loop by construction: a watcher reads the read model
+(:class:`service.app.readmodel.ReadModel`) once a second (closes sent,
+rejections, positions gone stale) and the broker's
 connection, and puts alerts on a bounded queue; a sender posts them to each
 webhook with retries and backoff. The queue never blocks: when it is full the
 alert is dropped and counted. A webhook that hangs or fails costs its sender
@@ -25,8 +26,8 @@ import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rules.machine import ExitReason
+from service.app.readmodel import ReadModel
 from service.logs import get_logger
-from service.monitor import Monitor
 from service.ports import position_of
 from service.settings import Webhook
 
@@ -56,14 +57,14 @@ class Alerter:
     def __init__(
         self,
         webhooks: Sequence[Webhook],
-        monitor: Monitor,
+        views: ReadModel,
         *,
         connected: Callable[[], bool] = lambda: True,
         disconnect_after: float = 30.0,
         every: float = 1.0,
     ) -> None:
         self.webhooks = list(webhooks)
-        self.monitor = monitor
+        self.views = views
         self.connected = connected
         self.disconnect_after = disconnect_after
         self.every = every
@@ -87,11 +88,11 @@ class Alerter:
                 self.dropped += 1
 
     def check(self) -> None:
-        """What happened since the last check, as alerts (reads the monitor; no I/O)."""
-        m = self.monitor
-        new = m.decisions[self._closes :]
+        """What happened since the last check, as alerts (reads the read model; no I/O)."""
+        m = self.views
+        new = m.decisions_since(self._closes)
         lines = m.close_lines(self._closes)
-        self._closes += len(new)
+        self._closes = m.closes
         for (_, ref, close), line in zip(new, lines, strict=True):
             stop = close.reason is not ExitReason.PROFIT_TARGET
             self.notify(
@@ -102,8 +103,9 @@ class Alerter:
                      "contracts": close.contracts, "debit": str(close.debit)},
                 )
             )  # fmt: skip
-        for ref, reason in m.rejections[self._rejections :]:
-            self._rejections += 1
+        rejections = m.rejections_since(self._rejections)
+        self._rejections = m.rejected
+        for ref, reason in rejections:
             self.notify(
                 Alert(
                     "rejected", f"REJECTED: {ref}: {reason}", {"order_ref": ref, "reason": reason}

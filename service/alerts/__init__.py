@@ -1,0 +1,1 @@
+"""Alerts to webhooks, read off the read model (:mod:`.alerter`)."""

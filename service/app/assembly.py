@@ -1,0 +1,140 @@
+"""The parts built and wired together: :func:`assemble`, and the :class:`App` it returns.
+
+Who needs what is passed at construction, once, and only downward: the
+monitor puts decisions on the desk's queue and asks its policy; the desk
+applies events to the position book's exit states and feeds the read model;
+the reconciler reads the broker through the gateway port. Nothing calls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rules.books import BookPolicy
+from rules.clock import MarketTime
+from rules.greeks import Rates
+from rules.machine import Close
+from rules.pricing import RepriceSchedule
+from rules.watch import PositionWatch
+from service.app.book import PositionBook
+from service.app.monitor import Monitor
+from service.app.readmodel import ReadModel
+from service.app.runner import Runner
+from service.orders.desk import OrderDesk
+from service.orders.execute import Attempts, DryRunExecutor, Executor, LiveExecutor
+from service.orders.intents import Intents
+from service.orders.policy import ClosePolicy
+from service.orders.reconcile import Reconciler
+from service.orders.working import WorkingOrders
+from service.ports import Clock, Feed, LegKey, LegUpdate, OrderEvent, OrderGateway, Store
+
+
+@dataclass(frozen=True)
+class App:
+    """The assembled service, and the three ways to drive it: :meth:`load` on start, then
+    :meth:`run` live or :meth:`step` by step. Its parts are read directly; the few views
+    below are for drivers (the demo, tests, benchmarks)."""
+
+    book: PositionBook
+    monitor: Monitor
+    desk: OrderDesk
+    views: ReadModel
+    runner: Runner
+
+    async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
+        return await self.runner.load(now, only)
+
+    async def step(
+        self,
+        now: datetime,
+        updates: Sequence[LegUpdate] = (),
+        events: Sequence[OrderEvent] = (),
+    ) -> None:
+        await self.runner.step(now, updates, events)
+
+    async def run(self, feed: Feed, clock: Clock, stop: asyncio.Event) -> None:
+        await self.runner.run(feed, clock, stop)
+
+    async def housekeeping(self, now: datetime) -> None:
+        await self.runner.housekeeping(now)
+
+    def on_events(self, events: Iterable[OrderEvent]) -> None:
+        self.desk.on_events(events)
+
+    # Views for drivers ------------------------------------------------------------------
+
+    @property
+    def watches(self) -> dict[str, PositionWatch]:
+        return self.book.watches
+
+    @property
+    def decisions(self) -> list[tuple[datetime, str, Close]]:
+        """The closes sent (the newest the read model keeps)."""
+        return list(self.views.decisions)
+
+    @property
+    def blocked(self) -> dict[str, str]:
+        return self.views.blocked
+
+    @property
+    def updates(self) -> int:
+        return self.views.updates
+
+    @property
+    def screened(self) -> int:
+        return self.views.screened
+
+    @property
+    def evaluations(self) -> int:
+        return self.views.evaluations
+
+    @property
+    def sent_latency(self) -> list[float]:
+        return list(self.views.sent_latency)
+
+    def remaining(self) -> dict[str, int]:
+        return self.book.remaining()
+
+    def staleness(self, now: datetime) -> dict[str, float]:
+        return self.book.staleness(now)
+
+    def expected_holdings(self, legs: Iterable[LegKey] | None = None) -> dict[LegKey, int]:
+        return self.book.expected_holdings(legs)
+
+    def watched_legs(self) -> list[LegKey]:
+        return self.book.watched_legs()
+
+
+def assemble(
+    store: Store,
+    gateway: OrderGateway,
+    books: Mapping[str, BookPolicy],
+    *,
+    schedule: RepriceSchedule,
+    subscribe: Callable[[LegKey], None],
+    market_time: Callable[[datetime], MarketTime],
+    unsubscribe: Callable[[LegKey], None] | None = None,
+    rates: Rates | None = None,
+    workers: int = 4,
+    dry_run: bool = False,
+) -> App:
+    """Every part on ``store`` and the broker's ``gateway``; ``dry_run``: closes are
+    recorded as they would be made, and nothing is sent."""
+    book = PositionBook(books, subscribe=subscribe, unsubscribe=unsubscribe)
+    views = ReadModel(book)
+    intents, policy = Intents(), ClosePolicy()
+    working = WorkingOrders(gateway, schedule)
+    attempts = Attempts(store)
+    executor: Executor = (
+        DryRunExecutor(store) if dry_run else LiveExecutor(store, gateway, working, attempts, book)
+    )
+    desk = OrderDesk(
+        store, working, executor, intents=intents, policy=policy, book=book, views=views
+    )
+    monitor = Monitor(book, intents, policy, views, market_time=market_time, rates=rates)
+    reconciler = Reconciler(store, gateway, working, attempts)
+    runner = Runner(store, book, monitor, desk, reconciler, views, workers=workers)
+    return App(book, monitor, desk, views, runner)

@@ -1,0 +1,98 @@
+"""The read model: what happened, for health, metrics and alerts to read.
+
+Fed as things happen (the tick path only bumps plain counters): the monitor
+counts updates, evaluations and decisions and says which positions went
+stale; the order desk records each close sent, each order event, each
+position left alone; housekeeping beats the heart. Health and metrics
+(:mod:`service.http`) and alerts (:mod:`service.alerts`) read it and nothing
+else. The lists are bounded (the newest ``keep`` are kept); their counts run
+on, and a reader says where it is by count (:meth:`ReadModel.close_lines`,
+:meth:`ReadModel.rejections_since`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from datetime import datetime
+from itertools import islice
+
+from rules.machine import Close, format_close_line
+from rules.model import Position
+from service.app.book import PositionBook
+from service.ports import OrderEvent
+
+KEEP = 10_000  # closes sent and rejections kept for readers, the newest
+
+
+class ReadModel:
+    def __init__(self, book: PositionBook, keep: int = KEEP) -> None:
+        self._book = book  # quote ages and contracts remaining, read at scrape time
+        self.heartbeat = time.monotonic()  # the loop's last housekeeping round
+        self.updates = 0  # leg updates taken (screened or evaluated)
+        self.screened = 0  # leg updates every holder's screen admitted: kept, not evaluated
+        self.evaluations = 0  # position evaluations (an update of a leg two positions hold: 2)
+        self.decided: Counter[str] = Counter()  # close decisions by reason
+        self.stale: set[str] = set()  # positions whose quotes are stale now
+        self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
+        self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
+        self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
+        self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
+        self.decisions: deque[tuple[datetime, str, Close]] = deque(maxlen=keep)  # closes sent
+        self._lines: deque[str] = deque(maxlen=keep)  # their lines, SPEC.md's
+        self.closes = 0  # closes sent, ever
+        self.rejections: deque[tuple[str, str]] = deque(maxlen=keep)  # (order_ref, reason)
+        self.rejected = 0  # rejections, ever
+        self._sent_at: dict[str, float] = {}  # order_ref -> perf_counter when sent
+
+    # Fed --------------------------------------------------------------------------------
+
+    def beat(self) -> None:
+        self.heartbeat = time.monotonic()
+
+    def close_sent(
+        self, at: datetime, order_ref: str, close: Close, position: Position, decided: float
+    ) -> None:
+        now = time.perf_counter()
+        self.sent_latency.append(now - decided)
+        self._sent_at[order_ref] = now
+        self.decisions.append((at, order_ref, close))
+        self._lines.append(format_close_line(position, close))
+        self.closes += 1
+
+    def order_event(self, event: OrderEvent) -> None:
+        self.order_statuses[event.status] += 1
+        if event.status == "rejected":
+            self.rejections.append((event.order_ref, event.reason))
+            self.rejected += 1
+        if event.execution is not None and event.order_ref in self._sent_at:
+            self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
+        if event.status in ("filled", "cancelled", "rejected"):
+            self._sent_at.pop(event.order_ref, None)  # its fills are all in
+
+    def block(self, position_id: str, why: str) -> None:
+        self.blocked[position_id] = why
+
+    # Read -------------------------------------------------------------------------------
+
+    def close_lines(self, since: int = 0) -> list[str]:
+        """SPEC.md's line for each close sent, from the ``since``-th on (of those kept)."""
+        return list(islice(self._lines, max(0, since - (self.closes - len(self._lines))), None))
+
+    def decisions_since(self, since: int) -> list[tuple[datetime, str, Close]]:
+        """Each close sent from the ``since``-th on (of those kept): (at, order_ref, close)."""
+        kept = self.closes - len(self.decisions)
+        return list(islice(self.decisions, max(0, since - kept), None))
+
+    def rejections_since(self, since: int) -> list[tuple[str, str]]:
+        """Each rejection from the ``since``-th on (of those kept): (order_ref, reason)."""
+        kept = self.rejected - len(self.rejections)
+        return list(islice(self.rejections, max(0, since - kept), None))
+
+    def staleness(self, now: datetime) -> dict[str, float]:
+        """Seconds since each open position's newest leg quote (inf before any)."""
+        return self._book.staleness(now)
+
+    def remaining(self) -> dict[str, int]:
+        """Contracts remaining per position."""
+        return self._book.remaining()

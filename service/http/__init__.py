@@ -1,0 +1,1 @@
+"""The daemon's HTTP server: ``/healthz``, ``/readyz``, ``/metrics`` (:mod:`.server`)."""

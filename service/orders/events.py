@@ -1,0 +1,79 @@
+"""What the broker says of an order, into the store: fills, acknowledgements, ends.
+
+A lost database connection is retried with backoff (a fill is applied once
+per execution id, so a retry can never apply it twice); a refusal is final.
+"""
+
+from __future__ import annotations
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from service.logs import get_logger
+from service.orders.failures import transient
+from service.orders.working import WorkingOrders
+from service.ports import Fill, FillApplied, OrderEvent, Store
+
+_log = get_logger("spreadwatch.orders")
+_monitor_log = get_logger("spreadwatch.monitor")
+EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is not there
+
+
+def _said_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    _monitor_log.warning("store retry", attempt=state.attempt_number, detail=f"{exc}")
+
+
+class EventWriter:
+    def __init__(self, store: Store, working: WorkingOrders) -> None:
+        self.store = store
+        self.working = working
+
+    async def write(self, event: OrderEvent) -> FillApplied | None:
+        """:meth:`write_once`, tried again while the database is not there."""
+        applied: FillApplied | None = None
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(transient),
+            stop=stop_after_attempt(EVENT_ATTEMPTS),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+            before_sleep=_said_retry,
+            reraise=True,
+        ):
+            with attempt:
+                applied = await self.write_once(event)
+        return applied
+
+    async def write_once(self, event: OrderEvent) -> FillApplied | None:
+        """The event into the store; the fill's outcome when it carries an execution."""
+        ref = event.order_ref
+        self.working.heard(ref)
+        applied = None
+        if event.execution is not None:
+            e = event.execution
+            applied = await self.store.apply_fill(
+                Fill(e.exec_id, ref, e.quantity, e.price, e.time, e.commission)
+            )
+            if applied.applied:
+                _log.info(
+                    "filled",
+                    order_ref=ref,
+                    exec_id=e.exec_id,
+                    quantity=e.quantity,
+                    price=str(e.price),
+                    remaining=applied.remaining,
+                )
+        if event.status == "working":
+            await self.store.order_sent(ref, "working", event.broker_order_id, event.perm_id)
+        elif event.status in ("cancelled", "rejected"):
+            await self.store.end_order(ref, event.status, event.reason)
+            self.working.done(ref)
+            log = _log.warning if event.status == "rejected" else _log.info
+            log(event.status, order_ref=ref, reason=event.reason or None)
+        elif event.status == "filled":
+            self.working.done(ref)
+        return applied

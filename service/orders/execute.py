@@ -1,0 +1,221 @@
+"""Executing a batch of close requests: live, or dry run.
+
+The desk hands each batch to its executor (:class:`Executor`); per request
+the result is the order_ref sent, None (nothing sent) or the refusal.
+
+- :class:`LiveExecutor`: builds one combo limit order per request at the mark
+  rounded to the tick, checks that it only closes
+  (:func:`service.orders.closing.check_close`), writes the intents in one
+  transaction, places each order, then records them all as sent. A request
+  that replaces the live profit close cancels it (the stop goes on a later
+  decision, once the cancel is confirmed).
+- :class:`DryRunExecutor`: records each close it would make ("would close" in
+  the audit trail), once per position, and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from rules.machine import ExitReason
+from rules.pricing import limit_for
+from service.errors import StoreRefused
+from service.logs import get_logger
+from service.orders.closing import NotAClose, check_close, closing_order
+from service.orders.failures import BROKER_FAILURES
+from service.orders.intents import CloseRequest
+from service.orders.needs import Book
+from service.orders.working import WorkingOrders
+from service.ports import CloseIntent, ComboOrder, LegKey, OrderGateway, Store, order_ref
+
+_log = get_logger("spreadwatch.orders")
+Result = str | NotAClose | StoreRefused | None
+
+
+class Executor(Protocol):
+    async def execute(
+        self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None
+    ) -> list[Result]:
+        """Act on ``requests``; ``written`` is called once their intents are committed
+        (or none will be)."""
+        ...
+
+
+class Attempts:
+    """The next attempt number of each (position, stage), from the store's orders."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._attempts: dict[tuple[str, int | None], int] | None = None
+        self._loading = asyncio.Lock()
+
+    async def load(self) -> None:
+        self._attempts = await self.store.order_attempts()
+
+    async def next(self, position_id: str, stage: int | None) -> int:
+        if self._attempts is None:
+            async with self._loading:  # several workers may ask at once: one load
+                if self._attempts is None:
+                    await self.load()
+        assert self._attempts is not None
+        attempt = self._attempts.get((position_id, stage), 0) + 1
+        self._attempts[(position_id, stage)] = attempt
+        return attempt
+
+
+_Ready = tuple[int, CloseRequest, ComboOrder, CloseIntent]
+
+
+class LiveExecutor:
+    def __init__(
+        self,
+        store: Store,
+        gateway: OrderGateway,
+        working: WorkingOrders,
+        attempts: Attempts,
+        book: Book | None = None,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.working = working
+        self.attempts = attempts
+        # what the open positions imply the account holds (see check_close); None: the
+        # account's net per contract must be on the closing side
+        self.book = book
+        self.intent_latency: deque[float] = deque(maxlen=100_000)  # decision -> intent, s
+
+    async def execute(
+        self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None
+    ) -> list[Result]:
+        results: list[Result] = [None] * len(requests)
+        try:
+            ready = await self._prepare_all(requests, results)
+            intents = [(i, r.decision) for _, r, _, i in ready]
+            refused = await self.store.record_intents(intents) if intents else []
+            committed = time.perf_counter()
+        finally:
+            if written is not None:
+                written()
+        if not ready:
+            return results
+        placed: list[tuple[int, CloseRequest, ComboOrder]] = []
+        for (k, req, order, _), why in zip(ready, refused, strict=True):
+            if why is not None:
+                results[k] = StoreRefused(why)
+                continue
+            if req.decided is not None:
+                self.intent_latency.append(committed - req.decided)
+            if await self._place(req, order):
+                placed.append((k, req, order))
+        if placed:
+            await self.store.orders_sent([order.order_ref for _, _, order in placed])
+        for k, req, order in placed:
+            results[k] = order.order_ref
+            _log.info(
+                "close submitted",
+                position_id=req.stored.position.id,
+                order_ref=order.order_ref,
+                reason=req.decision.reason.value,
+                quantity=order.quantity,
+                limit=str(order.limit),
+                natural=str(req.natural),
+            )
+        return results
+
+    async def _prepare_all(
+        self, requests: Sequence[CloseRequest], results: list[Result]
+    ) -> list[_Ready]:
+        """The orders and intents to write; a refusal goes into ``results``."""
+        ready: list[_Ready] = []
+        held: Mapping[LegKey, int] | None = None
+        for k, req in enumerate(requests):
+            if held is None:
+                held = await self.gateway.positions()
+            try:
+                prepared = await self._prepare(req, held)
+            except NotAClose as exc:
+                results[k] = exc
+                continue
+            if prepared is not None:
+                ready.append((k, req, *prepared))
+        return ready
+
+    async def _prepare(
+        self, req: CloseRequest, held: Mapping[LegKey, int]
+    ) -> tuple[ComboOrder, CloseIntent] | None:
+        """The order and intent for ``req``; None when nothing is to be sent now (a live
+        order: cancelled first if the decision replaces it)."""
+        decision, stored = req.decision, req.stored
+        pid = stored.position.id
+        live = self.working.live_for(pid)
+        if live is not None:
+            if decision.replaces:  # the stop goes once the cancel is confirmed
+                await self.gateway.cancel(live)
+            return None
+        if decision.replaces:  # the order it replaces is not out yet: decide again later
+            return None
+        stage = decision.tranche if decision.reason is ExitReason.PROFIT_TARGET else None
+        quantity = min(decision.contracts, stored.remaining)
+        limit = limit_for(decision.debit, req.natural, 0, self.working.schedule.steps)
+        order = closing_order(stored.position, "", quantity, limit)
+        legs = [c.leg for c in order.legs]
+        expected = None if self.book is None else self.book.expected_holdings(legs)
+        check_close(order, held, stored.remaining, expected)
+        attempt = await self.attempts.next(pid, stage)
+        ref = order_ref(pid, stage, attempt)
+        intent = CloseIntent(
+            order_ref=ref,
+            position_id=pid,
+            stage=stage,
+            attempt=attempt,
+            reason=decision.reason.value,
+            label=decision.label,
+            target=decision.target,
+            quantity=quantity,
+            limit_price=limit,
+            quotes=req.quotes,
+        )
+        return replace(order, order_ref=ref), intent
+
+    async def _place(self, req: CloseRequest, order: ComboOrder) -> bool:
+        """Place ``order``; False when the broker refused it outright (ended as rejected)."""
+        ref, pid = order.order_ref, req.stored.position.id
+        # known before it is placed: its events may come before place() returns
+        stop = req.decision.reason is not ExitReason.PROFIT_TARGET
+        self.working.work(ref, pid, req.decision.debit, order.limit, req.at.now, stop)
+        try:
+            await self.gateway.place(order)
+        except BROKER_FAILURES as exc:  # the broker refused it outright, or is not there
+            self.working.done(ref)
+            await self.store.end_order(ref, "rejected", f"not placed: {exc}")
+            _log.error("rejected", position_id=pid, order_ref=ref, reason=f"not placed: {exc}")
+            return False
+        return True
+
+
+class DryRunExecutor:
+    """Records each close it would make, once per position, and sends nothing."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reported: set[str] = set()
+
+    async def execute(
+        self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None
+    ) -> list[Result]:
+        try:
+            for req in requests:
+                pid = req.stored.position.id
+                if pid not in self.reported:
+                    self.reported.add(pid)
+                    quotes = {"would_close": True, **(req.quotes or {})}
+                    await self.store.record_decision(pid, req.decision, quotes)
+        finally:
+            if written is not None:
+                written()
+        return [None] * len(requests)

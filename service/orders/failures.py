@@ -1,0 +1,52 @@
+"""What the order path can meet, by kind: the failures it says and survives.
+
+Each is caught by name where it can happen; anything else is a bug and is let
+through. The adapters translate their libraries' errors into the tree of
+:mod:`service.errors` at their edge (the store does for SQLAlchemy's and
+asyncpg's); the few plain ones a broker library still raises are named here
+beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.errors import (
+    BrokerRefused,
+    BrokerUnavailable,
+    InputError,
+    StoreRefused,
+    StoreUnavailable,
+)
+
+# a broker call: refused (a malformed or unknown order: ValueError, LookupError; a
+# contract it cannot qualify: InputError) or not there (a socket's OSError, a timeout)
+BROKER_FAILURES: tuple[type[Exception], ...] = (
+    BrokerRefused,
+    BrokerUnavailable,
+    InputError,
+    OSError,
+    TimeoutError,
+    ValueError,
+    LookupError,
+)
+# a store call: refused (a row it will not take, an unknown order: ValueError) or not
+# there (the database or its connection lost)
+STORE_FAILURES: tuple[type[Exception], ...] = (
+    StoreRefused,
+    StoreUnavailable,
+    OSError,
+    TimeoutError,
+    ValueError,
+)
+ORDER_FAILURES = BROKER_FAILURES + STORE_FAILURES
+
+
+def transient(exc: BaseException) -> bool:
+    """A lost or refused database connection (worth another try), not a refusal."""
+    return isinstance(exc, StoreUnavailable | OSError | asyncio.TimeoutError)
+
+
+def said(exc: BaseException) -> str:
+    """``exc`` on one line, its kind first."""
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,83 @@
+"""Which close decisions may go, and what a refusal costs the position.
+
+- **regular hours**, checked here and nowhere else: outside them a decision
+  is held (said once per position, decided again at the open);
+- **refusals**: a close the close-only check refuses may be the account a fill
+  ahead of the events (the broker's positions come first), so the position is
+  decided again on the next quotes; a refusal that persists (REFUSALS times
+  over REFUSAL_SPAN) leaves the position alone (blocked), loudly;
+- **replacements**: a stronger trigger cancels the live profit close first; one
+  cancel at a time per position, until the order is ended or nothing is left
+  to cancel.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rules.clock import MarketTime
+from rules.machine import Close
+from service.logs import get_logger
+
+_log = get_logger("spreadwatch.monitor")
+REFUSALS, REFUSAL_SPAN = 3, timedelta(seconds=5)  # close-only refusals before it is left alone
+
+
+class ClosePolicy:
+    def __init__(self) -> None:
+        self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
+        self.refusals: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
+        self._held: set[str] = set()  # decisions waiting for regular hours (said once)
+        self._cancelling: set[str] = set()  # positions whose profit close is being replaced
+
+    def round(self, at: MarketTime) -> None:
+        """An evaluation round at ``at``: at the open, held decisions are taken again on
+        fresh quotes."""
+        if at.regular_hours and self._held:
+            self._held.clear()
+
+    def in_hours(self, position_id: str, close: Close, at: MarketTime) -> bool:
+        """Whether orders may go at ``at``; a decision made outside regular hours is held
+        (said once)."""
+        if at.regular_hours:
+            return True
+        if position_id not in self._held:
+            self._held.add(position_id)
+            _log.info(
+                "decision held",
+                position_id=position_id,
+                reason=close.reason.value,
+                detail="outside regular hours: decided again at the open",
+            )
+        return False
+
+    def admits(self, position_id: str, close: Close, at: MarketTime) -> bool:
+        """Whether a close of the position may be decided now (not left alone, in hours)."""
+        return position_id not in self.blocked and self.in_hours(position_id, close, at)
+
+    def replacing(self, position_id: str) -> bool:
+        """Start replacing the position's live profit close; False while one is under way."""
+        if position_id in self._cancelling:
+            return False
+        self._cancelling.add(position_id)
+        return True
+
+    def replaced(self, position_id: str) -> None:
+        """The replaced order has ended, or there was nothing to cancel: decide again."""
+        self._cancelling.discard(position_id)
+
+    def refused(self, position_id: str, why: str, now: datetime) -> bool:
+        """A close of the position was refused at ``now``; True when the refusals have
+        persisted so long that the position is left alone from now on."""
+        count, first = self.refusals.get(position_id, (0, now))
+        self.refusals[position_id] = (count + 1, first)
+        if count + 1 >= REFUSALS and now - first >= REFUSAL_SPAN:
+            self.blocked[position_id] = why
+            _log.error("close refused", position_id=position_id, detail=why)
+            return True
+        _log.warning("close refused, for now", position_id=position_id, detail=why)
+        return False
+
+    def sent(self, position_id: str) -> None:
+        """A close of the position went out: its refusals are forgotten."""
+        self.refusals.pop(position_id, None)

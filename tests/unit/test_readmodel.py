@@ -1,0 +1,56 @@
+"""The read model keeps the newest closes and rejections; its counts run on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rules.books import DEFAULT_BOOKS
+from rules.machine import Close, ExitReason, format_close_line
+from service.app.book import PositionBook
+from service.app.readmodel import ReadModel
+from service.ports import OrderEvent
+from tests.unit.conftest import put_spread
+
+AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def stop(contracts: int) -> Close:
+    return Close(
+        contracts=contracts,
+        reason=ExitReason.LOSS_STOP,
+        label="loss stop",
+        target=None,
+        tranche=None,
+        debit=Decimal("1.50"),
+        pnl=Decimal(-50) * contracts,
+        pct_of_max=Decimal("-0.5"),
+        triggers=(ExitReason.LOSS_STOP,),
+    )
+
+
+def views(keep: int) -> ReadModel:
+    return ReadModel(PositionBook(dict(DEFAULT_BOOKS), subscribe=lambda leg: None), keep)
+
+
+def test_closes_are_kept_to_the_newest_and_read_from_a_count() -> None:
+    v, position = views(keep=3), put_spread(contracts=10, credit="1.00")
+    for k in range(1, 6):
+        v.close_sent(AT, f"P1:stop:{k}", stop(k), position, 0.0)
+    assert v.closes == 5
+    assert [ref for _, ref, _ in v.decisions] == ["P1:stop:3", "P1:stop:4", "P1:stop:5"]
+    assert v.close_lines(4) == [format_close_line(position, stop(5))]
+    assert len(v.close_lines(0)) == 3  # from the oldest kept
+    assert [ref for _, ref, _ in v.decisions_since(3)] == ["P1:stop:4", "P1:stop:5"]
+    assert v.close_lines(5) == []
+    assert len(v.sent_latency) == 5
+
+
+def test_rejections_are_kept_to_the_newest_and_read_from_a_count() -> None:
+    v = views(keep=2)
+    for k in range(1, 4):
+        v.order_event(OrderEvent(f"P1:stop:{k}", "rejected", 0, 10, AT, reason=f"no {k}"))
+    assert (v.rejected, v.order_statuses["rejected"]) == (3, 3)
+    assert v.rejections_since(0) == [("P1:stop:2", "no 2"), ("P1:stop:3", "no 3")]
+    assert v.rejections_since(2) == [("P1:stop:3", "no 3")]
+    assert v.rejections_since(3) == []
