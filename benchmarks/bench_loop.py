@@ -40,16 +40,14 @@ from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
-from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
-from rules.pricing import RepriceSchedule
-from service import logs
-from service.app.assembly import assemble
+from service import bootstrap, logs
+from service.app.assembly import App as Loop
 from service.clock import ManualClock
 from service.orders.execute import LiveExecutor
 from service.ports import EventSink, LegKey, LegUpdate, QuoteSink, leg_key
+from service.settings import Settings
 from service.store import database
-from service.store.repository import SqlStore
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)
@@ -80,7 +78,11 @@ def positions(n: int, market: SimMarket) -> list[Position]:
     return out
 
 
-async def bench(url: str, n: int, minutes: float, local: bool, pace: float | None) -> None:
+def stream(
+    n: int, minutes: float, local: bool
+) -> tuple[list[Position], list[tuple[datetime, list[LegUpdate]]]]:
+    """``n`` spreads at their market mid, and the market's steps for ``minutes`` (the
+    market's cost, paid before timing); ``local``: the broker sends no Greeks."""
     underlyings = [
         Underlying(
             f"U{k:02d}",
@@ -94,87 +96,78 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
     ]
     market = SimMarket(underlyings, T0, seed=5)
     opened = positions(n, market)
-    engine = database.engine(url)
-    store = SqlStore(engine)
-    await store.import_positions(opened, "BENCH")
     for p in opened:
         for i in range(2):
             market.subscribe(leg_key(p, i))
     steps: list[tuple[datetime, list[LegUpdate]]] = []
     t = T0
-    while t < T0 + timedelta(minutes=minutes):  # the market's cost, paid before timing
+    while t < T0 + timedelta(minutes=minutes):
         t += timedelta(milliseconds=250)
         steps.append((t, market.step(t)))
-    gc.collect()
-    gc.freeze()  # the pre-computed stream is the harness's, not the loop's: out of GC's walks
-    broker = SimBroker()
-    for p in opened:
-        broker.hold_spreads(p, 10)
-    clock = ManualClock(T0)
-    feed = ReplayFeed(steps, broker, clock, pace)
-    app = assemble(
-        store,
-        SimGateway(broker, clock.now),
-        dict(DEFAULT_BOOKS),
-        schedule=RepriceSchedule(),
-        subscribe=lambda leg: None,
-        market_time=market_time,
-        rates=None,
-    )
-    await app.load(T0)
-    monitor, desk, views = app.monitor, app.desk, app.views
-    feed.backlog = monitor.backlog
-    if local:  # the broker sends no Greeks: delta comes from the leg's price (vollib)
+    if local:  # delta comes from the leg's price (vollib)
         for _, updates in steps:
             for k, u in enumerate(updates):
                 updates[k] = LegUpdate(u.leg, u.quote._replace(delta=None))
-    evaluate = monitor.evaluate
-    per_update: list[float] = []
+    return opened, steps
 
-    def timed(
-        now: datetime, limit: int | None = None, closes: int | None = None, until: Any = None
-    ) -> int:
-        before = views.updates
-        t1 = time.perf_counter()
-        decided = evaluate(now, limit, closes, until)
-        if views.updates > before:
-            per_update.append((time.perf_counter() - t1) / (views.updates - before))
-        return decided
 
-    monitor.evaluate = timed  # type: ignore[method-assign]
-    batches: list[tuple[int, float]] = []
-    executor = desk.executor
-    assert isinstance(executor, LiveExecutor)
-    execute = executor.execute
+class Timings:
+    """The loop's evaluation time per update and its order batches, timed in place."""
 
-    async def timed_many(requests: Any, written: Any = None) -> Any:
-        t1 = time.perf_counter()
-        out = await execute(requests, written)
-        batches.append((len(requests), time.perf_counter() - t1))
-        return out
+    def __init__(self, loop: Loop) -> None:
+        self.per_update: list[float] = []
+        self.batches: list[tuple[int, float]] = []
+        views, evaluate = loop.views, loop.monitor.evaluate
+        executor = loop.desk.executor
+        assert isinstance(executor, LiveExecutor)
+        self.executor, execute = executor, executor.execute
 
-    executor.execute = timed_many  # type: ignore[method-assign]
+        def timed(
+            now: datetime, limit: int | None = None, closes: int | None = None, until: Any = None
+        ) -> int:
+            before = views.updates
+            t1 = time.perf_counter()
+            decided = evaluate(now, limit, closes, until)
+            if views.updates > before:
+                self.per_update.append((time.perf_counter() - t1) / (views.updates - before))
+            return decided
+
+        async def timed_many(requests: Any, written: Any = None) -> Any:
+            t1 = time.perf_counter()
+            out = await execute(requests, written)
+            self.batches.append((len(requests), time.perf_counter() - t1))
+            return out
+
+        loop.monitor.evaluate = timed  # type: ignore[method-assign]
+        executor.execute = timed_many  # type: ignore[method-assign]
+
+
+async def drive(loop: Loop, feed: ReplayFeed, clock: ManualClock) -> float:
+    """The stream through the loop until every decision is taken up: seconds taken."""
     stop = asyncio.Event()
     started = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(app.run(feed, clock, stop))
+        tg.create_task(loop.run(feed, clock, stop))
         await feed.done.wait()
-        while monitor.backlog() or not desk.intents.empty():  # every decision taken up
+        while loop.monitor.backlog() or not loop.desk.intents.empty():
             await asyncio.sleep(0.001)
-        await desk.intents.join()
+        await loop.desk.intents.join()
         stop.set()
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def pct(xs: list[float], q: int) -> float:
+    return statistics.quantiles(xs, n=100)[q - 1] * 1e3 if len(xs) > 1 else float("nan")
+
+
+def report(loop: Loop, timings: Timings, offered: int, seconds: float, local: bool) -> None:
+    views, per_update, batches = loop.views, timings.per_update, timings.batches
     total = views.updates  # legs evaluated: a quote superseded before its turn is not
-    await engine.dispose()
-
-    def pct(xs: list[float], q: int) -> float:
-        return statistics.quantiles(xs, n=100)[q - 1] * 1e3 if len(xs) > 1 else float("nan")
-
     sent = list(views.sent_latency)
-    intent = list(executor.intent_latency)
+    intent = list(timings.executor.intent_latency)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     greeks = "local Greeks (vollib)" if local else "broker Greeks"
-    offered = sum(len(u) for _, u in steps)
+    n = len(loop.book.watches)
     print(
         f"loop ({greeks}): {n} positions, {offered:,} leg updates offered in {seconds:.2f}s "
         f"({offered / seconds:,.0f}/s); {total:,} evaluated ({total / seconds:,.0f}/s; the "
@@ -200,9 +193,32 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
     print(f"peak memory: {rss:.0f} MB")
 
 
-class ReplayFeed:
-    """A :class:`service.ports.Feed` that plays pre-computed steps as fast as the loop takes
-    them, with the simulated broker trading on each; ``done`` is set after the last."""
+async def bench(url: str, n: int, minutes: float, local: bool, pace: float | None) -> None:
+    opened, steps = stream(n, minutes, local)
+    async with bootstrap.sql_store(url) as store:
+        await store.import_positions(opened, "BENCH")
+        gc.collect()
+        gc.freeze()  # the pre-computed stream is the harness's, not the loop's: out of GC's walks
+        broker = SimBroker()
+        for p in opened:
+            broker.hold_spreads(p, 10)
+        clock = ManualClock(T0)
+        feed = ReplayFeed(steps, broker, clock, pace)
+        app = await bootstrap.build(
+            Settings(), store=store, venue=feed, clock=clock, books=dict(DEFAULT_BOOKS)
+        )
+        loop = app.loop
+        await loop.load(T0)
+        feed.backlog = loop.monitor.backlog
+        timings = Timings(loop)
+        seconds = await drive(loop, feed, clock)
+    report(loop, timings, sum(len(u) for _, u in steps), seconds, local)
+
+
+class ReplayFeed(SimGateway):
+    """A venue whose :class:`service.ports.Feed` plays pre-computed steps as fast as the
+    loop takes them, with the simulated broker trading on each (and taking the orders);
+    ``done`` is set after the last."""
 
     def __init__(
         self,
@@ -212,12 +228,16 @@ class ReplayFeed:
         pace: float | None = None,
         backlog: Callable[[], int] = lambda: 0,
     ) -> None:
+        super().__init__(broker, clock.now)
         self.pace = pace
         self.backlog = backlog
         self.steps = steps
         self.broker = broker
         self.clock = clock
         self.done = asyncio.Event()
+
+    def connected(self) -> bool:
+        return True
 
     def subscribe(self, leg: LegKey) -> None:
         pass

@@ -40,14 +40,12 @@ from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
-from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
-from rules.pricing import RepriceSchedule
-from service import logs
-from service.app.assembly import assemble
+from service import bootstrap, logs
 from service.clock import SpeedClock
 from service.orders.closing import closing_order
 from service.ports import CloseIntent, leg_key, order_ref
+from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -131,15 +129,11 @@ async def restart(url: str, broker_file: Path, monitor_for: float) -> None:
     clock = SpeedClock(T0)
     quotes = market()
     venue = SimVenue(quotes, broker, clock)
-    app = assemble(
-        store,
-        venue,
-        dict(DEFAULT_BOOKS),
-        schedule=RepriceSchedule(),
-        subscribe=venue.subscribe,
-        unsubscribe=venue.unsubscribe,
-        market_time=market_time,
-    )
+    app = (
+        await bootstrap.build(
+            Settings(), store=store, venue=venue, clock=clock, books=dict(DEFAULT_BOOKS)
+        )
+    ).loop
     lines = await app.load(T0)
     done = time.perf_counter()
     print(

@@ -23,10 +23,8 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from brokers.ib.broker import IbBroker
-from brokers.ib.fake import FakeGateway
 from brokers.sim import demo as demo_script
 from brokers.sim import seed
 from brokers.sim.broker import SimBroker
@@ -48,6 +46,9 @@ from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_
 from service.settings import Settings
 from service.store import database as schema
 from service.store.repository import SqlStore
+
+if TYPE_CHECKING:
+    from brokers.ib.fake import FakeGateway
 
 _log = get_logger("spreadwatch.daemon")
 
@@ -104,6 +105,8 @@ async def _sim(w: Wiring) -> Venue:
 async def _ib(w: Wiring) -> Venue:
     """Interactive Brokers (IB Gateway, TWS or the fake gateway): connected, with every
     open position's legs qualified and their contract ids stored."""
+    from brokers.ib.broker import IbBroker  # noqa: PLC0415  (ib_async: only when chosen)
+
     venue = IbBroker(w.settings.ib, now=w.clock.now)
     await venue.connect()
     w.closing.push_async_callback(venue.close)
@@ -126,7 +129,8 @@ VENUES: dict[str, VenueFactory] = {"sim": _sim, "ib": _ib}
 @dataclass
 class App:
     """The live loop, wired on its store and venue: what the daemon, the demo, the tests
-    and the benchmarks drive (``loop``: load, then run or step)."""
+    and the benchmarks drive (``loop``: load, then run or step). ``async with app``
+    closes, at its end, what :func:`build` opened for it (a store, a broker's connection)."""
 
     settings: Settings
     store: Store
@@ -134,9 +138,15 @@ class App:
     clock: Clock
     books: dict[str, BookPolicy]
     loop: Loop
+    closing: contextlib.AsyncExitStack
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.closing.aclose()
 
 
-@contextlib.asynccontextmanager
 async def build(
     settings: Settings,
     *,
@@ -149,14 +159,15 @@ async def build(
     start: datetime | None = None,
     dry_run: bool = False,
     out: TextIO | None = None,
-) -> AsyncIterator[App]:
-    """The loop on ``store`` and ``venue`` (made from ``settings`` when not given), kept
-    open inside the ``async with`` and closed after it (only what it made itself).
+) -> App:
+    """The loop on ``store`` and ``venue``; what is not given is made from ``settings``
+    (and closed with the app: ``async with await build(...) as app``).
 
     ``hours`` says the market's session at an instant (NYSE's calendar, live);
     ``start`` is where a simulated market begins (the clock's time by default).
     """
-    async with contextlib.AsyncExitStack() as closing:
+    closing = contextlib.AsyncExitStack()
+    try:
         if store is None:
             store = await closing.enter_async_context(open_store(settings))
         if clock is None:
@@ -170,17 +181,20 @@ async def build(
                 settings, clock, store, stored, start or clock.now(), out or io.StringIO(), closing
             )
             venue = await VENUES[settings.broker](wiring)
-        loop = assemble(
-            store,
-            venue,
-            books,
-            schedule=schedule or RepriceSchedule(),
-            subscribe=venue.subscribe,
-            unsubscribe=venue.unsubscribe,
-            market_time=hours,
-            dry_run=dry_run,
-        )
-        yield App(settings, store, venue, clock, books, loop)
+    except BaseException:
+        await closing.aclose()
+        raise
+    loop = assemble(
+        store,
+        venue,
+        books,
+        schedule=schedule or RepriceSchedule(),
+        subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe,
+        market_time=hours,
+        dry_run=dry_run,
+    )
+    return App(settings, store, venue, clock, books, loop, closing)
 
 
 # The store ----------------------------------------------------------------------------
@@ -303,6 +317,8 @@ def fake_gateway(
 ) -> FakeGateway:
     """A fake IB gateway on the simulated market seeded from ``positions``, its paper
     account holding their legs, with ``faults``."""
+    from brokers.ib.fake import FakeGateway  # noqa: PLC0415
+
     held = list(positions)
     gateway = FakeGateway(seed.market_for(held, start), clock, account=account)
     gateway.delayed_only = faults.delayed_only

@@ -44,7 +44,7 @@ async def run_demo(settings: Settings, store: Store, out: TextIO) -> int:
     scene = bootstrap.demo(await _prefix(store))
     positions, clock, venue = scene.positions, scene.clock, scene.venue
     await store.import_positions(positions, "DEMO")
-    async with bootstrap.build(
+    async with await bootstrap.build(
         settings, store=store, venue=venue, clock=clock, schedule=bootstrap.DEMO_SCHEDULE
     ) as app:
         loop = app.loop

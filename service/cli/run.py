@@ -56,7 +56,7 @@ async def run_daemon(
             out.write(f"no positions: imported the examples ({EXAMPLES})\n")
         clock = SpeedClock(start, speed)
         sessions = load_sessions(settings.data_dir, clock.start.date())
-        async with bootstrap.build(
+        async with await bootstrap.build(
             settings,
             store=store,
             clock=clock,

@@ -14,12 +14,13 @@ import pytest
 from brokers.ib.broker import IbBroker
 from brokers.sim.gateway import SimVenue
 from rules.books import DEFAULT_BOOKS
-from rules.clock import market_time
 from rules.model import Leg, Position, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
-from service.app.assembly import App, assemble
+from service import bootstrap
+from service.app.assembly import App
 from service.clock import ManualClock
 from service.ports import Store
+from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
 from tests.conftest import _admin, _plain, new_database
@@ -100,18 +101,13 @@ def condor(pid: str = "C1") -> Position:
     )
 
 
-def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> App:
-    """A monitor and its order desk on a venue (simulated, or IB), the default books,
-    NYSE hours."""
-    return assemble(
-        store,
-        venue,
-        dict(DEFAULT_BOOKS),
-        schedule=schedule,
-        subscribe=venue.subscribe,
-        unsubscribe=venue.unsubscribe,
-        market_time=market_time,
+async def monitor_on(store: Store, venue: SimVenue | IbBroker, schedule: RepriceSchedule) -> App:
+    """The loop the composition root builds on ``store`` and a venue (simulated, or IB):
+    the default books, NYSE hours."""
+    app = await bootstrap.build(
+        Settings(), store=store, venue=venue, books=dict(DEFAULT_BOOKS), schedule=schedule
     )
+    return app.loop
 
 
 async def run_for(monitor: App, venue: SimVenue, clock: ManualClock, seconds: float) -> None:

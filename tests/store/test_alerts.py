@@ -79,7 +79,7 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
             broker.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = monitor_on(store, venue, SCHEDULE)
+            monitor = await monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             hooks = [
                 Webhook(url=urls[0], format="json"),

@@ -55,7 +55,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
             broker.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = monitor_on(store, venue, SCHEDULE)
+            monitor = await monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             database_up = [True]
 

@@ -53,7 +53,7 @@ async def on_ib(
         await store.import_positions(positions, "DU1234567")
         await broker.connect()
         await broker.qualify(legs)
-        monitor = monitor_on(store, broker, schedule)
+        monitor = await monitor_on(store, broker, schedule)
         await monitor.load(clock.now())
         stop = asyncio.Event()
 

@@ -37,8 +37,8 @@ def market() -> SimMarket:
     return SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[SELLOFF])], T0, seed=3)
 
 
-def instance(store: SqlStore, venue: SimVenue) -> App:
-    return monitor_on(store, venue, SCHEDULE)
+async def instance(store: SqlStore, venue: SimVenue) -> App:
+    return await monitor_on(store, venue, SCHEDULE)
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +53,7 @@ async def started(
         await store.import_positions([POSITION], "DU1")
         broker.hold_spreads(POSITION, 10)
         venue = SimVenue(market(), broker, clock)
-        yield store, venue, instance(store, venue)
+        yield store, venue, await instance(store, venue)
     finally:
         await engine.dispose()
 
@@ -151,7 +151,7 @@ def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
         try:
             store = SqlStore(engine)
             await store.import_positions([POSITION], "DU1")
-            a = instance(store, venue)
+            a = await instance(store, venue)
             await a.load(clock.now_)
             while a.remaining()["P1"] == 10:
                 assert clock.now_ < T0 + timedelta(minutes=10)
@@ -163,7 +163,7 @@ def test_a_restart_while_an_order_works_sends_no_second_order_and_fills_once(
         engine = database.engine(db_url)
         try:
             store = SqlStore(engine)
-            b = instance(store, venue)
+            b = await instance(store, venue)
             lines = await b.load(clock.now_)
             while b.remaining()["P1"] > 0:
                 assert clock.now_ < T0 + timedelta(minutes=12)
@@ -215,7 +215,7 @@ def test_a_fill_whose_store_write_loses_the_connection_is_retried_and_lands_once
             broker.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = instance(store, venue)
+            monitor = await instance(store, venue)
             await monitor.load(T0)
             while monitor.remaining()["P1"] > 0:
                 assert clock.now_ < T0 + timedelta(minutes=10)
@@ -247,7 +247,7 @@ def test_a_start_says_where_the_account_and_the_open_positions_disagree(db_url: 
             broker.hold_spreads(POSITION, 10)
             broker.hold(leg_key(POSITION, 0), 2)  # short 8, not 10
             venue = SimVenue(market(), broker, ManualClock(T0))
-            return await instance(store, venue).load(T0)
+            return await (await instance(store, venue)).load(T0)
         finally:
             await engine.dispose()
 
@@ -272,7 +272,7 @@ def test_a_close_the_account_cannot_take_is_retried_then_left_alone(db_url: str)
             broker.hold(leg_key(POSITION, 0), 2)
             clock = ManualClock(T0)
             venue = SimVenue(market(), broker, clock)
-            monitor = instance(store, venue)
+            monitor = await instance(store, venue)
             await monitor.load(T0)
             refused_at = None
             while clock.now_ < T0 + timedelta(minutes=8):

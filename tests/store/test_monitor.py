@@ -51,7 +51,7 @@ def session(move: Move | None, db_url: str | None, minutes: float, **broker: Any
             sim.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market, sim, clock)
-            monitor = monitor_on(store, venue, SCHEDULE)
+            monitor = await monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             while clock.now_ < T0 + timedelta(minutes=minutes):
                 clock.now_ += timedelta(milliseconds=250)
@@ -180,7 +180,7 @@ def test_the_broker_a_fill_ahead_is_what_the_positions_imply(db_url: str) -> Non
             sim.hold_spreads(POSITION, 10)
             clock = ManualClock(T0)
             venue = SimVenue(market, sim, clock)
-            monitor = monitor_on(store, venue, SCHEDULE)
+            monitor = await monitor_on(store, venue, SCHEDULE)
             await monitor.load(T0)
             checked = 0
             while monitor.remaining()["P1"] > 0:
