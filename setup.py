@@ -43,7 +43,8 @@ NATIVE = [
     "rules/pricing.py",
     "rules/watch.py",
     "rules/watchlist.py",
-    "service/replay.py",
+    "service/replay/rows.py",
+    "service/replay/engine.py",
 ]
 
 
