@@ -118,7 +118,12 @@ def test_spreadwatch_pure_imports_the_sources() -> None:
 )
 def test_the_install_compiled_the_hot_modules() -> None:
     assert native.kind() == "compiled"
-    assert set(native.built()) >= {"rules.watch", "rules.watchlist", "service.replay.engine", "service.replay.rows"}
+    assert set(native.built()) >= {
+        "rules.watch",
+        "rules.watchlist",
+        "service.replay.engine",
+        "service.replay.rows",
+    }
     assert native.stale() == []
 
 
