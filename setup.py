@@ -34,10 +34,17 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = "service/_native.json"
-# the hot path of replay and of the live monitor's screens; rules.machine is left
-# out (mypyc cannot compile its exception classes), so is anything doing I/O
+# the hot path of replay and of the live monitor's screens, and the exit rules each
+# evaluation asks; left out: rules.machine (mypyc cannot compile its exception
+# classes), rules.evaluate (the tests count its judge calls by patching it), the
+# rules' registry and the state and decision types (not per tick), anything doing I/O
 NATIVE = [
     "rules/clock.py",
+    "rules/exits/base.py",
+    "rules/exits/delta_stop.py",
+    "rules/exits/loss_stop.py",
+    "rules/exits/profit_target.py",
+    "rules/exits/time_stop.py",
     "rules/model.py",
     "rules/plan.py",
     "rules/pricing.py",

@@ -65,7 +65,6 @@ from rules.machine import (
     Phase,
     Working,
     apply,
-    format_close_line,
 )
 from rules.machine import natural_debit as machine_natural
 from rules.model import Quote, Side
@@ -86,6 +85,7 @@ from service.ports import (
     leg_key,
     position_of,
 )
+from service.presentation import format_close_line
 from service.turns import TURN, Turns
 
 _log = get_logger("spreadwatch.monitor")

@@ -41,14 +41,13 @@ from rules.machine import (
     Filled,
     Phase,
     apply,
-    dollars,
-    format_close_line,
     open_state,
 )
 from rules.model import Position, Quote, Right
 from rules.watch import PositionWatch, units
 from rules.watchlist import Watchlist
 from service.errors import InputError
+from service.presentation import dollars, format_close_line
 
 HEADER = [
     "ts",
