@@ -39,7 +39,6 @@ class ExitPlan:
     """The exit rules of one position under one book, armed, and what they share."""
 
     exits: tuple[ExitRule, ...]  # every registered rule, in SPEC order
-    stops: tuple[ExitRule, ...]  # those of them that close everything
     natural: bool
     width: Decimal  # widest vertical: the most one spread can cost to close
     stale_after: timedelta
@@ -51,8 +50,8 @@ class ExitPlan:
         consistent (mid debit within [0, width]; only below width for ``stops_only``),
         once ``profit_closed`` contracts closed at a profit; None: no such band."""
         consistent = Band(None if stops_only else Decimal(0), 2 * self.width)
-        rules = self.stops if stops_only else self.exits
-        return compose([*(rule.band(profit_closed) for rule in rules), consistent])
+        bands = [r.band(profit_closed) for r in self.exits if r.STOP or not stops_only]
+        return compose([*bands, consistent])
 
     def exit(self, kind: type[R]) -> R:
         """The armed rule of class ``kind``."""
@@ -118,10 +117,8 @@ class ExitPlan:
 
 
 def make_plan(position: Position, book: BookPolicy) -> ExitPlan:
-    exits = tuple(rule(position, book) for rule in RULES)
     return ExitPlan(
-        exits=exits,
-        stops=tuple(rule for rule in exits if rule.STOP),
+        exits=tuple(rule(position, book) for rule in RULES),
         natural=book.mark == "natural",
         width=spread_width(position),
         stale_after=book.stale_after_delta,

@@ -27,10 +27,16 @@ _HALF = Decimal("0.5")
 
 
 @lru_cache(maxsize=256)
-def _label(book: BookPolicy) -> str:
+def _figures(book: BookPolicy) -> tuple[float, str]:
+    """The stop as a float and the label of ``book``'s delta stop."""
     stop = book.delta_stop
     text = f"{stop:.2f}" if stop == round(stop, 2) else f"{stop.normalize():f}"
-    return f"Delta Stop ({text})"
+    return float(stop), f"Delta Stop ({text})"
+
+
+@lru_cache(maxsize=64)
+def _shorts(sides: tuple[Side, ...]) -> tuple[int, ...]:
+    return tuple(i for i, side in enumerate(sides) if side is Side.SHORT)
 
 
 def _local_delta(leg: Leg, q: Quote, now: datetime, rates: Rates) -> float | None:
@@ -47,17 +53,16 @@ def _local_delta(leg: Leg, q: Quote, now: datetime, rates: Rates) -> float | Non
 
 
 class DeltaStop:
+    __slots__ = ("_legs", "_short", "label", "stop")
+
     REASON: ClassVar[ExitReason] = ExitReason.DELTA_STOP
     STOP: ClassVar[bool] = True
     BOOK_FIELDS: ClassVar[tuple[str, ...]] = ("delta_stop",)
 
     def __init__(self, position: Position, book: BookPolicy) -> None:
-        self.stop: float = float(book.delta_stop)
-        self.label: str = _label(book)
-        self._short = tuple(
-            (i, leg) for i, leg in enumerate(position.legs) if leg.side is Side.SHORT
-        )
-        self._band = Band(delta=self.stop)
+        self.stop, self.label = _figures(book)
+        self._legs = position.legs
+        self._short = _shorts(tuple(leg.side for leg in position.legs))
 
     def fires(
         self,
@@ -69,11 +74,11 @@ class DeltaStop:
         remaining: int,
     ) -> Hit | None:
         stop = self.stop
-        for i, leg in self._short:
+        for i in self._short:
             q = quotes[i]
             d = usable_delta(q.delta)
             if d is None:
-                d = _local_delta(leg, q, at.now, rates)
+                d = _local_delta(self._legs[i], q, at.now, rates)
                 if d is None:
                     continue
             if d >= stop or d <= -stop:
@@ -81,4 +86,4 @@ class DeltaStop:
         return None
 
     def band(self, profit_closed: int) -> Band | None:
-        return self._band
+        return Band(delta=self.stop)

@@ -28,6 +28,8 @@ def _label(book: BookPolicy) -> str:
 
 
 class LossStop:
+    __slots__ = ("_natural", "debit", "label")
+
     REASON: ClassVar[ExitReason] = ExitReason.LOSS_STOP
     STOP: ClassVar[bool] = True
     BOOK_FIELDS: ClassVar[tuple[str, ...]] = ("loss_stop_multiple", "mark")
@@ -35,7 +37,7 @@ class LossStop:
     def __init__(self, position: Position, book: BookPolicy) -> None:
         self.debit: Decimal = position.entry_credit * book.loss_stop_multiple
         self.label: str = _label(book)
-        self._band = None if book.mark == "natural" else Band(high2=2 * self.debit)
+        self._natural = book.mark == "natural"
 
     def fires(
         self,
@@ -51,4 +53,4 @@ class LossStop:
         return None
 
     def band(self, profit_closed: int) -> Band | None:
-        return self._band
+        return None if self._natural else Band(high2=2 * self.debit)

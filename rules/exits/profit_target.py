@@ -100,6 +100,8 @@ def _tranches(
 
 
 class ProfitTarget:
+    __slots__ = ("cumulative", "debits", "labels", "targets")
+
     REASON: ClassVar[ExitReason] = ExitReason.PROFIT_TARGET
     STOP: ClassVar[bool] = False
     BOOK_FIELDS: ClassVar[tuple[str, ...]] = (

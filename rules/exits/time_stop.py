@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import ClassVar
 
 from rules.books import BookPolicy
@@ -22,7 +23,14 @@ from rules.greeks import Rates
 from rules.model import Position, Quote
 
 
+@lru_cache(maxsize=256)
+def _label(stop_dte: int) -> str:
+    return f"Time Stop ({stop_dte} DTE)"
+
+
 class TimeStop:
+    __slots__ = ("date", "dte", "initial_dte", "label")
+
     REASON: ClassVar[ExitReason] = ExitReason.TIME_STOP
     STOP: ClassVar[bool] = True
     BOOK_FIELDS: ClassVar[tuple[str, ...]] = ("time_stop_dte", "time_stop_fraction")
@@ -34,8 +42,7 @@ class TimeStop:
         self.initial_dte: int = initial
         self.dte: int = stop_dte
         self.date: date = position.expiry - timedelta(days=stop_dte)  # first day with DTE <= N
-        self.label: str = f"Time Stop ({stop_dte} DTE)"
-        self._band = Band(before=self.date)
+        self.label: str = _label(stop_dte)
 
     def fires(
         self,
@@ -51,4 +58,4 @@ class TimeStop:
         return None
 
     def band(self, profit_closed: int) -> Band | None:
-        return self._band
+        return Band(before=self.date)

@@ -78,9 +78,7 @@ def test_a_reason_registered_twice_or_never_is_named() -> None:
 def test_the_plan_arms_every_registered_rule_in_order() -> None:
     plan = make_plan(put_spread(), PRIMARY)
     registered: list[object] = list(RULES)
-    stops: list[object] = [rule for rule in RULES if rule.STOP]
     assert [type(rule) for rule in plan.exits] == registered
-    assert [type(rule) for rule in plan.stops] == stops
 
 
 def _inside(band: Band, mid: Decimal, short_delta: float | None, session: date) -> bool:
