@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from rules.clock import MarketTime
-from rules.exits import TRANCHES, Hit
+from rules.exits import TRANCHES, Hit, fired
 from rules.greeks import Rates
 from rules.model import MAX_PRICE, Quote, quote_problem
 from rules.plan import ExitPlan
@@ -196,13 +196,8 @@ def judge(
         )
 
     # 4. The triggers, all of them (for the log), in SPEC order: the first acts.
-    hits: list[Hit] = []
-    profit_closed, remaining = state.profit_closed, state.remaining
-    for rule in plan.exits:
-        hit = rule.fires(debit, quotes, at, rates, profit_closed, remaining)
-        if hit is not None:
-            hits.append(hit)
-    if not hits:
+    hits = fired(plan.exits, debit, quotes, at, rates, state.profit_closed, state.remaining)
+    if hits is None:
         return HOLD_NO_TRIGGER
     return _decide(state, debit, hits)
 
@@ -210,7 +205,7 @@ def judge(
 def _decide(state: ExitState, debit: Decimal, hits: list[Hit]) -> Decision:
     """Some trigger holds: the first in SPEC order acts (while a tranche's close works,
     only a stop, replacing it); all are listed."""
-    triggers = tuple(hit.reason for hit in hits)
+    triggers = tuple([hit.reason for hit in hits])
     if state.phase is Phase.CLOSING:
         working = state.working
         stop = next((hit for hit in hits if hit.stop), None)

@@ -24,6 +24,7 @@ from rules.model import Position, Right, Side
 __all__ = ["ExitPlan", "largest_remainder", "make_plan", "remaining_basis", "spread_width"]
 
 R = TypeVar("R")
+_ZERO = Decimal(0)
 
 
 def spread_width(position: Position) -> Decimal:
@@ -49,7 +50,7 @@ class ExitPlan:
         """Where no rule (``stops_only``: no stop) can fire and the legs' mids are
         consistent (mid debit within [0, width]; only below width for ``stops_only``),
         once ``profit_closed`` contracts closed at a profit; None: no such band."""
-        consistent = Band(None if stops_only else Decimal(0), 2 * self.width)
+        consistent = Band(None if stops_only else _ZERO, 2 * self.width)
         bands = [r.band(profit_closed) for r in self.exits if r.STOP or not stops_only]
         return compose([*bands, consistent])
 

@@ -18,13 +18,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rules.books import BookPolicy
-from rules.exits.base import Band, ExitReason, ExitRule, Hit, RuleClass, compose
+from rules.exits.base import Band, ExitReason, ExitRule, Hit, RuleClass, compose, fired
 from rules.exits.delta_stop import DeltaStop
 from rules.exits.loss_stop import LossStop
 from rules.exits.profit_target import ProfitTarget
 from rules.exits.time_stop import TimeStop
 
-__all__ = ["RULES", "Band", "ExitReason", "ExitRule", "Hit", "RuleClass", "check", "compose"]
+__all__ = [
+    "RULES",
+    "Band",
+    "ExitReason",
+    "ExitRule",
+    "Hit",
+    "RuleClass",
+    "check",
+    "compose",
+    "fired",
+]
 
 RULES: tuple[RuleClass, ...] = (
     LossStop,

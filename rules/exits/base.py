@@ -41,20 +41,36 @@ class ExitReason(enum.StrEnum):
     DELTA_STOP = "delta_stop"
 
 
-@dataclass(frozen=True, slots=True)
 class Band:
     """Where a rule cannot fire: every bound given must hold, strictly.
 
     ``low2``/``high2`` bound 2 x the mid debit (the sum over the legs of
     +/-(bid + ask), + for short legs); ``delta`` bounds every short leg's broker
     delta to (-delta, delta) (a leg without one is outside); ``before`` bounds
-    the session date. None: no bound of that kind.
+    the session date. None: no bound of that kind. A value, never changed once
+    made (a plain class: compiled, it is made several times faster than a frozen
+    dataclass, and bands are made each time an exit state is set).
     """
 
-    low2: Decimal | None = None
-    high2: Decimal | None = None
-    delta: float | None = None
-    before: date | None = None
+    __slots__ = ("before", "delta", "high2", "low2")
+
+    def __init__(
+        self,
+        low2: Decimal | None = None,
+        high2: Decimal | None = None,
+        delta: float | None = None,
+        before: date | None = None,
+    ) -> None:
+        self.low2 = low2
+        self.high2 = high2
+        self.delta = delta
+        self.before = before
+
+    def __repr__(self) -> str:
+        return (
+            f"Band(low2={self.low2!r}, high2={self.high2!r}, "
+            f"delta={self.delta!r}, before={self.before!r})"
+        )
 
 
 def compose(bands: Sequence[Band | None]) -> Band | None:
@@ -123,6 +139,28 @@ class RuleClass(Protocol):
     BOOK_FIELDS: tuple[str, ...]
 
     def __call__(self, position: Position, book: BookPolicy) -> ExitRule: ...
+
+
+def fired(
+    rules: tuple[ExitRule, ...],
+    debit: Decimal,
+    quotes: Sequence[Quote],
+    at: MarketTime,
+    rates: Rates,
+    profit_closed: int,
+    remaining: int,
+) -> list[Hit] | None:
+    """Every rule of ``rules`` that fires on one evaluation's figures, in their order;
+    None when none does (most evaluations: no list is made)."""
+    hits: list[Hit] | None = None
+    for rule in rules:
+        hit = rule.fires(debit, quotes, at, rates, profit_closed, remaining)
+        if hit is not None:
+            if hits is None:
+                hits = [hit]
+            else:
+                hits.append(hit)
+    return hits
 
 
 def pct(fraction: Decimal) -> str:
