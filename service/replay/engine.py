@@ -36,13 +36,12 @@ from rules.machine import (
     Filled,
     Phase,
     apply,
-    dollars,
-    format_close_line,
     open_state,
 )
 from rules.model import Position, Quote, Right
 from rules.watch import PositionWatch
 from rules.watchlist import Watchlist
+from service.presentation import dollars, format_close_line
 from service.replay.rows import (
     EMPTIES,
     EMPTY,
