@@ -1,6 +1,6 @@
 """Book policies: the numbers of the exit rules, per book.
 
-SPEC.md fixes the behaviour; a book only sets the numbers. A policy is a
+The spec (docs/exit-rules.md) fixes the behaviour; a book only sets the numbers. A policy is a
 frozen, validated pydantic model (pydantic is pure validation, no I/O); the
 TOML file that holds books is read by the service.
 """
@@ -17,7 +17,7 @@ Fraction01 = Annotated[Decimal, Field(gt=0, le=1)]
 
 
 class BookPolicy(BaseModel):
-    """The exit rules' numbers for one book. Defaults are SPEC.md's PRIMARY."""
+    """The exit rules' numbers for one book. Defaults are the spec's PRIMARY."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

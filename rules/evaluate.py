@@ -4,7 +4,7 @@
 exchange time, and returns a decision value: ``Hold`` or ``Close``. It never
 acts (the caller acts, then tells ``rules.machine.apply`` what happened). The
 data checks are here; the triggers are the exit rules' (``rules.exits``),
-asked in SPEC.md's order: every one that holds is listed, the first acts.
+asked in the spec's order: every one that holds is listed, the first acts.
 
 Profit tranches are counted by ``profit_closed``, the contracts closed by
 profit targets so far, against the plan's cumulative boundaries: tranche i is
@@ -126,7 +126,7 @@ def evaluate(
     leg's quote predates today's session (yesterday's frozen quote), or the
     legs' mids give a debit outside [0, width], which no consistent market
     can (one leg has moved and the other's quote has not caught up yet).
-    Otherwise the first trigger in SPEC.md's order wins: loss stop, delta stop,
+    Otherwise the first trigger in the spec's order wins: loss stop, delta stop,
     time stop, profit targets; every trigger that holds is listed in ``triggers``.
     """
     # This runs on every tick of every position: it is written for speed, with

@@ -3,7 +3,7 @@
 Everything that depends only on (position, book) is worked out once here, so
 that evaluating a tick is a handful of Decimal comparisons: each registered
 rule (:data:`rules.exits.RULES`) is built for the position, with its
-thresholds and its labels (its module states them), in SPEC.md's order.
+thresholds and its labels (its module states them), in the spec's order.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def load_books(path: Path | None) -> dict[str, BookPolicy]:
     """The books of ``path`` (``[books.NAME]`` tables), or the built-in ones.
 
     The file is the whole set: a book it does not name does not exist. Keys a
-    book leaves out take SPEC.md's defaults.
+    book leaves out take the spec's defaults.
     """
     if path is None:
         return dict(DEFAULT_BOOKS)

@@ -1,4 +1,4 @@
-"""How a close reads to people: SPEC.md's human line and dollar amounts.
+"""How a close reads to people: the spec's human line and dollar amounts.
 
 Presentation, not rules: the domain (``rules``) hands over ``Close`` values;
 the monitor's log and replay's output render them here.
@@ -19,7 +19,7 @@ def dollars(amount: Decimal) -> str:
 
 
 def format_close_line(position: Position, close: Close) -> str:
-    """SPEC.md's human line: ``CLOSING: SPY put_credit - Profit Target (75%) - ...``."""
+    """The spec's human line: ``CLOSING: SPY put_credit - Profit Target (75%) - ...``."""
     money = dollars(close.pnl)
     pct = (close.pct_of_max * 100).quantize(Decimal(1))
     return (

@@ -57,7 +57,7 @@ def first(cond: NDArray[np.bool_]) -> int:
 
 
 def self_check(made: list[Made], stream: Stream, days: list[date]) -> tuple[list[str], bool]:
-    """Replay the rows with a cheap model of SPEC.md's rules, per position."""
+    """Replay the rows with a cheap model of the spec's rules, per position."""
     flat = flatten(stream, days)
     can: Counter[str] = Counter()
     did: Counter[str] = Counter()

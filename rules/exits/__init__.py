@@ -1,6 +1,6 @@
 """The exit rules, one module each, and the one statement of their evaluation order.
 
-:data:`RULES` is SPEC.md's evaluation order: on a tick where several rules
+:data:`RULES` is the spec's evaluation order: on a tick where several rules
 fire, every one is listed in the close's ``triggers`` and the first acts (the
 stops close everything; profit targets, last, only when no stop holds). Each
 rule's module states its trigger, label, the book fields it reads and its

@@ -1,7 +1,8 @@
 """What every exit rule states, and the values the rules hand to the evaluation.
 
 An exit rule is a class in a module of its own (``rules/exits/<rule>.py``),
-registered once in :data:`rules.exits.RULES`, in SPEC.md's evaluation order.
+registered once in :data:`rules.exits.RULES`, in the spec's evaluation order
+(docs/exit-rules.md).
 The class states, as class attributes, its reason (the ``ExitReason`` a close
 by it carries), whether it is a stop (it closes every remaining contract and
 replaces a working profit close) and the book fields it reads; an instance is

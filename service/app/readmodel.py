@@ -40,7 +40,7 @@ class ReadModel:
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
         self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
         self.decisions: deque[tuple[datetime, str, Close]] = deque(maxlen=keep)  # closes sent
-        self._lines: deque[str] = deque(maxlen=keep)  # their lines, SPEC.md's
+        self._lines: deque[str] = deque(maxlen=keep)  # their lines, the spec's
         self.closes = 0  # closes sent, ever
         self.rejections: deque[tuple[str, str]] = deque(maxlen=keep)  # (order_ref, reason)
         self.rejected = 0  # rejections, ever
@@ -77,7 +77,7 @@ class ReadModel:
     # Read -------------------------------------------------------------------------------
 
     def close_lines(self, since: int = 0) -> list[str]:
-        """SPEC.md's line for each close sent, from the ``since``-th on (of those kept)."""
+        """The spec's line for each close sent, from the ``since``-th on (of those kept)."""
         return list(islice(self._lines, max(0, since - (self.closes - len(self._lines))), None))
 
     def decisions_since(self, since: int) -> list[tuple[datetime, str, Close]]:

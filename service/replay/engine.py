@@ -2,7 +2,7 @@
 
 The same ``rules.machine.evaluate`` the live service uses decides; every close
 fills at once, in full, at the debit it was decided on. Exits go to ``out`` as
-JSON Lines and as SPEC.md's human line to ``log``; a summary follows.
+JSON Lines and as the spec's human line to ``log``; a summary follows.
 
 The loop is the hot path (a million rows in about a second), so per row it
 does only: split the CSV row, look the leg up by its raw text, look its

@@ -50,7 +50,7 @@ def test_every_exit_type_happens(sample: Run) -> None:
 
 
 def test_each_scenario_exits_as_scripted(sample: Run) -> None:
-    """The scenarios of examples/make_examples.py, exit by exit (SPEC.md's tranche table)."""
+    """The scenarios of examples/make_examples.py, exit by exit (the spec's tranche table)."""
     assert by_position(sample) == {
         "SPY-P-10": [
             ("profit_target", "Profit Target (50%)", 4),

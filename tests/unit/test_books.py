@@ -1,4 +1,4 @@
-"""BookPolicy: SPEC.md's defaults, INCOME_POP, and validation of a bad book."""
+"""BookPolicy: the spec's defaults, INCOME_POP, and validation of a bad book."""
 
 from __future__ import annotations
 

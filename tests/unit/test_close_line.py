@@ -1,4 +1,4 @@
-"""format_close_line(): SPEC.md's human log line of a close."""
+"""format_close_line(): the spec's human log line of a close."""
 
 from __future__ import annotations
 

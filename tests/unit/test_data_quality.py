@@ -1,4 +1,4 @@
-"""Invalid and stale data never acts (SPEC.md: Order of evaluation, last paragraph).
+"""Invalid and stale data never acts (docs/exit-rules.md: Order of evaluation, last paragraph).
 
 Every test uses prices that would fire the loss stop (debit 1.50 on a 1.00
 credit) if the data were usable, so a Hold can only come from the data check.

@@ -1,4 +1,4 @@
-"""evaluate(): SPEC.md's triggers, their order, marks and figures, with worked numbers.
+"""evaluate(): the spec's triggers, their order, marks and figures, with worked numbers.
 
 Unless a test says otherwise: a 10-contract put credit spread (400/395) opened
 for 1.00 at 45 DTE (time stop 21 DTE), evaluated at 30 DTE with fresh quotes and

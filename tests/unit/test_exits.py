@@ -1,5 +1,5 @@
 """The exit rules' registry (rules/exits): each rule states what the evaluation and the
-screens need, and the registry states SPEC.md's order once."""
+screens need, and the registry states the spec's order once."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_every_registered_rule_states_its_trigger_band_and_book_fields() -> None
 
 
 def test_the_registry_is_specs_evaluation_order() -> None:
-    """SPEC.md: loss stop, delta stop, time stop, profit targets."""
+    """The spec: loss stop, delta stop, time stop, profit targets."""
     assert [rule.REASON for rule in RULES] == [
         ExitReason.LOSS_STOP,
         ExitReason.DELTA_STOP,

@@ -1,4 +1,4 @@
-"""Tranche sizing and the exit plan of a position (SPEC.md: Tranches, Time stop, Exit reasons)."""
+"""Tranche sizing and the exit plan of a position (docs/exit-rules.md: tranches, time stop)."""
 
 from __future__ import annotations
 
