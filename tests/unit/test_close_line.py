@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rules.machine import Close, ExitReason, ExitState, evaluate, format_close_line
-from tests.unit.conftest import at_dte, filled, put_spread, state_of, vertical_quotes
+from tests.factories import at_dte, filled, put_spread, state_of, vertical_quotes
 
 NOW = at_dte(30)
 

@@ -10,7 +10,7 @@ from rules.machine import Close, ExitReason, format_close_line
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
 from service.ports import OrderEvent
-from tests.unit.conftest import put_spread
+from tests.factories import put_spread
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -15,8 +15,7 @@ from rules.pricing import RepriceSchedule
 from service.app.assembly import assemble
 from service.clock import ManualClock
 from service.ports import LegKey, LegUpdate
-from service.store import database
-from service.store.repository import SqlStore
+from service.store.memory import InMemoryStore
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -27,8 +26,7 @@ def test_a_cancel_that_comes_as_the_intents_commit_still_stops_evaluation() -> N
     asyncio.wait_for (Python 3.11) the cancel was swallowed and the loop never stopped."""
 
     async def main() -> bool:
-        engine = database.engine("postgresql+asyncpg://nobody@127.0.0.1:1/never")  # unused
-        store = SqlStore(engine)
+        store = InMemoryStore()
         clock = ManualClock(T0)
         app = assemble(
             store,
@@ -53,7 +51,6 @@ def test_a_cancel_that_comes_as_the_intents_commit_still_stops_evaluation() -> N
         stopped = task.done()
         if not stopped:
             task.cancel()
-        await engine.dispose()
         return stopped
 
     assert asyncio.run(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Run
+from tests.support import Run
 
 Cli = Callable[..., Run]
 REASONS = (

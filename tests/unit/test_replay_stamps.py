@@ -20,7 +20,8 @@ from rules.books import DEFAULT_BOOKS
 from rules.greeks import Rates
 from service.inputs import load_positions
 from service.replay import Replay, Summary
-from tests.service.conftest import put_spread, tick
+from tests.factories import put_spread_toml as put_spread
+from tests.factories import tick
 
 START = datetime(2027, 3, 8, 15, 0, 0, tzinfo=UTC)
 OFFSETS = [timedelta(hours=-5), timedelta(hours=-4), timedelta(0), timedelta(hours=5, minutes=30)]

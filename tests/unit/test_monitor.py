@@ -1,12 +1,11 @@
-"""The monitor end to end: simulated market and broker, scripted moves, and each store: in
-memory and on a real PostgreSQL."""
+"""The monitor end to end on the in-memory store: simulated market and broker, scripted
+moves. (The sessions once more on PostgreSQL: tests/integration/test_monitor_postgres.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,14 +24,13 @@ from service.ports import LegUpdate, Store, leg_key
 from service.store import database
 from service.store.memory import InMemoryStore
 from service.store.repository import SqlStore
-from tests.store.conftest import monitor_on, vertical
+from tests.factories import LOOP_POSITION as POSITION
+from tests.factories import LOOP_SCHEDULE as SCHEDULE
+from tests.factories import LOOP_T0 as T0
+from tests.loop import monitor_on
 
-T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
-# The 450/445 put spread on SPY at 470 (vol 15%) is worth a mid of about 0.79: sold at 0.80.
-POSITION = replace(vertical(), entry_credit=Decimal("0.80"))
-SCHEDULE = RepriceSchedule(
-    steps=4, interval=timedelta(seconds=2), stop_interval=timedelta(seconds=1)
-)
+# POSITION: the 450/445 put spread on SPY at 470 (vol 15%) is worth a mid of about 0.79:
+# sold at 0.80.
 
 
 def session(move: Move | None, db_url: str | None, minutes: float, **broker: Any) -> Any:
@@ -64,10 +62,10 @@ def session(move: Move | None, db_url: str | None, minutes: float, **broker: Any
     return asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "sql"])
-def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
-    db_url = None if request.param == "memory" else request.getfixturevalue("db_url")
-    return lambda move, minutes, **broker: session(move, db_url, minutes, **broker)
+@pytest.fixture
+def run() -> Callable[..., Any]:
+    """A session in memory (tests/integration/test_monitor_postgres.py: on PostgreSQL)."""
+    return lambda move, minutes, **broker: session(move, None, minutes, **broker)
 
 
 def test_a_rally_takes_every_profit_tranche_40_40_20(run: Callable[..., Any]) -> None:
@@ -112,7 +110,7 @@ def test_partial_fills_land_as_they_come(run: Callable[..., Any]) -> None:
     assert monitor.remaining() == {"P1": 0}
 
 
-def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
+def test_a_burst_for_one_leg_collapses_to_its_newest_quote() -> None:
     """Three quotes of the short leg in one step: the first would reach the profit target,
     the newest does not; only the newest is evaluated, so nothing closes."""
     short, long_ = leg_key(POSITION, 0), leg_key(POSITION, 1)
@@ -129,24 +127,20 @@ def test_a_burst_for_one_leg_collapses_to_its_newest_quote(db_url: str) -> None:
     ]
 
     async def main() -> Any:
-        engine = database.engine(db_url)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1")
-            sim = SimBroker()
-            monitor = assemble(
-                store,
-                SimGateway(sim, lambda: now),
-                dict(DEFAULT_BOOKS),
-                schedule=SCHEDULE,
-                subscribe=lambda leg: None,
-                market_time=market_time,
-            )
-            await monitor.load(now)
-            await monitor.step(now, burst)
-            return monitor, [q.bid for q in monitor.watches["P1"].quotes if q is not None]
-        finally:
-            await engine.dispose()
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        sim = SimBroker()
+        monitor = assemble(
+            store,
+            SimGateway(sim, lambda: now),
+            dict(DEFAULT_BOOKS),
+            schedule=SCHEDULE,
+            subscribe=lambda leg: None,
+            market_time=market_time,
+        )
+        await monitor.load(now)
+        await monitor.step(now, burst)
+        return monitor, [q.bid for q in monitor.watches["P1"].quotes if q is not None]
 
     monitor, bids = asyncio.run(main())
     assert monitor.decisions == []
@@ -164,42 +158,38 @@ def test_a_quiet_market_is_kept_by_the_screens_and_still_read_as_fresh(
     assert monitor.staleness(T0 + timedelta(minutes=3))["P1"] < 1.0
 
 
-def test_the_broker_a_fill_ahead_is_what_the_positions_imply(db_url: str) -> None:
+def test_the_broker_a_fill_ahead_is_what_the_positions_imply() -> None:
     """The broker's positions move with its fills before their events are applied: the
     holdings the open positions imply count the executions received and not yet applied,
     so the two agree after every step of a loss stop filled 3 at a time."""
     selloff = Move("selloff", T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
 
     async def main() -> Any:
-        engine = database.engine(db_url)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1")
-            market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[selloff])], T0, seed=3)
-            sim = SimBroker(fill_size=3)
-            sim.hold_spreads(POSITION, 10)
-            clock = ManualClock(T0)
-            venue = SimVenue(market, sim, clock)
-            monitor = await monitor_on(store, venue, SCHEDULE)
-            await monitor.load(T0)
-            checked = 0
-            while monitor.remaining()["P1"] > 0:
-                assert clock.now_ < T0 + timedelta(minutes=10)
-                clock.now_ += timedelta(milliseconds=250)
-                updates, events = venue.step(clock.now_)
-                monitor.on_events(events)  # received, not applied yet
-                implied = {k: v for k, v in monitor.expected_holdings().items() if v}
-                assert implied == sim.positions()
-                checked += any(e.execution is not None for e in events)
-                await monitor.step(clock.now_, updates)
-            return checked
-        finally:
-            await engine.dispose()
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15, moves=[selloff])], T0, seed=3)
+        sim = SimBroker(fill_size=3)
+        sim.hold_spreads(POSITION, 10)
+        clock = ManualClock(T0)
+        venue = SimVenue(market, sim, clock)
+        monitor = await monitor_on(store, venue, SCHEDULE)
+        await monitor.load(T0)
+        checked = 0
+        while monitor.remaining()["P1"] > 0:
+            assert clock.now_ < T0 + timedelta(minutes=10)
+            clock.now_ += timedelta(milliseconds=250)
+            updates, events = venue.step(clock.now_)
+            monitor.on_events(events)  # received, not applied yet
+            implied = {k: v for k, v in monitor.expected_holdings().items() if v}
+            assert implied == sim.positions()
+            checked += any(e.execution is not None for e in events)
+            await monitor.step(clock.now_, updates)
+        return checked
 
     assert asyncio.run(main()) == 4  # fills of 3, 3, 3 and 1, each checked in flight
 
 
-def test_a_working_close_is_repriced_on_the_quotes_its_screen_admitted(db_url: str) -> None:
+def test_a_working_close_is_repriced_on_the_quotes_its_screen_admitted() -> None:
     """A profit close works (the broker never takes it); the spread goes deeper in profit
     on quotes the closing screen admits (not evaluated). At the schedule's last step the
     limit follows the natural of those quotes, not of the quotes it was decided on."""
@@ -214,32 +204,28 @@ def test_a_working_close_is_repriced_on_the_quotes_its_screen_admitted(db_url: s
         ]
 
     async def main() -> Any:
-        engine = database.engine(db_url)
-        try:
-            store = SqlStore(engine)
-            await store.import_positions([POSITION], "DU1")
-            sim = SimBroker(latency=timedelta(hours=1))
-            sim.hold_spreads(POSITION, 10)
-            clock = ManualClock(T0)
-            monitor = assemble(
-                store,
-                SimGateway(sim, clock.now),
-                dict(DEFAULT_BOOKS),
-                schedule=schedule,
-                subscribe=lambda leg: None,
-                market_time=market_time,
-            )
-            await monitor.load(T0)
-            await monitor.step(T0, legs(T0, "1.40"))  # mid debit 0.40: the first target
-            (order,) = sim.open_orders()
-            assert sim.limit(order.order_ref) == Decimal("0.40")  # at the mark, sent
-            evaluated = monitor.evaluations
-            later = T0 + timedelta(seconds=3)
-            clock.now_ = later
-            await monitor.step(later, legs(later, "1.25"))  # debit 0.25: admitted
-            assert monitor.evaluations == evaluated
-            return sim.limit(order.order_ref)
-        finally:
-            await engine.dispose()
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        sim = SimBroker(latency=timedelta(hours=1))
+        sim.hold_spreads(POSITION, 10)
+        clock = ManualClock(T0)
+        monitor = assemble(
+            store,
+            SimGateway(sim, clock.now),
+            dict(DEFAULT_BOOKS),
+            schedule=schedule,
+            subscribe=lambda leg: None,
+            market_time=market_time,
+        )
+        await monitor.load(T0)
+        await monitor.step(T0, legs(T0, "1.40"))  # mid debit 0.40: the first target
+        (order,) = sim.open_orders()
+        assert sim.limit(order.order_ref) == Decimal("0.40")  # at the mark, sent
+        evaluated = monitor.evaluations
+        later = T0 + timedelta(seconds=3)
+        clock.now_ = later
+        await monitor.step(later, legs(later, "1.25"))  # debit 0.25: admitted
+        assert monitor.evaluations == evaluated
+        return sim.limit(order.order_ref)
 
     assert asyncio.run(main()) == Decimal("0.35")  # ask 1.30 less bid 0.95: admitted quotes

@@ -1,4 +1,4 @@
-"""The order manager against the simulated broker and a real PostgreSQL."""
+"""The order manager against the simulated broker, on the in-memory store."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ from service.orders.closing import NotAClose
 from service.orders.desk import OrderDesk
 from service.orders.execute import Attempts, LiveExecutor
 from service.orders.working import WorkingOrders
-from service.ports import LegUpdate, leg_key
-from service.store import database
-from service.store.repository import SqlStore
-from tests.store.conftest import vertical
+from service.ports import LegUpdate, Store, leg_key
+from service.store.memory import InMemoryStore
+from tests.factories import vertical
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 POSITION = vertical()  # P1: short 450 P, long 445 P, 10 contracts, credit 1.00
@@ -67,7 +66,7 @@ def loss_stop(contracts: int, debit: str = "1.50", *, replaces: bool = False) ->
 class Desk:
     """A store, a simulated broker holding the position, a clock and the manager."""
 
-    def __init__(self, store: SqlStore, **broker: Any) -> None:
+    def __init__(self, store: Store, **broker: Any) -> None:
         self.now = T0
         self.store = store
         self.broker = SimBroker(**broker)
@@ -111,16 +110,12 @@ class Desk:
 
 
 @pytest.fixture
-def desk(db_url: str) -> Callable[..., Any]:
+def desk() -> Callable[..., Any]:
     def run(work: Callable[[Desk], Awaitable[Any]], **broker: Any) -> Any:
         async def main() -> Any:
-            engine = database.engine(db_url)
-            try:
-                store = SqlStore(engine)
-                await store.import_positions([POSITION], "DU1")
-                return await work(Desk(store, **broker))
-            finally:
-                await engine.dispose()
+            store = InMemoryStore()
+            await store.import_positions([POSITION], "DU1")
+            return await work(Desk(store, **broker))
 
         return asyncio.run(main())
 

@@ -11,8 +11,7 @@ import pytest
 from rules.books import DEFAULT_BOOKS
 from service.inputs import load_positions
 from service.store.repository import SqlStore
-from tests.conftest import EXAMPLES, Run
-from tests.store.conftest import Run as StoreRun
+from tests.support import EXAMPLES, Run, StoreRun
 
 Cli = Callable[..., Run]
 

@@ -20,7 +20,7 @@ from service.clock import SpeedClock
 from service.orders.closing import closing_order
 from service.ports import LegKey, LegUpdate, OrderEvent
 from service.settings import IbSettings
-from tests.store.conftest import vertical
+from tests.factories import vertical
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)

@@ -1,6 +1,6 @@
 """What only the store on PostgreSQL has: migrations, the schema's constraints, its fill
 statement, warmed connections. The store's contract (what every store does) is
-tests/contract/test_store_contract.py, run on PostgreSQL and in memory."""
+tests/integration/contract/test_store_contract.py, run on PostgreSQL and in memory."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from service.ports import Fill
 from service.store import database
 from service.store.repository import SqlStore
 from service.store.schema import Base
-from tests.contract.conftest import fill, intent
-from tests.store.conftest import Run, vertical
+from tests.factories import fill, intent, vertical
+from tests.support import StoreRun as Run
 
 # Migrations ----------------------------------------------------------------------
 

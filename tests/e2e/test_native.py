@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from service import native
-from tests.conftest import EXAMPLES, ROOT
-from tests.service.test_replay_screen import generate
+from tests.factories import generate
+from tests.support import EXAMPLES, ROOT
 
 TIMING = re.compile(r" in [\d.]+s \([\d,]+ rows/s\)")
 

@@ -21,8 +21,11 @@ from service.ports import leg_key
 from service.settings import IbSettings
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import monitor_on
-from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0
+from tests.factories import LOOP_POSITION as POSITION
+from tests.factories import LOOP_SCHEDULE as SCHEDULE
+from tests.factories import LOOP_T0 as T0
+from tests.factories import SELLOFF
+from tests.loop import monitor_on
 
 
 async def on_ib(

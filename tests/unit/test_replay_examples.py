@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Run
+from tests.support import ROOT, Run
 
 LINE = re.compile(
     r"^CLOSING: \w+ (put_credit|call_credit|iron_condor) - (.+) - P&L: -?\$[\d,]+\.\d\d "

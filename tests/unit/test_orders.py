@@ -10,7 +10,7 @@ import pytest
 from rules.model import Side
 from service.orders.closing import NotAClose, check_close, closing_order
 from service.ports import Action, LegKey, leg_key
-from tests.unit.conftest import iron_condor, put_spread
+from tests.factories import iron_condor, put_spread
 
 CONDOR = iron_condor(contracts=4)  # long 395 P, short 400 P, short 450 C, long 455 C
 HELD = {

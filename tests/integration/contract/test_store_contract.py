@@ -1,10 +1,10 @@
 """The store's contract, one suite for every store: in memory and on PostgreSQL.
 
-Each test runs once per store (the ``run`` fixture of tests/contract/conftest.py):
+Each test runs once per store (the ``run`` fixture of tests/integration/contract/conftest.py):
 positions imported and read, manual closes, close intents and their refusals,
 orders sent and ended, fills applied once per execution id, over-fills refused,
 the audit trail and the broker's contract ids. What only PostgreSQL has
-(migrations, constraints, locks, connections) is tested in tests/store.
+(migrations, constraints, locks, connections) is tested in tests/integration/test_store.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 from rules.machine import Hold, HoldReason
 from service.errors import StoreRefused
 from service.ports import Store, order_ref
-from tests.contract.conftest import PROFIT_CLOSE, Run, fill, intent
-from tests.store.conftest import OPENED, condor, vertical
+from tests.factories import OPENED, PROFIT_CLOSE, condor, fill, intent, vertical
+from tests.support import PortRun as Run
 
 # Positions -------------------------------------------------------------------------
 

@@ -10,8 +10,6 @@ the exits, the log and the P&L are the same with and without screens.
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,15 +18,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.greeks import Rates
 from service.inputs import load_positions
 from service.replay import Replay, Summary, read_ticks, write_summary
-from tests.conftest import ROOT
-
-
-def generate(out: Path, seed: int, updates: int, *, no_delta: bool = False) -> Path:
-    args = [sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--out", str(out)]
-    args += ["--seed", str(seed), "--updates", str(updates), "--positions", "120"]
-    args += ["--underlyings", "8", "--days", "5"] + (["--no-delta"] if no_delta else [])
-    subprocess.run(args, check=True, capture_output=True)
-    return out
+from tests.factories import generate
 
 
 def replay(data: Path, *, screen: bool) -> tuple[str, str, Summary]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 START = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "500")
 CONTEXT_IGNORED = (

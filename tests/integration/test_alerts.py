@@ -1,4 +1,5 @@
-"""Alerts to webhooks on 127.0.0.1: exactly the ones expected, and never in the loop's way."""
+"""Alerts to webhooks on 127.0.0.1: exactly the ones expected, and never in the loop's way
+(the loop on the in-memory store; the webhooks real HTTP servers)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from brokers.sim.gateway import SimVenue
 from service.alerts.alerter import Alerter, payload
 from service.clock import ManualClock
 from service.settings import Webhook
-from service.store import database
-from service.store.repository import SqlStore
-from tests.store.conftest import monitor_on, run_for
-from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0, market
+from service.store.memory import InMemoryStore
+from tests.factories import LOOP_POSITION as POSITION
+from tests.factories import LOOP_SCHEDULE as SCHEDULE
+from tests.factories import LOOP_T0 as T0
+from tests.factories import SELLOFF, market
+from tests.loop import monitor_on, run_for
 
 
 class Receiver:
@@ -54,7 +57,7 @@ class Receiver:
             await self._runner.cleanup()
 
 
-def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url: str) -> None:
+def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> None:
     """A session with a broker outage (disconnected past the threshold, quotes stale), then
     a selloff whose first stop order is rejected and whose second fills. The good webhook
     gets each alert once; a hanging one and a failing one get them too, without holding
@@ -63,9 +66,8 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
     async def main() -> Any:
         good, hanging, failing = Receiver(), Receiver("hang"), Receiver("fail")
         urls = [await r.start() for r in (good, hanging, failing)]
-        engine = database.engine(db_url)
+        store = InMemoryStore()
         try:
-            store = SqlStore(engine)
             await store.import_positions([POSITION], "DU1")
             refused: list[str] = []
 
@@ -114,7 +116,6 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing(db_url:
         finally:
             for r in (good, hanging, failing):
                 await r.stop()
-            await engine.dispose()
 
     good, _, failing, still_hanging, loop_done, alerter = asyncio.run(main())
     kinds = sorted(

@@ -16,8 +16,11 @@ from service.clock import ManualClock
 from service.http.server import Ops
 from service.store import database
 from service.store.repository import SqlStore
-from tests.store.conftest import monitor_on, run_for
-from tests.store.test_live import POSITION, SCHEDULE, SELLOFF, T0, market
+from tests.factories import LOOP_POSITION as POSITION
+from tests.factories import LOOP_SCHEDULE as SCHEDULE
+from tests.factories import LOOP_T0 as T0
+from tests.factories import SELLOFF, market
+from tests.loop import monitor_on, run_for
 
 
 async def get(port: int, path: str) -> tuple[int, str]:
