@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +17,9 @@ from brokers.sim.market import SimMarket, Underlying
 from rules.model import Right
 from service.clock import SpeedClock
 from service.ports import LegKey
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
 
-T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
-EXPIRY = date(2027, 4, 16)
 PUT_450 = LegKey("SPY", EXPIRY, Right.PUT, Decimal(450))
 
 Session = Callable[[Callable[[IB, FakeGateway], Awaitable[Any]]], Any]

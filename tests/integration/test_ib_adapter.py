@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,10 +20,10 @@ from service.clock import SpeedClock
 from service.orders.closing import closing_order
 from service.ports import LegKey, LegUpdate, OrderEvent
 from service.settings import IbSettings
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
 from tests.factories import vertical
 
-T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
-EXPIRY = date(2027, 4, 16)
 SHORT = LegKey("SPY", EXPIRY, Right.PUT, Decimal(450))
 LONG = LegKey("SPY", EXPIRY, Right.PUT, Decimal(445))
 POSITION = vertical()  # SPY 450/445 P x10, expiry 2027-04-16

@@ -34,8 +34,8 @@ async def started(
     """:func:`tests.loop.started` on a store on the database ``db_url``."""
     engine = database.engine(db_url)
     try:
-        async with loop.started(SqlStore(engine), broker, clock) as started:
-            yield started
+        async with loop.started(SqlStore(engine), broker, clock) as parts:
+            yield parts
     finally:
         await engine.dispose()
 

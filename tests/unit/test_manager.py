@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,9 +22,9 @@ from service.orders.execute import Attempts, LiveExecutor
 from service.orders.working import WorkingOrders
 from service.ports import LegUpdate, Store, leg_key
 from service.store.memory import InMemoryStore
+from tests.factories import LOOP_T0 as T0  # Tuesday 10:00 New York
 from tests.factories import vertical
 
-T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 POSITION = vertical()  # P1: short 450 P, long 445 P, 10 contracts, credit 1.00
 SHORT, LONG = leg_key(POSITION, 0), leg_key(POSITION, 1)
 SCHEDULE = RepriceSchedule(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 from brokers.sim.broker import SimBroker
@@ -16,8 +16,7 @@ from service.app.assembly import assemble
 from service.clock import ManualClock
 from service.ports import LegKey, LegUpdate
 from service.store.memory import InMemoryStore
-
-T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
+from tests.factories import LOOP_T0 as T0
 
 
 def test_a_cancel_that_comes_as_the_intents_commit_still_stops_evaluation() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,9 +10,9 @@ import pytest
 from brokers.sim.broker import BrokerDisconnected, OrderRefused, SimBroker
 from rules.model import Quote, Right
 from service.ports import Action, ComboLeg, ComboOrder, LegKey, LegUpdate
+from tests.factories import STORE_EXPIRY as EXPIRY
 
 T0 = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)
-EXPIRY = date(2027, 4, 16)
 SHORT = LegKey("SPY", EXPIRY, Right.PUT, Decimal("450"))
 LONG = LegKey("SPY", EXPIRY, Right.PUT, Decimal("445"))
 

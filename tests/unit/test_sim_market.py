@@ -6,7 +6,7 @@ import itertools
 import math
 import random
 import statistics
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,9 +16,9 @@ from rules.clock import years_to_expiry
 from rules.greeks import Rates, bsm_price
 from rules.model import Right, quote_problem
 from service.ports import LegKey
+from tests.factories import STORE_EXPIRY as EXPIRY
 
 START = datetime(2027, 3, 1, 14, 30, tzinfo=UTC)  # 09:30 New York
-EXPIRY = date(2027, 4, 16)
 PUT = LegKey("SPY", EXPIRY, Right.PUT, Decimal("450"))
 CALL = LegKey("SPY", EXPIRY, Right.CALL, Decimal("500"))
 

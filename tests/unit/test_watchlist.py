@@ -3,7 +3,7 @@
 Two put spreads share the 395 put: the first is short 400 / long 395, the second
 short 395 / long 390. Quotes are kept as the rules' Quote (the live monitor's
 form); replay keeps its CSV lines the same way and is compared with and without
-screens in tests/unit/test_replay_screen.py.
+screens in tests/e2e/test_replay_screen.py.
 """
 
 from __future__ import annotations
