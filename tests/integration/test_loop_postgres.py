@@ -1,5 +1,8 @@
-"""The monitor on PostgreSQL: a restart while an order works (the second instance reads
-the database), and the database losing a write or every connection mid-session."""
+"""The monitor live (its TaskGroup on a fast clock), and a restart while an order works.
+
+On PostgreSQL: the second instance reads the database; the database loses a write, then
+every connection mid-session. (The monitor live on the in-memory store:
+tests/unit/test_live.py.)"""
 
 from __future__ import annotations
 
