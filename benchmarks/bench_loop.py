@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,11 +35,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.spreads import put_spread_at_mid
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
 from brokers.sim.market import Move, SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
-from rules.model import Leg, Position, Right, Side, Strategy
+from rules.model import Position
 from service import bootstrap, logs
 from service.app.assembly import App as Loop
 from service.clock import ManualClock
@@ -54,28 +54,17 @@ EXPIRY = date(2027, 4, 16)
 
 
 def positions(n: int, market: SimMarket) -> list[Position]:
-    out = []
-    for k in range(n):
-        u = f"U{k % 50:02d}"
-        spot = 100.0 + k % 50
-        short = Decimal(round(spot * 0.95 - (k // 50) % 10))
-        draft = Position(
-            id=f"B{k:05d}",
-            book="PRIMARY",
-            underlying=u,
-            strategy=Strategy.PUT_CREDIT,
-            legs=(
-                Leg(Right.PUT, short, EXPIRY, Side.SHORT),
-                Leg(Right.PUT, short - 5, EXPIRY, Side.LONG),
-            ),
-            contracts=10,
-            entry_credit=Decimal(1),
-            opened_at=T0 - timedelta(days=1),
+    return [
+        put_spread_at_mid(
+            f"B{k:05d}",
+            f"U{k % 50:02d}",
+            Decimal(round((100.0 + k % 50) * 0.95 - (k // 50) % 10)),
+            EXPIRY,
+            market,
+            T0,
         )
-        s, lg = (market.quote(leg_key(draft, i), T0) for i in range(2))
-        mid = (s.bid + s.ask - lg.bid - lg.ask) / 2  # type: ignore[operator]
-        out.append(replace(draft, entry_credit=max(mid, Decimal("0.05")).quantize(Decimal("0.01"))))
-    return out
+        for k in range(n)
+    ]
 
 
 def stream(

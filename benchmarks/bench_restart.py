@@ -29,22 +29,22 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.spreads import put_spread_at_mid
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from brokers.sim.market import SimMarket, Underlying
 from rules.books import DEFAULT_BOOKS
-from rules.model import Leg, Position, Right, Side, Strategy
+from rules.model import Position
 from service import bootstrap, logs
 from service.clock import SpeedClock
 from service.orders.closing import closing_order
-from service.ports import CloseIntent, leg_key, order_ref
+from service.ports import CloseIntent, order_ref
 from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
@@ -52,7 +52,6 @@ from service.store.repository import SqlStore
 T_IMPORTED = time.perf_counter()
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
-CENT = Decimal("0.01")
 EXPIRY = date(2027, 4, 16)
 
 
@@ -74,26 +73,17 @@ def positions(n: int) -> list[Position]:
     """``n`` put spreads 5 wide, shorts from 94 down to 89.125, each sold at its mid (so
     they are calm at the start: nothing to close while they are monitored)."""
     quotes = market()
-    out = []
-    for k in range(n):
-        short = Decimal(94) - Decimal(k // 50 % 40) / 8
-        draft = Position(
-            id=f"R{k:05d}",
-            book="PRIMARY",
-            underlying=f"U{k % 50:02d}",
-            strategy=Strategy.PUT_CREDIT,
-            legs=(
-                Leg(Right.PUT, short, EXPIRY, Side.SHORT),
-                Leg(Right.PUT, short - 5, EXPIRY, Side.LONG),
-            ),
-            contracts=10,
-            entry_credit=Decimal(1),
-            opened_at=T0 - timedelta(days=1),
+    return [
+        put_spread_at_mid(
+            f"R{k:05d}",
+            f"U{k % 50:02d}",
+            Decimal(94) - Decimal(k // 50 % 40) / 8,
+            EXPIRY,
+            quotes,
+            T0,
         )
-        s, lg = (quotes.quote(leg_key(draft, i), T0) for i in range(2))
-        mid = (s.bid + s.ask - lg.bid - lg.ask) / 2  # type: ignore[operator]
-        out.append(replace(draft, entry_credit=max(mid, Decimal("0.05")).quantize(CENT)))
-    return out
+        for k in range(n)
+    ]
 
 
 async def fill(url: str, n: int, broker_file: Path) -> None:

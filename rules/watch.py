@@ -25,17 +25,11 @@ from functools import lru_cache
 from typing import cast
 
 from rules.clock import MarketTime, new_york
+from rules.evaluate import DEFAULT_RATES, evaluate
+from rules.exits import TRANCHES, Band
 from rules.greeks import Rates
-from rules.machine import (
-    DEFAULT_RATES,
-    HOLD_NO_TRIGGER,
-    Decision,
-    ExitReason,
-    ExitState,
-    Phase,
-    evaluate,
-)
 from rules.model import MAX_PRICE, Quote, Side
+from rules.state import HOLD_NO_TRIGGER, Decision, ExitState, Phase
 
 _ZERO = Decimal(0)
 _OPEN = Phase.OPEN
@@ -124,7 +118,7 @@ class Screen:
 
 
 @lru_cache(maxsize=4096)
-def _day_begins(day: date) -> datetime:
+def _begins(day: date) -> datetime:
     """The instant the New York session day ``day`` begins, in UTC (a time stop's day)."""
     return datetime.combine(day, time.min, new_york()).astimezone(UTC)
 
@@ -132,6 +126,9 @@ def _day_begins(day: date) -> datetime:
 # A band's open ends, in units: beyond any price (MAX_PRICE is 10**10 units)
 _BELOW, _ABOVE = -(10**15), 10**15
 _NEVER = datetime.max.replace(tzinfo=UTC)
+_NO_STOP = math.inf  # no rule bounds the short legs' deltas
+# a screen's band: low and high of mid2 in units, the short legs' delta stop, the deadline
+_ScreenBand = tuple[int, int, float | None, datetime]
 
 
 class PositionWatch:
@@ -141,7 +138,6 @@ class PositionWatch:
         "_bad",
         "_band",
         "_current_since",
-        "_deadline",
         "_mid2",
         "_newest",
         "_ok",
@@ -179,30 +175,23 @@ class PositionWatch:
         if self._screen is not None:
             self._screen.close()
             self._screen = None
+        # Every rule's quiet band, composed once per state (the profit targets' low edge
+        # moves with the tranches done): rules.exits states each, ExitPlan.band joins them.
         plan = state.plan
-        high2 = plan.quiet_high2
-        # The band's low edge is the next unfinished tranche's threshold: a profit
-        # close needs a tranche past profit_closed, and thresholds fall as targets
-        # rise. With every tranche done no profit can fire; 0 keeps mid >= 0.
-        low2 = _ZERO
-        for boundary, debit in zip(plan.cumulative, plan.target_debits, strict=True):
-            if boundary > state.profit_closed:
-                low2 = 2 * debit
-                break
-        self._deadline = _day_begins(plan.time_stop_date)
+        band = plan.band(state.profit_closed)
         self._quiet = (
             None
-            if state.phase is not _OPEN or high2 is None
+            if state.phase is not _OPEN or band is None or band.high2 is None
             else (
-                low2,
-                high2,
-                plan.time_stop_date,
+                _ZERO if band.low2 is None else band.low2,
+                band.high2,
+                date.max if band.before is None else band.before,
                 plan.stale_after,
-                plan.delta_stop,
-                plan.short_legs,
+                _NO_STOP if band.delta is None else band.delta,
+                () if band.delta is None else plan.short_legs,
             )
         )
-        self._band = _band(state, low2, self._deadline)
+        self._band = _band(state, band)
 
     def store(self, i: int, q: Quote) -> None:
         """Leg ``i`` now quotes ``q``: keep it and the sums, decide nothing."""
@@ -331,7 +320,7 @@ class PositionWatch:
         band = self._band
         if band is None or self._bad:
             return None
-        low2, high2, checked, deadline = band
+        low2, high2, stop, deadline = band
         if at.now >= deadline:
             return None
         exact = [units(x) for x in self._sums]
@@ -342,8 +331,8 @@ class PositionWatch:
         mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
         if not low2 < mid2 < high2:
             return None
-        stop = self._state.plan.delta_stop
-        if checked:
+        checked = stop is not None
+        if stop is not None:
             quotes = self.quotes
             for s in self._state.plan.short_legs:
                 d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
@@ -355,29 +344,39 @@ class PositionWatch:
             sums,
             short,
             short if checked else (False,) * len(short),
-            stop,
+            _NO_STOP if stop is None else stop,
             deadline,
         )
         self._screen = screen
         return screen
 
 
-def _band(
-    state: ExitState, low2: Decimal, deadline: datetime
-) -> tuple[int, int, bool, datetime] | None:
+def _day_begins(day: date | None) -> datetime:
+    """The instant the New York session day ``day`` begins, in UTC (a time stop's day);
+    never, for no day."""
+    return _NEVER if day is None else _begins(day)
+
+
+def _band(state: ExitState, band: Band | None) -> _ScreenBand | None:
     """A screen's band for ``state``: (low, high) of 2 x the mid debit in units, rounded
-    inward, whether short deltas are checked, and the deadline; None: no screen."""
-    high2 = state.plan.quiet_high2
-    top = None if high2 is None else math.floor(high2.scaleb(4))  # inward
+    inward, the delta stop of the short legs (None: not checked), and the deadline;
+    None: no screen.
+
+    ``band`` is every rule's band composed (open positions); while a close works
+    only the stops can act, and only while it is a tranche's."""
     if state.phase is _OPEN:
-        if top is None:
-            return None
-        return math.ceil(low2.scaleb(4)), top, True, deadline  # inward: mid2 > ceil(low)
+        return _screened(band)
     if state.phase is Phase.CLOSING:
         working = state.working
-        if working is None or working.close.reason is not ExitReason.PROFIT_TARGET:
-            return _BELOW, _ABOVE, False, _NEVER  # a stop works: nothing else can act
-        if top is None:
-            return None
-        return _BELOW, top, True, deadline
+        if working is None or working.close.reason not in TRANCHES:
+            return _BELOW, _ABOVE, None, _NEVER  # a stop works: nothing else can act
+        return _screened(state.plan.band(state.profit_closed, stops_only=True))
     return None
+
+
+def _screened(band: Band | None) -> _ScreenBand | None:
+    """``band`` in a screen's units (None: no screen where it has no top)."""
+    if band is None or band.high2 is None:
+        return None
+    low = _BELOW if band.low2 is None else math.ceil(band.low2.scaleb(4))  # inward
+    return low, math.floor(band.high2.scaleb(4)), band.delta, _day_begins(band.before)

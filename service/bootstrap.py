@@ -258,7 +258,7 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
             f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
         ) from exc
     out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics)\n")
-    _log.info("http", host=host, port=port)
+    _log.info("daemon.http", host=host, port=port)
     return ops
 
 

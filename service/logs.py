@@ -1,18 +1,31 @@
 """Structured logs (structlog): JSON lines when not on a terminal, readable on one.
 
-Event names are stable (``close submitted``, ``repriced``, ``filled``,
-``cancelled``, ``rejected``, ``reconciled``, ``market closed``, ``started``,
-``stopped``); the position id and the order_ref are fields of every order
-event. Configured once, by the composition root; nothing happens at import.
+Event names are stable and dotted, ``area.event`` (lower case, words joined by
+``_``): ``order.submitted``, ``order.filled``, ``exit.decided``, ``data.stale``,
+``daemon.started``, ``ib.connectivity_lost``... The full list, with levels and
+fields, is in docs/operations.md (``## Logs``). A name is a literal at its one
+call site; a name emitted from several modules is a constant here (IB's codes
+have theirs in :data:`brokers.ib.codes.CODES`).
+
+Context is bound with contextvars (``structlog.contextvars.bound_contextvars``)
+where the work on one decision or one order begins, so every line logged inside
+carries its ``position_id`` and ``order_ref``; never per quote. Configured once,
+by the composition root (``service.cli.main``); nothing happens at import.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
 import structlog
+
+# Events emitted from more than one module
+DATA_STALE = "data.stale"  # a position's quotes (the monitor), or the feed's (IB)
+ORDER_REJECTED = "order.rejected"  # not placed (the executor), or the broker's word (events)
+EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")  # area.event
 
 
 class _Writer:

@@ -1,9 +1,12 @@
 """Which of the hot modules run compiled, and whether those builds are current.
 
 setup.py compiles a few typed modules with mypyc where a C compiler is at hand
-(see there) and records the SHA-256 of each source in ``service/_native.json``.
-An extension module is imported in place of its .py, so after an edit to one
-of those sources an editable install keeps running the old build until it is
+(see there) and records the SHA-256 of each source in a manifest: beside this
+module in a wheel install (``service/_native.json``), under ``build/native/``
+of the source tree in an editable one, where the extensions are too (an import
+hook installed with the package loads them ahead of the sources). An
+extension module is imported in place of its .py, so after an edit to one of
+those sources an editable install keeps running the old build until it is
 installed again: :func:`stale` names such modules, the CLI warns about them
 and the test suite refuses to run on them.
 
@@ -26,7 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-MANIFEST = Path(__file__).resolve().parent / "_native.json"
+_HERE = Path(__file__).resolve().parent
+_OUT_OF_TREE = _HERE.parent / "build" / "native" / "_native.json"  # an editable install's
+MANIFEST = _OUT_OF_TREE if _OUT_OF_TREE.is_file() else _HERE / "_native.json"
 PURE_ENV = "SPREADWATCH_PURE"
 
 

@@ -39,23 +39,23 @@ class Effect(Enum):
 
 @dataclass(frozen=True)
 class Code:
-    """A code worth a log event of its own (others go as "ib message")."""
+    """A code worth a log event of its own (others go as ``ib.message``)."""
 
     event: str
     effect: Effect = Effect.LOG
 
 
 CODES = {
-    CONNECTIVITY_LOST: Code("connectivity lost", Effect.GAP),
-    RESTORED_DATA_LOST: Code("connectivity restored, data lost", Effect.RESUME),
-    RESTORED_DATA_KEPT: Code("connectivity restored, data kept", Effect.FLOWING),
-    COMPETING_SESSION: Code("competing live session"),
-    LINE_LIMIT: Code("market data line limit", Effect.LINE_REFUSED),
-    NOT_SUBSCRIBED: Code("market data not subscribed", Effect.LINE_REFUSED),
-    DELAYED_DATA: Code("delayed market data"),
+    CONNECTIVITY_LOST: Code("ib.connectivity_lost", Effect.GAP),
+    RESTORED_DATA_LOST: Code("ib.connectivity_restored_data_lost", Effect.RESUME),
+    RESTORED_DATA_KEPT: Code("ib.connectivity_restored_data_kept", Effect.FLOWING),
+    COMPETING_SESSION: Code("ib.competing_live_session"),
+    LINE_LIMIT: Code("ib.market_data_line_limit", Effect.LINE_REFUSED),
+    NOT_SUBSCRIBED: Code("ib.market_data_not_subscribed", Effect.LINE_REFUSED),
+    DELAYED_DATA: Code("ib.delayed_market_data"),
     # an order's error reaches the service through its status: ib_async marks the
     # trade cancelled and logs the error on it (OrdersMixin._on_status reads REJECTED)
-    REJECTED: Code("order rejected"),
-    CANCELLED: Code("order cancelled"),
-    HELD: Code("order held"),
+    REJECTED: Code("ib.order_rejected"),
+    CANCELLED: Code("ib.order_cancelled"),
+    HELD: Code("ib.order_held"),
 }

@@ -22,7 +22,7 @@ from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
 from service.errors import InputError
-from service.logs import get_logger
+from service.logs import DATA_STALE, get_logger
 from service.ports import EventSink, LegUpdate, QuoteSink
 from service.settings import IbSettings
 
@@ -67,7 +67,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
             )
         self.account = account
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
-        _log.info("ib connected", account=account, server_version=self.ib.client.serverVersion())
+        _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
 
     async def run(self, quotes: QuoteSink, events: EventSink) -> None:
         """Stream until cancelled; reconnect with backoff after a dropped connection."""
@@ -81,7 +81,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                     with attempt:
                         await self.connect()
                 self.reconnects += 1
-                _log.info("ib reconnected", reconnects=self.reconnects)
+                _log.info("ib.reconnected", reconnects=self.reconnects)
                 await self._resume(recheck=True)
             else:  # the first start: the manager reconciles the orders itself
                 await self._resume(recheck=False)
@@ -110,7 +110,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         """No leg has a usable quote until fresh data comes: said to the service, and
         whatever ticks were still on their way are dropped until then."""
         self._blind = True
-        _log.warning("data stale", detail=why, legs=len(self._wanted))
+        _log.warning(DATA_STALE, detail=why, legs=len(self._wanted))
         if self._quotes is not None and self._wanted:
             now = self._now()
             self._quotes([LegUpdate(leg, Quote(None, None, now)) for leg in self._wanted])

@@ -93,7 +93,9 @@ class MarketDataMixin(ContractsMixin):
             kind = t.marketDataType
             if self._types.get(leg) != kind:
                 self._types[leg] = kind
-                _log.info("market data type", leg=_leg_text(leg), type=DATA_TYPES.get(kind, kind))
+                _log.info(
+                    "ib.market_data_type", leg=_leg_text(leg), type=DATA_TYPES.get(kind, kind)
+                )
             if kind in FROZEN_TYPES:
                 continue  # frozen quotes are the last ones from the past: never fresh
             if kind == DELAYED and self.settings.market_data != "delayed":

@@ -5,7 +5,7 @@
   executions passed on, orders rechecked) or 1102 (restored, data kept).
 - 101 and 354 (a line refused) say which leg, once, and keep it in ``refused``.
 - Every code of the table is a log event of its own, a warning; others are
-  logged as "ib message".
+  logged as ``ib.message``.
 - An order's error reaches the service through its status (ib_async marks the
   trade cancelled and logs the error on it): see ``OrdersMixin._on_status``.
 """
@@ -51,7 +51,7 @@ class NoticesMixin(ConnectionMixin):
             leg = self._refused_leg(req_id)
         log = _log.warning if known is not None else _log.info
         log(
-            known.event if known is not None else "ib message",
+            known.event if known is not None else "ib.message",
             code=code,
             req_id=req_id,
             detail=message,

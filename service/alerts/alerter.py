@@ -173,4 +173,4 @@ class Alerter:
             self.sent += 1
         except Exception as exc:  # (a webhook never stops the service: said, counted)
             self.failed += 1
-            _log.warning("alert failed", kind=alert.kind, webhook=str(hook.url), detail=f"{exc}")
+            _log.warning("alert.failed", kind=alert.kind, webhook=str(hook.url), detail=f"{exc}")

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from itertools import islice
 
+from structlog.contextvars import bound_contextvars
+
 from rules.clock import MarketTime
 from rules.greeks import Rates
 from rules.machine import Close, CloseSent, apply
@@ -29,7 +31,7 @@ from rules.model import Quote
 from rules.watch import PositionWatch, units
 from service.app.book import PositionBook, natural_debit
 from service.app.readmodel import ReadModel
-from service.logs import get_logger
+from service.logs import DATA_STALE, get_logger
 from service.orders.intents import Decided, Intents
 from service.orders.policy import ClosePolicy
 from service.ports import LegKey, LegUpdate
@@ -165,23 +167,25 @@ class Monitor:
             ],
         }
         self.views.decided[close.reason.value] += 1
-        _log.info(
-            "decision",
-            position_id=pid,
-            reason=close.reason.value,
-            label=close.label,
-            contracts=close.contracts,
-            debit=str(close.debit),
-            natural=str(natural),
-            replaces=close.replaces,
-        )
-        stored = self.book.stored[pid]
-        self.intents.put(Decided(watch, stored, close, at, natural, quotes, time.perf_counter()))
+        with bound_contextvars(position_id=pid):  # a decision made (not per quote)
+            _log.info(
+                "exit.decided",
+                reason=close.reason.value,
+                label=close.label,
+                contracts=close.contracts,
+                debit=str(close.debit),
+                natural=str(natural),
+                replaces=close.replaces,
+            )
+            stored = self.book.stored[pid]
+            self.intents.put(
+                Decided(watch, stored, close, at, natural, quotes, time.perf_counter())
+            )
         return True
 
     async def check_stale(self, now: datetime) -> None:
-        """Log "data stale" once when an open position's newest quote grows older than its
-        book's limit in regular hours, and "data fresh" when quotes come again."""
+        """Log ``data.stale`` once when an open position's newest quote grows older than its
+        book's limit in regular hours, and ``data.fresh`` when quotes come again."""
         at = self._market_time(now)
         if not at.regular_hours:
             return
@@ -202,12 +206,12 @@ class Monitor:
             if is_stale and pid not in stale:
                 stale.add(pid)
                 _log.warning(
-                    "data stale",
+                    DATA_STALE,
                     position_id=pid,
                     newest=None if newest is None else newest.isoformat(),
                     limit_s=limit.total_seconds(),
                 )
             elif not is_stale and pid in stale:
                 stale.discard(pid)
-                _log.info("data fresh", position_id=pid)
+                _log.info("data.fresh", position_id=pid)
         self._walk_after = walk_after

@@ -17,10 +17,11 @@ from collections import Counter, deque
 from datetime import datetime
 from itertools import islice
 
-from rules.machine import Close, format_close_line
+from rules.machine import Close
 from rules.model import Position
 from service.app.book import PositionBook
 from service.ports import OrderEvent
+from service.presentation import format_close_line
 
 KEEP = 10_000  # closes sent and rejections kept for readers, the newest
 

@@ -161,4 +161,4 @@ class Runner:
             try:
                 await self.housekeeping(clock.now())
             except ORDER_FAILURES as exc:  # (said; the next round tries again)
-                _log.error("housekeeping failed", detail=said(exc))
+                _log.error("housekeeping.failed", detail=said(exc))

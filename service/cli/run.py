@@ -88,7 +88,9 @@ async def _run(
     where = "Interactive Brokers" if app.settings.broker == "ib" else "the simulated market"
     out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
     out.flush()
-    _log.info("started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat())
+    _log.info(
+        "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -107,7 +109,7 @@ async def _run(
                 tg.create_task(alerter.run(stop), name="alerts")
     except* Exception as group:
         for exc in group.exceptions:
-            _log.error("crashed", detail=f"{type(exc).__name__}: {exc}")
+            _log.error("daemon.crashed", detail=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +119,7 @@ async def _run(
     report.closes()  # those sent while stopping
     working = len(await app.store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
-    _log.info("stopped", working_orders=working)
+    _log.info("daemon.stopped", working_orders=working)
     return 0
 
 
@@ -150,7 +152,7 @@ class _Report:
                 self.out.write(
                     f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n"
                 )
-                _log.info("market closed", next_open=opens.isoformat())
+                _log.info("market.closed", next_open=opens.isoformat())
             self.closed_said = not regular
             self.closes()
             with contextlib.suppress(TimeoutError):

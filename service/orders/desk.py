@@ -18,6 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from structlog.contextvars import bound_contextvars
+
 from rules.clock import MarketTime
 from rules.machine import Close, Filled, NotSent, OrderEnded, Phase, apply
 from service.logs import get_logger
@@ -104,15 +106,16 @@ class OrderDesk:
         watch, close = item.watch, item.close
         pid = watch.state.position.id
         ref = None
-        if isinstance(result, NotAClose):
-            # The account may be a fill ahead of the events: decided again on the next
-            # quotes, unless the refusals persist (see ClosePolicy.refused).
-            if self.policy.refused(pid, str(result), item.at.now):
-                self.views.block(pid, str(result))
-        elif isinstance(result, Exception):
-            _log.error("close failed", position_id=pid, detail=said(result))
-        else:
-            ref = result
+        with bound_contextvars(position_id=pid):
+            if isinstance(result, NotAClose):
+                # The account may be a fill ahead of the events: decided again on the next
+                # quotes, unless the refusals persist (see ClosePolicy.refused).
+                if self.policy.refused(pid, str(result), item.at.now):
+                    self.views.block(pid, str(result))
+            elif isinstance(result, Exception):
+                _log.error("order.failed", detail=said(result))
+            else:
+                ref = result
         if close.replaces:
             if ref is None and self.working.live_for(pid) is None:
                 self.policy.replaced(pid)  # nothing to cancel (yet): decide again
@@ -203,8 +206,10 @@ class OrderDesk:
 
     async def on_event(self, event: OrderEvent) -> None:
         """One order event: into the store, then to the position's exit state."""
+        ref = event.order_ref
         try:
-            await self._apply(event)
+            with bound_contextvars(position_id=position_of(ref), order_ref=ref):
+                await self._apply(event)
         finally:  # applied to the exit state, or failed: no longer in flight
             if self.book is not None:
                 self.book.applied(event)
@@ -214,9 +219,7 @@ class OrderDesk:
         try:
             applied = await self.writer.write(event)
         except STORE_FAILURES as exc:  # (an order that is not ours...: said, skipped)
-            _log.error(
-                "event failed", order_ref=event.order_ref, status=event.status, detail=said(exc)
-            )
+            _log.error("order.event_failed", status=event.status, detail=said(exc))
             return
         pid, book = position_of(event.order_ref), self.book
         watch = None if book is None else book.watch(pid)

@@ -14,7 +14,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from service.logs import get_logger
+from service.logs import ORDER_REJECTED, get_logger
 from service.orders.failures import transient
 from service.orders.working import WorkingOrders
 from service.ports import Fill, FillApplied, OrderEvent, Store
@@ -26,7 +26,7 @@ EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is
 
 def _said_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome is not None else None
-    _monitor_log.warning("store retry", attempt=state.attempt_number, detail=f"{exc}")
+    _monitor_log.warning("store.retry", attempt=state.attempt_number, detail=f"{exc}")
 
 
 class EventWriter:
@@ -49,7 +49,8 @@ class EventWriter:
         return applied
 
     async def write_once(self, event: OrderEvent) -> FillApplied | None:
-        """The event into the store; the fill's outcome when it carries an execution."""
+        """The event into the store; the fill's outcome when it carries an execution.
+        (Logged in the context the desk binds: the order_ref and its position_id.)"""
         ref = event.order_ref
         self.working.heard(ref)
         applied = None
@@ -60,8 +61,7 @@ class EventWriter:
             )
             if applied.applied:
                 _log.info(
-                    "filled",
-                    order_ref=ref,
+                    "order.filled",
                     exec_id=e.exec_id,
                     quantity=e.quantity,
                     price=str(e.price),
@@ -72,8 +72,10 @@ class EventWriter:
         elif event.status in ("cancelled", "rejected"):
             await self.store.end_order(ref, event.status, event.reason)
             self.working.done(ref)
-            log = _log.warning if event.status == "rejected" else _log.info
-            log(event.status, order_ref=ref, reason=event.reason or None)
+            if event.status == "rejected":
+                _log.warning(ORDER_REJECTED, reason=event.reason or None)
+            else:
+                _log.info("order.cancelled", reason=event.reason or None)
         elif event.status == "filled":
             self.working.done(ref)
         return applied

@@ -22,10 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
+from structlog.contextvars import bound_contextvars
+
 from rules.machine import ExitReason
 from rules.pricing import limit_for
 from service.errors import StoreRefused
-from service.logs import get_logger
+from service.logs import ORDER_REJECTED, get_logger
 from service.orders.closing import NotAClose, check_close, closing_order
 from service.orders.failures import BROKER_FAILURES
 from service.orders.intents import CloseRequest
@@ -117,7 +119,7 @@ class LiveExecutor:
         for k, req, order in placed:
             results[k] = order.order_ref
             _log.info(
-                "close submitted",
+                "order.submitted",
                 position_id=req.stored.position.id,
                 order_ref=order.order_ref,
                 reason=req.decision.reason.value,
@@ -187,14 +189,15 @@ class LiveExecutor:
         ref, pid = order.order_ref, req.stored.position.id
         # known before it is placed: its events may come before place() returns
         stop = req.decision.reason is not ExitReason.PROFIT_TARGET
-        self.working.work(ref, pid, req.decision.debit, order.limit, req.at.now, stop)
-        try:
-            await self.gateway.place(order)
-        except BROKER_FAILURES as exc:  # the broker refused it outright, or is not there
-            self.working.done(ref)
-            await self.store.end_order(ref, "rejected", f"not placed: {exc}")
-            _log.error("rejected", position_id=pid, order_ref=ref, reason=f"not placed: {exc}")
-            return False
+        with bound_contextvars(position_id=pid, order_ref=ref):
+            self.working.work(ref, pid, req.decision.debit, order.limit, req.at.now, stop)
+            try:
+                await self.gateway.place(order)
+            except BROKER_FAILURES as exc:  # the broker refused it outright, or is not there
+                self.working.done(ref)
+                await self.store.end_order(ref, "rejected", f"not placed: {exc}")
+                _log.error(ORDER_REJECTED, reason=f"not placed: {exc}")
+                return False
         return True
 
 

@@ -44,7 +44,7 @@ class ClosePolicy:
         if position_id not in self._held:
             self._held.add(position_id)
             _log.info(
-                "decision held",
+                "exit.held",
                 position_id=position_id,
                 reason=close.reason.value,
                 detail="outside regular hours: decided again at the open",
@@ -68,14 +68,15 @@ class ClosePolicy:
 
     def refused(self, position_id: str, why: str, now: datetime) -> bool:
         """A close of the position was refused at ``now``; True when the refusals have
-        persisted so long that the position is left alone from now on."""
+        persisted so long that the position is left alone from now on. (Logged in the
+        context the desk binds: its ``position_id``.)"""
         count, first = self.refusals.get(position_id, (0, now))
         self.refusals[position_id] = (count + 1, first)
         if count + 1 >= REFUSALS and now - first >= REFUSAL_SPAN:
             self.blocked[position_id] = why
-            _log.error("close refused", position_id=position_id, detail=why)
+            _log.error("order.refused", detail=why)
             return True
-        _log.warning("close refused, for now", position_id=position_id, detail=why)
+        _log.warning("order.refused_for_now", detail=why)
         return False
 
     def sent(self, position_id: str) -> None:

@@ -51,7 +51,7 @@ class Reconciler:
                 self.working.adopt(order, now)
                 done.append(f"{ref}: working at the broker: adopted")
         for line in done:
-            _log.info("reconciled", detail=line)
+            _log.info("reconcile.line", detail=line)
         await self.attempts.load()  # now, not on the first decision
         return done
 
@@ -67,6 +67,6 @@ class Reconciler:
                     f"{leg.underlying} {leg.expiry} {leg.right.value} {leg.strike}: the account "
                     f"holds {have}, the open positions imply {want}"
                 )
-                _monitor_log.warning("reconciled", detail=line)
+                _monitor_log.warning("reconcile.holdings_differ", detail=line)
                 done.append(line)
         return done

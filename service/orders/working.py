@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from structlog.contextvars import bound_contextvars
+
 from rules.pricing import RepriceSchedule, limit_for
 from service.logs import get_logger
 from service.orders.failures import BROKER_FAILURES
@@ -88,19 +90,13 @@ class WorkingOrders:
                 await self._modify(ref, live, limit, natural)
 
     async def _modify(self, ref: str, live: _Live, limit: Decimal, natural: Decimal) -> None:
-        try:
-            await self.gateway.modify(ref, limit)
-        except BROKER_FAILURES as exc:  # (filled meanwhile...: the events tell)
-            if not live.failed:
-                _log.warning("reprice failed", order_ref=ref, detail=f"{exc}")
-            live.failed = True  # quiet until the broker says something of it
-            return
-        live.limit = limit
-        _log.info(
-            "repriced",
-            position_id=live.position_id,
-            order_ref=ref,
-            step=live.step,
-            limit=str(limit),
-            natural=str(natural),
-        )
+        with bound_contextvars(position_id=live.position_id, order_ref=ref):
+            try:
+                await self.gateway.modify(ref, limit)
+            except BROKER_FAILURES as exc:  # (filled meanwhile...: the events tell)
+                if not live.failed:
+                    _log.warning("order.reprice_failed", detail=f"{exc}")
+                live.failed = True  # quiet until the broker says something of it
+                return
+            live.limit = limit
+            _log.info("order.repriced", step=live.step, limit=str(limit), natural=str(natural))

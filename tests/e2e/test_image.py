@@ -29,8 +29,8 @@ CONTEXT_IGNORED = (
     "*.egg-info",
 )
 PLACES = (
-    "import rules.watch, service.replay, service.native as n;"
-    "print(n.kind(), rules.watch.__file__, service.replay.__file__)"
+    "import rules.watch, service.replay.engine, service.native as n;"
+    "print(n.kind(), rules.watch.__file__, service.replay.engine.__file__)"
 )
 
 

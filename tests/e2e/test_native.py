@@ -9,6 +9,7 @@ so that a build that silently fell back to pure Python fails it.
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import re
@@ -112,13 +113,36 @@ def test_spreadwatch_pure_imports_the_sources() -> None:
         assert all(path.endswith(".so") for path in compiled.values()), compiled
 
 
+def test_the_build_writes_nothing_into_the_source_tree() -> None:
+    """Extensions and the manifest live under build/ (editable) or in the install, never
+    beside the sources; compiled modules are imported from there."""
+    in_tree = [
+        path
+        for package in ("rules", "service", "brokers")
+        for path in (ROOT / package).rglob("*")
+        if path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    ]
+    assert in_tree == [], in_tree
+    assert list(ROOT.glob("spreadwatch_native*")) == []
+    assert not (ROOT / "service" / "_native.json").exists()
+    if native.kind() == "compiled":
+        sources = (str(ROOT / "rules"), str(ROOT / "service"))
+        compiled = loaded_from(pure=False)
+        assert not [path for path in compiled.values() if path.startswith(sources)], compiled
+
+
 @pytest.mark.skipif(
     not os.environ.get("SPREADWATCH_EXPECT_NATIVE") or bool(os.environ.get(native.PURE_ENV)),
     reason="only where a compiler is promised, and not on the sources",
 )
 def test_the_install_compiled_the_hot_modules() -> None:
     assert native.kind() == "compiled"
-    assert set(native.built()) >= {"rules.watch", "rules.watchlist", "service.replay"}
+    assert set(native.built()) >= {
+        "rules.watch",
+        "rules.watchlist",
+        "service.replay.engine",
+        "service.replay.rows",
+    }
     assert native.stale() == []
 
 

@@ -44,9 +44,9 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     # the logs: JSON lines on stderr (not a terminal), stable event names, ids bound
     logs = [json.loads(line) for line in out.err.splitlines()]
     events = [e["event"] for e in logs]
-    assert events[0] == "started"
-    assert events[-1] == "stopped"
-    submitted = [e for e in logs if e["event"] == "close submitted"]
+    assert events[0] == "daemon.started"
+    assert events[-1] == "daemon.stopped"
+    submitted = [e for e in logs if e["event"] == "order.submitted"]
     assert {"position_id": "XLF-P-3", "order_ref": "XLF-P-3:stop:1"}.items() <= next(
         e for e in submitted if e["position_id"] == "XLF-P-3"
     ).items()

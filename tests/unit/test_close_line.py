@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from rules.machine import Close, ExitReason, ExitState, evaluate, format_close_line
+from rules.machine import Close, ExitReason, ExitState, evaluate
+from service.presentation import format_close_line
 from tests.factories import at_dte, filled, put_spread, state_of, vertical_quotes
 
 NOW = at_dte(30)

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from rules.books import DEFAULT_BOOKS
-from rules.machine import Close, ExitReason, format_close_line
+from rules.machine import Close, ExitReason
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
 from service.ports import OrderEvent
+from service.presentation import format_close_line
 from tests.factories import put_spread
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)

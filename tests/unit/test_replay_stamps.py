@@ -1,4 +1,4 @@
-"""Replay's timestamps: most are compared as text (service.replay._Stamps), none wrongly.
+"""Replay's timestamps: most are compared as text (service.replay.rows.Stamps), none wrongly.
 
 A row in the same second as the row before, of the same shape and offset, is
 taken by comparing its text; every other row is parsed. Whatever the mix of

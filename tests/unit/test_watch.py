@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import rules.machine
+import rules.evaluate
 import rules.watch
 from rules.books import INCOME_POP, PRIMARY, BookPolicy
 from rules.clock import MarketTime, market_time
@@ -424,16 +424,16 @@ def test_update_decides_like_evaluate_on_random_streams(data: st.DataObject) -> 
 
 @pytest.fixture
 def judge_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of rules.machine.judge (directly or through evaluate): an update that
+    """Counts calls of rules.evaluate.judge (directly or through evaluate): an update that
     makes none and says "no trigger" took the quiet path."""
     calls = [0]
-    real = rules.machine.judge
+    real = rules.evaluate.judge
 
     def counting(*args: object, **kwargs: object) -> Decision:
         calls[0] += 1
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rules.machine, "judge", counting)
+    monkeypatch.setattr(rules.evaluate, "judge", counting)
     if hasattr(rules.watch, "judge"):  # a watch that imports judge itself
         monkeypatch.setattr(rules.watch, "judge", counting)
     return calls

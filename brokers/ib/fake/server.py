@@ -133,7 +133,7 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
         self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
         handler = _HANDLERS.get(int(fields[0]))
         if handler is None:
-            _log.info("fake gateway: request not served", msg_id=fields[0])
+            _log.info("fake_gateway.unserved", msg_id=fields[0])
             return
         handler(self, s, fields)
 

@@ -1,0 +1,323 @@
+"""Replay: the exit state machine over recorded leg quotes, filled at the mark.
+
+The same ``rules.machine.evaluate`` the live service uses decides; every close
+fills at once, in full, at the debit it was decided on. Exits go to ``out`` as
+JSON Lines and as SPEC.md's human line to ``log``; a summary follows.
+
+The loop is the hot path (a million rows in about a second), so per row it
+does only: split the CSV row, look the leg up by its raw text, look its
+numbers up in memos, check its timestamp (as text where that is exact:
+:class:`Stamps`), and ask the screens of the positions holding the leg
+(:class:`rules.watch.Screen`) whether a close could come of it. Only when one
+says it could are those positions evaluated; the row's instant and exchange
+time are then worked out and the New York day bounds are cached.
+
+This module is one of those setup.py compiles with mypyc where it can (see
+there and service.native): plain typed Python, with the same behaviour either
+way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from time import perf_counter
+from typing import Any, TextIO
+
+from rules.books import BookPolicy
+from rules.clock import MarketTime
+from rules.greeks import Rates
+from rules.machine import (
+    Close,
+    CloseSent,
+    ExitState,
+    Filled,
+    Phase,
+    apply,
+    open_state,
+)
+from rules.model import Position, Quote, Right
+from rules.watch import PositionWatch
+from rules.watchlist import Watchlist
+from service.presentation import dollars, format_close_line
+from service.replay.rows import (
+    EMPTIES,
+    EMPTY,
+    LegKey,
+    SessionClock,
+    Stamps,
+    Summary,
+    field_count,
+    leg_key_of,
+    memo,
+    naive_utc_of,
+    parse_price,
+    parse_units,
+    row_of,
+    unparseable,
+)
+
+_PCT = Decimal("0.0001")
+# what the loop's leg lookup gives besides a leg id
+_IDLE, _UNKNOWN, _MALFORMED = -1, -2, -3  # every holder closed; no position holds it; not 4 fields
+
+
+def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
+    """One exit as a JSON-ready dict: ``ts`` as the ticks file wrote it, money as exact
+    decimal strings."""
+    p = state.position
+    return {
+        "ts": ts,
+        "position": p.id,
+        "book": p.book,
+        "underlying": p.underlying,
+        "strategy": p.strategy.value,
+        "reason": close.reason.value,
+        "label": close.label,
+        "target": None if close.target is None else str(close.target),
+        "triggers": [t.value for t in close.triggers],
+        "contracts_closed": close.contracts,
+        "contracts_remaining": state.remaining,
+        "contracts_original": p.contracts,
+        "debit": str(close.debit),
+        "pnl": str(close.pnl.quantize(Decimal("0.01"))),
+        "pct_of_max": str(close.pct_of_max.quantize(_PCT)),
+    }
+
+
+def _no_leg(leg: int, key: str, text: str) -> str:
+    """Why a row's leg is not one to replay (_UNKNOWN or _MALFORMED)."""
+    return f"unknown leg {key.replace(',', ' ')}" if leg == _UNKNOWN else field_count(text)
+
+
+def _later(stamps: Stamps, text: str, last: str) -> bool:
+    """``text`` is a timestamp after ``last``, and now the latest (parsed: a new second)."""
+    try:
+        return stamps.accept(text, last)
+    except ValueError:
+        return False
+
+
+class Replay:
+    """Positions' exit states, and the latest line of every leg they hold.
+
+    The legs, their latest lines and their gates are a :class:`rules.watchlist.Watchlist`
+    that keeps lines as text: every applied row is kept as its leg's latest line.
+    When every position holding the leg admits it (its screen, before the
+    screen's deadline), no holder can close on it and nothing more is done: the
+    holders read it again when they are next evaluated. Otherwise each holder
+    catches up and is evaluated, and gets a new screen. ``screen=False``
+    evaluates every row (the tests compare the two).
+    """
+
+    def __init__(
+        self,
+        positions: Iterable[Position],
+        books: dict[str, BookPolicy],
+        rates: Rates,
+        *,
+        screen: bool = True,
+    ) -> None:
+        self.rates = rates
+        self.watchlist: Watchlist[str, LegKey] = Watchlist(
+            self._quote_of, instant=naive_utc_of, screens=screen
+        )
+        self.watches: list[PositionWatch] = []
+        for p in positions:
+            watch = PositionWatch(open_state(p, books[p.book]))
+            self.watches.append(watch)
+            self.watchlist.add(
+                watch,
+                [leg_key_of(p.underlying, leg.expiry, leg.right, leg.strike) for leg in p.legs],
+            )
+        # text -> value, as read: prices as (Decimal, units), deltas and spots as floats
+        self._prices: dict[str, Any] = dict.fromkeys(EMPTY, (None, None))
+        self._units: dict[str, Any] = dict.fromkeys(EMPTY)  # price text -> units
+        self._deltas: dict[str, Any] = dict.fromkeys(EMPTY)
+        self._spots: dict[str, Any] = dict.fromkeys(EMPTY)
+        self._clock = SessionClock()
+        self._stamps = Stamps()
+        self._legs: dict[str, int] = {}  # a row's leg text -> leg id, _IDLE or _UNKNOWN
+        self._texts: dict[int, list[str]] = {}  # leg id -> the texts naming it
+        self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
+
+    def _quote_of(self, text: str) -> Quote:
+        """A kept line as the rules' Quote, read again (it was checked when first read)."""
+        ts_text, rest = text.split(",", 1)
+        _leg, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
+        return Quote(
+            memo(self._prices, parse_price, bid_t)[0],
+            memo(self._prices, parse_price, ask_t)[0],
+            datetime.fromisoformat(ts_text).astimezone(UTC),
+            memo(self._deltas, float, delta_t),
+            memo(self._spots, float, spot_t),
+        )
+
+    @property
+    def states(self) -> list[ExitState]:
+        return [w.state for w in self.watches]
+
+    def leg_id(self, underlying: str, expiry: str, right: str, strike: str) -> int | None:
+        """The leg a row names, or None when no position holds it; ValueError if malformed."""
+        key = leg_key_of(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
+        return self.watchlist.ids.get(key)
+
+    def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:
+        """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
+        summary = Summary()
+        started = perf_counter()
+        self._loop(lines, summary, out, log)
+        summary.applied = summary.rows - summary.bad_rows - summary.idle
+        summary.seconds = perf_counter() - started
+        return summary
+
+    # The loop runs a million times: one frame, each row touched as little as it can be.
+    # A row is cut in three (ts, the leg's four fields as one key, the four figures). Its
+    # timestamp is compared as text where that is exact (Stamps), and parsed only when a
+    # position is evaluated on it. Rows the gates let through end in the loop; what is
+    # rare (a new leg, a bad row, a new second) is done in functions of its own.
+    def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:  # noqa: PLR0915
+        legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
+        price_units = self._units
+        latest, gates = self.watchlist.latest, self.watchlist.gates
+        bad, judge = summary.bad, self._judge
+        stamps = self._stamps
+        last_ts_text, prefix, base, tails = stamps.last, stamps.prefix, stamps.base, stamps.tails
+        # (prefix: "YYYY-MM-DDTHH:MM:SS", or "\0" that no timestamp starts with)
+        line, idle, screened = 1, 0, 0
+        for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
+            if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
+                text = ",".join(row_of(text))  # noqa: PLW2901
+            try:  # the last field keeps its newline: float() and the memo do not mind
+                ts_text, rest = text.split(",", 1)
+                key, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
+            except ValueError:
+                bad(line, field_count(text))
+                continue
+            try:
+                leg = legs[key]
+            except KeyError:
+                leg = self._learn(key)
+            if leg < 0:
+                if leg == _IDLE:  # every position holding this leg has closed
+                    idle += 1
+                else:
+                    bad(line, _no_leg(leg, key, text))
+                continue
+            try:  # prices as units (memos), delta and spot as floats (judge reads them again)
+                try:
+                    bid_units, ask_units = price_units[bid_t], price_units[ask_t]
+                except KeyError:
+                    bid_units = memo(price_units, parse_units, bid_t)
+                    ask_units = memo(price_units, parse_units, ask_t)
+                delta = float(delta_t) if delta_t else None
+                if spot_t not in EMPTIES:  # (the last field keeps the line's end)
+                    float(spot_t)
+            except (ValueError, InvalidOperation):
+                bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
+                continue
+            if ts_text != last_ts_text:
+                if ts_text.startswith(prefix) and ts_text[19:] in tails and ts_text > last_ts_text:
+                    last_ts_text = ts_text  # the same second, later: no parsing (Stamps)
+                elif _later(stamps, ts_text, last_ts_text):  # a new second, parsed
+                    last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
+                else:
+                    bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
+                    continue
+            latest[leg] = text  # the line itself: read again only if a holder needs it
+            gate = gates[leg]
+            if gate is not None and base < gate[0]:  # (the row's second is before the deadline)
+                for screen, i in gate[1]:
+                    if not screen.admits(i, bid_units, ask_units, delta):
+                        break  # (a holder that admitted it is screened anew by judge)
+                else:  # no holder can close on this row
+                    screened += 1
+                    continue
+            judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary, out, log)
+        stamps.last = last_ts_text
+        summary.rows, summary.idle, summary.screened = line - 1, idle, screened
+
+    def _learn(self, key: str) -> int:
+        """The leg a new key text names (_IDLE once its positions have closed), _UNKNOWN for
+        none, _MALFORMED for a key of other than four fields."""
+        fields = key.split(",")
+        if len(fields) != 4:
+            return _MALFORMED  # (not kept: the key of a row with too many fields)
+        try:
+            leg = self.leg_id(*fields)
+        except (ValueError, InvalidOperation):
+            leg = None
+        if leg is None:
+            self._legs[key] = _UNKNOWN
+            return _UNKNOWN
+        self._texts.setdefault(leg, []).append(key)
+        found = self._legs[key] = leg if self.watchlist.holders[leg] else _IDLE
+        return found
+
+    def _retire(self, watch: PositionWatch) -> None:
+        """Stop watching a closed position: legs no one holds any more read as _IDLE."""
+        ids = self.watchlist.ids
+        for gone in self.watchlist.release(watch):
+            for text in self._texts.get(ids[gone], ()):
+                self._legs[text] = _IDLE
+
+    def _market_time(self, now: datetime) -> MarketTime:
+        if now is not self._at.now:
+            if not self._clock.lo <= now < self._clock.hi:
+                self._clock.enter(now)
+            self._at = MarketTime(now, *self._clock.facts)
+        return self._at
+
+    def _judge(
+        self,
+        leg: int,
+        text: str,
+        now: datetime,
+        ts_text: str,
+        summary: Summary,
+        out: TextIO,
+        log: TextIO,
+    ) -> None:
+        """Evaluate every position holding the leg on its new line (``now``: its time, naive
+        UTC); fill what closes."""
+        quote = self._quote_of(text)._replace(ts=now.replace(tzinfo=UTC))
+        at = self._market_time(quote.ts)
+
+        def fill(watch: PositionWatch, close: Close) -> None:
+            state = apply(apply(watch.state, CloseSent(close)), Filled(close.contracts))
+            watch.state = state
+            self._report(ts_text, state, close, summary, out, log)
+            if state.phase is Phase.CLOSED:
+                self._retire(watch)
+
+        summary.evaluations += self.watchlist.judge(leg, quote, at, self.rates, fill)
+
+    @staticmethod
+    def _report(
+        ts: str, state: ExitState, close: Close, summary: Summary, out: TextIO, log: TextIO
+    ) -> None:
+        summary.exits[close.reason.value] += 1
+        summary.pnl += close.pnl
+        out.write(json.dumps(exit_record(ts, state, close)) + "\n")
+        log.write(format_close_line(state.position, close) + "\n")
+
+
+def write_summary(summary: Summary, replay: Replay, log: TextIO) -> None:
+    open_left = sum(1 for s in replay.states if s.phase is not Phase.CLOSED)
+    rate = summary.rows / summary.seconds if summary.seconds else 0.0
+    exits = ", ".join(f"{k} {v}" for k, v in sorted(summary.exits.items())) or "none"
+    lines = [
+        f"replay: {summary.rows} rows, {summary.applied} applied, "
+        f"{summary.idle} for closed positions, {summary.screened} screened, "
+        f"{summary.evaluations} evaluations in {summary.seconds:.2f}s ({rate:,.0f} rows/s)",
+        f"replay: exits: {exits}; realised P&L {dollars(summary.pnl)}",
+        f"replay: positions: {len(replay.states) - open_left} closed, {open_left} still open",
+    ]
+    if summary.bad_rows:
+        shown = "; ".join(f"line {n}: {why}" for n, why in summary.bad_lines)
+        lines.append(f"replay: {summary.bad_rows} bad rows skipped (first: {shown})")
+    else:
+        lines.append("replay: 0 bad rows")
+    log.write("\n".join(lines) + "\n")

@@ -1,0 +1,288 @@
+"""Replay's input: the ticks file's rows, their fields and timestamps, read cheaply.
+
+Prices, deltas and spots repeat, so their texts are parsed once (memos); a
+timestamp is compared as text where that is exact (:class:`Stamps`), and its
+instant worked out only when a position is judged on the row. The exchange
+time of an instant is recomputed only when it leaves its session segment
+(:class:`SessionClock`). Bad rows are explained only when they are met.
+
+Compiled by mypyc with :mod:`service.replay.engine` where it can be (setup.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TextIO
+
+from rules.clock import CLOSE, OPEN, new_york
+from rules.model import Right
+from rules.watch import units
+from service.errors import InputError
+
+HEADER = [
+    "ts",
+    "underlying",
+    "expiry",
+    "right",
+    "strike",
+    "bid",
+    "ask",
+    "delta",
+    "underlying_price",
+]
+BAD_LINES_SHOWN = 5
+
+LegKey = tuple[str, date, Right, Decimal]
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    applied: int = 0
+    idle: int = 0  # rows for legs whose positions had all closed: read, not parsed
+    screened: int = 0  # applied rows every holder's screen admitted: kept, not evaluated
+    evaluations: int = 0
+    bad_rows: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    exits: Counter[str] = field(default_factory=Counter)
+    pnl: Decimal = Decimal(0)
+    seconds: float = 0.0
+
+    def bad(self, line: int, why: str) -> None:
+        self.bad_rows += 1
+        if len(self.bad_lines) < BAD_LINES_SHOWN:
+            self.bad_lines.append((line, why))
+
+
+EMPTY = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
+EMPTIES = frozenset(EMPTY)
+MEMO_LIMIT = 100_000  # per field; bounds memory at ~15 MB each
+
+
+def _naive_utc(text: str, offsets: dict[str, timedelta]) -> datetime:
+    """An ISO-8601 timestamp with offset as naive UTC, learning "+hh:mm" offsets."""
+    ts = datetime.fromisoformat(text)
+    offset = ts.utcoffset()
+    if offset is None:
+        raise ValueError(text)
+    suffix = text[-6:]
+    if suffix[0] in "+-" and suffix[3] == ":" and len(offsets) < 64:
+        offsets[suffix] = offset
+    return ts.replace(tzinfo=None) - offset
+
+
+def parse_price(text: str) -> tuple[Decimal, int | None]:
+    """A price as replay keeps it: the Decimal, and its units for the screens."""
+    price = Decimal(text)
+    return price, units(price)
+
+
+def parse_units(text: str) -> int | None:
+    """A price's screen units (None: not exact); ValueError-kin if it is no number."""
+    return units(Decimal(text))
+
+
+def memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
+    """Parse ``text`` once: prices and deltas repeat, and parsing is the hot path's cost."""
+    if text in cache:
+        return cache[text]
+    value = parse(text)
+    if len(cache) >= MEMO_LIMIT:
+        empty = cache[""]  # what an empty field stands for
+        cache.clear()
+        cache.update(dict.fromkeys(EMPTY, empty))
+    cache[text] = value
+    return value
+
+
+def field_count(text: str) -> str:
+    """Why a row of other than nine fields is bad."""
+    return f"{text.count(',') + 1} fields, expected 9"
+
+
+def row_of(text: str) -> list[str]:
+    """A row's fields, without the line end (for messages about bad rows)."""
+    return next(csv.reader([text.rstrip("\r\n")]))
+
+
+class SessionClock:
+    """Exchange time of a timestamp, recomputed only when it leaves the current segment.
+
+    A segment is a stretch of one New York day with the same facts: before the
+    open, regular hours, after the close (weekends: the whole day). Its bounds
+    are kept in UTC, which compares fast with any fixed-offset timestamp.
+    """
+
+    def __init__(self) -> None:
+        self.lo = self.hi = datetime.min.replace(tzinfo=UTC)
+        self.facts: tuple[date, bool, datetime | None] = (date.min, False, None)
+
+    def enter(self, now: datetime) -> None:
+        """Move to the segment that holds ``now``."""
+        tz = new_york()
+        day = now.astimezone(tz).date()
+        start = datetime.combine(day, time.min, tz)
+        end = datetime.combine(day + timedelta(days=1), time.min, tz)
+        opens = datetime.combine(day, OPEN, tz)
+        closes = datetime.combine(day, CLOSE, tz)
+        facts: tuple[date, bool, datetime | None]
+        if day.weekday() >= 5:
+            lo, hi, facts = start, end, (day, False, None)
+        elif now < opens:
+            lo, hi, facts = start, opens, (day, False, None)
+        elif now < closes:
+            lo, hi, facts = opens, closes, (day, True, opens.astimezone(UTC))
+        else:
+            lo, hi, facts = closes, end, (day, False, None)
+        self.lo, self.hi = lo.astimezone(UTC), hi.astimezone(UTC)
+        self.facts = facts
+
+
+def naive_utc_of(instant: datetime) -> datetime:
+    """A gate's deadline (aware UTC) as the loop compares it: naive UTC, floored to the
+    second. The loop compares the second a row falls in (:class:`Stamps`): a row whose
+    second starts before the floored deadline ends before the deadline itself."""
+    return instant.replace(tzinfo=None, microsecond=0)
+
+
+# A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail
+_TAIL = re.compile(r"(?:\.[0-9]{1,6})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
+_NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none starts so
+TAILS_LIMIT = 4096  # tails kept for one offset: a millisecond clock has 1,000
+
+
+def _canonical(text: str) -> bool:
+    """``text`` starts "YYYY-MM-DDTHH:MM:SS" (its separators; the digits are parsed)."""
+    return text[4] == text[7] == "-" and text[10] == "T" and text[13] == text[16] == ":"
+
+
+class Stamps:
+    """The rows' timestamps: parsed where it matters, compared as text where that is exact.
+
+    Most rows fall in the same second as the row before and differ from it only
+    in the fraction (``.021-05:00``). For a timestamp of the canonical shape
+    ``YYYY-MM-DDTHH:MM:SS`` + tail, the loop keeps the accepted second's text
+    (``prefix``), that second as naive UTC (``base``, what gates compare) and
+    the tails already parsed with one offset and one length (``tails``). A row
+    with that prefix, a known tail and a text greater than the last accepted
+    one is a valid timestamp later than it: fields of one width and one offset
+    order as their text does. Any other row is parsed here (:meth:`accept`);
+    the exact instant of a row is worked out only when it is judged.
+    """
+
+    __slots__ = (
+        "base",
+        "last",
+        "now",
+        "now_text",
+        "offset",
+        "offsets",
+        "prefix",
+        "shape",
+        "tails",
+    )
+
+    def __init__(self) -> None:
+        self.last = ""  # the last accepted timestamp, as its row wrote it (kept by the loop
+        # between runs; in the loop, its local copy is the one that moves)
+        self.now = datetime.min  # noqa: DTZ901  (naive UTC of now_text)
+        self.now_text = ""
+        self.base = datetime.min  # noqa: DTZ901  (last's second, naive UTC)
+        self.prefix = _NO_PREFIX  # last's "YYYY-MM-DDTHH:MM:SS" when canonical
+        self.tails: set[str] = set()  # tails parsed in canonical rows, all of ``shape``
+        self.shape = ("", 0)  # their offset and length
+        self.offset = timedelta(0)  # their offset's value
+        self.offsets: dict[str, timedelta] = {}  # "+hh:mm" -> its value
+
+    def instant(self, text: str) -> datetime:
+        """``text`` as naive UTC; ValueError if it is no timestamp with an offset."""
+        offset = self.offsets.get(text[-6:])
+        if offset is not None:  # a "+hh:mm" seen before: the wall clock less it (faster)
+            local = datetime.fromisoformat(text[:-6])
+            if local.tzinfo is None:
+                return local - offset
+        return _naive_utc(text, self.offsets)
+
+    def last_instant(self, last: str) -> datetime:
+        """The last accepted timestamp, ``last`` (the loop keeps it), as naive UTC; parsed
+        again only if it moved."""
+        if self.now_text != last:
+            self.now, self.now_text = self.instant(last), last
+        return self.now
+
+    def accept(self, text: str, last: str) -> bool:
+        """Take ``text`` as the timestamp after ``last``: False if it goes backwards;
+        ValueError if it is no timestamp with an offset."""
+        if self.prefix is not _NO_PREFIX and text[19:] in self.tails and _canonical(text):
+            # a new second, canonical, of the last one's shape: compared as text
+            base = datetime.fromisoformat(text[:19]) - self.offset
+            if text < last:
+                return False
+            self.prefix, self.base = text[:19], base
+            return True
+        ts = self.instant(text)
+        if ts < self.last_instant(last):
+            return False
+        self.now = ts
+        self.now_text = text
+        self.base = ts.replace(microsecond=0)
+        if len(text) > 19 and _canonical(text) and _TAIL.fullmatch(text, 19):
+            tail = text[19:]
+            shape = ("Z" if tail[-1] == "Z" else tail[-6:], len(tail))
+            if shape != self.shape or len(self.tails) >= TAILS_LIMIT:
+                self.tails.clear()
+                self.shape = shape
+                self.offset = datetime.fromisoformat(text[:19]) - self.base
+            self.tails.add(tail)
+            self.prefix = text[:19]
+        else:  # (no tails either: the loop's fast path cannot match)
+            self.prefix = _NO_PREFIX
+            self.tails.clear()
+            self.shape = ("", 0)
+        return True
+
+
+def leg_key_of(underlying: str, expiry: date, right: Right, strike: Decimal) -> LegKey:
+    return (underlying, expiry, right, strike.normalize())
+
+
+def unparseable(row: list[str], last_ts: datetime) -> str:
+    """Which field of a rejected row is wrong (worked out only for bad rows)."""
+    for name, text, parse in (
+        ("bid", row[5], Decimal),
+        ("ask", row[6], Decimal),
+        ("delta", row[7], float),
+        ("underlying_price", row[8], float),
+    ):
+        try:
+            if text:
+                parse(text)
+        except (ValueError, InvalidOperation):
+            return f"{name}: not a number: {text!r}"
+    try:
+        ts = datetime.fromisoformat(row[0])
+    except ValueError:
+        return f"ts: not an ISO-8601 timestamp: {row[0]!r}"
+    if ts.tzinfo is None:
+        return f"ts: no UTC offset: {row[0]!r}"
+    return f"ts: goes backwards (after {last_ts.replace(tzinfo=UTC).isoformat()})"
+
+
+def read_ticks(path: Path) -> TextIO:
+    """Open TICKS.csv positioned after its checked header; the caller closes it."""
+    try:
+        f = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    header = next(csv.reader([f.readline()]), None)
+    if header is None or [h.strip() for h in header] != HEADER:
+        f.close()
+        raise InputError(f"{path}: line 1: header must be {','.join(HEADER)}")
+    return f
