@@ -5,7 +5,7 @@ optional native build. The modules below are plain, typed Python (mypy
 --strict clean); mypyc (the mypy project's compiler, pinned in
 [build-system]) turns each into a C extension that the interpreter imports in
 place of the .py, with the same behaviour: the tests run against whichever
-was built, and tests/service/test_native.py holds the two to the same output.
+was built, and tests/e2e/test_native.py holds the two to the same output.
 
 Where compiling is not possible (no C compiler, as on python:3.11-slim) or
 not wanted (SPREADWATCH_PURE=1 while installing), the install is pure Python

@@ -1,16 +1,15 @@
-"""Shared paths, the CLI in-process, and a PostgreSQL, for every tier of tests."""
+"""Fixtures for every tier of tests: the CLI in-process, a PostgreSQL, a store on its own
+database, and the replay's input files. (Builders are in tests/factories.py, shared fakes
+in tests/fakes.py, paths and helpers in tests/support.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -20,9 +19,11 @@ native.use_sources()  # SPREADWATCH_PURE=1: the suite on the .py sources beside 
 
 from service.cli.main import main  # noqa: E402
 from service.store import database  # noqa: E402
+from service.store.repository import SqlStore  # noqa: E402
+from tests.factories import HEADER  # noqa: E402
+from tests.support import EXAMPLES, Run, admin, new_database, with_db  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+T = TypeVar("T")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -47,23 +48,6 @@ def examples() -> Path:
     return EXAMPLES
 
 
-@dataclass
-class Run:
-    """What one ``spreadwatch`` command did: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def exits(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
     """Run the CLI in-process, as a user would from the shell."""
@@ -76,27 +60,23 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
     return run
 
 
+@pytest.fixture
+def files(tmp_path: Path) -> Callable[..., tuple[Path, Path]]:
+    """Write POSITIONS.toml and TICKS.csv (header added) into a temp dir."""
+
+    def write(positions: str, ticks: list[str]) -> tuple[Path, Path]:
+        p = tmp_path / "positions.toml"
+        t = tmp_path / "ticks.csv"
+        p.write_text(positions)
+        t.write_text("\n".join([HEADER, *ticks]) + "\n")
+        return p, t
+
+    return write
+
+
 # A real PostgreSQL for the tests that need one: TEST_DATABASE_URL's server, or an embedded
 # one. The session migrates one template database with Alembic; each test gets a fresh
 # database copied from it (CREATE DATABASE ... TEMPLATE), dropped after.
-
-
-def _plain(url: str) -> str:
-    """An asyncpg-style URL (no +driver) for administrative connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _with_db(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(_plain(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -112,18 +92,11 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> Iterator[str]:
     name = f"sw_template_{os.getpid()}"
-    asyncio.run(_admin(server_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
-    url = _with_db(server_url, name)
+    asyncio.run(admin(server_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
+    url = with_db(server_url, name)
     asyncio.run(database.upgrade(url))
     yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-def new_database(server_url: str, template: str | None = None) -> str:
-    name = f"sw_{uuid.uuid4().hex[:12]}"
-    suffix = f" TEMPLATE {make_url(template).database}" if template else ""
-    asyncio.run(_admin(server_url, f"CREATE DATABASE {name}{suffix}"))
-    return _with_db(server_url, name)
+    asyncio.run(admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture
@@ -131,7 +104,7 @@ def empty_url(server_url: str) -> Iterator[str]:
     """A database with no schema at all."""
     url = new_database(server_url)
     yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
+    asyncio.run(admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
 
 
 @pytest.fixture
@@ -139,4 +112,31 @@ def db_url(server_url: str, template_url: str) -> Iterator[str]:
     """A database migrated to head, this test's own."""
     url = new_database(server_url, template_url)
     yield url
-    asyncio.run(_admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
+    asyncio.run(admin(server_url, f"DROP DATABASE {make_url(url).database} WITH (FORCE)"))
+
+
+@pytest.fixture
+def run(db_url: str) -> Callable[[Callable[[SqlStore], Awaitable[T]]], T]:
+    """Run ``fn(store)`` in a fresh event loop with its own engine, on this test's database."""
+
+    def go(fn: Callable[[SqlStore], Awaitable[T]]) -> T:
+        async def main() -> T:
+            engine = database.engine(db_url)
+            try:
+                return await fn(SqlStore(engine))
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(main())
+
+    return go
+
+
+@pytest.fixture
+def sql(db_url: str) -> Callable[[str], None]:
+    """Run one SQL statement directly (to try what the schema refuses)."""
+
+    def go(statement: str) -> None:
+        asyncio.run(admin(db_url, statement))
+
+    return go

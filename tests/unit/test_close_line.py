@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from rules.machine import Close, ExitReason, ExitState, evaluate
 from service.presentation import format_close_line
-from tests.unit.conftest import at_dte, filled, put_spread, state_of, vertical_quotes
+from tests.factories import at_dte, filled, put_spread, state_of, vertical_quotes
 
 NOW = at_dte(30)
 

@@ -14,7 +14,7 @@ import pytest
 from rules.clock import MarketTime, market_time
 from rules.machine import Close, ExitReason, Hold, HoldReason, evaluate
 from rules.model import Quote
-from tests.unit.conftest import NY, put_spread, quote, state_of, vertical_quotes
+from tests.factories import NY, put_spread, quote, state_of, vertical_quotes
 
 # Wednesday 2025-05-21, 11:00 New York: regular hours, 30 DTE to the 2025-06-20 expiry.
 RTH = market_time(datetime(2025, 5, 21, 11, 0, tzinfo=NY))

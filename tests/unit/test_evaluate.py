@@ -15,7 +15,7 @@ import pytest
 from rules.books import BookPolicy
 from rules.machine import Close, ExitReason, ExitState, Hold, HoldReason, evaluate
 from rules.model import Quote
-from tests.unit.conftest import (
+from tests.factories import (
     at_dte,
     call_spread,
     filled,

@@ -18,7 +18,7 @@ from rules.exits import RULES, Band, ExitReason, Hit, check
 from rules.greeks import Rates
 from rules.model import Position, Quote
 from rules.plan import make_plan
-from tests.unit.conftest import at_dte, put_spread, vertical_quotes
+from tests.factories import at_dte, put_spread, vertical_quotes
 
 
 def test_every_registered_rule_states_its_trigger_band_and_book_fields() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import assume, given, settings
@@ -18,9 +18,9 @@ from rules.greeks import (
     local_delta,
 )
 from rules.model import Right
+from tests.factories import EXPIRY
 
 HULL = Rates(rate=0.10, dividend=0.0)
-EXPIRY = date(2025, 6, 20)
 NOW = datetime(2025, 5, 21, 15, 0, tzinfo=UTC)  # 30 days before expiry
 NO_RATES = Rates(rate=0.0, dividend=0.0)
 
@@ -147,19 +147,3 @@ def test_delta_is_vollibs_analytical_delta(
     want = delta(flag, spot, strike, years, rate, sigma, dividend)
     got = bsm_delta(right, spot, strike, years, sigma, Rates(rate=rate, dividend=dividend))
     assert got == pytest.approx(want, abs=1e-12)
-
-
-def test_local_greeks_do_not_import_scipy() -> None:
-    """A local delta costs vollib's price and IV only: no scipy (70 MB, half a second)."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    code = (
-        "import sys; from datetime import date, datetime, UTC; "
-        "from rules.greeks import Rates, local_delta; from rules.model import Right; "
-        "local_delta(Right.PUT, 95.0, date(2027, 4, 16), 1.2, 100.0, "
-        "datetime(2027, 3, 2, 15, tzinfo=UTC), Rates()); "
-        "print('scipy' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

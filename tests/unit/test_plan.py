@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rules.books import INCOME_POP, PRIMARY, BookPolicy
 from rules.plan import largest_remainder, make_plan, remaining_basis
-from tests.unit.conftest import opened_before, put_spread
+from tests.factories import opened_before, put_spread
 
 FRACTIONS = (Decimal("0.4"), Decimal("0.4"), Decimal("0.2"))
 

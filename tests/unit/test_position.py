@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from rules.model import InvalidPosition, Leg, Position, Right, Side, check_position
-from tests.unit.conftest import EXPIRY, call_spread, iron_condor, opened_before, put_spread
+from tests.factories import EXPIRY, call_spread, iron_condor, opened_before, put_spread
 
 
 def field_of(position: Position) -> str:

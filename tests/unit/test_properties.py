@@ -37,7 +37,7 @@ from rules.machine import (
     evaluate,
 )
 from rules.model import Quote
-from tests.unit.conftest import at_dte, opened_before, put_spread, state_of, vertical_quotes
+from tests.factories import at_dte, opened_before, put_spread, state_of, vertical_quotes
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

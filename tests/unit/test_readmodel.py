@@ -11,7 +11,7 @@ from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
 from service.ports import OrderEvent
 from service.presentation import format_close_line
-from tests.unit.conftest import put_spread
+from tests.factories import put_spread
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from rules.machine import (
     apply,
     evaluate,
 )
-from tests.unit.conftest import at_dte, filled, put_spread, state_of, vertical_quotes
+from tests.factories import at_dte, filled, put_spread, state_of, vertical_quotes
 
 NOW = at_dte(30)
 

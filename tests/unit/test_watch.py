@@ -55,7 +55,7 @@ from rules.machine import (
 )
 from rules.model import Position, Quote, Side, quote_problem
 from rules.watch import PositionWatch, Screen, units
-from tests.unit.conftest import (
+from tests.factories import (
     NY,
     call_spread,
     d,

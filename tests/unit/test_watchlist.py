@@ -3,7 +3,7 @@
 Two put spreads share the 395 put: the first is short 400 / long 395, the second
 short 395 / long 390. Quotes are kept as the rules' Quote (the live monitor's
 form); replay keeps its CSV lines the same way and is compared with and without
-screens in tests/service/test_replay_screen.py.
+screens in tests/e2e/test_replay_screen.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rules.machine import Close, CloseSent, ExitReason, Filled, Phase, apply
 from rules.model import Quote
 from rules.watch import PositionWatch, units
 from rules.watchlist import Watchlist
-from tests.unit.conftest import d, put_spread, quote, state_of
+from tests.factories import d, put_spread, quote, state_of
 from tests.unit.test_watch import NOW
 
 RATES = Rates()

@@ -1,0 +1,162 @@
+"""``spreadwatch run`` and ``spreadwatch fake-gateway`` as processes: signals, the daemon on
+IB through the fake gateway, a real PostgreSQL. (The command in-process:
+tests/integration/test_run_command.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from service.store.repository import SqlStore
+from tests.support import ROOT, Run, StoreRun
+
+Cli = Callable[..., Run]
+# Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
+# past its 14-DTE time stop; the clock runs 500 times faster than the wall.
+FAST = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "500", "--for", "5")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
+    """A real process on the wall clock: SIGTERM between two steps ends it with exit 0
+    and the closing line, within a few seconds."""
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run", "--start", "2026-12-07T10:00:00-05:00"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "monitoring" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    assert "monitoring 7 positions" in seen
+    health = proc.stdout.readline()
+    assert health.startswith("health and metrics on http://127.0.0.1:"), health
+    base = health.split()[4]
+    time.sleep(1)
+    with urllib.request.urlopen(base + "healthz", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(base + "metrics", timeout=5) as response:
+        assert b"spreadwatch_updates_total" in response.read()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].startswith("stopped: ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, run: StoreRun[Any]
+) -> None:
+    """Two processes, as a user runs them: ``spreadwatch fake-gateway`` and ``spreadwatch
+    run`` with ``broker = ib``, both on the same accelerated clock. The XLF example's time
+    stop goes out over the TWS API as a BAG order and fills at the fake gateway; the
+    conIds are stored on the legs; the fill lands in the store once."""
+    gateway, port = fake_gateway(*FAST[:4])
+    try:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
+        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        out = cli("run", *FAST[:4], "--for", "20")  # the TWS API's round trips: more time
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway_out, gateway_err = gateway.communicate(timeout=10)
+    assert out.code == 0, out.err
+    lines = out.out.splitlines()
+    assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in lines
+    assert "monitoring 7 positions on Interactive Brokers" in lines
+    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert gateway.returncode == 0, gateway_err
+    assert gateway_out.splitlines()[-1] == "fake IB gateway stopped"
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3"), await store.contract_ids("XLF-P-3")
+
+    detail, con_ids = run(xlf)
+    (order,) = detail.orders
+    assert (order.reason, order.status, order.filled) == ("time_stop", "filled", 3)
+    assert [f.exec_id.endswith(".bag") for f in detail.fills] == [True]
+    assert all(c is not None and c >= 700_000 for c in con_ids.values())
+
+
+def fake_gateway(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """``spreadwatch fake-gateway`` on a free port: the process and its port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "fake-gateway", "--port", "0", *flags],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()
+    assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
+    return proc, banner.split(":")[1].split()[0]
+
+
+@pytest.mark.slow
+def test_run_refuses_a_live_account_in_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    gateway, port = fake_gateway("--account", "U7654321")
+    try:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
+        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        out = cli("run", *FAST)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert out.code == 2
+    assert out.err.endswith(
+        "spreadwatch: ib.account: U7654321 is not a paper account (paper ids start with DU): "
+        "refusing to trade it; set ib.allow_live = true to allow a live account\n"
+    )
+
+
+@pytest.mark.slow
+def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() -> None:
+    """SIGUSR1 drops the client's socket; SIGUSR2 sends 1100, the next one 1101."""
+    import asyncio  # noqa: PLC0415
+
+    from ib_async import IB  # noqa: PLC0415
+
+    gateway, port = fake_gateway("--restore", "1101")
+
+    async def main() -> tuple[list[int], bool]:
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        await ib.connectAsync("127.0.0.1", int(port), clientId=3, timeout=10)
+        for _ in range(2):
+            gateway.send_signal(signal.SIGUSR2)
+            await asyncio.sleep(0.3)
+        gateway.send_signal(signal.SIGUSR1)
+        for _ in range(100):
+            if not ib.isConnected():
+                break
+            await asyncio.sleep(0.05)
+        return codes, ib.isConnected()
+
+    try:
+        codes, connected = asyncio.run(main())
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert codes == [1100, 1101]
+    assert not connected

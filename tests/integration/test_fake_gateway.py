@@ -1,0 +1,290 @@
+"""The fake IB gateway against the unmodified ib_async client, over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Stock
+
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.model import Right
+from service.clock import SpeedClock
+from service.ports import LegKey
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
+
+PUT_450 = LegKey("SPY", EXPIRY, Right.PUT, Decimal(450))
+
+Session = Callable[[Callable[[IB, FakeGateway], Awaitable[Any]]], Any]
+
+
+@pytest.fixture
+def session(caplog: pytest.LogCaptureFixture) -> Session:
+    """Run ``work(ib, gateway)`` with ib_async connected to a fresh fake gateway; then check
+    that ib_async logged no error (no decoder failure, no unknown message)."""
+
+    def run(work: Callable[[IB, FakeGateway], Awaitable[Any]], **options: Any) -> Any:
+        async def main() -> Any:
+            clock = SpeedClock(T0, speed=20)
+            market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+            gateway = FakeGateway(market, clock, **options)
+            port = await gateway.start("127.0.0.1", 0)
+            ticking = asyncio.create_task(gateway.run())
+            ib = IB()
+            try:
+                await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+                return await work(ib, gateway)
+            finally:
+                ib.disconnect()
+                ticking.cancel()
+                await gateway.close()
+
+        with caplog.at_level(logging.INFO, logger="ib_async"):
+            result = asyncio.run(main())
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not [e for e in errors if "Error handling fields" in e or "Unknown" in e], errors
+        assert not any("timed out" in e for e in errors), errors
+        return result
+
+    return run
+
+
+def test_ib_async_connects_and_synchronises(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        return ib.managedAccounts(), ib.client.serverVersion(), ib.isConnected()
+
+    assert session(work) == (["DU1234567"], 176, True)
+
+
+def test_a_second_client_with_the_same_id_is_refused(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        other = IB()
+        with pytest.raises((ConnectionError, TimeoutError)):
+            await other.connectAsync("127.0.0.1", ib.client.port, clientId=7, timeout=2)
+        return ib.isConnected()
+
+    assert session(work) is True
+
+
+def test_contracts_qualify_with_stable_con_ids(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        put = Option("SPY", "20270416", 450, "P", "SMART")
+        stock = Stock("SPY", "SMART", "USD")
+        qualified = await ib.qualifyContractsAsync(put, stock)
+        again = await ib.qualifyContractsAsync(Option("SPY", "20270416", 450, "P", "SMART"))
+        missing = await ib.qualifyContractsAsync(Option("QQQ", "20270416", 400, "P", "SMART"))
+        return qualified, again, missing
+
+    (put, stock), (again,), missing = session(work)
+    assert put.conId == again.conId > 0
+    assert stock.conId not in (0, put.conId)
+    assert (put.localSymbol, put.multiplier, put.right) == ("SPY   270416P00450000", "100", "P")
+    assert missing in ([], [None])
+
+
+def test_market_data_streams_bid_ask_and_model_greeks(session: Session) -> None:
+    """The option's bid, ask and model delta are the simulated market's; gamma, vega and
+    theta come as IB's "not computed"; the stock streams bid, ask and last."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        (put,) = await ib.qualifyContractsAsync(Option("SPY", "20270416", 450, "P", "SMART"))
+        (stock,) = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+        ticker = ib.reqMktData(put)
+        spy = ib.reqMktData(stock)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if ticker.modelGreeks is not None and not math.isnan(spy.last):
+                break
+        expected = gateway.market.quote(PUT_450, gateway.market.now)
+        return ticker, spy, expected
+
+    ticker, spy, expected = session(work)
+    # the market may have moved a step between the last tick and ``expected``
+    assert 0 < ticker.bid < ticker.ask
+    assert float(expected.bid) == pytest.approx(ticker.bid, abs=0.02)
+    assert float(expected.ask) == pytest.approx(ticker.ask, abs=0.02)
+    greeks = ticker.modelGreeks
+    assert greeks is not None
+    assert ticker.bidGreeks is not None  # tick types 10 and 11 as well
+    assert ticker.askGreeks is not None
+    assert ticker.bidSize == ticker.askSize == 10
+    assert expected.delta == pytest.approx(greeks.delta, abs=0.002)
+    assert greeks.impliedVol == pytest.approx(0.15)
+    assert greeks.gamma is None  # -2: ib_async maps it to None
+    assert greeks.vega == -2  # ... but passes vega and theta's -2 through
+    assert 400 < greeks.undPrice < 550
+    assert spy.bid < spy.last < spy.ask
+
+
+def test_the_line_limit_answers_error_101(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        errors: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+        contracts = [Option("SPY", "20270416", k, "P", "SMART") for k in (440, 445, 450)]
+        qualified = await ib.qualifyContractsAsync(*contracts)
+        for c in qualified:
+            ib.reqMktData(c)
+        await asyncio.sleep(0.3)
+        return errors
+
+    assert session(work, line_limit=2) == [101]
+
+
+def test_delayed_only_data_is_refused_live_and_flagged_delayed(session: Session) -> None:
+    """With only delayed data: a live request gets 354 and no quotes; after
+    reqMarketDataType(3) the line opens with 10167 and delayed ticks."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.delayed_only = True
+        errors: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+        (put,) = await ib.qualifyContractsAsync(Option("SPY", "20270416", 450, "P", "SMART"))
+        live = ib.reqMktData(put)
+        await asyncio.sleep(0.3)
+        live_bid = live.bid
+        ib.cancelMktData(put)
+        ib.reqMarketDataType(3)
+        delayed = ib.reqMktData(put)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if delayed.bid > 0:
+                break
+        return errors, live_bid, delayed
+
+    errors, live_bid, delayed = session(work)
+    assert errors[:2] == [354, 10167]
+    assert math.isnan(live_bid)  # nothing came
+    assert delayed.marketDataType == 3
+    assert delayed.bid > 0
+
+
+async def spread(ib: IB) -> tuple[Contract, Contract, Contract]:
+    """The 450/445 put spread's legs, qualified, and the BAG that closes it (buy back the
+    short 450, sell the long 445)."""
+    short, long_ = await ib.qualifyContractsAsync(
+        Option("SPY", "20270416", 450, "P", "SMART"), Option("SPY", "20270416", 445, "P", "SMART")
+    )
+    bag = Contract(
+        secType="BAG",
+        symbol="SPY",
+        exchange="SMART",
+        currency="USD",
+        comboLegs=[
+            ComboLeg(conId=short.conId, ratio=1, action="BUY", exchange="SMART"),
+            ComboLeg(conId=long_.conId, ratio=1, action="SELL", exchange="SMART"),
+        ],
+    )
+    return short, long_, bag
+
+
+async def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+
+
+def test_a_marketable_combo_fills_with_bag_and_leg_executions(session: Session) -> None:
+    """A closing combo at a limit above the natural fills at the natural: ib_async sees the
+    BAG execution and one per leg (leg prices summing to the BAG's), commissions per leg,
+    and the account's positions move."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        short, long_, bag = await spread(ib)
+        gateway.hold(gateway.instrument("SPY", "OPT", EXPIRY, Right.PUT, Decimal(450)), -10)  # type: ignore[arg-type]
+        gateway.hold(gateway.instrument("SPY", "OPT", EXPIRY, Right.PUT, Decimal(445)), 10)  # type: ignore[arg-type]
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 4, 9.99, orderRef="P1:0:1"))
+        await until(lambda: trade.orderStatus.status == "Filled")
+        await asyncio.sleep(0.1)
+        positions = {p.contract.conId: p.position for p in await ib.reqPositionsAsync()}
+        return trade, short, long_, positions
+
+    trade, short, long_, positions = session(work)
+    assert trade.orderStatus.status == "Filled"
+    assert (trade.orderStatus.filled, trade.orderStatus.remaining) == (4, 0)
+    kinds = sorted((f.contract.secType, f.execution.side, f.execution.shares) for f in trade.fills)
+    assert kinds == [("BAG", "BOT", 4), ("OPT", "BOT", 4), ("OPT", "SLD", 4)]
+    bag_fill = next(f for f in trade.fills if f.contract.secType == "BAG")
+    leg_price = {
+        f.execution.side: f.execution.price for f in trade.fills if f.contract.secType == "OPT"
+    }
+    assert bag_fill.execution.price == pytest.approx(leg_price["BOT"] - leg_price["SLD"])
+    assert all(f.execution.orderRef == "P1:0:1" for f in trade.fills)
+    assert [f.commissionReport.commission for f in trade.fills if f.contract.secType == "OPT"] == [
+        pytest.approx(2.6),
+        pytest.approx(2.6),
+    ]
+    assert positions == {short.conId: -6, long_.conId: 6}
+
+
+def test_a_working_order_is_modified_cancelled_and_found_after_a_reconnect(
+    session: Session,
+) -> None:
+    """An order below the market works; a new ib_async client (same client id, after the
+    first one went away) finds it by reqAllOpenOrders with its orderRef; a placeOrder with
+    its order id modifies it; cancelOrder ends it (202)."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 4, 0.01, orderRef="P1:0:1"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        port = ib.client.port
+        ib.disconnect()
+        await asyncio.sleep(0.1)
+        await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        found = await ib.reqAllOpenOrdersAsync()
+        (again,) = [t for t in found if t.order.orderRef == "P1:0:1"]
+        again.order.lmtPrice = 0.02
+        ib.placeOrder(again.contract, again.order)
+        await asyncio.sleep(0.1)
+        limit = gateway._orders["P1:0:1"].limit
+        errors: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+        ib.cancelOrder(again.order)
+        await until(lambda: again.orderStatus.status == "Cancelled")
+        return again, limit, errors
+
+    again, limit, errors = session(work)
+    assert (again.order.totalQuantity, again.order.permId > 0) == (4, True)
+    assert [leg.action for leg in again.contract.comboLegs] == ["BUY", "SELL"]
+    assert limit == Decimal("0.02")
+    assert again.orderStatus.status == "Cancelled"
+    assert 202 in errors
+
+
+def test_executions_missed_while_disconnected_are_there_on_reconnect(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        port = ib.client.port
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 9.99, orderRef="P2:stop:1"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        ib.disconnect()
+        await asyncio.sleep(0.6)  # it fills while no one listens
+        await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        return await ib.reqExecutionsAsync()
+
+    fills = session(work)
+    assert sorted(f.contract.secType for f in fills) == ["BAG", "OPT", "OPT"]
+    assert {f.execution.orderRef for f in fills} == {"P2:stop:1"}
+
+
+def test_a_rejection_is_error_201_and_the_order_inactive(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.reject = "the fake gateway was told to"
+        errors: list[tuple[int, str]] = []
+        ib.errorEvent += lambda req_id, code, msg, *rest: errors.append((code, msg))
+        _, _, bag = await spread(ib)
+        trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 1.0, orderRef="P3:0:1"))
+        await until(lambda: trade.orderStatus.status == "Inactive")
+        return trade, errors
+
+    trade, errors = session(work)
+    assert trade.orderStatus.status == "Inactive"
+    assert errors == [(201, "Order rejected - reason:the fake gateway was told to")]

@@ -1,0 +1,167 @@
+"""``spreadwatch run`` in-process: the daemon on the simulated market and a real PostgreSQL.
+(The daemon and the fake gateway as processes: tests/e2e/test_run.py.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from service.ports import CloseIntent
+from service.store.repository import SqlStore
+from tests.support import EXAMPLES, Run, StoreRun
+
+Cli = Callable[..., Run]
+# Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
+# past its 14-DTE time stop; the clock runs 500 times faster than the wall.
+FAST = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "500", "--for", "5")
+
+
+@pytest.fixture
+def db_cli(db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Cli:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    return cli
+
+
+def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: StoreRun[Any]) -> None:
+    out = db_cli("run", *FAST)
+    assert out.code == 0, out.err
+    lines = out.out.splitlines()
+    assert lines[0].startswith("no positions: imported the examples")
+    assert lines[1] == "monitoring 7 positions on the simulated market"
+    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert lines[-1].startswith("stopped: ")
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3")
+
+    detail = run(xlf)
+    assert detail.orders[0].reason == "time_stop"
+    assert [e.kind for e in detail.events][:2] == ["imported", "decision"]
+    # the logs: JSON lines on stderr (not a terminal), stable event names, ids bound
+    logs = [json.loads(line) for line in out.err.splitlines()]
+    events = [e["event"] for e in logs]
+    assert events[0] == "daemon.started"
+    assert events[-1] == "daemon.stopped"
+    submitted = [e for e in logs if e["event"] == "order.submitted"]
+    assert {"position_id": "XLF-P-3", "order_ref": "XLF-P-3:stop:1"}.items() <= next(
+        e for e in submitted if e["position_id"] == "XLF-P-3"
+    ).items()
+    assert all(e["level"] in ("info", "warning") and "timestamp" in e for e in logs)
+
+
+def test_a_restart_ends_orders_the_new_broker_does_not_work(
+    db_cli: Cli, run: StoreRun[Any]
+) -> None:
+    """The simulated broker lives and dies with its process: an order the store has as
+    working (left by an earlier run) is not working at a new run's broker, so the new run
+    ends it as cancelled on start (reconciliation) and watches the position again."""
+    assert db_cli("positions", "import", EXAMPLES / "positions.toml").code == 0
+
+    async def leave_working(store: SqlStore) -> None:
+        intent = CloseIntent(
+            order_ref="SPY-P-10:0:1",
+            position_id="SPY-P-10",
+            stage=0,
+            attempt=1,
+            reason="profit_target",
+            label="Profit Target (50%)",
+            target=Decimal("0.50"),
+            quantity=4,
+            limit_price=Decimal("0.70"),
+        )
+        await store.record_intent(intent)
+        await store.order_sent("SPY-P-10:0:1", "working", broker_order_id=7, perm_id=70)
+
+    run(leave_working)
+    out = db_cli("run", *FAST)
+    assert out.code == 0, out.err
+    assert "reconciled: SPY-P-10:0:1: not working at the broker on start: ended as cancelled" in (
+        out.out.splitlines()
+    )
+
+    async def spy(store: SqlStore) -> Any:
+        return await store.detail("SPY-P-10")
+
+    detail = run(spy)
+    assert detail.orders[0].status == "cancelled"
+
+
+def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
+    db_cli: Cli, run: StoreRun[Any]
+) -> None:
+    out = db_cli("run", "--dry-run", *FAST)
+    assert out.code == 0, out.err
+    assert "(dry run: nothing is sent)" in out.out
+    assert "CLOSING:" not in out.out
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3"), await store.live_orders()
+
+    detail, live = run(xlf)
+    assert (detail.orders, live) == ([], [])
+    (decision,) = [e for e in detail.events if e.kind == "decision"]
+    assert decision.reason == "time_stop"
+    assert decision.quotes["would_close"] is True
+    assert detail.stored.remaining == 3
+
+
+def test_outside_regular_hours_it_says_so_once_and_sends_nothing(db_cli: Cli) -> None:
+    out = db_cli("run", "--start", "2026-12-05T10:00:00-05:00", "--speed", "500", "--for", "5")
+    assert out.code == 0, out.err
+    assert out.out.count("market closed: decisions wait for the open, 2026-12-07 14:30Z") == 1
+    assert "CLOSING:" not in out.out
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("--start", "tomorrow"), "--start: not an ISO-8601 time: 'tomorrow'"),
+        (("--start", "2026-12-07T10:00:00"), "--start: no UTC offset"),
+        (("--speed", "0"), "--speed: must be positive"),
+    ],
+)
+def test_bad_run_flags_are_one_line_and_exit_2(
+    db_cli: Cli, args: tuple[str, ...], error: str
+) -> None:
+    out = db_cli("run", *args)
+    assert (out.code, out.out) == (2, "")
+    assert error in out.err
+    assert out.err.count("\n") == 1
+
+
+def test_run_sends_its_closes_to_the_webhooks_in_the_settings(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    bodies: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_WEBHOOKS", json.dumps([{"url": url, "format": "json"}]))
+        out = cli("run", *FAST)
+    finally:
+        server.shutdown()
+    assert out.code == 0, out.err
+    kinds = sorted((b["kind"], b["fields"].get("position")) for b in bodies)
+    assert ("stop", "XLF-P-3") in kinds
+    assert ("close", "AAPL-IC-4") in kinds
+    xlf = next(b for b in bodies if b["fields"].get("position") == "XLF-P-3")
+    assert xlf["text"].startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)")

@@ -1,0 +1,70 @@
+"""What the tests share that is neither a fixture nor a builder: the project's paths, what
+one CLI command did, the stores' runner types, and PostgreSQL administration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from service.ports import Store
+from service.store.repository import SqlStore
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+T = TypeVar("T")
+
+# ``run(fn)``: ``fn(store)`` in a fresh event loop (the fixtures ``run`` of tests/conftest.py
+# and tests/integration/contract/conftest.py).
+StoreRun = Callable[[Callable[[SqlStore], Awaitable[T]]], T]
+PortRun = Callable[[Callable[[Store], Awaitable[T]]], T]
+
+
+@dataclass
+class Run:
+    """What one ``spreadwatch`` command did: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def exits(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.out.splitlines()]
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+def plain_url(url: str) -> str:
+    """An asyncpg-style URL (no +driver) for administrative connections."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_db(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def new_database(server_url: str, template: str | None = None) -> str:
+    name = f"sw_{uuid.uuid4().hex[:12]}"
+    suffix = f" TEMPLATE {make_url(template).database}" if template else ""
+    asyncio.run(admin(server_url, f"CREATE DATABASE {name}{suffix}"))
+    return with_db(server_url, name)

@@ -1,0 +1,153 @@
+"""The monitor live (its TaskGroup on a fast clock) on the in-memory store: a selloff, a
+stop, what a start says, a close the account cannot take, evaluation waiting for writes.
+(A restart, and the database dropping connections or writes: tests/integration/
+test_loop_postgres.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimVenue
+from service.app.assembly import App
+from service.app.runner import WRITE_WAIT
+from service.clock import ManualClock, SpeedClock
+from service.ports import leg_key
+from service.store.memory import InMemoryStore
+from tests.factories import LOOP_POSITION as POSITION
+from tests.factories import LOOP_T0 as T0
+from tests.factories import market
+from tests.loop import instance, live, run_until, started
+
+
+def test_live_a_selloff_closes_everything_through_the_taskgroup() -> None:
+    """The same loss stop as the step-driven test, with the feed, evaluation, order
+    workers, event follower and housekeeping running as tasks on a clock 600x real time."""
+    broker = SimBroker(fill_size=4)
+    clock = SpeedClock(T0, speed=600)
+    monitor, detail, _ = asyncio.run(
+        live(InMemoryStore(), broker, lambda m: m.remaining().get("P1") == 0, clock)
+    )
+    assert [(o.reason, o.status, o.filled) for o in detail.orders] == [("loss_stop", "filled", 10)]
+    assert [f.quantity for f in detail.fills] == [4, 4, 2]
+    assert (detail.stored.remaining, detail.stored.status) == (0, "closed")
+    assert broker.positions() == {}
+    assert monitor.updates > 0
+    assert len(monitor.sent_latency) == 1
+    # the closed position's legs are released: the market quotes them no more
+    assert venue_subscribed(monitor) == set()
+
+
+def venue_subscribed(monitor: App) -> set[Any]:
+    return set(monitor.watched_legs())
+
+
+def test_stopping_leaves_a_working_order_working_and_recorded() -> None:
+    """Stopped while its stop order works (the broker is slow to take it): the order is
+    left working at the broker, and the store has it live, nothing half-written."""
+    broker = SimBroker(latency=timedelta(hours=1))  # the order never starts working
+    clock = SpeedClock(T0, speed=600)
+    _, detail, _ = asyncio.run(
+        live(InMemoryStore(), broker, lambda m: len(m.decisions) == 1, clock)
+    )
+    (order,) = detail.orders
+    assert (order.status, order.filled) == ("submitted", 0)
+    assert [o.order_ref for o in broker.open_orders()] == [order.order_ref]
+    assert detail.stored.status == "closing"
+
+
+def test_a_start_says_where_the_account_and_the_open_positions_disagree() -> None:
+    """The account holds 8 of the 10 short puts the store has open: the start says so (and
+    the close-only check will refuse that position's closes until a human looks)."""
+
+    async def main() -> list[str]:
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        broker = SimBroker()
+        broker.hold_spreads(POSITION, 10)
+        broker.hold(leg_key(POSITION, 0), 2)  # short 8, not 10
+        venue = SimVenue(market(), broker, ManualClock(T0))
+        return await (await instance(store, venue)).load(T0)
+
+    assert asyncio.run(main()) == [
+        "SPY 2027-04-16 P 450: the account holds -8, the open positions imply -10"
+    ]
+
+
+def test_a_close_the_account_cannot_take_is_retried_then_left_alone() -> None:
+    """The account holds 8 of the 10 short puts: every stop the monitor decides is refused
+    at the gateway boundary (it could open exposure). A refusal may be the account a fill
+    ahead of the events, so the next quotes decide again; after 3 refusals over 5 s of
+    market time the position is left alone, loudly. Nothing is ever sent."""
+
+    async def main() -> Any:
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        broker = SimBroker()
+        broker.hold_spreads(POSITION, 10)
+        broker.hold(leg_key(POSITION, 0), 2)
+        clock = ManualClock(T0)
+        venue = SimVenue(market(), broker, clock)
+        monitor = await instance(store, venue)
+        await monitor.load(T0)
+        refused_at = None
+        while clock.now_ < T0 + timedelta(minutes=8):
+            clock.now_ += timedelta(milliseconds=250)
+            await monitor.step(clock.now_, *venue.step(clock.now_))
+            if refused_at is None and monitor.desk.policy.refusals:
+                refused_at = clock.now_
+        return monitor, refused_at, await store.detail("P1"), broker
+
+    monitor, refused_at, detail, broker = asyncio.run(main())
+    assert refused_at is not None
+    assert "account holds -8, the open positions imply -10" in monitor.blocked["P1"]
+    count, first = monitor.desk.policy.refusals["P1"]
+    assert count >= 3
+    assert first == refused_at
+    assert detail.orders == []
+    assert broker.open_orders() == []
+
+
+def written_while(delay: float) -> tuple[int, int]:
+    """Live on a clock 600x real time through a selloff, with every intent write taking
+    ``delay`` seconds: (leg updates evaluated when the loss stop's write began, and when it
+    had committed)."""
+    seen: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        clock = SpeedClock(T0, speed=600)
+        async with started(InMemoryStore(), SimBroker(), clock) as (store, venue, monitor):
+            real = store.record_intents
+
+            async def slow(items: Any) -> Any:
+                before = monitor.updates
+                await asyncio.sleep(delay)
+                out = await real(items)
+                seen.append((before, monitor.updates))
+                return out
+
+            store.record_intents = slow  # type: ignore[method-assign]
+            await monitor.load(clock.now())
+            await run_until(monitor, venue, clock, lambda _: bool(seen))
+
+    asyncio.run(main())
+    return seen[0]
+
+
+def test_evaluation_waits_for_a_decided_close_to_be_written() -> None:
+    """What was decided is written before more quotes are evaluated: while the loss stop's
+    intent takes 5 ms more to commit, the quotes that keep coming wait (the latest per
+    leg). (Well inside WRITE_WAIT, the longest evaluation waits.)"""
+    before, after = written_while(0.005)
+    assert before > 0
+    assert after == before
+
+
+def test_a_write_that_hangs_holds_evaluation_back_only_briefly() -> None:
+    """A database that does not answer must not stop the stops being evaluated: after
+    WRITE_WAIT (50 ms) evaluation goes on while the write still hangs."""
+    assert WRITE_WAIT < 0.5
+    before, after = written_while(0.5)
+    assert after > before
