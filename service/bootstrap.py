@@ -11,7 +11,7 @@ clock) is used as is, and whatever is left out is made from the settings.
 - **Venue** (the broker's feed and order gateway): chosen by name from
   :data:`VENUES`, the registry of brokers (``settings.broker``). A new broker
   is one factory function and one line there.
-- **The loop**: the order manager and the monitor on that store and venue.
+- **The loop**: the app assembled on that store and venue (service.app.assembly).
 
 Only this module imports a concrete broker or the SQL store.
 """

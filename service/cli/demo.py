@@ -1,7 +1,7 @@
 """``spreadwatch demo``: a scripted session on the simulated market, every exit type.
 
 The script (five spreads and the moves that close them) is
-:mod:`brokers.sim.demo`; the monitor, the order manager and the store are the
+:mod:`brokers.sim.demo`; the monitor, the order desk and the store are the
 ones the daemon uses (:func:`service.bootstrap.build`), on a clock that runs
 as fast as the machine goes. It prints each close as it happens, then a table
 of each position's exits and contracts remaining.
