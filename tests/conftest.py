@@ -1,6 +1,6 @@
 """Fixtures for every tier of tests: the CLI in-process, a PostgreSQL, a store on its own
-database, and the replay's input files. (Builders are in tests/factories.py, shared fakes
-in tests/fakes.py, paths and helpers in tests/support.py.)"""
+database, and the replay's input files. (Builders are in tests/factories.py, the loop's
+drivers in tests/loop.py, paths and helpers in tests/support.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from service.cli.main import main  # noqa: E402
 from service.store import database  # noqa: E402
 from service.store.repository import SqlStore  # noqa: E402
 from tests.factories import HEADER  # noqa: E402
-from tests.support import EXAMPLES, Run, admin, new_database, with_db  # noqa: E402
+from tests.support import EXAMPLES, Run, admin, new_database, on_database, with_db  # noqa: E402
 
 T = TypeVar("T")
 
@@ -118,18 +118,7 @@ def db_url(server_url: str, template_url: str) -> Iterator[str]:
 @pytest.fixture
 def run(db_url: str) -> Callable[[Callable[[SqlStore], Awaitable[T]]], T]:
     """Run ``fn(store)`` in a fresh event loop with its own engine, on this test's database."""
-
-    def go(fn: Callable[[SqlStore], Awaitable[T]]) -> T:
-        async def main() -> T:
-            engine = database.engine(db_url)
-            try:
-                return await fn(SqlStore(engine))
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(main())
-
-    return go
+    return on_database(db_url)
 
 
 @pytest.fixture

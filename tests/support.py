@@ -68,3 +68,21 @@ def new_database(server_url: str, template: str | None = None) -> str:
     suffix = f" TEMPLATE {make_url(template).database}" if template else ""
     asyncio.run(admin(server_url, f"CREATE DATABASE {name}{suffix}"))
     return with_db(server_url, name)
+
+
+def on_database(url: str) -> StoreRun[T]:
+    """Run ``fn(store)`` in a fresh event loop with a :class:`SqlStore` on ``url`` (its own
+    engine, disposed after)."""
+    from service.store import database  # noqa: PLC0415
+
+    def go(fn: Callable[[SqlStore], Awaitable[T]]) -> T:
+        async def main() -> T:
+            engine = database.engine(url)
+            try:
+                return await fn(SqlStore(engine))
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(main())
+
+    return go

@@ -21,7 +21,7 @@ from brokers.ib.codes import DELAYED, LIVE
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
-from service.errors import InputError
+from service.errors import BrokerRefused, InputError
 from service.logs import DATA_STALE, get_logger
 from service.ports import EventSink, LegUpdate, QuoteSink
 from service.settings import IbSettings
@@ -32,7 +32,7 @@ PAPER_PREFIXES = ("DU", "DF")
 PACE_REQUESTS, PACE_WINDOW = 8, 0.2  # at most 8 requests in any 0.2 s
 
 
-class NotPaper(InputError):
+class NotPaper(BrokerRefused):
     """The account is a live one and live trading was not allowed."""
 
 

@@ -10,7 +10,7 @@ from ib_async import IB, ComboLeg, Contract, Option, Stock
 
 from brokers.ib.client import IbClient
 from brokers.ib.convert import _leg_text
-from service.errors import InputError
+from service.errors import BrokerRefused
 from service.ports import ComboOrder, LegKey
 from service.settings import IbSettings
 
@@ -47,7 +47,7 @@ class ContractsMixin(IbClient):
             done = await self.ib.qualifyContractsAsync(*asked)
             for leg, contract in zip(todo, done, strict=False):
                 if not isinstance(contract, Contract) or not contract.conId:
-                    raise InputError(f"{_leg_text(leg)}: IB knows no such option")
+                    raise BrokerRefused(f"{_leg_text(leg)}: IB knows no such option")
                 self._contracts[leg] = contract
                 self._legs[contract.conId] = leg
         return {leg: self._contracts[leg].conId for leg in legs}

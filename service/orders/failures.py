@@ -14,17 +14,16 @@ import asyncio
 from service.errors import (
     BrokerRefused,
     BrokerUnavailable,
-    InputError,
     StoreRefused,
     StoreUnavailable,
 )
 
-# a broker call: refused (a malformed or unknown order: ValueError, LookupError; a
-# contract it cannot qualify: InputError) or not there (a socket's OSError, a timeout)
+# a broker call: refused (a contract it cannot qualify, an order done: BrokerRefused; a
+# malformed or unknown order: ValueError, LookupError) or not there (a socket's OSError,
+# a timeout)
 BROKER_FAILURES: tuple[type[Exception], ...] = (
     BrokerRefused,
     BrokerUnavailable,
-    InputError,
     OSError,
     TimeoutError,
     ValueError,

@@ -11,9 +11,8 @@ from typing import TypeVar
 import pytest
 
 from service.ports import Store
-from service.store import database
 from service.store.memory import InMemoryStore
-from service.store.repository import SqlStore
+from tests.support import on_database
 
 T = TypeVar("T")
 
@@ -30,16 +29,4 @@ def run(request: pytest.FixtureRequest) -> Callable[[Callable[[Store], Awaitable
             return asyncio.run(fn(memory))  # type: ignore[arg-type]
 
         return in_memory
-    db_url: str = request.getfixturevalue("db_url")
-
-    def on_postgres(fn: Callable[[Store], Awaitable[T]]) -> T:
-        async def main() -> T:
-            engine = database.engine(db_url)
-            try:
-                return await fn(SqlStore(engine))
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(main())
-
-    return on_postgres
+    return on_database(request.getfixturevalue("db_url"))  # type: ignore[return-value]
