@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from brokers.sim import demo as demo_script
 from brokers.sim import seed
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
@@ -34,12 +33,10 @@ from rules.books import BookPolicy
 from rules.clock import MarketTime, market_time
 from rules.model import Position
 from rules.pricing import RepriceSchedule
-from service.alerts.alerter import Alerter
 from service.app.assembly import App as Loop
 from service.app.assembly import assemble
 from service.clock import ManualClock, SpeedClock
 from service.errors import InputError
-from service.http.server import Ops
 from service.inputs import load_books
 from service.logs import get_logger
 from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
@@ -47,14 +44,15 @@ from service.settings import Settings
 from service.store import database as schema
 from service.store.repository import SqlStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (what only some commands use is imported when it is built)
     from brokers.ib.fake import FakeGateway
+    from service.alerts.alerter import Alerter
+    from service.http.server import Ops
 
 _log = get_logger("spreadwatch.daemon")
 
 
 __all__ = [  # (schema: the store's migrations, for the db commands)
-    "DEMO_SCHEDULE",
     "VENUES",
     "App",
     "Demo",
@@ -242,6 +240,8 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
     settings = app.settings
     if not settings.http:
         return None
+    from service.http.server import Ops  # noqa: PLC0415  (aiohttp, prometheus)
+
     venue = app.venue
     ops = Ops(
         app.loop.views,
@@ -267,6 +267,8 @@ def alerter(app: App) -> Alerter | None:
     settings = app.settings
     if not settings.webhooks:
         return None
+    from service.alerts.alerter import Alerter  # noqa: PLC0415  (aiohttp's client)
+
     return Alerter(
         settings.webhooks,
         app.loop.views,
@@ -278,27 +280,28 @@ def alerter(app: App) -> Alerter | None:
 # The trial tools: the demo's market and the fake IB gateway ----------------------------
 
 
-DEMO_SCHEDULE = demo_script.SCHEDULE  # the demo's repricing: fills within its minutes
-
-
 @dataclass
 class Demo:
-    """The demo's scripted venue and clock, and its positions."""
+    """The demo's scripted venue and clock, its positions, and its repricing (quick enough
+    for every order to fill within its minutes)."""
 
     venue: SimVenue
     clock: ManualClock
     positions: list[Position]
+    schedule: RepriceSchedule
 
 
 def demo(prefix: str) -> Demo:
     """The demo's market from its start, the simulated broker holding its spreads."""
-    market = demo_script.demo_market()
-    positions = demo_script.demo_positions(prefix, market)
-    broker = SimBroker(latency=demo_script.LATENCY)
+    from brokers.sim import demo as script  # noqa: PLC0415
+
+    market = script.demo_market()
+    positions = script.demo_positions(prefix, market)
+    broker = SimBroker(latency=script.LATENCY)
     for p in positions:
         broker.hold_spreads(p, p.contracts)
-    clock = ManualClock(demo_script.T0)
-    return Demo(SimVenue(market, broker, clock), clock, positions)
+    clock = ManualClock(script.T0)
+    return Demo(SimVenue(market, broker, clock), clock, positions, script.SCHEDULE)
 
 
 @dataclass(frozen=True)

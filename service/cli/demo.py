@@ -45,7 +45,7 @@ async def run_demo(settings: Settings, store: Store, out: TextIO) -> int:
     positions, clock, venue = scene.positions, scene.clock, scene.venue
     await store.import_positions(positions, "DEMO")
     async with await bootstrap.build(
-        settings, store=store, venue=venue, clock=clock, schedule=bootstrap.DEMO_SCHEDULE
+        settings, store=store, venue=venue, clock=clock, schedule=scene.schedule
     ) as app:
         loop = app.loop
         start = clock.now_
