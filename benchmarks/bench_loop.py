@@ -46,7 +46,6 @@ from service.app.assembly import App as Loop
 from service.clock import ManualClock
 from service.orders.execute import LiveExecutor
 from service.ports import EventSink, LegKey, LegUpdate, QuoteSink, leg_key
-from service.settings import Settings
 from service.store import database
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
@@ -194,7 +193,7 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         clock = ManualClock(T0)
         feed = ReplayFeed(steps, broker, clock, pace)
         app = await bootstrap.build(
-            Settings(), store=store, venue=feed, clock=clock, books=dict(DEFAULT_BOOKS)
+            None, store=store, venue=feed, clock=clock, books=dict(DEFAULT_BOOKS)
         )
         loop = app.loop
         await loop.load(T0)

@@ -45,7 +45,6 @@ from service import bootstrap, logs
 from service.clock import SpeedClock
 from service.orders.closing import closing_order
 from service.ports import CloseIntent, order_ref
-from service.settings import Settings
 from service.store import database
 from service.store.repository import SqlStore
 
@@ -121,7 +120,7 @@ async def restart(url: str, broker_file: Path, monitor_for: float) -> None:
     venue = SimVenue(quotes, broker, clock)
     app = (
         await bootstrap.build(
-            Settings(), store=store, venue=venue, clock=clock, books=dict(DEFAULT_BOOKS)
+            None, store=store, venue=venue, clock=clock, books=dict(DEFAULT_BOOKS)
         )
     ).loop
     lines = await app.load(T0)

@@ -37,10 +37,8 @@ from service.app.assembly import App as Loop
 from service.app.assembly import assemble
 from service.clock import ManualClock, SpeedClock
 from service.errors import InputError
-from service.inputs import load_books
 from service.logs import get_logger
 from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
-from service.settings import Settings
 from service.store import database as schema
 from service.store.repository import SqlStore
 
@@ -48,6 +46,7 @@ if TYPE_CHECKING:  # (what only some commands use is imported when it is built)
     from brokers.ib.fake import FakeGateway
     from service.alerts.alerter import Alerter
     from service.http.server import Ops
+    from service.settings import Settings
 
 _log = get_logger("spreadwatch.daemon")
 
@@ -130,7 +129,7 @@ class App:
     and the benchmarks drive (``loop``: load, then run or step). ``async with app``
     closes, at its end, what :func:`build` opened for it (a store, a broker's connection)."""
 
-    settings: Settings
+    settings: Settings | None
     store: Store
     venue: Venue
     clock: Clock
@@ -146,7 +145,7 @@ class App:
 
 
 async def build(
-    settings: Settings,
+    settings: Settings | None,
     *,
     store: Store | None = None,
     venue: Venue | None = None,
@@ -159,29 +158,32 @@ async def build(
     out: TextIO | None = None,
 ) -> App:
     """The loop on ``store`` and ``venue``; what is not given is made from ``settings``
-    (and closed with the app: ``async with await build(...) as app``).
+    (and closed with the app: ``async with await build(...) as app``). With no settings
+    (a benchmark, a test), the store, the venue and the books must be given.
 
     ``hours`` says the market's session at an instant (NYSE's calendar, live);
     ``start`` is where a simulated market begins (the clock's time by default).
     """
+    clock = clock or SpeedClock()
     closing = contextlib.AsyncExitStack()
-    try:
-        if store is None:
-            store = await closing.enter_async_context(open_store(settings))
-        if clock is None:
-            clock = SpeedClock()
-        if books is None:
-            books = load_books(settings.books_file)
-        if venue is None:
-            stored = await store.open_positions()
-            greeks.load()  # before the clock starts: the first quote would wait for it
-            wiring = Wiring(
-                settings, clock, store, stored, start or clock.now(), out or io.StringIO(), closing
-            )
-            venue = await VENUES[settings.broker](wiring)
-    except BaseException:
-        await closing.aclose()
-        raise
+    if settings is None:
+        if store is None or venue is None or books is None:
+            raise InputError("settings: needed to make a store, a venue or the books")
+    else:
+        try:
+            if store is None:
+                store = await closing.enter_async_context(open_store(settings))
+            if books is None:
+                books = _books(settings)
+            if venue is None:
+                greeks.load()  # before the clock starts: the first quote would wait for it
+                stored = await store.open_positions()
+                at = start or clock.now()
+                wiring = Wiring(settings, clock, store, stored, at, out or io.StringIO(), closing)
+                venue = await VENUES[settings.broker](wiring)
+        except BaseException:
+            await closing.aclose()
+            raise
     loop = assemble(
         store,
         venue,
@@ -193,6 +195,12 @@ async def build(
         dry_run=dry_run,
     )
     return App(settings, store, venue, clock, books, loop, closing)
+
+
+def _books(settings: Settings) -> dict[str, BookPolicy]:
+    from service.inputs import load_books  # noqa: PLC0415  (tomli and the files' models)
+
+    return load_books(settings.books_file)
 
 
 # The store ----------------------------------------------------------------------------
@@ -238,7 +246,7 @@ async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> As
 async def serve_http(app: App, out: TextIO) -> Ops | None:
     """The health and metrics server, when the settings turn it on."""
     settings = app.settings
-    if not settings.http:
+    if settings is None or not settings.http:
         return None
     from service.http.server import Ops  # noqa: PLC0415  (aiohttp, prometheus)
 
@@ -265,7 +273,7 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
 def alerter(app: App) -> Alerter | None:
     """The webhooks' sender, when the settings name any."""
     settings = app.settings
-    if not settings.webhooks:
+    if settings is None or not settings.webhooks:
         return None
     from service.alerts.alerter import Alerter  # noqa: PLC0415  (aiohttp's client)
 

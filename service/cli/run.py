@@ -85,7 +85,8 @@ async def _run(
     gc.freeze()
     t0 = clock.start
     mode = " (dry run: nothing is sent)" if dry_run else ""
-    where = "Interactive Brokers" if app.settings.broker == "ib" else "the simulated market"
+    broker = app.settings.broker if app.settings else "sim"
+    where = "Interactive Brokers" if broker == "ib" else "the simulated market"
     out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
     out.flush()
     _log.info(
