@@ -1,6 +1,6 @@
 """Fixtures for every tier of tests: the CLI in-process, a PostgreSQL, a store on its own
-database, and the replay's input files. (Builders are in tests/factories.py, the loop's
-drivers in tests/loop.py, paths and helpers in tests/support.py.)"""
+database, and the replay's input files. (Builders are in tests/factories.py, fakes in
+tests/fakes.py, the loop's drivers in tests/loop.py, paths and helpers in tests/support.py.)"""
 
 from __future__ import annotations
 

@@ -7,8 +7,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import web
-
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
 from service.alerts.alerter import Alerter, payload
@@ -19,42 +17,8 @@ from tests.factories import LOOP_POSITION as POSITION
 from tests.factories import LOOP_SCHEDULE as SCHEDULE
 from tests.factories import LOOP_T0 as T0
 from tests.factories import SELLOFF, market
+from tests.fakes import WebhookReceiver
 from tests.loop import monitor_on, run_for
-
-
-class Receiver:
-    """A webhook endpoint: records each JSON body; ``mode`` ok, fail (500) or hang."""
-
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
-        self.bodies: list[dict[str, Any]] = []
-        self.hanging = 0
-        self.release = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.bodies.append(await request.json())
-        if self.mode == "hang":
-            self.hanging += 1
-            await self.release.wait()
-        if self.mode == "fail":
-            return web.Response(status=500)
-        return web.Response(text="ok")
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}/hook"
-
-    async def stop(self) -> None:
-        self.release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> None:
@@ -64,8 +28,8 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> No
     up the loop (it finishes while the hanging requests are still open)."""
 
     async def main() -> Any:
-        good, hanging, failing = Receiver(), Receiver("hang"), Receiver("fail")
-        urls = [await r.start() for r in (good, hanging, failing)]
+        good, hanging, failing = WebhookReceiver(), WebhookReceiver("hang"), WebhookReceiver("fail")
+        urls = [r.start() for r in (good, hanging, failing)]
         store = InMemoryStore()
         try:
             await store.import_positions([POSITION], "DU1")
@@ -115,7 +79,7 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> No
             return good.bodies, hanging.bodies, failing.bodies, still_hanging, loop_done, alerter
         finally:
             for r in (good, hanging, failing):
-                await r.stop()
+                r.stop()
 
     good, _, failing, still_hanging, loop_done, alerter = asyncio.run(main())
     kinds = sorted(

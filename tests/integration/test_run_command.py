@@ -12,6 +12,7 @@ import pytest
 
 from service.ports import CloseIntent
 from service.store.repository import SqlStore
+from tests.fakes import WebhookReceiver
 from tests.support import EXAMPLES, Run, StoreRun
 
 Cli = Callable[..., Run]
@@ -136,29 +137,15 @@ def test_bad_run_flags_are_one_line_and_exit_2(
 def test_run_sends_its_closes_to_the_webhooks_in_the_settings(
     db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    import http.server  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    bodies: list[dict[str, Any]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = WebhookReceiver()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        url = hook.start()
         monkeypatch.setenv("DATABASE_URL", db_url)
         monkeypatch.setenv("SPREADWATCH_WEBHOOKS", json.dumps([{"url": url, "format": "json"}]))
         out = cli("run", *FAST)
     finally:
-        server.shutdown()
+        hook.stop()
+    bodies = hook.bodies
     assert out.code == 0, out.err
     kinds = sorted((b["kind"], b["fields"].get("position")) for b in bodies)
     assert ("stop", "XLF-P-3") in kinds
