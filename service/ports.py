@@ -117,7 +117,7 @@ class OrderEvent:
     """What the broker says of an order: its status now, and the execution if one came."""
 
     order_ref: str
-    status: str  # submitted, working, partially_filled, filled, cancelled, rejected
+    status: OrderStatus  # the broker's word for it, as ours
     filled: int
     remaining: int
     at: datetime

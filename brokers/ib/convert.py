@@ -10,19 +10,19 @@ from decimal import Decimal
 from ib_async import Ticker
 
 from rules.model import Quote
-from service.ports import LegKey
+from service.ports import LegKey, OrderStatus
 
 UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
-STATUS = {
-    "PendingSubmit": "submitted",
-    "PreSubmitted": "working",
-    "Submitted": "working",
-    "ApiPending": "submitted",
-    "PendingCancel": "working",
-    "Filled": "filled",
-    "Cancelled": "cancelled",
-    "ApiCancelled": "cancelled",
-    "Inactive": "rejected",
+STATUS: dict[str, OrderStatus] = {
+    "PendingSubmit": OrderStatus.SUBMITTED,
+    "PreSubmitted": OrderStatus.WORKING,
+    "Submitted": OrderStatus.WORKING,
+    "ApiPending": OrderStatus.SUBMITTED,
+    "PendingCancel": OrderStatus.WORKING,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    "Inactive": OrderStatus.REJECTED,
 }
 
 

@@ -23,7 +23,7 @@ from brokers.ib.codes import REJECTED
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.convert import STATUS, _commission, _price
 from service.errors import BrokerRefused
-from service.ports import ComboOrder, Execution, LegKey, OrderEvent
+from service.ports import ComboOrder, Execution, LegKey, OrderEvent, OrderStatus
 from service.settings import IbSettings
 
 COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
@@ -191,7 +191,7 @@ class OrdersMixin(ContractsMixin):
                 self._placed[ref] = _Placed(
                     o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice))
                 )
-            status = STATUS.get(st.status, "working")
+            status = STATUS.get(st.status, OrderStatus.WORKING)
             out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now))
         return out
 
@@ -215,7 +215,7 @@ class OrdersMixin(ContractsMixin):
             self._ended.update(gone)
             self._events(
                 [
-                    OrderEvent(ref, "cancelled", self._filled.get(ref, 0), 0, now,
+                    OrderEvent(ref, OrderStatus.CANCELLED, self._filled.get(ref, 0), 0, now,
                                reason="not working at IB after the reconnect")
                     for ref in gone
                 ]
@@ -249,7 +249,9 @@ class OrdersMixin(ContractsMixin):
         self._filled[ref] = total
         placed = self._placed.get(ref)
         left = 0 if placed is None else max(placed.quantity - total, 0)
-        status = "filled" if placed is not None and left == 0 else "partially_filled"
+        status = (
+            OrderStatus.FILLED if placed is not None and left == 0 else OrderStatus.PARTIALLY_FILLED
+        )
         execution = _execution_of(ex, price)
         return OrderEvent(ref, status, total, left, ex.time, execution=execution)
 
@@ -290,7 +292,7 @@ class OrdersMixin(ContractsMixin):
         if status == "cancelled" and last is not None and last.errorCode == REJECTED:
             # ib_async's text: "Error 201, reqId 5: <IB's message>[, contract: ...]"
             text = last.message.split(": ", 1)[-1].split(", contract")[0]
-            status, reason = "rejected", f"{last.errorCode}: {text}"
+            status, reason = OrderStatus.REJECTED, f"{last.errorCode}: {text}"
         if status in ("cancelled", "rejected"):
             if ref in self._ended:
                 return  # IB says an end more than once (an error, then the status)

@@ -36,6 +36,7 @@ from service.ports import (
     LegKey,
     LegUpdate,
     OrderEvent,
+    OrderStatus,
     leg_key,
 )
 
@@ -56,7 +57,7 @@ class _Order:
     order: ComboOrder
     limit: Decimal
     placed: datetime
-    status: str = "submitted"
+    status: OrderStatus = OrderStatus.SUBMITTED
     filled: int = 0
 
     @property
@@ -129,11 +130,11 @@ class SimBroker:
         self._orders[order.order_ref] = state
         reason = self.reject(order) if self.reject is not None else None
         if reason:
-            state.status = "rejected"
-            self._emit(self._event(state, "rejected", now, reason=reason))
+            state.status = OrderStatus.REJECTED
+            self._emit(self._event(state, OrderStatus.REJECTED, now, reason=reason))
             return
         self._open[order.order_ref] = state
-        self._emit(self._event(state, "submitted", now))
+        self._emit(self._event(state, OrderStatus.SUBMITTED, now))
 
     def modify(self, order_ref: str, limit: Decimal, now: datetime) -> None:
         self._check()
@@ -144,9 +145,9 @@ class SimBroker:
     def cancel(self, order_ref: str, now: datetime) -> None:
         self._check()
         state = self._live(order_ref)
-        state.status = "cancelled"
+        state.status = OrderStatus.CANCELLED
         del self._open[order_ref]
-        self._emit(self._event(state, "cancelled", now))
+        self._emit(self._event(state, OrderStatus.CANCELLED, now))
 
     def limit(self, order_ref: str) -> Decimal:
         """An order's limit as the broker has it now (after any modify)."""
@@ -168,8 +169,8 @@ class SimBroker:
             self._quotes[u.leg] = u.quote
         for state in list(self._open.values()):
             if state.status == "submitted" and now - state.placed >= self.latency:
-                state.status = "working"
-                self._emit(self._event(state, "working", now))
+                state.status = OrderStatus.WORKING
+                self._emit(self._event(state, OrderStatus.WORKING, now))
             if state.status in ("working", "partially_filled"):
                 self._try_fill(state, now)
 
@@ -207,7 +208,7 @@ class SimBroker:
         for leg in state.order.legs:
             self._move(leg.leg, size * leg.ratio * (1 if leg.action is Action.BUY else -1))
         state.filled += size
-        state.status = "filled" if state.remaining == 0 else "partially_filled"
+        state.status = OrderStatus.FILLED if state.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         if state.remaining == 0:
             del self._open[state.order.order_ref]
         self._emit(self._event(state, state.status, now, execution=execution))
@@ -243,7 +244,7 @@ class SimBroker:
     @staticmethod
     def _event(
         state: _Order,
-        status: str,
+        status: OrderStatus,
         at: datetime,
         *,
         execution: Execution | None = None,

@@ -20,7 +20,7 @@ from itertools import islice
 from rules.machine import Close
 from rules.model import Position
 from service.app.book import PositionBook
-from service.ports import OrderEvent
+from service.ports import FINAL_ORDER_STATUSES, OrderEvent, OrderStatus
 from service.presentation import format_close_line
 
 KEEP = 10_000  # closes sent and rejections kept for readers, the newest
@@ -63,12 +63,12 @@ class ReadModel:
 
     def order_event(self, event: OrderEvent) -> None:
         self.order_statuses[event.status] += 1
-        if event.status == "rejected":
+        if event.status is OrderStatus.REJECTED:
             self.rejections.append((event.order_ref, event.reason))
             self.rejected += 1
         if event.execution is not None and event.order_ref in self._sent_at:
             self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
-        if event.status in ("filled", "cancelled", "rejected"):
+        if event.status in FINAL_ORDER_STATUSES:
             self._sent_at.pop(event.order_ref, None)  # its fills are all in
 
     def block(self, position_id: str, why: str) -> None:

@@ -31,7 +31,7 @@ from service.orders.intents import CloseRequest, Decided, Intents
 from service.orders.needs import Book, OrderViews, Unread
 from service.orders.policy import ClosePolicy
 from service.orders.working import WorkingOrders
-from service.ports import OrderEvent, Store, StoredPosition, position_of
+from service.ports import ENDED_STATUSES, OrderEvent, Store, StoredPosition, position_of
 from service.turns import Turns
 
 _log = get_logger("spreadwatch.monitor")
@@ -229,6 +229,6 @@ class OrderDesk:
             watch.state = apply(watch.state, Filled(event.execution.quantity))
             if watch.state.phase is Phase.CLOSED:
                 book.release(watch)
-        elif event.status in ("cancelled", "rejected"):
+        elif event.status in ENDED_STATUSES:
             watch.state = apply(watch.state, OrderEnded())
             self.policy.replaced(pid)

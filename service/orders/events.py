@@ -17,7 +17,7 @@ from tenacity import (
 from service.logs import ORDER_REJECTED, get_logger
 from service.orders.failures import transient
 from service.orders.working import WorkingOrders
-from service.ports import Fill, FillApplied, OrderEvent, Store
+from service.ports import ENDED_STATUSES, Fill, FillApplied, OrderEvent, OrderStatus, Store
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
@@ -67,15 +67,15 @@ class EventWriter:
                     price=str(e.price),
                     remaining=applied.remaining,
                 )
-        if event.status == "working":
+        if event.status is OrderStatus.WORKING:
             await self.store.order_sent(ref, "working", event.broker_order_id, event.perm_id)
-        elif event.status in ("cancelled", "rejected"):
+        elif event.status in ENDED_STATUSES:
             await self.store.end_order(ref, event.status, event.reason)
             self.working.done(ref)
-            if event.status == "rejected":
+            if event.status is OrderStatus.REJECTED:
                 _log.warning(ORDER_REJECTED, reason=event.reason or None)
             else:
                 _log.info("order.cancelled", reason=event.reason or None)
-        elif event.status == "filled":
+        elif event.status is OrderStatus.FILLED:
             self.working.done(ref)
         return applied

@@ -18,7 +18,7 @@ from brokers.ib.codes import CODES
 from service import logs
 from service.orders.desk import OrderDesk
 from service.orders.working import WorkingOrders
-from service.ports import OrderEvent
+from service.ports import OrderEvent, OrderStatus
 from service.store.memory import InMemoryStore
 
 
@@ -114,7 +114,9 @@ def test_an_order_events_lines_carry_its_bound_position_and_order_ref() -> None:
     logs.configure(stream, json=True)
     nothing: Any = None  # (no order is placed or repriced here)
     desk = OrderDesk(InMemoryStore(), WorkingOrders(nothing, nothing), nothing)
-    event = OrderEvent("P9:stop:1", "cancelled", 0, 1, datetime(2026, 12, 7, 15, tzinfo=UTC))
+    event = OrderEvent(
+        "P9:stop:1", OrderStatus.CANCELLED, 0, 1, datetime(2026, 12, 7, 15, tzinfo=UTC)
+    )
     asyncio.run(desk.on_event(event))  # an order the store does not know: refused, said
     (record,) = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert (record["event"], record["position_id"], record["order_ref"]) == (

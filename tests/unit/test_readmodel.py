@@ -9,7 +9,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.machine import Close, ExitReason
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
-from service.ports import OrderEvent
+from service.ports import OrderEvent, OrderStatus
 from service.presentation import format_close_line
 from tests.factories import put_spread
 
@@ -50,7 +50,7 @@ def test_closes_are_kept_to_the_newest_and_read_from_a_count() -> None:
 def test_rejections_are_kept_to_the_newest_and_read_from_a_count() -> None:
     v = views(keep=2)
     for k in range(1, 4):
-        v.order_event(OrderEvent(f"P1:stop:{k}", "rejected", 0, 10, AT, reason=f"no {k}"))
+        v.order_event(OrderEvent(f"P1:stop:{k}", OrderStatus.REJECTED, 0, 10, AT, reason=f"no {k}"))
     assert (v.rejected, v.order_statuses["rejected"]) == (3, 3)
     assert v.rejections_since(0) == [("P1:stop:2", "no 2"), ("P1:stop:3", "no 3")]
     assert v.rejections_since(2) == [("P1:stop:3", "no 3")]
