@@ -16,8 +16,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from rules.machine import Decision, Phase
+from rules.machine import Close, Decision, ExitReason, Phase, Working
 from rules.model import Position, Quote, Right
+from rules.pnl import pct_of_max, realised_pnl
 
 
 class OrderStatus(StrEnum):
@@ -200,6 +201,24 @@ class StoredOrder:
     perm_id: int | None
     created_at: datetime
     updated_at: datetime
+
+    def working(self, entry_credit: Decimal, multiplier: int) -> Working:
+        """The order as the rules know a working close (its figures at its limit) with
+        what has filled of it, for a position sold at ``entry_credit``."""
+        reason = ExitReason(self.reason)
+        limit = self.limit_price or Decimal(0)
+        close = Close(
+            contracts=self.quantity,
+            reason=reason,
+            label=self.label,
+            target=self.target,
+            tranche=self.stage,
+            debit=limit,
+            pnl=realised_pnl(entry_credit, limit, multiplier, self.quantity),
+            pct_of_max=pct_of_max(entry_credit, limit),
+            triggers=(reason,),
+        )
+        return Working(close, self.filled)
 
 
 @dataclass(frozen=True)

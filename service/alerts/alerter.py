@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from rules.machine import ExitReason
+from rules.exits import TRANCHES
 from service.app.readmodel import ReadModel
 from service.logs import get_logger
 from service.ports import position_of
@@ -94,7 +94,7 @@ class Alerter:
         lines = m.close_lines(self._closes)
         self._closes = m.closes
         for (_, ref, close), line in zip(new, lines, strict=True):
-            stop = close.reason is not ExitReason.PROFIT_TARGET
+            stop = close.reason not in TRANCHES
             self.notify(
                 Alert(
                     "stop" if stop else "close",

@@ -16,11 +16,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from rules.books import BookPolicy
-from rules.machine import Close, ExitReason, ExitState, Phase, Working
+from rules.machine import ExitState, Phase
 from rules.machine import natural_debit as machine_natural
 from rules.model import Quote, Side
 from rules.plan import make_plan
-from rules.pnl import pct_of_max, realised_pnl
 from rules.watch import PositionWatch
 from rules.watchlist import Watchlist
 from service.ports import LegKey, OrderEvent, StoredOrder, StoredPosition, leg_key, position_of
@@ -45,20 +44,7 @@ def exit_state(
         return ExitState(position, plan, Phase.CLOSED, 0, stored.profit_closed)
     if live is None:
         return ExitState(position, plan, Phase.OPEN, stored.remaining, stored.profit_closed)
-    reason = ExitReason(live.reason)
-    limit = live.limit_price or Decimal(0)
-    close = Close(
-        contracts=live.quantity,
-        reason=reason,
-        label=live.label,
-        target=live.target,
-        tranche=live.stage,
-        debit=limit,
-        pnl=realised_pnl(position.entry_credit, limit, position.multiplier, live.quantity),
-        pct_of_max=pct_of_max(position.entry_credit, limit),
-        triggers=(reason,),
-    )
-    working = Working(close, live.filled)
+    working = live.working(position.entry_credit, position.multiplier)
     return ExitState(position, plan, Phase.CLOSING, stored.remaining, stored.profit_closed, working)
 
 

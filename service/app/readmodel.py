@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 from datetime import datetime
 from itertools import islice
+from typing import TypeVar
 
 from rules.machine import Close
 from rules.model import Position
@@ -24,6 +25,13 @@ from service.ports import FINAL_ORDER_STATUSES, OrderEvent, OrderStatus
 from service.presentation import format_close_line
 
 KEEP = 10_000  # closes sent and rejections kept for readers, the newest
+T = TypeVar("T")
+
+
+def _since(kept: deque[T], ever: int, since: int) -> list[T]:
+    """The items of a bounded list from the ``since``-th ever on; ``ever`` counts all of
+    them, those the list has dropped too."""
+    return list(islice(kept, max(0, since - (ever - len(kept))), None))
 
 
 class ReadModel:
@@ -78,17 +86,15 @@ class ReadModel:
 
     def close_lines(self, since: int = 0) -> list[str]:
         """The spec's line for each close sent, from the ``since``-th on (of those kept)."""
-        return list(islice(self._lines, max(0, since - (self.closes - len(self._lines))), None))
+        return _since(self._lines, self.closes, since)
 
     def decisions_since(self, since: int) -> list[tuple[datetime, str, Close]]:
         """Each close sent from the ``since``-th on (of those kept): (at, order_ref, close)."""
-        kept = self.closes - len(self.decisions)
-        return list(islice(self.decisions, max(0, since - kept), None))
+        return _since(self.decisions, self.closes, since)
 
     def rejections_since(self, since: int) -> list[tuple[str, str]]:
         """Each rejection from the ``since``-th on (of those kept): (order_ref, reason)."""
-        kept = self.rejected - len(self.rejections)
-        return list(islice(self.rejections, max(0, since - kept), None))
+        return _since(self.rejections, self.rejected, since)
 
     def staleness(self, now: datetime) -> dict[str, float]:
         """Seconds since each open position's newest leg quote (inf before any)."""

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from structlog.contextvars import bound_contextvars
 
-from rules.machine import ExitReason
+from rules.exits import TRANCHES
 from rules.pricing import limit_for
 from service.errors import StoreRefused
 from service.logs import ORDER_REJECTED, get_logger
@@ -161,7 +161,7 @@ class LiveExecutor:
             return None
         if decision.replaces:  # the order it replaces is not out yet: decide again later
             return None
-        stage = decision.tranche if decision.reason is ExitReason.PROFIT_TARGET else None
+        stage = decision.tranche if decision.reason in TRANCHES else None
         quantity = min(decision.contracts, stored.remaining)
         limit = limit_for(decision.debit, req.natural, 0, self.working.schedule.steps)
         order = closing_order(stored.position, "", quantity, limit)
@@ -188,7 +188,7 @@ class LiveExecutor:
         """Place ``order``; False when the broker refused it outright (ended as rejected)."""
         ref, pid = order.order_ref, req.stored.position.id
         # known before it is placed: its events may come before place() returns
-        stop = req.decision.reason is not ExitReason.PROFIT_TARGET
+        stop = req.decision.reason not in TRANCHES
         with bound_contextvars(position_id=pid, order_ref=ref):
             self.working.work(ref, pid, req.decision.debit, order.limit, req.at.now, stop)
             try:

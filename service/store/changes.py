@@ -12,12 +12,9 @@ from typing import Any, NamedTuple
 
 from rules.machine import (
     TRANSITIONS,
-    Close,
     EventKind,
-    ExitReason,
     IllegalTransition,
     Phase,
-    Working,
     fill_outcome,
 )
 from rules.pnl import pct_of_max, realised_pnl
@@ -162,18 +159,6 @@ def fill_change(fill: Fill, order: StoredOrder, position: Standing) -> FillChang
     proves its order works, so the position is taken as CLOSING on it. Raises
     :class:`StoreRefused` for more than the order's unfilled rest or the position's
     remaining (nothing is written)."""
-    reason = ExitReason(order.reason)
-    close = Close(
-        contracts=order.quantity,
-        reason=reason,
-        label=order.label,
-        target=order.target,
-        tranche=order.stage,
-        debit=order.limit_price or Decimal(0),
-        pnl=Decimal(0),
-        pct_of_max=Decimal(0),
-        triggers=(reason,),
-    )
     try:
         out = fill_outcome(
             position.id,
@@ -181,7 +166,7 @@ def fill_change(fill: Fill, order: StoredOrder, position: Standing) -> FillChang
             position.remaining,
             position.profit_closed,
             position.stage,
-            Working(close, order.filled),
+            order.working(position.entry_credit, position.multiplier),
             fill.quantity,
         )
     except IllegalTransition as exc:
