@@ -20,7 +20,9 @@ from rules.machine import (
 from rules.pnl import pct_of_max, realised_pnl
 from service.errors import StoreRefused
 from service.ports import (
+    ENDED_STATUSES,
     FINAL_ORDER_STATUSES,
+    SENT_STATUSES,
     CloseIntent,
     Fill,
     OrderStatus,
@@ -81,14 +83,14 @@ def intent_refusal(
 
 def sent_status(status: str) -> OrderStatus:
     """``order_sent``'s status, checked: submitted or working."""
-    if status not in (OrderStatus.SUBMITTED, OrderStatus.WORKING):
+    if status not in SENT_STATUSES:
         raise ValueError(status)
     return OrderStatus(status)
 
 
 def ended_status(status: str) -> OrderStatus:
     """``end_order``'s status, checked: cancelled or rejected."""
-    if status not in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+    if status not in ENDED_STATUSES:
         raise ValueError(status)
     return OrderStatus(status)
 
