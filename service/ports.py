@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from rules.machine import Close, Decision, ExitReason, Phase, Working
-from rules.model import Position, Quote, Right
+from rules.model import Position, Quote, Right, Side
 from rules.pnl import pct_of_max, realised_pnl
 
 
@@ -257,6 +257,48 @@ class PositionDetail:
     orders: list[StoredOrder] = field(default_factory=list)
     fills: list[StoredFill] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One option position the account holds, as the broker reports it (IB: a
+    ``position`` message of ``reqPositions``)."""
+
+    leg: LegKey
+    con_id: int
+    quantity: int  # contracts, short < 0
+    avg_cost: Decimal  # per contract, multiplier included (IB's avgCost), >= 0 either side
+    multiplier: int
+
+
+@dataclass(frozen=True)
+class LegFill:
+    """One execution of one option contract (IB: an execution of a leg, by conId)."""
+
+    exec_id: str
+    con_id: int
+    leg: LegKey
+    quantity: int  # bought > 0, sold < 0
+    price: Decimal  # per share
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StoredLeg:
+    """A leg of a stored position not closed or void (what a sync must not import again)."""
+
+    position_id: str
+    leg: LegKey
+    side: Side
+    con_id: int | None
+
+
+class Account(Protocol):
+    """What the broker says the account holds, and the executions it still has."""
+
+    async def holdings(self) -> list[Holding]: ...
+
+    async def leg_fills(self) -> list[LegFill]: ...
 
 
 class PositionStore(Protocol):
