@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from rules.clock import MarketTime
-from rules.exits import TRANCHES, Hit, fired
+from rules.exits import MANUAL_LABEL, TRANCHES, Hit, fired
 from rules.greeks import Rates
 from rules.model import MAX_PRICE, Quote, quote_problem
 from rules.plan import ExitPlan
@@ -126,8 +126,9 @@ def evaluate(
     leg's quote predates today's session (yesterday's frozen quote), or the
     legs' mids give a debit outside [0, width], which no consistent market
     can (one leg has moved and the other's quote has not caught up yet).
-    Otherwise the first trigger in the spec's order wins: loss stop, delta stop,
-    time stop, profit targets; every trigger that holds is listed in ``triggers``.
+    Otherwise a human's close request (``state.manual``) acts first, then the first
+    trigger in the spec's order: loss stop, delta stop, time stop, profit targets;
+    every trigger that holds is listed in ``triggers``.
     """
     # This runs on every tick of every position: it is written for speed, with
     # each step's meaning in its comment. UTC datetimes keep comparisons cheap.
@@ -197,6 +198,9 @@ def judge(
 
     # 4. The triggers, all of them (for the log), in SPEC order: the first acts.
     hits = fired(plan.exits, debit, quotes, at, rates, state.profit_closed, state.remaining)
+    if state.manual:  # a human's close acts first; the rules that hold are listed after
+        manual = Hit(ExitReason.MANUAL, True, state.remaining, MANUAL_LABEL)
+        hits = [manual] if hits is None else [manual, *hits]
     if hits is None:
         return HOLD_NO_TRIGGER
     return _decide(state, debit, hits)

@@ -1,7 +1,9 @@
 """The exit state of one position, and the decisions an evaluation returns.
 
 A position is OPEN (watched, nothing working), CLOSING (one close order is
-working at the broker) or CLOSED (no contract left). Its :class:`ExitState`
+working at the broker) or CLOSED (no contract left). ``manual``: a human has
+asked for everything that remains to be closed; the next evaluation on usable,
+current quotes closes it (reason ``manual``), before any rule. Its :class:`ExitState`
 changes only by ``rules.machine.apply``; ``rules.evaluate.evaluate`` reads it
 and returns a :class:`Hold` or a :class:`Close`.
 """
@@ -97,6 +99,7 @@ class ExitState:
     remaining: int
     profit_closed: int = 0
     working: Working | None = None
+    manual: bool = False  # a human asked to close all that remains (``positions close``)
 
     @property
     def stage(self) -> int:

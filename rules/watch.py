@@ -178,7 +178,7 @@ class PositionWatch:
         # Every rule's quiet band, composed once per state (the profit targets' low edge
         # moves with the tranches done): rules.exits states each, ExitPlan.band joins them.
         plan = state.plan
-        band = plan.band(state.profit_closed)
+        band = None if state.manual else plan.band(state.profit_closed)  # (judged: it acts)
         self._quiet = (
             None
             if state.phase is not _OPEN or band is None or band.high2 is None
@@ -370,6 +370,8 @@ def _band(state: ExitState, band: Band | None) -> _ScreenBand | None:
         working = state.working
         if working is None or working.close.reason not in TRANCHES:
             return _BELOW, _ABOVE, None, _NEVER  # a stop works: nothing else can act
+        if state.manual:
+            return None  # a human's close replaces the tranche's: judged
         return _screened(state.plan.band(state.profit_closed, stops_only=True))
     return None
 

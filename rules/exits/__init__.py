@@ -18,13 +18,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rules.books import BookPolicy
-from rules.exits.base import Band, ExitReason, ExitRule, Hit, RuleClass, compose, fired
+from rules.exits.base import (
+    MANUAL_LABEL,
+    REQUESTED,
+    Band,
+    ExitReason,
+    ExitRule,
+    Hit,
+    RuleClass,
+    compose,
+    fired,
+)
 from rules.exits.delta_stop import DeltaStop
 from rules.exits.loss_stop import LossStop
 from rules.exits.profit_target import ProfitTarget
 from rules.exits.time_stop import TimeStop
 
 __all__ = [
+    "MANUAL_LABEL",
+    "REQUESTED",
     "RULES",
     "Band",
     "ExitReason",
@@ -70,6 +82,10 @@ def check(rules: Sequence[object] = RULES) -> list[str]:
             if not callable(getattr(rule, method, None)):
                 errors.append(f"{name}: no {method}() (its {what})")
     for reason in ExitReason:
+        if reason in REQUESTED:  # a human's, never a rule's
+            if reason in reasons:
+                errors.append(f"{reason.value}: a human's reason, registered as a rule's")
+            continue
         if reasons.count(reason) != 1:
             errors.append(f"{reason.value}: {reasons.count(reason)} rules registered, not 1")
     return errors

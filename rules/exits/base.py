@@ -40,6 +40,13 @@ class ExitReason(enum.StrEnum):
     TIME_STOP = "time_stop"
     LOSS_STOP = "loss_stop"
     DELTA_STOP = "delta_stop"
+    MANUAL = "manual"  # a human asked for it (``positions close``): no rule fires it
+
+
+# The reasons no rule fires: a human gives them. Such a close is a stop (everything that
+# remains, replacing a working profit close) and acts before every rule.
+REQUESTED: frozenset[ExitReason] = frozenset({ExitReason.MANUAL})
+MANUAL_LABEL = "Manual Close"
 
 
 class Band:

@@ -8,12 +8,22 @@ a short-leg delta of -0.10. Credit 1.00 puts the profit targets at debits 0.50,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from rules.books import BookPolicy
-from rules.machine import Close, ExitReason, ExitState, Hold, HoldReason, evaluate
+from rules.machine import (
+    Close,
+    CloseSent,
+    ExitReason,
+    ExitState,
+    Hold,
+    HoldReason,
+    apply,
+    evaluate,
+)
 from rules.model import Quote
 from tests.factories import (
     at_dte,
@@ -511,3 +521,58 @@ def test_local_delta_of_a_far_out_of_the_money_short_put_does_not_stop() -> None
     state = state_of(put_spread(credit="0.50"))
     quotes = [quote("0.80", TS, None, 450.0), quote("0.30", TS, None, 450.0)]
     assert evaluate(state, quotes, NOW) == Hold(HoldReason.NO_TRIGGER)
+
+
+# A human's close (positions close) -----------------------------------------------
+
+
+def manual(state: ExitState) -> ExitState:
+    return replace(state, manual=True)
+
+
+def test_a_manual_close_closes_all_that_remains_on_the_next_usable_quotes() -> None:
+    """Debit 0.80: no rule holds; asked by hand, all 10 close, labelled as the spec's line
+    says, at the mark's figures."""
+    decision = evaluate(manual(state_of(put_spread())), vertical_quotes("0.80", TS), NOW)
+    assert decision == Close(
+        contracts=10,
+        reason=ExitReason.MANUAL,
+        label="Manual Close",
+        target=None,
+        tranche=None,
+        debit=Decimal("0.80"),
+        pnl=Decimal("200.00"),  # (1.00 - 0.80) x 100 x 10
+        pct_of_max=Decimal("0.2"),
+        triggers=(ExitReason.MANUAL,),
+    )
+
+
+def test_a_manual_close_acts_before_a_stop_that_holds_and_lists_it() -> None:
+    decision = evaluate(manual(state_of(put_spread())), vertical_quotes("1.60", TS), NOW)
+    assert isinstance(decision, Close)
+    assert decision.reason is ExitReason.MANUAL
+    assert decision.triggers == (ExitReason.MANUAL, ExitReason.LOSS_STOP)
+
+
+def test_a_manual_close_is_not_made_on_bad_or_stale_data() -> None:
+    state = manual(state_of(put_spread()))
+    short, long_ = vertical_quotes("0.80", TS)
+    crossed = [short._replace(bid=short.ask + Decimal("0.05")), long_]  # type: ignore[operator]
+    decision = evaluate(state, crossed, NOW)
+    assert isinstance(decision, Hold) and decision.reason is HoldReason.INVALID_QUOTE
+    stale = vertical_quotes("0.80", TS - state.plan.stale_after)
+    assert evaluate(state, stale, NOW) == Hold(HoldReason.STALE)
+
+
+def test_a_manual_close_replaces_a_working_profit_close_and_waits_for_a_stop() -> None:
+    """While a tranche's close works the human's close replaces it, as a stop does; while
+    a stop's close works there is nothing more to do."""
+    state = state_of(put_spread())
+    profit = close_at(state, "0.50")
+    working = manual(apply(state, CloseSent(profit)))
+    decision = evaluate(working, vertical_quotes("0.80", TS), NOW)
+    assert isinstance(decision, Close)
+    assert (decision.reason, decision.replaces, decision.contracts) == (ExitReason.MANUAL, True, 10)
+    stop = close_at(state, "1.60")
+    stopping = manual(apply(state, CloseSent(stop)))
+    assert evaluate(stopping, vertical_quotes("0.80", TS), NOW) == Hold(HoldReason.ORDER_WORKING)

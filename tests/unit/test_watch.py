@@ -206,6 +206,9 @@ def mid_of(q: Quote) -> Decimal:
     return (q.bid + q.ask) / 2  # type: ignore[operator]
 
 
+MANUAL_ASKED = (False,) * 39 + (True,)  # now and then, a human asks for a close
+
+
 class Stream:
     """One position watched through a random stream of leg updates, checked at every step."""
 
@@ -302,6 +305,8 @@ class Stream:
         q = self.pick_quote(i)
         feed = p.pick(FEEDS)
         self.quotes[i] = q
+        if not self.watch.state.manual and p.pick(MANUAL_ASKED):  # `positions close`
+            self.watch.state = replace(self.watch.state, manual=True)
         before = None if self.judge_calls is None else self.judge_calls[0]
         got = self.watch.update(i, q, at, feed_problem=feed)
         if self.judge_calls is not None and self.judge_calls[0] == before:
