@@ -38,7 +38,7 @@ from service.app.assembly import assemble
 from service.clock import ManualClock, SpeedClock
 from service.errors import InputError
 from service.logs import get_logger
-from service.ports import Clock, Feed, OrderGateway, Store, StoredPosition, leg_key
+from service.ports import Admits, Clock, Feed, OrderGateway, Store, StoredPosition
 from service.store import database as schema
 from service.store.repository import SqlStore
 
@@ -71,7 +71,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
 ]
 
 
-class Venue(Feed, OrderGateway, Protocol):
+class Venue(Feed, OrderGateway, Admits, Protocol):
     """A broker as the loop uses it: the feed of quotes and order events, and orders."""
 
 
@@ -90,29 +90,21 @@ class Wiring:
 
 
 async def _sim(w: Wiring) -> Venue:
-    """The simulated market, seeded from the open positions, and a simulated broker
-    holding their legs."""
+    """The simulated market, seeded from the open positions, and a simulated broker whose
+    account holds what the daemon admits (the store is the simulated account)."""
     market = seed.market_for((s.position for s in w.stored), w.start)
-    broker = SimBroker()
-    for s in w.stored:
-        broker.hold_spreads(s.position, s.remaining)
-    return SimVenue(market, broker, w.clock)
+    return SimVenue(market, SimBroker(), w.clock, holds_admitted=True)
 
 
 async def _ib(w: Wiring) -> Venue:
-    """Interactive Brokers (IB Gateway, TWS or the fake gateway): connected, with every
-    open position's legs qualified and their contract ids stored."""
+    """Interactive Brokers (IB Gateway, TWS or the fake gateway), connected. The loop
+    admits the positions: their legs qualified (a position IB knows not is quarantined),
+    their contract ids stored."""
     from brokers.ib.broker import IbBroker  # noqa: PLC0415  (ib_async: only when chosen)
 
     venue = IbBroker(w.settings.ib, now=w.clock.now)
     await venue.connect()
     w.closing.push_async_callback(venue.close)
-    for s in w.stored:
-        legs = [leg_key(s.position, i) for i in range(len(s.position.legs))]
-        con_ids = await venue.qualify(legs)
-        await w.store.record_contract_ids(
-            s.position.id, {i: con_ids[leg] for i, leg in enumerate(legs)}
-        )
     ib = w.settings.ib
     w.out.write(f"connected to IB at {ib.host}:{ib.port}, account {venue.account}\n")
     return venue
@@ -193,6 +185,9 @@ async def build(
         unsubscribe=venue.unsubscribe,
         market_time=hours,
         dry_run=dry_run,
+        admits=venue,
+        poll=30.0 if settings is None else settings.poll,
+        reconcile=60.0 if settings is None else settings.reconcile,
     )
     return App(settings, store, venue, clock, books, loop, closing)
 

@@ -57,6 +57,22 @@ class StoredPosition:
     initial_dte: int
     closed_at: datetime | None
     version: int
+    void: str | None = None  # why a human voided it (no longer watched nor traded)
+    attention: str | None = None  # why it needs a human (no order goes for it until then)
+
+    @property
+    def watched(self) -> bool:
+        """Open or closing, not void: the daemon watches it."""
+        return self.status is not Phase.CLOSED and self.void is None
+
+    def shown_status(self) -> str:
+        """The status as a trader reads it: open, closing, needs attention: <why>, closed,
+        void."""
+        if self.void is not None:
+            return "void"
+        if self.status is not Phase.CLOSED and self.attention is not None:
+            return f"needs attention: {self.attention}"
+        return self.status.value
 
 
 class LegKey(NamedTuple):
@@ -301,6 +317,26 @@ class Account(Protocol):
     async def leg_fills(self) -> list[LegFill]: ...
 
 
+class ControlKind(StrEnum):
+    """The audit kinds of a human's or the reconciliation's change to a position (what
+    ``positions show`` lists as its reconciliation history)."""
+
+    VOIDED = "void"
+    BOOK_CHANGED = "book changed"
+    ATTENTION = "needs attention"
+    RESUMED = "attention cleared"
+    EXPIRED = "expired"
+
+
+class PositionControl(NamedTuple):
+    """What a human may change about a watched position, as the store has it now: the
+    daemon compares it with what it watches (:meth:`PositionStore.controls`)."""
+
+    book: str
+    manual_close: str | None
+    attention: str | None
+
+
 class PositionStore(Protocol):
     """The admin side of the system of record: positions, their detail, manual closes, and
     the broker's contract ids of their legs."""
@@ -318,6 +354,40 @@ class PositionStore(Protocol):
     async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
+
+    async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
+        """The positions of ``ids`` that exist, whatever their status, with their legs."""
+        ...
+
+    async def controls(self) -> dict[str, PositionControl]:
+        """Every watched position's control (cheap: no legs; the daemon's poll)."""
+        ...
+
+    async def void(self, position_id: str, reason: str) -> None:
+        """No longer watched nor traded; refused while a close order of it is live."""
+        ...
+
+    async def set_book(self, position_id: str, book: str) -> None: ...
+
+    async def mark_attention(self, position_id: str, why: str) -> bool:
+        """Say the position needs a human (no order goes for it); False when it already
+        said so for the same reason (nothing written)."""
+        ...
+
+    async def resume(self, position_id: str) -> None:
+        """A human has looked: the position is watched and traded again."""
+        ...
+
+    async def close_expired(self, position_id: str, detail: str) -> None:
+        """Closed out after its expiry (nothing left to trade): none remaining."""
+        ...
+
+    async def listen(self, changed: Callable[[str], None]) -> None:
+        """Call ``changed`` with the position id (``"*"``: any) of each change a human
+        makes (added, imported, close asked, void, book, resumed), from any process,
+        until cancelled; raises :class:`service.errors.StoreUnavailable` when the
+        connection it listens on is lost."""
+        ...
 
 
 class OrderStore(Protocol):
@@ -390,9 +460,28 @@ class OrderGateway(Protocol):
 
     async def positions(self) -> dict[LegKey, int]: ...
 
+    def on_positions(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` (cheap, no I/O) whenever the account's positions move."""
+        ...
+
     async def executions(self) -> list[Execution]: ...
 
     async def open_orders(self) -> list[OrderEvent]: ...
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What a broker made of positions to watch: each admitted one's legs' contract ids (by
+    leg index; none for a broker without them), and why it refused the others."""
+
+    con_ids: dict[str, dict[int, int]]
+    refused: dict[str, str]
+
+
+class Admits(Protocol):
+    """A broker that gets ready to watch and close positions (IB: their contracts qualified)."""
+
+    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted: ...
 
 
 QuoteSink = Callable[[Sequence[LegUpdate]], None]

@@ -101,6 +101,20 @@ class Settings(BaseSettings):
     disconnect_alert_after: float = Field(
         default=30.0, gt=0, le=3600, description="seconds disconnected before an alert"
     )
+    poll: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds between the daemon's looks at the store for changes made by "
+        "hand (the fallback: changes are notified at once)",
+    )
+    reconcile: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds between checks of the account's holdings against the open "
+        "positions, at most (also on every broker position update)",
+    )
     broker: Literal["sim", "ib"] = Field(
         default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
     )

@@ -55,3 +55,4 @@ class IbBroker(NoticesMixin, ConnectionMixin, MarketDataMixin, OrdersMixin, Cont
         self.ib.execDetailsEvent += self._on_execution
         self.ib.commissionReportEvent += self._on_commission
         self.ib.orderStatusEvent += self._on_status
+        self.ib.positionEvent += self._on_position

@@ -11,7 +11,7 @@ from ib_async import IB, ComboLeg, Contract, Option, Stock
 from brokers.ib.client import IbClient
 from brokers.ib.convert import _leg_text
 from service.errors import BrokerRefused
-from service.ports import ComboOrder, LegKey
+from service.ports import Admitted, ComboOrder, LegKey, StoredPosition, leg_key
 from service.settings import IbSettings
 
 
@@ -24,33 +24,61 @@ class ContractsMixin(IbClient):
         self._stock_ids: dict[int, str] = {}  # conId -> underlying
 
     async def qualify(self, legs: Sequence[LegKey]) -> dict[LegKey, int]:
-        """Each leg's conId (qualified once, then kept)."""
-        todo = [leg for leg in legs if leg not in self._contracts]
-        if todo:
-            asked = [
-                Option(
-                    leg.underlying,
-                    f"{leg.expiry:%Y%m%d}",
-                    float(leg.strike),
-                    leg.right.value,
-                    "SMART",
-                    currency="USD",
-                )
-                for leg in todo
-            ]
-            symbols = sorted({leg.underlying for leg in todo} - set(self._stocks))
-            stocks = [Stock(symbol, "SMART", "USD") for symbol in symbols]
-            for stock in await self.ib.qualifyContractsAsync(*stocks):
-                if isinstance(stock, Contract) and stock.conId:
-                    self._stocks[stock.symbol] = stock
-                    self._stock_ids[stock.conId] = stock.symbol
-            done = await self.ib.qualifyContractsAsync(*asked)
-            for leg, contract in zip(todo, done, strict=False):
-                if not isinstance(contract, Contract) or not contract.conId:
-                    raise BrokerRefused(f"{_leg_text(leg)}: IB knows no such option")
-                self._contracts[leg] = contract
-                self._legs[contract.conId] = leg
+        """Each leg's conId (qualified once, then kept); refused when IB knows one not."""
+        unknown = await self._qualify(legs)
+        if unknown:
+            raise BrokerRefused(f"{_leg_text(unknown[0])}: IB knows no such option")
         return {leg: self._contracts[leg].conId for leg in legs}
+
+    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
+        """Every position's legs qualified in one batch; a position with a leg IB knows not
+        (it answers error 200, "No security definition has been found", and ib_async's
+        ``qualifyContractsAsync`` gives None in that leg's place) is refused, with the leg,
+        and the others are admitted with their legs' conIds."""
+        keys = {s.position.id: [leg_key(s.position, i) for i in range(len(s.position.legs))]
+                for s in positions}  # fmt: skip
+        unknown = set(await self._qualify([leg for legs in keys.values() for leg in legs]))
+        con_ids: dict[str, dict[int, int]] = {}
+        refused: dict[str, str] = {}
+        for pid, legs in keys.items():
+            missing = [leg for leg in legs if leg in unknown]
+            if missing:
+                refused[pid] = f"contract unknown to IB: {_leg_text(missing[0])}"
+            else:
+                con_ids[pid] = {i: self._contracts[leg].conId for i, leg in enumerate(legs)}
+        return Admitted(con_ids, refused)
+
+    async def _qualify(self, legs: Sequence[LegKey]) -> list[LegKey]:
+        """Qualify the legs not qualified yet (their stocks too); the legs IB knows not."""
+        todo = list(dict.fromkeys(leg for leg in legs if leg not in self._contracts))
+        if not todo:
+            return []
+        asked = [
+            Option(
+                leg.underlying,
+                f"{leg.expiry:%Y%m%d}",
+                float(leg.strike),
+                leg.right.value,
+                "SMART",
+                currency="USD",
+            )
+            for leg in todo
+        ]
+        symbols = sorted({leg.underlying for leg in todo} - set(self._stocks))
+        stocks = [Stock(symbol, "SMART", "USD") for symbol in symbols]
+        for stock in await self.ib.qualifyContractsAsync(*stocks):
+            if isinstance(stock, Contract) and stock.conId:
+                self._stocks[stock.symbol] = stock
+                self._stock_ids[stock.conId] = stock.symbol
+        done = await self.ib.qualifyContractsAsync(*asked)
+        unknown = []
+        for leg, contract in zip(todo, done, strict=True):  # (None where IB knows none)
+            if not isinstance(contract, Contract) or not contract.conId:
+                unknown.append(leg)
+                continue
+            self._contracts[leg] = contract
+            self._legs[contract.conId] = leg
+        return unknown
 
     def _bag(self, order: ComboOrder) -> Contract:
         legs = []

@@ -97,6 +97,7 @@ class OrdersMixin(ContractsMixin):
         self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
         self._held: dict[str, list[_Held]] = {}  # orderRef -> fills waiting for commissions
         self._sequence = 0  # orders placed so far
+        self._positions_changed: Callable[[], None] | None = None
 
     def _limit_order(
         self, order_ref: str, quantity: int, limit: Decimal, order_id: int = 0
@@ -135,6 +136,15 @@ class OrdersMixin(ContractsMixin):
         placed = self._placed[order_ref]
         self.ib.cancelOrder(LimitOrder("BUY", placed.quantity, float(placed.limit),
                                        orderId=placed.order_id))  # fmt: skip
+
+    def on_positions(self, changed: Callable[[], None]) -> None:
+        """``changed`` on each ``position`` message (IB sends one per account position
+        that moves, after ``reqPositions``, which ib_async makes at connect)."""
+        self._positions_changed = changed
+
+    def _on_position(self, position: Any) -> None:
+        if self._positions_changed is not None:
+            self._positions_changed()
 
     async def positions(self) -> dict[LegKey, int]:
         out: dict[LegKey, int] = {}

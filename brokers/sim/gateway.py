@@ -10,13 +10,16 @@ broker's order events to the service; tests and the demo call
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from brokers.sim import seed
 from brokers.sim.broker import SimBroker
 from brokers.sim.market import SimMarket
+from rules.clock import expiry_instant
 from service.ports import (
+    Admitted,
     Clock,
     ComboOrder,
     EventSink,
@@ -25,6 +28,7 @@ from service.ports import (
     LegUpdate,
     OrderEvent,
     QuoteSink,
+    StoredPosition,
 )
 
 TICK = timedelta(milliseconds=250)
@@ -36,6 +40,7 @@ class SimGateway:
     def __init__(self, broker: SimBroker, now: Callable[[], datetime]) -> None:
         self.broker = broker
         self._now = now
+        self._positions_changed: Callable[[], None] | None = None
 
     async def place(self, order: ComboOrder) -> None:
         self.broker.place(order, self._now())
@@ -47,7 +52,15 @@ class SimGateway:
         self.broker.cancel(order_ref, self._now())
 
     async def positions(self) -> dict[LegKey, int]:
-        return self.broker.positions()
+        """What the account holds; options past their expiry's close are gone (the
+        simulated exchange expires them, as IB removes them overnight)."""
+        now = self._now()
+        return {
+            leg: n for leg, n in self.broker.positions().items() if now < expiry_instant(leg.expiry)
+        }
+
+    def on_positions(self, changed: Callable[[], None]) -> None:
+        self._positions_changed = changed
 
     async def executions(self) -> list[Execution]:
         return self.broker.executions()
@@ -57,12 +70,31 @@ class SimGateway:
 
 
 class SimVenue(SimGateway):
-    """Feed and order gateway of a simulated market and broker, on ``clock``."""
+    """Feed and order gateway of a simulated market and broker, on ``clock``.
 
-    def __init__(self, market: SimMarket, broker: SimBroker, clock: Clock) -> None:
+    ``holds_admitted``: the simulated account holds what is admitted (the daemon's: the
+    store is the account); otherwise whoever made the broker says what it holds."""
+
+    def __init__(
+        self, market: SimMarket, broker: SimBroker, clock: Clock, *, holds_admitted: bool = False
+    ) -> None:
         super().__init__(broker, clock.now)
         self.market = market
         self.clock = clock
+        self.holds_admitted = holds_admitted
+        self._admitted: set[str] = set()
+
+    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
+        """Each position's underlying quoted (seeded as the first position on it); every
+        position admitted, held once by the account when ``holds_admitted``."""
+        for s in positions:
+            if s.position.id in self._admitted:
+                continue
+            self._admitted.add(s.position.id)
+            self.market.add(seed.underlying_for(s.position))
+            if self.holds_admitted:
+                self.broker.hold_spreads(s.position, s.remaining)
+        return Admitted({}, {})
 
     def connected(self) -> bool:
         return self.broker.connected
@@ -77,7 +109,10 @@ class SimVenue(SimGateway):
         """The market's updates due by ``now``, and the broker's events after trading on
         them."""
         updates = self.market.step(now)
-        return updates, self.broker.trade(updates, now)
+        events = self.broker.trade(updates, now)
+        if self._positions_changed is not None and any(e.execution for e in events):
+            self._positions_changed()
+        return updates, events
 
     async def run(self, quotes: QuoteSink, events: EventSink) -> None:
         while True:

@@ -131,6 +131,12 @@ class SimMarket:
     def underlyings(self) -> list[str]:
         return list(self._paths)
 
+    def add(self, u: Underlying) -> None:
+        """Quote ``u`` too, on its own seeded path from now (an underlying already quoted
+        keeps its path)."""
+        if u.symbol not in self._paths:
+            self._paths[u.symbol] = _Path(u, self.now, random.Random(self._rng.getrandbits(64)))
+
     def spot(self, symbol: str) -> float:
         """The underlying's price now (moves its path to ``now``)."""
         return self._paths[symbol].at(self.now)

@@ -35,6 +35,11 @@ def spots_for(positions: Iterable[Position]) -> dict[str, float]:
     return spots
 
 
+def underlying_for(position: Position) -> Underlying:
+    """The underlying of ``position`` as it starts when a position on it is the first."""
+    return Underlying(position.underlying, spot_for(position), vol=VOL)
+
+
 def market_for(positions: Iterable[Position], start: datetime) -> SimMarket:
     """The simulated market for ``positions`` from ``start``."""
     spots = spots_for(positions)

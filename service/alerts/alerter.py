@@ -75,6 +75,7 @@ class Alerter:
         self.failed = 0
         self._closes = 0
         self._rejections = 0
+        self._attention = 0
         self._stale: set[str] = set()
         self._down_since: float | None = None
         self._down_said = False
@@ -109,6 +110,16 @@ class Alerter:
             self.notify(
                 Alert(
                     "rejected", f"REJECTED: {ref}: {reason}", {"order_ref": ref, "reason": reason}
+                )
+            )
+        attention = m.attention_since(self._attention)
+        self._attention = m.attentions
+        for pid, why in attention:
+            self.notify(
+                Alert(
+                    "attention",
+                    f"NEEDS ATTENTION: {pid}: {why}",
+                    {"position": pid, "reason": why},
                 )
             )
         for pid in sorted(m.stale - self._stale):

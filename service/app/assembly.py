@@ -20,6 +20,8 @@ from rules.machine import Close
 from rules.pricing import RepriceSchedule
 from rules.watch import PositionWatch
 from service.app.book import PositionBook
+from service.app.holdings import HoldingsCheck
+from service.app.intake import Intake
 from service.app.monitor import Monitor
 from service.app.readmodel import ReadModel
 from service.app.runner import Runner
@@ -29,7 +31,18 @@ from service.orders.intents import Intents
 from service.orders.policy import ClosePolicy
 from service.orders.reconcile import Reconciler
 from service.orders.working import WorkingOrders
-from service.ports import Clock, Feed, LegKey, LegUpdate, OrderEvent, OrderGateway, Store
+from service.ports import (
+    Admits,
+    Admitted,
+    Clock,
+    Feed,
+    LegKey,
+    LegUpdate,
+    OrderEvent,
+    OrderGateway,
+    Store,
+    StoredPosition,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class App:
     desk: OrderDesk
     views: ReadModel
     runner: Runner
+    intake: Intake
+    holdings: HoldingsCheck
 
     async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
         return await self.runner.load(now, only)
@@ -120,9 +135,15 @@ def assemble(
     rates: Rates | None = None,
     workers: int = 4,
     dry_run: bool = False,
+    admits: Admits | None = None,
+    poll: float = 30.0,
+    reconcile: float = 60.0,
 ) -> App:
     """Every part on ``store`` and the broker's ``gateway``; ``dry_run``: closes are
-    recorded as they would be made, and nothing is sent."""
+    recorded as they would be made, and nothing is sent. ``admits``: the broker that
+    gets ready to watch positions (the gateway, when it does); ``poll`` and
+    ``reconcile``: seconds between the store's polls for changes and between holdings
+    checks, at most."""
     book = PositionBook(books, subscribe=subscribe, unsubscribe=unsubscribe)
     views = ReadModel(book)
     intents, policy = Intents(), ClosePolicy()
@@ -136,5 +157,19 @@ def assemble(
     )
     monitor = Monitor(book, intents, policy, views, market_time=market_time, rates=rates)
     reconciler = Reconciler(store, gateway, working, attempts)
-    runner = Runner(store, book, monitor, desk, reconciler, views, workers=workers)
-    return App(book, monitor, desk, views, runner)
+    venue = admits if admits is not None else _Admitted()
+    intake = Intake(store, venue, book, monitor, policy, views, books)
+    holdings = HoldingsCheck(gateway, store, book, intake)
+    gateway.on_positions(holdings.wake.set)
+    runner = Runner(
+        store, book, monitor, desk, reconciler, views, intake, holdings,
+        workers=workers, poll=poll, reconcile=reconcile,
+    )  # fmt: skip
+    return App(book, monitor, desk, views, runner, intake, holdings)
+
+
+class _Admitted:
+    """A broker with nothing to get ready: every position admitted as it is."""
+
+    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
+        return Admitted({}, {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -37,15 +38,20 @@ def exit_state(
     stored: StoredPosition, book: BookPolicy, live: StoredOrder | None = None
 ) -> ExitState:
     """The rules' state of a stored position; ``live``: its order still working (a row of
-    ``Store.live_orders``), which makes it CLOSING."""
+    ``Store.live_orders``), which makes it CLOSING; a close asked by hand is ``manual``."""
     position = stored.position
     plan = make_plan(position, book)
     if stored.remaining == 0:
         return ExitState(position, plan, Phase.CLOSED, 0, stored.profit_closed)
+    manual = stored.manual_close is not None
     if live is None:
-        return ExitState(position, plan, Phase.OPEN, stored.remaining, stored.profit_closed)
+        return ExitState(
+            position, plan, Phase.OPEN, stored.remaining, stored.profit_closed, manual=manual
+        )
     working = live.working(position.entry_credit, position.multiplier)
-    return ExitState(position, plan, Phase.CLOSING, stored.remaining, stored.profit_closed, working)
+    return ExitState(
+        position, plan, Phase.CLOSING, stored.remaining, stored.profit_closed, working, manual
+    )
 
 
 def _kept(quote: Quote) -> Quote:
@@ -93,6 +99,23 @@ class PositionBook:
             keys = [leg_key(position, i) for i in range(len(position.legs))]
             for key in self.watchlist.add(watch, keys):
                 self._subscribe(key)
+
+    def drop(self, position_id: str) -> None:
+        """Stop watching a position (void, expired): its legs let go where no other
+        position holds them."""
+        watch = self.watches.pop(position_id, None)
+        self.stored.pop(position_id, None)
+        if watch is not None:
+            self.release(watch)
+
+    def rebook(self, stored: StoredPosition, book: BookPolicy) -> None:
+        """The position under another book: its exit state anew, what has been done kept."""
+        watch = self.watches[stored.position.id]
+        state = watch.state
+        watch.state = replace(
+            state, position=stored.position, plan=make_plan(stored.position, book)
+        )
+        self.stored[stored.position.id] = stored
 
     def release(self, watch: PositionWatch) -> None:
         """A closed position's legs: unsubscribed where no other open position holds them."""

@@ -73,6 +73,19 @@ class Monitor:
         """Legs updated and not evaluated yet."""
         return len(self._pending)
 
+    def recheck(self, position_id: str) -> None:
+        """Evaluate the position again on its legs' latest quotes (its state changed by a
+        human's hand: a close asked, a book changed), without waiting for a new quote."""
+        watch = self.book.watches.get(position_id)
+        if watch is None:
+            return
+        watchlist = self.book.watchlist
+        for n in watchlist.legs_of(watch):
+            quote = watchlist.latest[n]
+            if quote is not None:
+                self._pending.setdefault(watchlist.keys[n], quote)
+        self.wake.set()
+
     def positions_changed(self) -> None:
         """New positions in the book: the next staleness check walks them all."""
         self._walk_after = None

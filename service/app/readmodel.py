@@ -44,6 +44,9 @@ class ReadModel:
         self.decided: Counter[str] = Counter()  # close decisions by reason
         self.stale: set[str] = set()  # positions whose quotes are stale now
         self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
+        self.attention: dict[str, str] = {}  # position -> why it needs a human now
+        self._attention: deque[tuple[str, str]] = deque(maxlen=keep)  # each time said
+        self.attentions = 0  # needs-attention said, ever
         self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
         self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
@@ -82,6 +85,11 @@ class ReadModel:
     def block(self, position_id: str, why: str) -> None:
         self.blocked[position_id] = why
 
+    def needs_attention(self, position_id: str, why: str) -> None:
+        self.attention[position_id] = why
+        self._attention.append((position_id, why))
+        self.attentions += 1
+
     # Read -------------------------------------------------------------------------------
 
     def close_lines(self, since: int = 0) -> list[str]:
@@ -91,6 +99,11 @@ class ReadModel:
     def decisions_since(self, since: int) -> list[tuple[datetime, str, Close]]:
         """Each close sent from the ``since``-th on (of those kept): (at, order_ref, close)."""
         return _since(self.decisions, self.closes, since)
+
+    def attention_since(self, since: int) -> list[tuple[str, str]]:
+        """Each needs-attention said from the ``since``-th on (of those kept): (position,
+        why)."""
+        return _since(self._attention, self.attentions, since)
 
     def rejections_since(self, since: int) -> list[tuple[str, str]]:
         """Each rejection from the ``since``-th on (of those kept): (order_ref, reason)."""

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from service.app.book import PositionBook
+from service.app.holdings import HoldingsCheck
+from service.app.intake import Intake
 from service.app.monitor import Monitor
 from service.app.readmodel import ReadModel
 from service.logs import get_logger
@@ -64,8 +66,12 @@ class Runner:
         desk: OrderDesk,
         reconciler: Reconciler,
         views: ReadModel,
+        intake: Intake,
+        holdings: HoldingsCheck,
         *,
         workers: int = 4,
+        poll: float = 30.0,
+        reconcile: float = 60.0,
     ) -> None:
         self.store = store
         self.book = book
@@ -73,7 +79,11 @@ class Runner:
         self.desk = desk
         self.reconciler = reconciler
         self.views = views
+        self.intake = intake
+        self.holdings = holdings
         self.workers = workers
+        self.poll = poll
+        self.reconcile = reconcile
 
     async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
         """Reconcile the store's live orders with the broker, then watch every open position
@@ -84,8 +94,13 @@ class Runner:
         live = {o.position_id: o for o in await self.store.live_orders()}
         # (one not working at the broker has been ended by the reconciliation)
         working = {pid: o for pid, o in live.items() if self.desk.live_for(pid) is not None}
+        stored = await self.store.open_positions()
+        if only is not None:
+            stored = [s for s in stored if s.position.id in only]
+        admitted = await self.intake.admit(stored)  # the others quarantined
+        done += [f"needs attention: {pid}: {why}" for pid, why in self.intake.outside.items()]
         with _collector_paused():  # thousands of new objects, all kept: none to collect
-            self.book.load(await self.store.open_positions(), working, only)
+            self.book.load(admitted, working, only)
         self.monitor.positions_changed()
         done += await self.reconciler.holdings(self.book.expected_holdings())
         return done
@@ -130,6 +145,12 @@ class Runner:
                 for k in range(self.workers)
             ]
             follower = tg.create_task(desk.serve_events(), name="events")
+            upstream += [
+                tg.create_task(self.intake.listening(), name="listen"),
+                tg.create_task(self.intake.polling(self.poll), name="poll"),
+                tg.create_task(self.intake.applying(), name="changes"),
+                tg.create_task(self.holdings.run(clock, self.reconcile), name="holdings"),
+            ]
             await stop.wait()
             for task in upstream:
                 task.cancel()

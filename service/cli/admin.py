@@ -18,12 +18,13 @@ from typing import Any, TextIO, TypeVar
 from rules.clock import dte, exchange_date
 from service import bootstrap
 from service.bootstrap import schema
-from service.errors import StoreRefused
+from service.errors import InputError, StoreRefused
 from service.inputs import load_books, load_positions, position_of
-from service.ports import PositionDetail, Store, StoredPosition
+from service.ports import ControlKind, PositionDetail, Store, StoredPosition
 from service.settings import Settings
 
 T = TypeVar("T")
+CONTROL_KINDS = {k.value for k in ControlKind}
 
 
 def with_database(settings: Settings, work: Callable[[str], Coroutine[Any, Any, T]]) -> T:
@@ -87,7 +88,33 @@ def positions_add(settings: Settings, record: dict[str, Any], out: TextIO) -> No
 
 def positions_close(settings: Settings, position_id: str, reason: str, out: TextIO) -> None:
     with_store(settings, lambda store: store.request_manual_close(position_id, reason))
-    out.write(f"{position_id}: marked for a {reason} close of all that remains\n")
+    out.write(
+        f"{position_id}: close of all that remains asked ({reason}): the running daemon "
+        "sends it now (in regular hours), or the next one at its start\n"
+    )
+
+
+def positions_void(settings: Settings, position_id: str, reason: str, out: TextIO) -> None:
+    if not reason.strip():
+        raise InputError("--reason: say why the position is void")
+    with_store(settings, lambda store: store.void(position_id, reason))
+    out.write(f"{position_id}: void ({reason}): no longer watched, nothing traded\n")
+
+
+def positions_set_book(settings: Settings, position_id: str, book: str, out: TextIO) -> None:
+    books = load_books(settings.books_file)
+    if book not in books:
+        where = settings.books_file or "the built-in books"
+        raise InputError(f"{where}: book {book!r}: no such book ({', '.join(sorted(books))})")
+    with_store(settings, lambda store: store.set_book(position_id, book))
+    out.write(f"{position_id}: book {book}: its exit rules from now on\n")
+
+
+def positions_resume(settings: Settings, position_id: str, out: TextIO) -> None:
+    with_store(settings, lambda store: store.resume(position_id))
+    out.write(
+        f"{position_id}: resumed: watched and traded again (the holdings are checked again)\n"
+    )
 
 
 LIST_COLUMNS = (
@@ -113,7 +140,8 @@ def list_rows(positions: Sequence[StoredPosition], today: datetime) -> list[list
             s.position.strategy.value,
             f"{s.remaining}/{s.position.contracts}",
             str(s.stage),
-            s.status + (" (manual close)" if s.manual_close and s.status != "closed" else ""),
+            s.shown_status()
+            + (" (manual close)" if s.manual_close and s.status != "closed" else ""),
             f"{s.position.entry_credit:.2f}",
             str(dte(s.position.expiry, session)),
         ]
@@ -149,10 +177,11 @@ def _money(value: Decimal | None) -> str:
 def render_detail(detail: PositionDetail) -> str:
     s = detail.stored
     p = s.position
+    asked = f", manual close asked ({s.manual_close})" if s.manual_close else ""
     lines = [
         f"{p.id}: {p.strategy.value} on {p.underlying}, book {p.book}, account {s.account}",
-        f"  contracts {s.remaining}/{p.contracts} remaining, stage {s.stage}, status {s.status}"
-        + (f", manual close asked ({s.manual_close})" if s.manual_close else ""),
+        f"  contracts {s.remaining}/{p.contracts} remaining, stage {s.stage}, status "
+        f"{s.shown_status()}{asked}",
         f"  entry credit {_money(p.entry_credit)} x {p.multiplier}, opened "
         f"{p.opened_at.isoformat()}, initial DTE {s.initial_dte}",
         "legs:",
@@ -173,6 +202,10 @@ def render_detail(detail: PositionDetail) -> str:
         f"  commission {_money(f.commission)}  {f.time.isoformat()}"
         for f in detail.fills
     ]
+    history = [e for e in detail.events if e.kind in CONTROL_KINDS]
+    lines.append("reconciliation:" if history else "reconciliation: nothing to say")
+    lines += [f"  {e.at.isoformat(timespec='seconds')}  {e.kind}  {e.detail or ''}".rstrip()
+              for e in history]  # fmt: skip
     lines.append("audit trail:")
     for e in detail.events:
         parts = [e.at.isoformat(timespec="seconds"), e.kind]

@@ -88,6 +88,12 @@ def _positions(args: argparse.Namespace) -> int:
         admin.positions_list(settings, args.all, sys.stdout)
     elif args.action == "show":
         admin.positions_show(settings, args.id, sys.stdout)
+    elif args.action == "void":
+        admin.positions_void(settings, args.id, args.reason, sys.stdout)
+    elif args.action == "set-book":
+        admin.positions_set_book(settings, args.id, args.book, sys.stdout)
+    elif args.action == "resume":
+        admin.positions_resume(settings, args.id, sys.stdout)
     else:
         admin.positions_close(settings, args.id, args.reason, sys.stdout)
     return 0
@@ -229,9 +235,24 @@ def _add_positions_commands(sub: Any) -> None:
     lst.add_argument("--all", action="store_true", help="closed ones too")
     show = pos_sub.add_parser("show", help="one position: legs, orders, fills, audit trail")
     show.add_argument("id")
-    close = pos_sub.add_parser("close", help="mark a position for a manual close by the service")
+    close = pos_sub.add_parser(
+        "close", help="ask the daemon to close all that remains of a position (now, or at start)"
+    )
     close.add_argument("id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
+    void = pos_sub.add_parser(
+        "void", help="stop watching a position without trading (closed outside, a mistake)"
+    )
+    void.add_argument("id")
+    void.add_argument("--reason", required=True, help="why: recorded in the audit trail")
+    rebook = pos_sub.add_parser("set-book", help="move a position to another book")
+    rebook.add_argument("id")
+    rebook.add_argument("book")
+    rebook.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
+    resume = pos_sub.add_parser(
+        "resume", help="a human has looked: trade a position that needed attention again"
+    )
+    resume.add_argument("id")
     pos.set_defaults(run=_positions)
     for leaf in pos_sub.choices.values():
         _config(leaf)

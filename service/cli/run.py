@@ -133,11 +133,20 @@ class _Report:
         self.sessions = sessions
         self.out = out
         self.shown = 0
+        self.attention_shown = 0
         self.closed_said = False
 
     def closes(self) -> None:
-        self.out.writelines(line + "\n" for line in self.views.close_lines(self.shown))
-        self.shown = self.views.closes
+        """Each close sent and each position that needs attention since the last call."""
+        views = self.views
+        self.out.writelines(line + "\n" for line in views.close_lines(self.shown))
+        self.shown = views.closes
+        for pid, why in views.attention_since(self.attention_shown):
+            self.out.write(
+                f"NEEDS ATTENTION: {pid}: {why}: no order goes for it; "
+                f"`spreadwatch positions show {pid}`, then void, sync or resume it\n"
+            )
+        self.attention_shown = views.attentions
         self.out.flush()
 
     async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:

@@ -95,6 +95,11 @@ class _ViewsCollector(Collector):
         yield CounterMetricFamily(
             "spreadwatch_reconnects", "broker reconnects", value=self.ops.reconnects()
         )
+        yield GaugeMetricFamily(
+            "spreadwatch_positions_needing_attention",
+            "positions no order goes for until a human looks (quarantined)",
+            value=len(m.attention),
+        )
 
 
 class Ops:

@@ -24,6 +24,7 @@ from service.ports import (
     FINAL_ORDER_STATUSES,
     SENT_STATUSES,
     CloseIntent,
+    ControlKind,
     Fill,
     OrderStatus,
     StoredFill,
@@ -63,17 +64,64 @@ def already_closed(position_id: str) -> StoreRefused:
     return StoreRefused(f"position '{position_id}': already closed")
 
 
+def already_void(position_id: str) -> StoreRefused:
+    return StoreRefused(f"position '{position_id}': void (no longer watched)")
+
+
+def order_working(position_id: str, order_ref: str) -> StoreRefused:
+    return StoreRefused(
+        f"position '{position_id}': close order {order_ref} is working at the broker: "
+        "wait for it to end (or cancel it there), then void"
+    )
+
+
+def held_by(void: str | None, attention: str | None) -> str | None:
+    """Why no order may go for a position a human holds: void, or needs attention."""
+    if void is not None:
+        return f"void ({void})"
+    return None if attention is None else f"needs attention ({attention})"
+
+
+def controllable(stored: StoredPosition) -> None:
+    """Refuse a human's change to a position that is closed or void."""
+    pid = stored.position.id
+    if stored.status is Phase.CLOSED:
+        raise already_closed(pid)
+    if stored.void is not None:
+        raise already_void(pid)
+
+
+# The audit kinds of a position's control (rows.control_values)
+VOIDED, BOOK_CHANGED, ATTENTION, RESUMED, EXPIRED = (
+    ControlKind.VOIDED.value,
+    ControlKind.BOOK_CHANGED.value,
+    ControlKind.ATTENTION.value,
+    ControlKind.RESUMED.value,
+    ControlKind.EXPIRED.value,
+)
+# The notification channel of a human's changes (payload: the position id, or "*": many)
+CHANNEL = "spreadwatch_positions"
+EVERY = "*"
+
+
 def intent_refusal(
-    intent: CloseIntent, remaining: int | None, live: str | None, taken: bool = False
+    intent: CloseIntent,
+    remaining: int | None,
+    live: str | None,
+    taken: bool = False,
+    held: str | None = None,
 ) -> str | None:
     """Why ``intent`` may not be written, given its position's ``remaining`` (None: no
-    such position), its live order's ref (None: none) and whether its order_ref is
-    ``taken`` by an order stored before; None when it may."""
+    such position), its live order's ref (None: none), whether its order_ref is
+    ``taken`` by an order stored before, and why a human holds it (:func:`held_by`);
+    None when it may."""
     ref, pid = intent.order_ref, intent.position_id
     if taken:
         return f"order {ref}: order_ref: already stored"
     if remaining is None:
         return f"order {ref}: position '{pid}': no such position"
+    if held is not None:
+        return f"order {ref}: position '{pid}': {held}: no order goes"
     if not 0 < intent.quantity <= remaining:
         return f"order {ref}: quantity: {intent.quantity} spreads to close, {remaining} remaining"
     if live is not None:

@@ -10,10 +10,11 @@ this module's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +29,7 @@ from service.ports import (
     Fill,
     FillApplied,
     OrderStatus,
+    PositionControl,
     PositionDetail,
     Store,
     StoredFill,
@@ -51,6 +53,11 @@ class InMemoryStore:
         self._fills: dict[str, StoredFill] = {}
         self._events: list[AuditEvent] = []
         self._event_ids = itertools.count(1)
+        self._listeners: list[Callable[[str], None]] = []  # listen()'s, told of each change
+
+    def _tell(self, position_id: str) -> None:
+        for changed in list(self._listeners):
+            changed(position_id)
 
     def _audit(self, values: dict[str, Any]) -> None:
         values = {**values, "quotes": copy.deepcopy(values["quotes"])}  # (stored: a copy)
@@ -82,9 +89,10 @@ class InMemoryStore:
             self._positions[p.id] = rows.new_stored(p, account)
             self._con_ids[p.id] = dict.fromkeys(range(len(p.legs)))
             self._audit(rows.imported_values(p))
+        self._tell(changes.EVERY)
 
     async def open_positions(self) -> list[StoredPosition]:
-        return [s for s in await self.all_positions() if s.status is not Phase.CLOSED]
+        return [s for s in await self.all_positions() if s.watched]
 
     async def all_positions(self) -> list[StoredPosition]:
         return sorted(self._positions.values(), key=lambda s: (s.position.opened_at, s.position.id))
@@ -105,12 +113,12 @@ class InMemoryStore:
 
     async def request_manual_close(self, position_id: str, reason: str) -> None:
         stored = self._position(position_id)
-        if stored.status is Phase.CLOSED:
-            raise changes.already_closed(position_id)
+        changes.controllable(stored)
         self._positions[position_id] = replace(
             stored, manual_close=reason, version=stored.version + 1
         )
         self._audit(rows.manual_close_values(position_id, reason, stored.remaining))
+        self._tell(position_id)
 
     async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None:
         legs = self._con_ids.get(position_id, {})
@@ -121,6 +129,60 @@ class InMemoryStore:
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]:
         return dict(self._con_ids.get(position_id, {}))
+
+    # A human's changes, and what needs one -----------------------------------------------
+
+    async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
+        return [s for s in await self.all_positions() if s.position.id in set(ids)]
+
+    async def controls(self) -> dict[str, PositionControl]:
+        return {
+            pid: PositionControl(s.position.book, s.manual_close, s.attention)
+            for pid, s in self._positions.items()
+            if s.watched
+        }
+
+    def _change(self, position_id: str, kind: str, detail: str, idle: bool = False,
+                **values: Any) -> None:  # fmt: skip
+        stored = self._position(position_id)
+        changes.controllable(stored)
+        live = self._live(position_id)
+        if idle and live is not None:
+            raise changes.order_working(position_id, live.order_ref)
+        self._audit(rows.control_values(position_id, kind, detail, stored.remaining))
+        self._positions[position_id] = replace(stored, version=stored.version + 1, **values)
+        self._tell(position_id)
+
+    async def void(self, position_id: str, reason: str) -> None:
+        self._change(position_id, changes.VOIDED, reason, idle=True, void=reason)
+
+    async def set_book(self, position_id: str, book: str) -> None:
+        stored = self._position(position_id)
+        position = replace(stored.position, book=book)
+        detail = f"{stored.position.book} -> {book}"
+        self._change(position_id, changes.BOOK_CHANGED, detail, position=position)
+
+    async def resume(self, position_id: str) -> None:
+        self._change(position_id, changes.RESUMED, "resumed by hand", attention=None)
+
+    async def mark_attention(self, position_id: str, why: str) -> bool:
+        stored = self._position(position_id)
+        if stored.attention == why or not stored.watched:
+            return False
+        self._positions[position_id] = replace(stored, attention=why, version=stored.version + 1)
+        self._audit(rows.control_values(position_id, changes.ATTENTION, why, stored.remaining))
+        return True
+
+    async def close_expired(self, position_id: str, detail: str) -> None:
+        self._change(position_id, changes.EXPIRED, detail, idle=True, remaining=0,
+                     status=Phase.CLOSED, closed_at=_now())  # fmt: skip
+
+    async def listen(self, changed: Callable[[str], None]) -> None:
+        self._listeners.append(changed)
+        try:
+            await asyncio.Event().wait()  # until cancelled: this store is never lost
+        finally:
+            self._listeners.remove(changed)
 
     # Orders and fills ---------------------------------------------------------------------
 
@@ -143,6 +205,7 @@ class InMemoryStore:
                 remaining,
                 None if live is None else live.order_ref,
                 intent.order_ref in self._orders,
+                None if stored is None else changes.held_by(stored.void, stored.attention),
             )
             out.append(why)
             if why is not None or stored is None:

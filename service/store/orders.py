@@ -108,11 +108,15 @@ class SqlOrders(SqlBase):
         async with driver.driver(self._engine, "close intents") as conn:
             found = await conn.fetch(sql.INTENT_STANDING, pids)
             taken = {r[0] for r in await conn.fetch(sql.REFS_TAKEN, refs)}
-        standing = {r["id"]: (r["remaining"], r["live"]) for r in found}
+        standing = {
+            r["id"]: (r["remaining"], r["live"], changes.held_by(r["void_reason"], r["attention"]))
+            for r in found
+        }
         again: list[int] = []
         for k, intent in zip(at, intents, strict=True):
-            remaining, live = standing.get(intent.position_id, (None, None))
-            why = changes.intent_refusal(intent, remaining, live, intent.order_ref in taken)
+            remaining, live, held = standing.get(intent.position_id, (None, None, None))
+            taken_before = intent.order_ref in taken
+            why = changes.intent_refusal(intent, remaining, live, taken_before, held)
             if why is None:
                 again.append(k)
             out[k] = why

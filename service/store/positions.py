@@ -4,19 +4,27 @@ the broker's contract ids of their legs (:class:`service.ports.PositionStore`)."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rules.machine import Phase
 from rules.model import Position
 from service.errors import StoreRefused
-from service.ports import PositionDetail, StoredPosition
+from service.ports import PositionControl, PositionDetail, StoredPosition
 from service.store import changes, rows
 from service.store.driver import edge
-from service.store.schema import CloseOrderRow, ExitEventRow, FillRow, LegRow, PositionRow
+from service.store.schema import (
+    FINAL_ORDER_STATUSES,
+    CloseOrderRow,
+    ExitEventRow,
+    FillRow,
+    LegRow,
+    PositionRow,
+)
 
 
 class SqlBase:
@@ -35,6 +43,20 @@ class SqlBase:
         if row is None:
             raise changes.no_position(position_id)
         return row
+
+    @staticmethod
+    async def _notify(s: AsyncSession, position_id: str) -> None:
+        """Tell the listening daemons (delivered when the transaction commits)."""
+        await s.execute(select(func.pg_notify(changes.CHANNEL, position_id)))
+
+    async def _controlled(self, s: AsyncSession, position_id: str) -> PositionRow:
+        """The position's row, locked, refused when it is closed or void."""
+        row = await self._lock(s, position_id)
+        changes.controllable(rows.stored_of(row, []))
+        return row
+
+
+WATCHED = (PositionRow.status != Phase.CLOSED.value) & PositionRow.void_reason.is_(None)
 
 
 class SqlPositions(SqlBase):
@@ -58,13 +80,15 @@ class SqlPositions(SqlBase):
                     insert(ExitEventRow),
                     [rows.imported_values(p) for p in positions],
                 )
+                await self._notify(s, changes.EVERY)
             except IntegrityError as exc:  # a concurrent import of the same id
                 raise StoreRefused(f"positions: not stored: {exc.orig}") from exc
 
     @edge
     async def open_positions(self) -> list[StoredPosition]:
-        """Every position not closed, with its legs (what the service loads on start)."""
-        return await self._positions(PositionRow.status != Phase.CLOSED.value)
+        """Every position not closed nor void, with its legs (what the service loads on
+        start)."""
+        return await self._positions(WATCHED)
 
     @edge
     async def all_positions(self) -> list[StoredPosition]:
@@ -126,12 +150,11 @@ class SqlPositions(SqlBase):
     async def request_manual_close(self, position_id: str, reason: str) -> None:
         """Mark an open position for the service to close (all that remains)."""
         async with self._sessions.begin() as s:
-            row = await self._lock(s, position_id)
-            if row.status == Phase.CLOSED:
-                raise changes.already_closed(position_id)
+            row = await self._controlled(s, position_id)
             row.manual_close = reason
             row.version += 1
             s.add(ExitEventRow(**rows.manual_close_values(position_id, reason, row.remaining)))
+            await self._notify(s, position_id)
 
     @edge
     async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None:
@@ -155,3 +178,78 @@ class SqlPositions(SqlBase):
                 )
             ).all()
         return dict(found)
+
+    # Control: a human's changes, and what needs one ------------------------------------
+
+    @edge
+    async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
+        return await self._positions(PositionRow.id.in_(list(ids))) if ids else []
+
+    @edge
+    async def controls(self) -> dict[str, PositionControl]:
+        t = PositionRow.__table__
+        query = select(t.c.id, t.c.book, t.c.manual_close, t.c.attention).where(WATCHED)
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).all()
+        return {r.id: PositionControl(r.book, r.manual_close, r.attention) for r in found}
+
+    async def _change(
+        self, position_id: str, kind: str, detail: str, *, idle: bool = False, **values: Any
+    ) -> None:
+        """Set ``values`` on a watched position, with its audit row, and tell the daemons;
+        ``idle``: refused while a close order of it is live (checked under the row's lock,
+        which every intent's writer takes first)."""
+        async with self._sessions.begin() as s:
+            row = await self._controlled(s, position_id)
+            if idle:
+                live = await s.scalar(
+                    select(CloseOrderRow.order_ref).where(
+                        CloseOrderRow.position_id == position_id,
+                        CloseOrderRow.status.not_in(FINAL_ORDER_STATUSES),
+                    )
+                )
+                if live is not None:
+                    raise changes.order_working(position_id, live)
+            audit = rows.control_values(position_id, kind, detail, row.remaining)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.version += 1
+            s.add(ExitEventRow(**audit))
+            await self._notify(s, position_id)
+
+    @edge
+    async def void(self, position_id: str, reason: str) -> None:
+        now = datetime.now(UTC)
+        await self._change(
+            position_id, changes.VOIDED, reason, idle=True, void_reason=reason, voided_at=now
+        )
+
+    @edge
+    async def set_book(self, position_id: str, book: str) -> None:
+        async with self._sessions() as s:
+            before = await s.scalar(select(PositionRow.book).where(PositionRow.id == position_id))
+        await self._change(position_id, changes.BOOK_CHANGED, f"{before} -> {book}", book=book)
+
+    @edge
+    async def resume(self, position_id: str) -> None:
+        await self._change(position_id, changes.RESUMED, "resumed by hand", attention=None)
+
+    @edge
+    async def mark_attention(self, position_id: str, why: str) -> bool:
+        async with self._sessions.begin() as s:
+            row = await self._lock(s, position_id)
+            if row.attention == why or row.status == Phase.CLOSED or row.void_reason:
+                return False
+            row.attention = why
+            row.version += 1
+            audit = rows.control_values(position_id, changes.ATTENTION, why, row.remaining)
+            s.add(ExitEventRow(**audit))
+        return True
+
+    @edge
+    async def close_expired(self, position_id: str, detail: str) -> None:
+        now = datetime.now(UTC)
+        await self._change(
+            position_id, changes.EXPIRED, detail, idle=True,
+            remaining=0, status=Phase.CLOSED.value, closed_at=now,
+        )  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,12 +24,16 @@ from sqlalchemy import literal, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.store import driver, sql
+from service.errors import StoreUnavailable
+from service.store import changes, driver, sql
 from service.store.driver import edge
 from service.store.orders import SqlOrders
 from service.store.positions import SqlPositions
 
-__all__ = ["SqlStore"]
+__all__ = ["LISTENER", "SqlStore"]
+
+LISTENER = "spreadwatch-listen"  # the listening connection's application_name
+HEARTBEAT = 5.0  # seconds between the listening connection's checks
 
 
 class SqlStore(SqlPositions, SqlOrders):
@@ -71,3 +76,29 @@ class SqlStore(SqlPositions, SqlOrders):
         except (OSError, TimeoutError, DBAPIError):
             return False
         return True
+
+    @edge
+    async def listen(self, changed: Callable[[str], None]) -> None:
+        """LISTEN on the changes' channel on a connection of its own (its
+        ``application_name`` is :data:`LISTENER`), checked every :data:`HEARTBEAT`
+        seconds: a connection lost without a word (a dropped network) is found too."""
+        conn = await self._engine.connect()
+        try:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(f"SET application_name = '{LISTENER}'")
+            lost = asyncio.Event()
+            raw.add_termination_listener(lambda _conn: lost.set())
+            await raw.add_listener(changes.CHANNEL, lambda _c, _pid, _ch, said: changed(said))
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HEARTBEAT):
+                        await lost.wait()
+                if not lost.is_set():
+                    async with asyncio.timeout(HEARTBEAT):
+                        await raw.execute("SELECT 1")
+        finally:  # never back to the pool: it is this listener's, or lost
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+        raise StoreUnavailable("listen: the listening connection was lost")

@@ -73,6 +73,8 @@ def stored_of(row: Any, legs: Sequence[Any]) -> StoredPosition:
         initial_dte=row.initial_dte,
         closed_at=row.closed_at,
         version=row.version,
+        void=row.void_reason,
+        attention=row.attention,
     )
 
 
@@ -127,6 +129,14 @@ def leg_values(position: Position) -> list[dict[str, Any]]:
 def imported_values(position: Position) -> dict[str, Any]:
     return event_values(
         position_id=position.id, kind="imported", contracts_remaining=position.contracts
+    )
+
+
+def control_values(position_id: str, kind: str, detail: str, remaining: int) -> dict[str, Any]:
+    """The audit row of a human's or the reconciliation's change to a position: voided, book
+    changed, needs attention, resumed, expired."""
+    return event_values(
+        position_id=position_id, kind=kind, detail=detail, contracts_remaining=remaining
     )
 
 

@@ -80,6 +80,10 @@ class PositionRow(Base):
     initial_dte: Mapped[int] = mapped_column(Integer)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # void: no longer watched nor traded (the reason a human gave, and when); never deleted
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attention: Mapped[str | None] = mapped_column(Text)  # why no order goes until a human looks
 
     __table_args__ = (
         CheckConstraint("contracts > 0", name="contracts_positive"),
@@ -95,6 +99,7 @@ class PositionRow(Base):
             "strategy IN ('put_credit', 'call_credit', 'iron_condor')", name="strategy_known"
         ),
         CheckConstraint(f"(status = '{_CLOSED}') = (remaining = 0)", name="closed_iff_none_left"),
+        CheckConstraint("(void_reason IS NULL) = (voided_at IS NULL)", name="void_when_voided"),
         Index("ix_positions_open", "status", postgresql_where=text(f"status <> '{_CLOSED}'")),
     )
 

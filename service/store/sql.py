@@ -30,6 +30,7 @@ upd AS (
     UPDATE positions p SET status = '{ON_INTENT}', version = p.version + 1
     FROM req
     WHERE p.id = req.pid AND req.qty > 0 AND req.qty <= p.remaining
+      AND p.void_reason IS NULL AND p.attention IS NULL
       AND NOT EXISTS (
         SELECT 1 FROM close_orders o
         WHERE o.position_id = p.id AND o.status NOT IN ({_FINAL}))
@@ -66,7 +67,7 @@ SELECT order_ref FROM orders
 
 # What the intents refused were refused on: each position's remaining and its live order.
 INTENT_STANDING = f"""
-SELECT p.id, p.remaining,
+SELECT p.id, p.remaining, p.void_reason, p.attention,
        (SELECT o.order_ref FROM close_orders o
         WHERE o.position_id = p.id AND o.status NOT IN ({_FINAL}) LIMIT 1) AS live
 FROM positions p WHERE p.id = ANY($1)
