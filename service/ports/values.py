@@ -1,22 +1,15 @@
-"""What the service needs from the world, as Protocols it owns, and the values they carry.
-
-Adapters implement these: the store (``service.store.repository.SqlStore`` on
-PostgreSQL, ``service.store.memory.InMemoryStore`` in memory),
-the broker's feed and order gateway (``brokers.sim``, ``brokers.ib``), the
-clock (``service.clock``).
-"""
+"""The values the ports carry: statuses (enums, not strings), positions and orders as
+stored, a broker's order events and executions, the account's holdings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
-from rules.machine import Close, Decision, ExitReason, Phase, Working
+from rules.machine import Close, ExitReason, Phase, Working
 from rules.model import Position, Quote, Right, Side
 from rules.pnl import pct_of_max, realised_pnl
 
@@ -39,7 +32,11 @@ class OrderStatus(StrEnum):
 
 
 FINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+
+
 SENT_STATUSES = frozenset({OrderStatus.SUBMITTED, OrderStatus.WORKING})  # order_sent's
+
+
 ENDED_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED})  # end_order's
 
 
@@ -309,14 +306,6 @@ class StoredLeg:
     con_id: int | None
 
 
-class Account(Protocol):
-    """What the broker says the account holds, and the executions it still has."""
-
-    async def holdings(self) -> list[Holding]: ...
-
-    async def leg_fills(self) -> list[LegFill]: ...
-
-
 class ControlKind(StrEnum):
     """The audit kinds of a human's or the reconciliation's change to a position (what
     ``positions show`` lists as its reconciliation history)."""
@@ -337,138 +326,6 @@ class PositionControl(NamedTuple):
     attention: str | None
 
 
-class PositionStore(Protocol):
-    """The admin side of the system of record: positions, their detail, manual closes, and
-    the broker's contract ids of their legs."""
-
-    async def import_positions(self, positions: Sequence[Position], account: str) -> None: ...
-
-    async def open_positions(self) -> list[StoredPosition]: ...
-
-    async def all_positions(self) -> list[StoredPosition]: ...
-
-    async def detail(self, position_id: str) -> PositionDetail: ...
-
-    async def request_manual_close(self, position_id: str, reason: str) -> None: ...
-
-    async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
-
-    async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
-
-    async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
-        """The positions of ``ids`` that exist, whatever their status, with their legs."""
-        ...
-
-    async def controls(self) -> dict[str, PositionControl]:
-        """Every watched position's control (cheap: no legs; the daemon's poll)."""
-        ...
-
-    async def void(self, position_id: str, reason: str) -> None:
-        """No longer watched nor traded; refused while a close order of it is live."""
-        ...
-
-    async def set_book(self, position_id: str, book: str) -> None: ...
-
-    async def mark_attention(self, position_id: str, why: str) -> bool:
-        """Say the position needs a human (no order goes for it); False when it already
-        said so for the same reason (nothing written)."""
-        ...
-
-    async def resume(self, position_id: str) -> None:
-        """A human has looked: the position is watched and traded again."""
-        ...
-
-    async def close_expired(self, position_id: str, detail: str) -> None:
-        """Closed out after its expiry (nothing left to trade): none remaining."""
-        ...
-
-    async def listen(self, changed: Callable[[str], None]) -> None:
-        """Call ``changed`` with the position id (``"*"``: any) of each change a human
-        makes (added, imported, close asked, void, book, resumed), from any process,
-        until cancelled; raises :class:`service.errors.StoreUnavailable` when the
-        connection it listens on is lost."""
-        ...
-
-
-class OrderStore(Protocol):
-    """The order path: decisions, close intents, orders sent and ended, fills.
-
-    A refusal raises :class:`service.errors.StoreRefused` (nothing written), a database
-    that cannot be reached :class:`service.errors.StoreUnavailable`."""
-
-    async def record_intent(
-        self, intent: CloseIntent, decision: Decision | None = None
-    ) -> None: ...
-
-    async def record_intents(
-        self, items: Sequence[tuple[CloseIntent, Decision | None]]
-    ) -> list[str | None]: ...
-
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None: ...
-
-    async def order_attempts(self) -> dict[tuple[str, int | None], int]: ...
-
-    async def apply_fill(self, fill: Fill) -> FillApplied: ...
-
-    async def record_decision(
-        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
-    ) -> None: ...
-
-    async def order_sent(
-        self,
-        order_ref: str,
-        status: str,
-        broker_order_id: int | None = None,
-        perm_id: int | None = None,
-    ) -> None: ...
-
-    async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
-
-    async def live_orders(self) -> list[StoredOrder]: ...
-
-
-class StoreControl(Protocol):
-    """The store's connections: kept by a task, opened ahead, checked."""
-
-    def hold(self) -> AbstractAsyncContextManager[None]:
-        """Inside, the calling task's order-path writes run on one connection it keeps."""
-        ...
-
-    async def warm(self, connections: int) -> None:
-        """Be ready to serve ``connections`` callers at once with nothing left to open."""
-        ...
-
-    async def ping(self) -> bool: ...
-
-
-class Store(PositionStore, OrderStore, StoreControl, Protocol):
-    """The system of record: positions, close orders, fills and the audit trail."""
-
-
-class OrderGateway(Protocol):
-    """Where closing orders go: a broker's side of orders, fills and positions.
-
-    Events (status changes and executions) reach the service as
-    :class:`OrderEvent` values from the adapter's own stream.
-    """
-
-    async def place(self, order: ComboOrder) -> None: ...
-
-    async def modify(self, order_ref: str, limit: Decimal) -> None: ...
-
-    async def cancel(self, order_ref: str) -> None: ...
-
-    async def positions(self) -> dict[LegKey, int]: ...
-
-    def on_positions(self, changed: Callable[[], None]) -> None:
-        """Call ``changed`` (cheap, no I/O) whenever the account's positions move."""
-        ...
-
-    async def executions(self) -> list[Execution]: ...
-
-    async def open_orders(self) -> list[OrderEvent]: ...
-
-
 @dataclass(frozen=True)
 class Admitted:
     """What a broker made of positions to watch: each admitted one's legs' contract ids (by
@@ -476,43 +333,3 @@ class Admitted:
 
     con_ids: dict[str, dict[int, int]]
     refused: dict[str, str]
-
-
-class Admits(Protocol):
-    """A broker that gets ready to watch and close positions (IB: their contracts qualified)."""
-
-    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted: ...
-
-
-QuoteSink = Callable[[Sequence[LegUpdate]], None]
-EventSink = Callable[[Sequence[OrderEvent]], None]
-
-
-class Feed(Protocol):
-    """The broker's push side: market data for subscribed legs, and order events.
-
-    ``run`` runs until cancelled, calling ``quotes`` with each batch of leg updates
-    and ``events`` with each batch of order events (both synchronous and cheap: the
-    monitor only keeps them). ``subscribe`` and ``unsubscribe`` may be called at any
-    time, before or during ``run``.
-    """
-
-    def subscribe(self, leg: LegKey) -> None: ...
-
-    def unsubscribe(self, leg: LegKey) -> None: ...
-
-    def connected(self) -> bool:
-        """Connected to the broker, with fresh data flowing."""
-        ...
-
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None: ...
-
-
-class Clock(Protocol):
-    """Market time: the wall clock, or a simulated one that runs faster."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock's time."""
-        ...
