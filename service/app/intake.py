@@ -39,10 +39,10 @@ from service.app.readmodel import ReadModel
 from service.errors import StoreRefused, StoreUnavailable
 from service.logs import get_logger
 from service.orders.policy import ClosePolicy
-from service.ports import Admits, PositionControl, Store, StoredPosition
+from service.ports import EVERY_POSITION, Admits, PositionControl, Store, StoredPosition
 
 _log = get_logger("spreadwatch.intake")
-EVERY = "*"  # a change to any position (or to many): look at all of them
+EVERY = EVERY_POSITION  # a change to any position (or to many): look at all of them
 RELISTEN = 2.0  # seconds before listening again after the connection was lost
 
 

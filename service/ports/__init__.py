@@ -22,6 +22,7 @@ from service.ports.protocols import (
 )
 from service.ports.values import (
     ENDED_STATUSES,
+    EVERY_POSITION,
     FINAL_ORDER_STATUSES,
     SENT_STATUSES,
     Action,
@@ -53,6 +54,7 @@ from service.ports.values import (
 
 __all__ = [
     "ENDED_STATUSES",
+    "EVERY_POSITION",
     "FINAL_ORDER_STATUSES",
     "SENT_STATUSES",
     "Account",

@@ -86,7 +86,8 @@ class PositionStore(Protocol):
     async def listen(self, changed: Callable[[str], None]) -> None:
         """Call ``changed`` with the position id (``"*"``: any) of each change a human
         makes (added, imported, close asked, void, book, resumed), from any process,
-        until cancelled; raises :class:`service.errors.StoreUnavailable` when the
+        until cancelled; ``"*"`` first, once listening (what changed before was not
+        heard); raises :class:`service.errors.StoreUnavailable` when the
         connection it listens on is lost."""
         ...
 

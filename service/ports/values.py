@@ -317,6 +317,10 @@ class ControlKind(StrEnum):
     EXPIRED = "expired"
 
 
+# What a change notification says when any position (or many) may have changed
+EVERY_POSITION = "*"
+
+
 class PositionControl(NamedTuple):
     """What a human may change about a watched position, as the store has it now: the
     daemon compares it with what it watches (:meth:`PositionStore.controls`)."""

@@ -21,6 +21,7 @@ from rules.pnl import pct_of_max, realised_pnl
 from service.errors import StoreRefused
 from service.ports import (
     ENDED_STATUSES,
+    EVERY_POSITION,
     FINAL_ORDER_STATUSES,
     SENT_STATUSES,
     CloseIntent,
@@ -101,7 +102,7 @@ VOIDED, BOOK_CHANGED, ATTENTION, RESUMED, EXPIRED = (
 )
 # The notification channel of a human's changes (payload: the position id, or "*": many)
 CHANNEL = "spreadwatch_positions"
-EVERY = "*"
+EVERY = EVERY_POSITION
 
 
 def intent_refusal(

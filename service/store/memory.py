@@ -179,6 +179,7 @@ class InMemoryStore:
 
     async def listen(self, changed: Callable[[str], None]) -> None:
         self._listeners.append(changed)
+        changed(changes.EVERY)  # listening: anything may have changed before
         try:
             await asyncio.Event().wait()  # until cancelled: this store is never lost
         finally:

@@ -89,6 +89,7 @@ class SqlStore(SqlPositions, SqlOrders):
             lost = asyncio.Event()
             raw.add_termination_listener(lambda _conn: lost.set())
             await raw.add_listener(changes.CHANNEL, lambda _c, _pid, _ch, said: changed(said))
+            changed(changes.EVERY)  # listening: anything may have changed before
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HEARTBEAT):

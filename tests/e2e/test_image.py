@@ -108,7 +108,7 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
         gateway.communicate(timeout=10)
     text = "".join(lines) + out
     assert daemon.returncode == 0, err
-    assert ": empty -> 0002" in text  # the entrypoint migrated the database first
+    assert ": empty -> 0003" in text  # the entrypoint migrated the database first
     assert "_examples/positions.toml" in text  # the examples, from the installed package
     assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in text
     assert text.splitlines()[-1].startswith("stopped: ")

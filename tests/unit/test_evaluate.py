@@ -559,7 +559,8 @@ def test_a_manual_close_is_not_made_on_bad_or_stale_data() -> None:
     short, long_ = vertical_quotes("0.80", TS)
     crossed = [short._replace(bid=short.ask + Decimal("0.05")), long_]  # type: ignore[operator]
     decision = evaluate(state, crossed, NOW)
-    assert isinstance(decision, Hold) and decision.reason is HoldReason.INVALID_QUOTE
+    assert isinstance(decision, Hold)
+    assert decision.reason is HoldReason.INVALID_QUOTE
     stale = vertical_quotes("0.80", TS - state.plan.stale_after)
     assert evaluate(state, stale, NOW) == Hold(HoldReason.STALE)
 

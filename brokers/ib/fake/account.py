@@ -63,3 +63,14 @@ class AccountMixin(ContractsMixin):
 
     def _ids(self, s: Session, fields: list[str]) -> None:
         s.send(9, 1, self._next_order_id)
+
+    def trade_outside(self, leg: LegKey, quantity: int) -> None:
+        """A trade of ``quantity`` of option ``leg`` made outside the API (TWS, the mobile
+        app, an assignment): the account moves, and each client subscribed to positions
+        hears the new holding, as IB sends a ``position`` message for every change after
+        ``reqPositions``."""
+        self.broker.hold(leg, quantity)
+        held = self.broker.positions().get(leg, 0)
+        for s in self._sessions:
+            if s.positions:
+                self._send_position(s, leg, held)

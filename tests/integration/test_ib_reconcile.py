@@ -1,0 +1,127 @@
+"""Reconciliation that never stops, and quarantine, on the IB path: the loop on the IB
+adapter, over TCP to the fake gateway, on PostgreSQL.
+
+The fake gateway's account holds P1 (SPY 450/445 P x10, sold at 0.80) and P2 (SPY
+440/435 P x5); a 5% selloff starts a minute in (market time, 20x the wall).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from brokers.ib.broker import IbBroker
+from brokers.ib.fake import FakeGateway
+from rules.books import DEFAULT_BOOKS
+from rules.model import Leg, Right, Side
+from service import bootstrap
+from service.alerts.alerter import Alerter
+from service.clock import SpeedClock
+from service.ports import Store, leg_key
+from service.settings import IbSettings, Settings, Webhook
+from tests.factories import LOOP_POSITION as P1
+from tests.factories import LOOP_SCHEDULE, market
+from tests.factories import LOOP_T0 as T0
+from tests.loop import run_until
+from tests.support import on_database
+
+P2 = replace(
+    P1,
+    id="P2",
+    contracts=5,
+    legs=(
+        Leg(Right.PUT, Decimal(440), P1.expiry, Side.SHORT),
+        Leg(Right.PUT, Decimal(435), P1.expiry, Side.LONG),
+    ),
+)
+UNKNOWN = replace(P1, id="Z1", underlying="ZZZZ")  # no such underlying at the gateway
+
+
+async def on_ib(store: Store, work: Any) -> Any:
+    clock = SpeedClock(T0, speed=20)
+    gateway = FakeGateway(market(), clock, account="DU1234567")
+    for p in (P1, P2):
+        gateway.hold_spreads(p, p.contracts)
+    port = await gateway.start("127.0.0.1", 0)
+    ticking = asyncio.create_task(gateway.run())
+    venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+    try:
+        await venue.connect()
+        app = await bootstrap.build(
+            Settings(reconcile=1.0),
+            store=store,
+            venue=venue,
+            books=dict(DEFAULT_BOOKS),
+            schedule=LOOP_SCHEDULE,
+            clock=clock,
+        )
+        return await work(app.loop, venue, gateway, clock)
+    finally:
+        await venue.close()
+        ticking.cancel()
+        await gateway.close()
+
+
+def test_legs_closed_at_the_broker_behind_our_back_need_attention_and_no_order(
+    db_url: str,
+) -> None:
+    """The trader buys 4 of P1's short puts back in TWS: IB tells the adapter the new
+    holding; once the difference has held, P1 needs attention (in the store, said once,
+    an alert), no order goes for it in the selloff, and P2 still closes."""
+
+    async def work(app: Any, venue: IbBroker, gateway: FakeGateway, clock: SpeedClock) -> Any:
+        await app.load(clock.now())
+        gateway.trade_outside(leg_key(P1, 0), 4)  # -10 -> -6, outside the API
+
+        def done(a: Any) -> bool:
+            return P1.id in a.views.attention and a.book.watches[P2.id].state.remaining == 0
+
+        await run_until(app, venue, clock, done, limit=60)
+        alerter = Alerter([Webhook(url="http://127.0.0.1:9/")], app.views, connected=lambda: True)
+        alerter.check()
+        return app, [alerter.queues[0].get_nowait() for _ in range(alerter.queues[0].qsize())]
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([P1, P2], "DU1234567")
+        app, alerts = await on_ib(store, work)
+        return app, alerts, await store.detail(P1.id), await store.detail(P2.id)
+
+    app, alerts, p1, p2 = on_database(db_url)(go)
+    why = app.views.attention[P1.id]
+    assert why.startswith("the account holds -6 of SPY 2027-04-16 P 450")
+    assert why.endswith("the open positions imply -10")
+    assert p1.orders == []
+    assert p1.stored.shown_status() == f"needs attention: {why}"
+    assert [e.detail for e in p1.events if e.kind == "needs attention"] == [why]
+    assert (p2.stored.remaining, [o.status for o in p2.orders][-1]) == (0, "filled")
+    (attention,) = [a for a in alerts if a.kind == "attention"]
+    assert attention.text == f"NEEDS ATTENTION: P1: {why}"
+
+
+def test_a_contract_ib_knows_not_is_quarantined_and_the_rest_watched(db_url: str) -> None:
+    """IB answers error 200 for Z1's legs: Z1 needs attention (with its id and the leg),
+    P1 and P2 are watched, subscribed and close in the selloff; no exception."""
+
+    async def work(app: Any, venue: IbBroker, gateway: FakeGateway, clock: SpeedClock) -> Any:
+        lines = await app.load(clock.now())
+
+        def done(a: Any) -> bool:
+            return all(a.book.watches[p.id].state.remaining < p.contracts for p in (P1, P2))
+
+        await run_until(app, venue, clock, done, limit=60)
+        return app, lines
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([P1, P2, UNKNOWN], "DU1234567")
+        app, lines = await on_ib(store, work)
+        return app, lines, await store.detail(UNKNOWN.id), await store.contract_ids(P1.id)
+
+    app, lines, z1, con_ids = on_database(db_url)(go)
+    why = "contract unknown to IB: ZZZZ 2027-04-16 P 450"
+    assert f"needs attention: Z1: {why}" in lines
+    assert z1.stored.attention == why
+    assert UNKNOWN.id not in app.book.watches
+    assert app.intake.outside == {UNKNOWN.id: why}
+    assert all(c is not None for c in con_ids.values())
