@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from rules.machine import Close, Decision, ExitReason, Phase, Working
-from rules.model import Position, Quote, Right, Side
+from rules.model import Position, Quote
 from rules.pnl import pct_of_max, realised_pnl
+from service.legs import Account as Account  # noqa: PLC0414  (re-exported)
+from service.legs import Holding as Holding  # noqa: PLC0414  (re-exported)
+from service.legs import LegFill as LegFill  # noqa: PLC0414  (re-exported)
+from service.legs import LegKey as LegKey  # noqa: PLC0414  (re-exported)
+from service.legs import StoredLeg as StoredLeg  # noqa: PLC0414  (re-exported)
 
 
 class OrderStatus(StrEnum):
@@ -57,18 +62,6 @@ class StoredPosition:
     initial_dte: int
     closed_at: datetime | None
     version: int
-
-
-class LegKey(NamedTuple):
-    """An option contract as a broker knows it (a position's leg, without its side).
-
-    A NamedTuple: every quote is filed under its leg, and a tuple hashes and compares
-    in C (a frozen dataclass's ``__hash__`` and ``__eq__`` are Python functions)."""
-
-    underlying: str
-    expiry: date
-    right: Right
-    strike: Decimal
 
 
 @dataclass(frozen=True)
@@ -259,48 +252,6 @@ class PositionDetail:
     events: list[AuditEvent] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Holding:
-    """One option position the account holds, as the broker reports it (IB: a
-    ``position`` message of ``reqPositions``)."""
-
-    leg: LegKey
-    con_id: int
-    quantity: int  # contracts, short < 0
-    avg_cost: Decimal  # per contract, multiplier included (IB's avgCost), >= 0 either side
-    multiplier: int
-
-
-@dataclass(frozen=True)
-class LegFill:
-    """One execution of one option contract (IB: an execution of a leg, by conId)."""
-
-    exec_id: str
-    con_id: int
-    leg: LegKey
-    quantity: int  # bought > 0, sold < 0
-    price: Decimal  # per share
-    time: datetime
-
-
-@dataclass(frozen=True)
-class StoredLeg:
-    """A leg of a stored position not closed or void (what a sync must not import again)."""
-
-    position_id: str
-    leg: LegKey
-    side: Side
-    con_id: int | None
-
-
-class Account(Protocol):
-    """What the broker says the account holds, and the executions it still has."""
-
-    async def holdings(self) -> list[Holding]: ...
-
-    async def leg_fills(self) -> list[LegFill]: ...
-
-
 class PositionStore(Protocol):
     """The admin side of the system of record: positions, their detail, manual closes, and
     the broker's contract ids of their legs."""
@@ -318,6 +269,8 @@ class PositionStore(Protocol):
     async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
+
+    async def stored_legs(self) -> list[StoredLeg]: ...
 
 
 class OrderStore(Protocol):
