@@ -214,3 +214,9 @@ def _filled_values(
         contracts_remaining=remaining,
         detail=f"execution {fill.exec_id}",
     )
+
+
+# The statuses of positions whose legs are no longer theirs in the account: their legs are
+# not stored legs (StoredLeg) and a positions sync may place them again. One place, for
+# both stores: a status that ends a position's claim on its legs joins here.
+SETTLED = frozenset({Phase.CLOSED})
