@@ -88,6 +88,10 @@ def _positions(args: argparse.Namespace) -> int:
         admin.positions_list(settings, args.all, sys.stdout)
     elif args.action == "show":
         admin.positions_show(settings, args.id, sys.stdout)
+    elif args.action == "sync":
+        from service.cli.sync import positions_sync  # noqa: PLC0415
+
+        positions_sync(settings, args.apply, sys.stdout)
     else:
         admin.positions_close(settings, args.id, args.reason, sys.stdout)
     return 0
@@ -232,6 +236,11 @@ def _add_positions_commands(sub: Any) -> None:
     close = pos_sub.add_parser("close", help="mark a position for a manual close by the service")
     close.add_argument("id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
+    sync = pos_sub.add_parser(
+        "sync", help="the credit spreads the broker's account holds: found, and imported"
+    )
+    sync.add_argument("--apply", action="store_true", help="import the new ones (all or none)")
+    sync.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
     pos.set_defaults(run=_positions)
     for leaf in pos_sub.choices.values():
         _config(leaf)

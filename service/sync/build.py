@@ -62,11 +62,12 @@ def plan(
         base = spread_id(spread)
         pid = base if spread.stored_as is not None else _free(base, used)
         position = _position(spread, pid, books.get(spread.underlying, book), now)
-        try:
-            check_position(position)
-        except InvalidPosition as exc:
-            unplaced.append(Unplaced(spread.holdings, Why.INVALID, str(exc)))
-            continue
+        if spread.stored_as is None:  # (a stored one is said stored, valid or not today)
+            try:
+                check_position(position)
+            except InvalidPosition as exc:
+                unplaced.append(Unplaced(spread.holdings, Why.INVALID, str(exc)))
+                continue
         used.add(pid)
         found.append(Found(spread, position, spread.opened_at is not None))
     return Plan(tuple(found), tuple(unplaced))
