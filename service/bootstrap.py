@@ -12,6 +12,7 @@ clock) is used as is, and whatever is left out is made from the settings.
   :data:`VENUES`, the registry of brokers (``settings.broker``). A new broker
   is one factory function and one line there.
 - **The loop**: the app assembled on that store and venue (service.app.assembly).
+- **The account** alone (``positions sync``): :func:`account`, from :data:`ACCOUNTS`.
 
 Only this module imports a concrete broker or the SQL store.
 """
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from brokers.sim import seed
 from brokers.sim.broker import SimBroker
-from brokers.sim.gateway import SimVenue
+from brokers.sim.gateway import SimGateway, SimVenue
 from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime, market_time
@@ -38,7 +39,7 @@ from service.app.assembly import assemble
 from service.clock import ManualClock, SpeedClock
 from service.errors import InputError
 from service.logs import get_logger
-from service.ports import Admits, Clock, Feed, OrderGateway, Store, StoredPosition
+from service.ports import Account, Admits, Clock, Feed, OrderGateway, Store, StoredPosition
 from service.store import database as schema
 from service.store.repository import SqlStore
 
@@ -52,6 +53,7 @@ _log = get_logger("spreadwatch.daemon")
 
 
 __all__ = [  # (schema: the store's migrations, for the db commands)
+    "ACCOUNTS",
     "VENUES",
     "App",
     "Demo",
@@ -59,6 +61,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "Venue",
     "VenueFactory",
     "Wiring",
+    "account",
     "alerter",
     "build",
     "database_url",
@@ -113,6 +116,41 @@ async def _ib(w: Wiring) -> Venue:
 VenueFactory = Callable[[Wiring], Awaitable[Venue]]
 # The brokers, by the name ``settings.broker`` takes (its Literal lists the same names).
 VENUES: dict[str, VenueFactory] = {"sim": _sim, "ib": _ib}
+
+
+# The broker's account alone (positions sync), without the loop ---------------------------
+
+Stack = contextlib.AsyncExitStack
+
+
+async def _sim_account(settings: Settings, store: Store, closing: Stack) -> Account:
+    """The simulated broker, holding the store's open positions (so all are found stored)."""
+    broker = SimBroker()
+    for s in await store.open_positions():
+        broker.hold_spreads(s.position, s.remaining)
+    return SimGateway(broker, SpeedClock().now)
+
+
+async def _ib_account(settings: Settings, store: Store, closing: Stack) -> Account:
+    """IB, connected (the paper guard as for the loop), disconnected at the end."""
+    from brokers.ib.broker import IbBroker  # noqa: PLC0415  (ib_async: only when chosen)
+
+    broker = IbBroker(settings.ib)
+    await broker.connect()
+    closing.push_async_callback(broker.close)
+    return broker
+
+
+AccountFactory = Callable[["Settings", Store, Stack], Awaitable[Account]]
+# The brokers' accounts, by the same names as VENUES
+ACCOUNTS: dict[str, AccountFactory] = {"sim": _sim_account, "ib": _ib_account}
+
+
+@contextlib.asynccontextmanager
+async def account(settings: Settings, store: Store) -> AsyncIterator[Account]:
+    """The account of ``settings.broker`` (what it holds, its executions), closed after."""
+    async with contextlib.AsyncExitStack() as closing:
+        yield await ACCOUNTS[settings.broker](settings, store, closing)
 
 
 @dataclass

@@ -55,6 +55,17 @@ class IbSettings(BaseModel):
     )
 
 
+class SyncSettings(BaseModel):
+    """``positions sync``: the book a spread found in the account is imported into."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    book: str = Field(default="PRIMARY", min_length=1, description="the book of spreads found")
+    books: dict[str, str] = Field(
+        default_factory=dict, description='a book per underlying, over `book` (SPY = "NAME")'
+    )
+
+
 class Webhook(BaseModel):
     """Where alerts go: a URL and the payload's shape."""
 
@@ -119,6 +130,7 @@ class Settings(BaseSettings):
         default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
     )
     ib: IbSettings = Field(default_factory=IbSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -18,6 +18,8 @@ one per concern:
   underlying, each ticker as a quote;
 - :mod:`brokers.ib.orders`: place, modify and cancel; executions with their
   commissions, statuses, open orders, positions;
+- :mod:`brokers.ib.account`: the account's option positions with their average
+  costs, and its legs' executions (the :class:`service.ports.Account` of positions sync);
 - :mod:`brokers.ib.notices`: IB's error and notice messages, acted on by the
   table in :mod:`brokers.ib.codes`.
 """
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 
 from ib_async import IB
 
+from brokers.ib.account import AccountMixin
 from brokers.ib.connection import ConnectionMixin, NotPaper
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.market_data import MarketDataMixin
@@ -39,8 +42,10 @@ from service.settings import IbSettings
 __all__ = ["IbBroker", "NotPaper"]
 
 
-class IbBroker(NoticesMixin, ConnectionMixin, MarketDataMixin, OrdersMixin, ContractsMixin):
-    """The service's feed and order gateway on IB. Each mixin sets up its own state and
+class IbBroker(
+    NoticesMixin, ConnectionMixin, MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin
+):
+    """The service's feed, order gateway and account on IB. Each mixin sets up its own state and
     passes the arguments on; this wires ib_async's events to their handlers."""
 
     def __init__(

@@ -4,12 +4,12 @@ become Decimals or None here and nowhere else."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from ib_async import Ticker
+from ib_async import Contract, Ticker
 
-from rules.model import Quote
+from rules.model import Quote, Right
 from service.ports import LegKey, OrderStatus
 
 UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
@@ -74,3 +74,25 @@ def quote_of(ticker: Ticker, now: datetime) -> Quote:
 
 def _leg_text(leg: LegKey) -> str:
     return f"{leg.underlying} {leg.expiry} {leg.right.value} {leg.strike}"
+
+
+def leg_of(contract: Contract) -> LegKey | None:
+    """An option contract as our leg (IB's expiry is YYYYMMDD, its right P/C or PUT/CALL);
+    None for a contract that is not one."""
+    expiry = contract.lastTradeDateOrContractMonth[:8]
+    if contract.secType != "OPT" or len(expiry) != 8 or contract.right[:1] not in ("P", "C"):
+        return None
+    return LegKey(
+        contract.symbol,
+        date(int(expiry[:4]), int(expiry[4:6]), int(expiry[6:])),
+        Right(contract.right[:1]),
+        Decimal(str(contract.strike)).normalize(),
+    )
+
+
+def multiplier_of(contract: Contract) -> int:
+    """The contract's multiplier (IB sends it as text; US equity options: 100)."""
+    try:
+        return int(Decimal(contract.multiplier or "100"))
+    except ArithmeticError:
+        return 100

@@ -33,6 +33,7 @@ from service.ports import (
     Action,
     ComboOrder,
     Execution,
+    Holding,
     LegKey,
     LegUpdate,
     OrderEvent,
@@ -41,6 +42,7 @@ from service.ports import (
 )
 
 COMMISSION_PER_CONTRACT = Decimal("0.65")
+LONG_PRICE = Decimal("0.50")  # a share: what hold_spreads says each long leg cost
 FINAL = ("filled", "cancelled", "rejected")
 
 
@@ -80,6 +82,8 @@ class SimBroker:
         self._open: dict[str, _Order] = {}  # the orders not final, which the market may fill
         self._executions: list[Execution] = []
         self._positions: dict[LegKey, int] = {}  # signed, never 0 (a flat leg is dropped)
+        self._costs: dict[LegKey, Decimal] = {}  # a contract's average cost, multiplier in
+        self._multipliers: dict[LegKey, int] = {}
         self._quotes: dict[LegKey, Quote] = {}
         self._events: list[OrderEvent] = []
         self._connected = True
@@ -89,8 +93,18 @@ class SimBroker:
 
     # The account ---------------------------------------------------------------------
 
-    def hold(self, leg: LegKey, quantity: int) -> None:
-        """Start with ``quantity`` contracts of ``leg`` (negative: short)."""
+    def hold(
+        self, leg: LegKey, quantity: int, avg_cost: Decimal = Decimal(0), multiplier: int = 100
+    ) -> None:
+        """Start with ``quantity`` contracts of ``leg`` (negative: short) opened at
+        ``avg_cost`` a contract, the multiplier included (as IB's avgCost)."""
+        held = self._positions.get(leg, 0)
+        if held * quantity > 0:  # more of the same side: the cost is averaged
+            total = abs(held) + abs(quantity)
+            old = self._costs.get(leg, Decimal(0))
+            avg_cost = (old * abs(held) + avg_cost * abs(quantity)) / total
+        self._costs[leg] = avg_cost
+        self._multipliers[leg] = multiplier
         self._move(leg, quantity)
 
     def _move(self, leg: LegKey, quantity: int) -> None:
@@ -99,11 +113,31 @@ class SimBroker:
             self._positions[leg] = held
         else:
             self._positions.pop(leg, None)
+            self._costs.pop(leg, None)
 
     def hold_spreads(self, position: Position, spreads: int) -> None:
-        """Start with ``spreads`` of ``position``: its short legs short, its long legs long."""
+        """Start with ``spreads`` of ``position``: its short legs short, its long legs long,
+        at costs that give its entry credit exactly: each long at LONG_PRICE a share, each
+        short at LONG_PRICE plus its vertical's share of the credit (a condor's half)."""
+        short_price = LONG_PRICE + position.entry_credit / (len(position.legs) // 2)
         for i, leg in enumerate(position.legs):
-            self.hold(leg_key(position, i), -spreads if leg.side is Side.SHORT else spreads)
+            short = leg.side is Side.SHORT
+            cost = (short_price if short else LONG_PRICE) * position.multiplier
+            self.hold(
+                leg_key(position, i), -spreads if short else spreads, cost, position.multiplier
+            )
+
+    def avg_cost(self, leg: LegKey) -> Decimal:
+        """What a contract of ``leg`` cost on average, the multiplier included (0: unknown)."""
+        return self._costs.get(leg, Decimal(0))
+
+    def holdings(self) -> list[Holding]:
+        """The account's option positions, with their costs (no contract ids: 0)."""
+        self._check()
+        return [
+            Holding(leg, 0, quantity, self.avg_cost(leg), self._multipliers.get(leg, 100))
+            for leg, quantity in sorted(self._positions.items())
+        ]
 
     def positions(self) -> dict[LegKey, int]:
         self._check()

@@ -24,6 +24,8 @@ from service.ports import (
     ComboOrder,
     EventSink,
     Execution,
+    Holding,
+    LegFill,
     LegKey,
     LegUpdate,
     OrderEvent,
@@ -35,7 +37,8 @@ TICK = timedelta(milliseconds=250)
 
 
 class SimGateway:
-    """:class:`service.ports.OrderGateway` on a :class:`SimBroker`; ``now`` is the clock."""
+    """:class:`service.ports.OrderGateway` and :class:`service.ports.Account` on a
+    :class:`SimBroker`; ``now`` is the clock."""
 
     def __init__(self, broker: SimBroker, now: Callable[[], datetime]) -> None:
         self.broker = broker
@@ -67,6 +70,13 @@ class SimGateway:
 
     async def open_orders(self) -> list[OrderEvent]:
         return self.broker.open_orders()
+
+    async def holdings(self) -> list[Holding]:
+        return self.broker.holdings()
+
+    async def leg_fills(self) -> list[LegFill]:
+        """None: the simulated broker fills combos, and keeps no leg's execution."""
+        return []
 
 
 class SimVenue(SimGateway):

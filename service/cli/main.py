@@ -94,6 +94,10 @@ def _positions(args: argparse.Namespace) -> int:
         admin.positions_set_book(settings, args.id, args.book, sys.stdout)
     elif args.action == "resume":
         admin.positions_resume(settings, args.id, sys.stdout)
+    elif args.action == "sync":
+        from service.cli.sync import positions_sync  # noqa: PLC0415
+
+        positions_sync(settings, args.apply, sys.stdout)
     else:
         admin.positions_close(settings, args.id, args.reason, sys.stdout)
     return 0
@@ -253,6 +257,11 @@ def _add_positions_commands(sub: Any) -> None:
         "resume", help="a human has looked: trade a position that needed attention again"
     )
     resume.add_argument("id")
+    sync = pos_sub.add_parser(
+        "sync", help="the credit spreads the broker's account holds: found, and imported"
+    )
+    sync.add_argument("--apply", action="store_true", help="import the new ones (all or none)")
+    sync.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
     pos.set_defaults(run=_positions)
     for leaf in pos_sub.choices.values():
         _config(leaf)

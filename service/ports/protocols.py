@@ -25,6 +25,7 @@ from service.ports.values import (
     OrderEvent,
     PositionControl,
     PositionDetail,
+    StoredLeg,
     StoredOrder,
     StoredPosition,
 )
@@ -55,6 +56,11 @@ class PositionStore(Protocol):
     async def record_contract_ids(self, position_id: str, con_ids: dict[int, int]) -> None: ...
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]: ...
+
+    async def stored_legs(self) -> list[StoredLeg]:
+        """The legs of every position not closed nor void (what a sync must not import
+        again)."""
+        ...
 
     async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
         """The positions of ``ids`` that exist, whatever their status, with their legs."""

@@ -278,7 +278,7 @@ class Holding:
     ``position`` message of ``reqPositions``)."""
 
     leg: LegKey
-    con_id: int
+    con_id: int  # the broker's contract id; 0 when it has none (the simulated broker)
     quantity: int  # contracts, short < 0
     avg_cost: Decimal  # per contract, multiplier included (IB's avgCost), >= 0 either side
     multiplier: int

@@ -33,6 +33,7 @@ from service.ports import (
     PositionDetail,
     Store,
     StoredFill,
+    StoredLeg,
     StoredOrder,
     StoredPosition,
 )
@@ -129,6 +130,14 @@ class InMemoryStore:
 
     async def contract_ids(self, position_id: str) -> dict[int, int | None]:
         return dict(self._con_ids.get(position_id, {}))
+
+    async def stored_legs(self) -> list[StoredLeg]:
+        return [
+            rows.stored_leg(s.position, i, self._con_ids[pid].get(i))
+            for pid, s in sorted(self._positions.items())
+            if s.watched
+            for i in range(len(s.position.legs))
+        ]
 
     # A human's changes, and what needs one -----------------------------------------------
 

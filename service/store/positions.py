@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rules.machine import Phase
-from rules.model import Position
+from rules.model import Position, Right, Side
 from service.errors import StoreRefused
-from service.ports import PositionControl, PositionDetail, StoredPosition
+from service.ports import LegKey, PositionControl, PositionDetail, StoredLeg, StoredPosition
 from service.store import changes, rows
 from service.store.driver import edge
 from service.store.schema import (
@@ -168,6 +168,29 @@ class SqlPositions(SqlBase):
                 )
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     raise changes.no_leg(position_id, index)
+
+    @edge
+    async def stored_legs(self) -> list[StoredLeg]:
+        """The legs of every watched position (not closed, not void), with their contract
+        ids."""
+        positions, legs = PositionRow.__table__, LegRow.__table__
+        query = (
+            select(legs, positions.c.underlying)
+            .join(positions, positions.c.id == legs.c.position_id)
+            .where(WATCHED)
+            .order_by(legs.c.position_id, legs.c.index)
+        )
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).all()
+        return [
+            StoredLeg(
+                r.position_id,
+                LegKey(r.underlying, r.expiry, Right(r.right), rows.plain(r.strike)),
+                Side(r.side),
+                r.con_id,
+            )
+            for r in found
+        ]
 
     @edge
     async def contract_ids(self, position_id: str) -> dict[int, int | None]:

@@ -20,8 +20,10 @@ from rules.model import Leg, Position, Right, Side, Strategy
 from service.ports import (
     AuditEvent,
     CloseIntent,
+    LegKey,
     OrderStatus,
     StoredFill,
+    StoredLeg,
     StoredOrder,
     StoredPosition,
 )
@@ -76,6 +78,13 @@ def stored_of(row: Any, legs: Sequence[Any]) -> StoredPosition:
         void=row.void_reason,
         attention=row.attention,
     )
+
+
+def stored_leg(position: Position, index: int, con_id: int | None) -> StoredLeg:
+    """Leg ``index`` of a stored position, with the broker's contract id when known."""
+    leg = position.legs[index]
+    key = LegKey(position.underlying, leg.expiry, leg.right, leg.strike)
+    return StoredLeg(position.id, key, leg.side, con_id)
 
 
 def new_stored(position: Position, account: str) -> StoredPosition:

@@ -17,6 +17,7 @@ from brokers.sim.market import SimMarket, Underlying
 from rules.model import Right
 from service.clock import SpeedClock
 from service.ports import LegKey
+from tests.factories import LOOP_POSITION
 from tests.factories import LOOP_T0 as T0
 from tests.factories import STORE_EXPIRY as EXPIRY
 
@@ -288,3 +289,18 @@ def test_a_rejection_is_error_201_and_the_order_inactive(session: Session) -> No
     trade, errors = session(work)
     assert trade.orderStatus.status == "Inactive"
     assert errors == [(201, "Order rejected - reason:the fake gateway was told to")]
+
+
+def test_positions_carry_their_average_cost_per_contract_exactly(session: Session) -> None:
+    """reqPositions gives each leg's avgCost (a contract's, the multiplier included) as the
+    gateway was told it, for any leg held: here a naked short beside a spread's legs."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        naked = gateway.instrument("SPY", "OPT", EXPIRY, Right.PUT, Decimal(440))
+        assert naked is not None
+        gateway.hold(naked, -2, Decimal("157.5"))
+        gateway.hold_spreads(LOOP_POSITION, 3)  # 450/445 P sold at 0.80
+        return await ib.reqPositionsAsync()
+
+    held = {(p.contract.strike, p.position, p.avgCost) for p in session(work)}
+    assert held == {(440.0, -2.0, 157.5), (450.0, -3.0, 130.0), (445.0, 3.0, 50.0)}

@@ -134,3 +134,10 @@ def test_every_broker_the_settings_accept_is_in_the_registry() -> None:
 
     accepted = typing.get_args(Settings.model_fields["broker"].annotation)
     assert sorted(accepted) == sorted(VENUES)
+
+
+def test_every_broker_has_an_account_for_positions_sync() -> None:
+    """The composition root's accounts (positions sync) are the same brokers as its venues."""
+    from service.bootstrap import ACCOUNTS, VENUES  # noqa: PLC0415
+
+    assert sorted(ACCOUNTS) == sorted(VENUES)

@@ -1,7 +1,9 @@
 """The fake gateway's account: the session's start (next order id, the managed
-account), positions, account updates, the current time, order ids."""
+account), positions with their average costs, account updates, the current time, order ids."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from brokers.ib.codes import CLIENT_ID_IN_USE
 from brokers.ib.fake.base import Session
@@ -17,12 +19,14 @@ class AccountMixin(ContractsMixin):
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self._next_order_id = 1
 
-    def hold(self, instrument: Instrument, quantity: int) -> None:
-        """The account starts with ``quantity`` of option ``instrument`` (short < 0)."""
-        self.broker.hold(instrument.leg, quantity)
+    def hold(self, instrument: Instrument, quantity: int, avg_cost: Decimal = Decimal(0)) -> None:
+        """The account starts with ``quantity`` of option ``instrument`` (short < 0), opened
+        at ``avg_cost`` a contract, the multiplier included (IB's avgCost)."""
+        self.broker.hold(instrument.leg, quantity, avg_cost)
 
     def hold_spreads(self, position: Position, spreads: int) -> None:
-        """The account starts with ``spreads`` of ``position`` (as SimBroker.hold_spreads)."""
+        """The account starts with ``spreads`` of ``position``, at costs that give its entry
+        credit exactly (SimBroker.hold_spreads)."""
         if position.underlying not in self.market.underlyings:
             raise ValueError(f"no underlying {position.underlying} in this market")
         self.broker.hold_spreads(position, spreads)
@@ -48,8 +52,9 @@ class AccountMixin(ContractsMixin):
 
     def _send_position(self, s: Session, leg: LegKey, quantity: int) -> None:
         # account, conId .. multiplier, exchange, currency, localSymbol, tradingClass (no
-        # primary exchange), position, average cost
-        s.send(61, 3, self.account, *self._option(leg).fields_without_primary(), quantity, 0.0)
+        # primary exchange), position, average cost (a contract's, the multiplier included)
+        cost = self.broker.avg_cost(leg)
+        s.send(61, 3, self.account, *self._option(leg).fields_without_primary(), quantity, cost)
 
     def _account_updates(self, s: Session, fields: list[str]) -> None:
         if fields[2] == "1":
