@@ -105,7 +105,8 @@ ADD = (
 def test_add_close_and_show(db_cli: Cli) -> None:
     assert db_cli(*ADD, "--credit", "1.10").out == "added X1\n"
     assert db_cli("positions", "close", "X1").out == (
-        "X1: marked for a manual close of all that remains\n"
+        "X1: close of all that remains asked (manual): the running daemon sends it now (in "
+        "regular hours), or the next one at its start\n"
     )
     shown = db_cli("positions", "show", "X1").out
     assert "X1: put_credit on SPY, book PRIMARY, account paper" in shown

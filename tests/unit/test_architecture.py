@@ -141,3 +141,19 @@ def test_every_broker_has_an_account_for_positions_sync() -> None:
     from service.bootstrap import ACCOUNTS, VENUES  # noqa: PLC0415
 
     assert sorted(ACCOUNTS) == sorted(VENUES)
+
+
+def test_every_package_of_the_source_is_installed() -> None:
+    """A package missing from pyproject's list imports from a checkout and fails in an
+    install (the image, a wheel)."""
+    import tomli  # noqa: PLC0415
+
+    listed = set(
+        tomli.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("rules", "service", "brokers")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found - listed == set()
