@@ -246,6 +246,13 @@ LOOP_POSITION = replace(vertical(), entry_credit=Decimal("0.80"))  # SPY 450/445
 LOOP_SCHEDULE = RepriceSchedule(
     steps=4, interval=timedelta(seconds=2), stop_interval=timedelta(seconds=1)
 )
+# beside it: SPY 440/435 P x5 at 0.80 (the selloff takes it past its loss stop too)
+LOOP_BESIDE = replace(
+    LOOP_POSITION,
+    id="P2",
+    contracts=5,
+    legs=tuple(replace(leg, strike=leg.strike - 10) for leg in LOOP_POSITION.legs),
+)
 SELLOFF = Move("selloff", LOOP_T0 + timedelta(minutes=1), 0.05, timedelta(minutes=5))
 
 

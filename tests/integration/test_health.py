@@ -89,6 +89,8 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
                 selloff_done = T0 + SELLOFF.duration + timedelta(minutes=3)
                 await run_for(monitor, venue, clock, (selloff_done - clock.now_).total_seconds())
                 seen["after"] = metrics((await get(port, "/metrics"))[1])
+                await monitor.intake.quarantine("P1", "the account holds -6")
+                seen["attention"] = metrics((await get(port, "/metrics"))[1])
                 monitor.views.heartbeat -= 60  # the loop stalled for a minute
                 seen["stalled"] = await get(port, "/healthz")
             finally:
@@ -131,3 +133,5 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
     )
     assert before['spreadwatch_quote_age_seconds{position="P1"}'] < 1
     assert after["spreadwatch_reconnects_total"] == 0
+    assert before["spreadwatch_positions_needing_attention"] == 0
+    assert seen["attention"]["spreadwatch_positions_needing_attention"] == 1

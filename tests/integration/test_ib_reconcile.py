@@ -9,33 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from rules.books import DEFAULT_BOOKS
-from rules.model import Leg, Right, Side
 from service import bootstrap
 from service.alerts.alerter import Alerter
 from service.clock import SpeedClock
 from service.ports import Store, leg_key
 from service.settings import IbSettings, Settings, Webhook
+from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
 from tests.factories import LOOP_SCHEDULE, market
 from tests.factories import LOOP_T0 as T0
 from tests.loop import run_until
 from tests.support import on_database
 
-P2 = replace(
-    P1,
-    id="P2",
-    contracts=5,
-    legs=(
-        Leg(Right.PUT, Decimal(440), P1.expiry, Side.SHORT),
-        Leg(Right.PUT, Decimal(435), P1.expiry, Side.LONG),
-    ),
-)
 UNKNOWN = replace(P1, id="Z1", underlying="ZZZZ")  # no such underlying at the gateway
 
 

@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from brokers.sim.broker import SimBroker
 from rules.machine import ExitReason, Phase
-from rules.model import Leg, Right, Side
 from service.app.assembly import App
 from service.app.holdings import CONFIRM, expired_detail
 from service.app.intake import EVERY
@@ -23,20 +22,11 @@ from service.clock import ManualClock
 from service.errors import StoreRefused
 from service.ports import ControlKind, LegKey, leg_key
 from service.store.memory import InMemoryStore
+from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
 from tests.factories import LOOP_T0 as T0
 from tests.factories import NY
 from tests.loop import run_for, started
-
-P2 = replace(  # SPY 440/435 P x5: the selloff takes it past its loss stop too
-    P1,
-    id="P2",
-    contracts=5,
-    legs=(
-        Leg(Right.PUT, Decimal(440), P1.expiry, Side.SHORT),
-        Leg(Right.PUT, Decimal(435), P1.expiry, Side.LONG),
-    ),
-)
 
 
 def keys(position: object) -> list[LegKey]:
