@@ -224,6 +224,7 @@ async def build(
         market_time=hours,
         dry_run=dry_run,
         admits=venue,
+        connected=venue.connected,
         poll=30.0 if settings is None else settings.poll,
         reconcile=60.0 if settings is None else settings.reconcile,
     )

@@ -136,14 +136,15 @@ def assemble(
     workers: int = 4,
     dry_run: bool = False,
     admits: Admits | None = None,
+    connected: Callable[[], bool] = lambda: True,
     poll: float = 30.0,
     reconcile: float = 60.0,
 ) -> App:
     """Every part on ``store`` and the broker's ``gateway``; ``dry_run``: closes are
     recorded as they would be made, and nothing is sent. ``admits``: the broker that
-    gets ready to watch positions (the gateway, when it does); ``poll`` and
-    ``reconcile``: seconds between the store's polls for changes and between holdings
-    checks, at most."""
+    gets ready to watch positions (the gateway, when it does); ``connected``: whether the
+    broker is there now; ``poll`` and ``reconcile``: seconds between the store's polls
+    for changes and between holdings checks, at most."""
     book = PositionBook(books, subscribe=subscribe, unsubscribe=unsubscribe)
     views = ReadModel(book)
     intents, policy = Intents(), ClosePolicy()
@@ -159,7 +160,7 @@ def assemble(
     reconciler = Reconciler(store, gateway, working, attempts)
     venue = admits if admits is not None else _Admitted()
     intake = Intake(store, venue, book, monitor, policy, views, books)
-    holdings = HoldingsCheck(gateway, store, book, intake)
+    holdings = HoldingsCheck(gateway, store, book, intake, connected)
     gateway.on_positions(holdings.wake.set)
     runner = Runner(
         store, book, monitor, desk, reconciler, views, intake, holdings,

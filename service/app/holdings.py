@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from rules.clock import exchange_date, expiry_instant, market_time
@@ -68,9 +69,15 @@ def expired_detail(position: Position, last: list[float | None]) -> str:
 
 class HoldingsCheck:
     def __init__(
-        self, gateway: OrderGateway, store: Store, book: PositionBook, intake: Intake
+        self,
+        gateway: OrderGateway,
+        store: Store,
+        book: PositionBook,
+        intake: Intake,
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
         self.gateway = gateway
+        self.connected = connected
         self.store = store
         self.book = book
         self.intake = intake
@@ -78,7 +85,12 @@ class HoldingsCheck:
         self.wake = asyncio.Event()  # set on a broker position update
 
     async def check(self, now: datetime) -> None:
-        """One round: expiries first, then the differences that have held."""
+        """One round: expiries first, then the differences that have held. Not while the
+        broker is away: its holdings are then the last it said (a difference seen across a
+        gap proves nothing)."""
+        if not self.connected():
+            self._seen.clear()
+            return
         held = await self.gateway.positions()
         await self._expiries(now, held)
         busy = {

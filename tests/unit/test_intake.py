@@ -12,8 +12,10 @@ import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from brokers.sim.broker import SimBroker
+from brokers.sim.gateway import SimVenue
 from rules.machine import ExitReason, Phase
 from service.app.assembly import App
 from service.app.holdings import CONFIRM, expired_detail
@@ -25,8 +27,8 @@ from service.store.memory import InMemoryStore
 from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
 from tests.factories import LOOP_T0 as T0
-from tests.factories import NY
-from tests.loop import run_for, started
+from tests.factories import NY, market
+from tests.loop import instance, run_for, started
 
 
 def keys(position: object) -> list[LegKey]:
@@ -257,3 +259,58 @@ def test_how_a_position_expired_is_said_from_its_short_legs_and_the_last_price()
     assert "P450" in itm
     assert "assigned" in itm
     assert "no last price" in expired_detail(P1, [None, None])
+
+
+def test_no_difference_is_acted_on_while_the_broker_is_away() -> None:
+    """Disconnected, the account's holdings are the last the broker said: checks across the
+    gap say nothing; connected again, the difference must hold anew."""
+
+    async def scenario() -> None:
+        store, broker, clock = InMemoryStore(), SimBroker(), ManualClock(T0)
+        async with started(store, broker, clock) as (_, venue, app):
+            await app.load(clock.now())
+            broker.hold(keys(P1)[0], 4)
+            broker.drop()
+            for _ in range(3):
+                await app.holdings.check(clock.now())
+                clock.now_ += CONFIRM
+            assert not app.views.attention
+            broker.reconnect()
+            await app.holdings.check(clock.now())
+            assert not app.views.attention
+            clock.now_ += CONFIRM
+            await app.holdings.check(clock.now())
+            assert P1.id in app.views.attention
+
+    run(scenario())
+
+
+def test_a_close_asked_while_a_profit_close_works_replaces_it() -> None:
+    """P1 sold at 2.00: its first tranche's close (4 of 10) goes out at once and does not
+    fill. Asked by hand, the profit close is cancelled first, then all 10 close (manual)."""
+
+    async def scenario() -> Any:
+        store, broker, clock = InMemoryStore(), SimBroker(), ManualClock(T0)
+        rich = replace(P1, id="R1", entry_credit=Decimal("2.00"))
+        broker.latency = timedelta(hours=1)  # (nothing fills yet)
+        await store.import_positions([rich], "DU1")
+        broker.hold_spreads(rich, 10)
+        venue = SimVenue(market(), broker, clock)
+        app = await instance(store, venue)
+        await app.load(clock.now())
+        await run_for(app, venue, clock, 3)
+        (profit,) = await store.live_orders()
+        assert (profit.reason, profit.quantity) == ("profit_target", 4)
+        broker.latency = timedelta(milliseconds=200)
+        await store.request_manual_close(rich.id, "manual")
+        await app.intake.refresh({rich.id})
+        await run_for(app, venue, clock, 30)
+        return profit, await store.detail(rich.id)
+
+    profit, detail = asyncio.run(scenario())
+    by_ref = {o.order_ref: o for o in detail.orders}
+    assert by_ref[profit.order_ref].status in ("cancelled", "filled")
+    manual = [o for o in detail.orders if o.reason == "manual"]
+    assert manual
+    assert manual[0].quantity == 10 - by_ref[profit.order_ref].filled
+    assert detail.stored.remaining == 0
