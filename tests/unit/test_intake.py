@@ -267,7 +267,7 @@ def test_no_difference_is_acted_on_while_the_broker_is_away() -> None:
 
     async def scenario() -> None:
         store, broker, clock = InMemoryStore(), SimBroker(), ManualClock(T0)
-        async with started(store, broker, clock) as (_, venue, app):
+        async with started(store, broker, clock) as (_, _venue, app):
             await app.load(clock.now())
             broker.hold(keys(P1)[0], 4)
             broker.drop()
