@@ -63,6 +63,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "Wiring",
     "account",
     "alerter",
+    "bind_venue",
     "build",
     "database_url",
     "demo",
@@ -90,6 +91,7 @@ class Wiring:
     start: datetime
     out: TextIO
     closing: contextlib.AsyncExitStack
+    identity: str = ""  # the venue the records will be of: ``sim``, ``ib:<account>``
 
 
 async def _sim(w: Wiring) -> Venue:
@@ -108,6 +110,7 @@ async def _ib(w: Wiring) -> Venue:
     venue = IbBroker(w.settings.ib, now=w.clock.now)
     await venue.connect()
     w.closing.push_async_callback(venue.close)
+    w.identity = f"ib:{venue.account}"
     ib = w.settings.ib
     w.out.write(f"connected to IB at {ib.host}:{ib.port}, account {venue.account}\n")
     return venue
@@ -209,8 +212,12 @@ async def build(
                 greeks.load()  # before the clock starts: the first quote would wait for it
                 stored = await store.open_positions()
                 at = start or clock.now()
-                wiring = Wiring(settings, clock, store, stored, at, out or io.StringIO(), closing)
+                wiring = Wiring(
+                    settings, clock, store, stored, at, out or io.StringIO(), closing,
+                    settings.broker,
+                )  # fmt: skip
                 venue = await VENUES[settings.broker](wiring)
+                await bind_venue(store, wiring.identity)
         except BaseException:
             await closing.aclose()
             raise
@@ -229,6 +236,18 @@ async def build(
         reconcile=60.0 if settings is None else settings.reconcile,
     )
     return App(settings, store, venue, clock, books, loop, closing)
+
+
+async def bind_venue(store: Store, identity: str) -> None:
+    """The store's records are of one venue and account: refuse to mix in another's (a
+    simulated fill among a real account's records, one account's among another's)."""
+    bound = await store.bind(identity)
+    if bound != identity:
+        raise InputError(
+            f"database: its records are {bound}'s, this run is {identity}'s: refusing to mix "
+            f"them; give {identity} a database of its own (DATABASE_URL to a new database, "
+            "then `spreadwatch db upgrade`), or run with the venue it has"
+        )
 
 
 def _books(settings: Settings) -> dict[str, BookPolicy]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from service import bootstrap
@@ -23,14 +24,23 @@ STEP = timedelta(milliseconds=250)
 
 
 def demo(settings: Settings, out: TextIO) -> int:
-    """The scripted session; the embedded database is brought to head first (it is
-    spreadwatch's own), a server's must already be."""
+    """The scripted session, on a database of its own: an embedded PostgreSQL in the data
+    directory's ``demo`` (migrated by itself), never the user's (``DATABASE_URL``'s or
+    the daemon's embedded one), whose records are a real venue's."""
+    own = settings.model_copy(update={"database_url": None, "data_dir": demo_dir(settings)})
 
     async def go() -> int:
-        async with bootstrap.open_store(settings) as store:
-            return await run_demo(settings, store, out)
+        async with bootstrap.open_store(own) as store:
+            code = await run_demo(own, store, out)
+        out.write(f"\n(the demo's own database, in {own.data_dir}; yours is not touched)\n")
+        return code
 
     return asyncio.run(go())
+
+
+def demo_dir(settings: Settings) -> Path:
+    """Where the demo keeps its own database."""
+    return settings.data_dir / "demo"
 
 
 async def _prefix(store: Store) -> str:

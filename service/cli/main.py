@@ -139,7 +139,7 @@ def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
             raise InputError(f"--start: not an ISO-8601 time: {args.start!r}") from exc
         if start.tzinfo is None:
             raise InputError(f"--start: no UTC offset: {args.start!r}")
-    if args.speed <= 0:
+    if args.speed is not None and args.speed <= 0:
         raise InputError(f"--speed: must be positive: {args.speed}")
     return start, None if args.minutes is None else timedelta(minutes=args.minutes)
 
@@ -275,8 +275,11 @@ def _add_run_commands(sub: Any) -> None:
         "default) and close it by its exit rules. SIGINT or SIGTERM stops it.",
     )
     rn.add_argument("--dry-run", action="store_true", help="evaluate and record, send nothing")
-    rn.add_argument("--speed", type=float, default=1.0, help="simulated clock speed (default 1)")
-    rn.add_argument("--start", help="simulated clock start, ISO-8601 with offset (default now)")
+    rn.add_argument("--speed", type=float, help="simulated clock speed (default 1)")
+    rn.add_argument(
+        "--start",
+        help="simulated clock start, ISO-8601 with offset (default now)",
+    )
     rn.add_argument(
         "--for", dest="minutes", type=float, help="stop after this many minutes of clock time"
     )

@@ -2,7 +2,9 @@
 
 Its parts come from :mod:`service.bootstrap`. With no settings it uses the
 embedded PostgreSQL (migrated by itself, being spreadwatch's own) and imports
-the shipped example positions when the database has none.
+the shipped example positions when the database has none (on the simulated
+market only: never on a real account). The first run binds the database to its
+venue and account (``sim``, ``ib:<account>``); a run with another is refused.
 
 The simulated market quotes each underlying from a spot placed so that the
 first spread on it starts out of the money (5% from its short strike), and
@@ -45,16 +47,19 @@ async def run_daemon(
     out: TextIO,
     *,
     dry_run: bool = False,
-    speed: float = 1.0,
+    speed: float | None = None,
     start: datetime | None = None,
     duration: timedelta | None = None,
 ) -> int:
     async with bootstrap.open_store(settings) as store:
         books = load_books(settings.books_file)
-        if not await store.all_positions() and EXAMPLES.exists():
+        simulated = settings.broker == "sim"
+        if simulated:  # (bound first: the examples are never written into another's records)
+            await bootstrap.bind_venue(store, "sim")
+        if simulated and not await store.all_positions() and EXAMPLES.exists():
             await store.import_positions(load_positions(EXAMPLES, books), settings.account)
             out.write(f"no positions: imported the examples ({EXAMPLES})\n")
-        clock = SpeedClock(start, speed)
+        clock = SpeedClock(start, 1.0 if speed is None else speed)
         sessions = load_sessions(settings.data_dir, clock.start.date())
         async with await bootstrap.build(
             settings,
@@ -88,6 +93,12 @@ async def _run(
     broker = app.settings.broker if app.settings else "sim"
     where = "Interactive Brokers" if broker == "ib" else "the simulated market"
     out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
+    if not service.book.watches and not service.intake.outside:
+        out.write(
+            "no open positions: bring the account's in with `spreadwatch positions sync "
+            "--apply` (or `positions add`, `positions import`); the running daemon takes "
+            "them up\n"
+        )
     out.flush()
     _log.info(
         "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()

@@ -148,6 +148,11 @@ class StoreControl(Protocol):
 
     async def ping(self) -> bool: ...
 
+    async def bind(self, venue: str) -> str:
+        """Bind the store to ``venue`` (``sim``, ``ib:<account>``) if it is bound to none;
+        the venue it is bound to (another one: its records are not this venue's)."""
+        ...
+
 
 class Store(PositionStore, OrderStore, StoreControl, Protocol):
     """The system of record: positions, close orders, fills and the audit trail."""

@@ -55,6 +55,7 @@ class InMemoryStore:
         self._events: list[AuditEvent] = []
         self._event_ids = itertools.count(1)
         self._listeners: list[Callable[[str], None]] = []  # listen()'s, told of each change
+        self._venue: str | None = None  # the venue the records are of (bind)
 
     def _tell(self, position_id: str) -> None:
         for changed in list(self._listeners):
@@ -377,6 +378,11 @@ class InMemoryStore:
 
     async def ping(self) -> bool:
         return True
+
+    async def bind(self, venue: str) -> str:
+        if self._venue is None:
+            self._venue = venue
+        return self._venue
 
 
 if TYPE_CHECKING:  # both stores are the port's

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +30,7 @@ from service.store import changes, driver, sql
 from service.store.driver import edge
 from service.store.orders import SqlOrders
 from service.store.positions import SqlPositions
+from service.store.schema import VenueBindingRow
 
 __all__ = ["LISTENER", "SqlStore"]
 
@@ -67,6 +69,14 @@ class SqlStore(SqlPositions, SqlOrders):
         opened = await asyncio.gather(*(one() for _ in range(connections)))
         for conn in opened:  # back to the pool, which keeps them
             await conn.close()
+
+    @edge
+    async def bind(self, venue: str) -> str:
+        async with self._sessions.begin() as s:
+            await s.execute(
+                pg_insert(VenueBindingRow).values(id=1, venue=venue).on_conflict_do_nothing()
+            )
+            return str(await s.scalar(select(VenueBindingRow.venue)))
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """The database answers (a ``SELECT 1`` within ``timeout`` seconds)."""

@@ -198,6 +198,19 @@ class ExitEventRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class VenueBindingRow(Base):
+    """The venue (and account) a database's records are of: one row, written by the first
+    ``run`` (see migration 0004)."""
+
+    __tablename__ = "venue_binding"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    venue: Mapped[str] = mapped_column(String(64))
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
 __all__ = [
     "FINAL_ORDER_STATUSES",
     "ORDER_STATUSES",
@@ -208,4 +221,5 @@ __all__ = [
     "FillRow",
     "LegRow",
     "PositionRow",
+    "VenueBindingRow",
 ]

@@ -78,6 +78,27 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
         banner = gateway.stdout.readline()
         assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
         port = banner.split(":")[1].split()[0]
+        ib_env = {**env, "DATABASE_URL": empty_url, "SPREADWATCH_BROKER": "ib",
+                  "SPREADWATCH_IB__PORT": port}  # fmt: skip
+        # on a live venue the examples are never imported by themselves: in by hand, from
+        # the installed package, once the entrypoint has migrated the database
+        examples = subprocess.run(
+            [str(venv / "bin" / "python"), "-c",
+             "from service.shipped import shipped; print(shipped('examples') / 'positions.toml')"],
+            cwd=home, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        upgraded = subprocess.run(
+            [*entrypoint, "db", "upgrade"],
+            cwd=home,
+            env=ib_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        imported = subprocess.run(
+            [*entrypoint, "positions", "import", examples],
+            cwd=home, env=ib_env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
         daemon = subprocess.Popen(
             [*entrypoint, "run", *START],
             cwd=home,
@@ -108,8 +129,9 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
         gateway.communicate(timeout=10)
     text = "".join(lines) + out
     assert daemon.returncode == 0, err
-    assert ": empty -> 0003" in text  # the entrypoint migrated the database first
-    assert "_examples/positions.toml" in text  # the examples, from the installed package
+    assert ": empty -> 0004" in upgraded.stdout  # the entrypoint migrates the database
+    assert ": 0004 -> 0004" in text  # (and again before the daemon: a no-op)
+    assert "_examples/positions.toml" in imported.stdout  # from the installed package
     assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in text
     assert text.splitlines()[-1].startswith("stopped: ")
     assert str(ROOT) not in text  # nothing from the source tree

@@ -71,6 +71,7 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
         monkeypatch.setenv("DATABASE_URL", db_url)
         monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
         monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
         out = cli("run", *FAST[:4], "--for", "20")  # the TWS API's round trips: more time
     finally:
         gateway.send_signal(signal.SIGTERM)
@@ -160,3 +161,36 @@ def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() 
         gateway.communicate(timeout=10)
     assert codes == [1100, 1101]
     assert not connected
+
+
+@pytest.mark.slow
+def test_a_database_knows_its_venue_and_a_live_one_gets_no_examples(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, run: StoreRun[Any]
+) -> None:
+    """An empty database run on IB imports no examples (it says how to bring positions
+    in) and is bound to ib:DU1234567; the simulated market is then refused on it, in one
+    line, and writes nothing."""
+    gateway, port = fake_gateway(*FAST[:4])
+    try:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
+        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        on_ib = cli("run", *FAST[:4], "--for", "1")
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert on_ib.code == 0, on_ib.err
+    assert "monitoring 0 positions on Interactive Brokers" in on_ib.out
+    assert "no open positions: bring the account's in with `spreadwatch positions sync" in (
+        on_ib.out
+    )
+    monkeypatch.setenv("SPREADWATCH_BROKER", "sim")
+    on_sim = cli("run", *FAST)
+    assert (on_sim.code, on_sim.out.count("monitoring")) == (2, 0)
+    assert on_sim.err.count("\n") == 1
+    assert "database: its records are ib:DU1234567's, this run is sim's: refusing" in on_sim.err
+
+    async def positions(store: SqlStore) -> Any:
+        return await store.all_positions()
+
+    assert run(positions) == []

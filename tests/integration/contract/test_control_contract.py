@@ -148,3 +148,10 @@ def test_a_humans_changes_are_told_to_listeners(run: Run[Any]) -> None:
         return heard
 
     assert run(go) == ["*", "*", "P1", "P2", "P2"]
+
+
+def test_a_store_is_bound_to_the_first_venue_it_is_given(run: Run[Any]) -> None:
+    async def go(store: Store) -> list[str]:
+        return [await store.bind("ib:DU1"), await store.bind("sim"), await store.bind("ib:DU1")]
+
+    assert run(go) == ["ib:DU1", "ib:DU1", "ib:DU1"]
