@@ -252,6 +252,7 @@ class RealisedRow:
     position_id: str
     book: str
     reason: str  # the close order's exit reason code
+    order_ref: str  # the close order
     exec_id: str
     time: datetime
     contracts: int

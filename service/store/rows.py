@@ -302,6 +302,7 @@ def realised_of(fill: Any, position: Any, reason: str) -> RealisedRow:
         position_id=position.id,
         book=position.book,
         reason=reason,
+        order_ref=fill.order_ref,
         exec_id=fill.exec_id,
         time=fill.time,
         contracts=fill.quantity,

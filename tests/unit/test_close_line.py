@@ -109,7 +109,7 @@ def test_a_fills_running_total_carries_on_from_what_the_store_had() -> None:
     position = put_spread(contracts=10, credit="1.00")
     at = datetime(2027, 3, 2, 15, 1, 7, tzinfo=UTC)
     before = RealisedRow(
-        "put-1", "PRIMARY", "profit_target", "E0", at, 4, Decimal("0.5"), Decimal(0),
+        "put-1", "PRIMARY", "profit_target", "put-1:0:1", "E0", at, 4, Decimal("0.5"), Decimal(0),
         Decimal("200.00"),
     )  # fmt: skip
     views.realised_before([before])

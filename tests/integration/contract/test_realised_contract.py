@@ -3,33 +3,18 @@ both stores: each fill with what it realised, net of its commission, to the cent
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from service.ports import Store
-from tests.factories import condor, fill, intent, vertical
+from tests.factories import three_fills, vertical
 from tests.support import PortRun as Run
-
-
-async def _two_positions_filled(store: Store) -> None:
-    """P1 (10 at 1.00, x100): 4 at 0.50 less 1.30, then 6 at 1.50 (a loss stop) with no
-    commission said; C1 (4 at 2.15, x100): 1 at 0.4567... rounded by the half cent."""
-    await store.import_positions([vertical("P1"), condor("C1")], "DU1")
-    await store.record_intent(intent("P1", quantity=4))
-    await store.apply_fill(fill("E1", 4, "0.50"))
-    await store.record_intent(intent("P1", quantity=6, stage=None, reason="loss_stop"))
-    later = replace(fill("E2", 6, "1.50", order_ref="P1:stop:1"), commission=None)
-    await store.apply_fill(replace(later, time=later.time + timedelta(hours=1)))
-    await store.record_intent(intent("C1", quantity=1))
-    odd = replace(fill("E3", 1, "0.45", order_ref="C1:0:1"), commission=Decimal("1.0051"))
-    await store.apply_fill(replace(odd, time=odd.time + timedelta(hours=2)))
 
 
 def test_each_fill_realises_its_pnl_net_of_commission_to_the_cent(run: Run[Any]) -> None:
     async def go(store: Store) -> Any:
-        await _two_positions_filled(store)
+        await three_fills(store)
         return await store.realised()
 
     found = run(go)
@@ -50,9 +35,9 @@ def test_each_fill_realises_its_pnl_net_of_commission_to_the_cent(run: Run[Any])
 
 def test_realised_since_leaves_out_earlier_fills(run: Run[Any]) -> None:
     async def go(store: Store) -> Any:
-        await _two_positions_filled(store)
+        await three_fills(store)
         first = (await store.realised())[0]
-        return await store.realised(first.time + timedelta(minutes=30))
+        return await store.realised(first.time + timedelta(hours=1))
 
     assert [r.exec_id for r in run(go)] == ["E2", "E3"]
 
