@@ -13,7 +13,21 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rules.pricing import RepriceSchedule
+
 Fraction01 = Annotated[Decimal, Field(gt=0, le=1)]
+
+
+class Repricing(BaseModel):
+    """How a close order's limit walks from the decision's mark toward the natural: in
+    ``steps`` reprices ``interval`` seconds apart, never more than ``max_slippage`` per
+    spread above the decision's mark (None: no cap but the natural)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(default=4, ge=1, le=100)
+    interval: float = Field(default=15.0, gt=0, le=3600)
+    max_slippage: Decimal | None = Field(default=None, ge=0, le=100)
 
 
 class BookPolicy(BaseModel):
@@ -32,6 +46,8 @@ class BookPolicy(BaseModel):
     delta_stop: Decimal = Field(default=Decimal("0.30"), gt=0, lt=1)
     stale_after: float = Field(default=120.0, gt=0, le=86_400)
     allow_delayed: bool = False
+    reprice: Repricing = Repricing()  # a profit close's walk
+    stop_reprice: Repricing = Repricing(interval=5.0)  # a stop's (and a manual close's)
 
     @model_validator(mode="after")
     def _tranches_are_coherent(self) -> Self:
@@ -55,6 +71,18 @@ class BookPolicy(BaseModel):
     @property
     def stale_after_delta(self) -> timedelta:
         return timedelta(seconds=self.stale_after)
+
+    def schedule(self) -> RepriceSchedule:
+        """The book's two walks as the order desk works them."""
+        profit, stop = self.reprice, self.stop_reprice
+        return RepriceSchedule(
+            steps=profit.steps,
+            interval=timedelta(seconds=profit.interval),
+            stop_interval=timedelta(seconds=stop.interval),
+            stop_steps=stop.steps,
+            max_slippage=profit.max_slippage,
+            stop_max_slippage=stop.max_slippage,
+        )
 
 
 PRIMARY = BookPolicy()

@@ -225,7 +225,7 @@ async def build(
         store,
         venue,
         books,
-        schedule=schedule or RepriceSchedule(),
+        schedule=schedule,
         subscribe=venue.subscribe,
         unsubscribe=venue.unsubscribe,
         market_time=hours,

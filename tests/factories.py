@@ -23,7 +23,7 @@ from rules.clock import MarketTime
 from rules.machine import Close, CloseSent, ExitReason, ExitState, Filled, apply, open_state
 from rules.model import Leg, Position, Quote, Right, Side, Strategy
 from rules.pricing import RepriceSchedule
-from service.ports import CloseIntent, Fill, order_ref
+from service.ports import CloseIntent, Fill, Store, order_ref
 from tests.support import ROOT
 
 NY = ZoneInfo("America/New_York")
@@ -237,6 +237,21 @@ def fill(exec_id: str, quantity: int, price: str = "0.50", order_ref: str = "P1:
         time=OPENED + timedelta(days=3),
         commission=Decimal("1.30"),
     )
+
+
+async def three_fills(store: Store) -> None:
+    """P1 (10 at 1.00, x100): 4 at 0.50 less 1.30 on 2027-03-04 (ET); 6 at 1.50 (a loss
+    stop) with no commission said, at 22:30 ET that day (the next day in UTC); C1 (4 at
+    2.15, x100): 1 at 0.45 less 1.0051 on 2027-03-05."""
+    await store.import_positions([vertical("P1"), condor("C1")], "DU1")
+    await store.record_intent(intent("P1", quantity=4))
+    await store.apply_fill(fill("E1", 4, "0.50"))
+    await store.record_intent(intent("P1", quantity=6, stage=None, reason="loss_stop"))
+    stop = fill("E2", 6, "1.50", order_ref="P1:stop:1")
+    await store.apply_fill(replace(stop, commission=None, time=stop.time + timedelta(hours=12.5)))
+    await store.record_intent(intent("C1", quantity=1))
+    odd = fill("E3", 1, "0.45", order_ref="C1:0:1")
+    await store.apply_fill(replace(odd, commission=Decimal("1.0051"), time=odd.time + timedelta(1)))
 
 
 # The loop's scenario: the 450/445 put spread sold at 0.80, a selloff ------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +26,14 @@ T = TypeVar("T")
 # and tests/integration/contract/conftest.py).
 StoreRun = Callable[[Callable[[SqlStore], Awaitable[T]]], T]
 PortRun = Callable[[Callable[[Store], Awaitable[T]]], T]
+
+
+def closing(lines: Iterable[str]) -> list[str]:
+    """The daemon's CLOSING lines as the spec's line reads on from the position id (the
+    exchange time and the id dropped): ``XLF put_credit - Time Stop (14 DTE) - ...``."""
+    return [
+        line.split(" CLOSING: ", 1)[1].split(" ", 1)[1] for line in lines if " CLOSING: " in line
+    ]
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Alerts to webhooks: every close, every stop, rejections, long disconnects, stale data.
+"""Alerts to webhooks: every close, every stop, every fill, rejections, long disconnects,
+stale data.
 
 Off the tick loop by construction: a watcher reads the read model
 (:class:`service.app.readmodel.ReadModel`) once a second (closes sent,
@@ -39,7 +40,7 @@ ATTEMPTS = 3  # tries per alert per webhook
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # close, stop, rejected, disconnected, reconnected, stale
+    kind: str  # close, stop, fill, rejected, attention, disconnected, reconnected, stale
     text: str
     fields: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -74,6 +75,7 @@ class Alerter:
         self.sent = 0
         self.failed = 0
         self._closes = 0
+        self._fills = 0
         self._rejections = 0
         self._attention = 0
         self._stale: set[str] = set()
@@ -104,6 +106,7 @@ class Alerter:
                      "contracts": close.contracts, "debit": str(close.debit)},
                 )
             )  # fmt: skip
+        self._check_fills()
         rejections = m.rejections_since(self._rejections)
         self._rejections = m.rejected
         for ref, reason in rejections:
@@ -138,6 +141,19 @@ class Alerter:
             self.notify(
                 Alert("disconnected", f"DISCONNECTED from the broker for {seconds} s",
                       {"seconds": seconds})
+            )  # fmt: skip
+
+    def _check_fills(self) -> None:
+        """A ``fill`` alert for each fill applied, with the daemon's FILLED line."""
+        m = self.views
+        fills, lines = m.fills_since(self._fills), m.fill_lines(self._fills)
+        self._fills = m.fills
+        for fill, line in zip(fills, lines, strict=True):
+            self.notify(
+                Alert("fill", line,
+                      {"position": fill.position.id, "contracts": fill.contracts,
+                       "price": str(fill.price), "commission": str(fill.commission),
+                       "realised": str(fill.realised), "position_realised": str(fill.total)})
             )  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:

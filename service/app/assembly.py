@@ -123,12 +123,25 @@ class App:
         return self.book.watched_legs()
 
 
+def book_schedules(
+    book: PositionBook, books: Mapping[str, BookPolicy]
+) -> Callable[[str], RepriceSchedule | None]:
+    """A position's repricing schedule: its book's now (None: a position not watched)."""
+    schedules = {name: policy.schedule() for name, policy in books.items()}
+
+    def of(position_id: str) -> RepriceSchedule | None:
+        watch = book.watch(position_id)
+        return None if watch is None else schedules.get(watch.state.position.book)
+
+    return of
+
+
 def assemble(
     store: Store,
     gateway: OrderGateway,
     books: Mapping[str, BookPolicy],
     *,
-    schedule: RepriceSchedule,
+    schedule: RepriceSchedule | None = None,
     subscribe: Callable[[LegKey], None],
     market_time: Callable[[datetime], MarketTime],
     unsubscribe: Callable[[LegKey], None] | None = None,
@@ -144,11 +157,15 @@ def assemble(
     recorded as they would be made, and nothing is sent. ``admits``: the broker that
     gets ready to watch positions (the gateway, when it does); ``connected``: whether the
     broker is there now; ``poll`` and ``reconcile``: seconds between the store's polls
-    for changes and between holdings checks, at most."""
+    for changes and between holdings checks, at most; ``schedule``: the repricing of every
+    book's closes (None: each book's own, :meth:`rules.books.BookPolicy.schedule`)."""
     book = PositionBook(books, subscribe=subscribe, unsubscribe=unsubscribe)
     views = ReadModel(book)
     intents, policy = Intents(), ClosePolicy()
-    working = WorkingOrders(gateway, schedule)
+    if schedule is None:  # each book's walks
+        working = WorkingOrders(gateway, RepriceSchedule(), book_schedules(book, books))
+    else:  # (tests, the demo: one schedule for every book)
+        working = WorkingOrders(gateway, schedule)
     attempts = Attempts(store)
     executor: Executor = (
         DryRunExecutor(store) if dry_run else LiveExecutor(store, gateway, working, attempts, book)

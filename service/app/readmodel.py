@@ -2,10 +2,10 @@
 
 Fed as things happen (the tick path only bumps plain counters): the monitor
 counts updates, evaluations and decisions and says which positions went
-stale; the order desk records each close sent, each order event, each
-position left alone; housekeeping beats the heart. Health and metrics
-(:mod:`service.http`) and alerts (:mod:`service.alerts`) read it and nothing
-else. The lists are bounded (the newest ``keep`` are kept); their counts run
+stale; the order desk records each close sent, each fill applied (with what it
+realised), each order event, each position left alone; housekeeping beats the
+heart. Health and metrics (:mod:`service.http`) and alerts (:mod:`service.alerts`)
+read it and nothing else. The lists are bounded (the newest ``keep`` are kept); their counts run
 on, and a reader says where it is by count (:meth:`ReadModel.close_lines`,
 :meth:`ReadModel.rejections_since`).
 """
@@ -15,14 +15,16 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from datetime import datetime
+from decimal import Decimal
 from itertools import islice
 from typing import TypeVar
 
 from rules.machine import Close
 from rules.model import Position
+from rules.pnl import realised_net
 from service.app.book import PositionBook
-from service.ports import FINAL_ORDER_STATUSES, OrderEvent, OrderStatus
-from service.presentation import format_close_line
+from service.ports import FINAL_ORDER_STATUSES, Execution, OrderEvent, OrderStatus, RealisedRow
+from service.presentation import FillSeen, daemon_close_line, filled_line
 
 KEEP = 10_000  # closes sent and rejections kept for readers, the newest
 T = TypeVar("T")
@@ -53,6 +55,10 @@ class ReadModel:
         self.decisions: deque[tuple[datetime, str, Close]] = deque(maxlen=keep)  # closes sent
         self._lines: deque[str] = deque(maxlen=keep)  # their lines, the spec's
         self.closes = 0  # closes sent, ever
+        self._fills: deque[FillSeen] = deque(maxlen=keep)  # fills applied
+        self._fill_lines: deque[str] = deque(maxlen=keep)  # their lines
+        self.fills = 0  # fills applied, ever
+        self.realised: dict[str, Decimal] = {}  # position -> realised P&L, net, so far
         self.rejections: deque[tuple[str, str]] = deque(maxlen=keep)  # (order_ref, reason)
         self.rejected = 0  # rejections, ever
         self._sent_at: dict[str, float] = {}  # order_ref -> perf_counter when sent
@@ -69,8 +75,36 @@ class ReadModel:
         self.sent_latency.append(now - decided)
         self._sent_at[order_ref] = now
         self.decisions.append((at, order_ref, close))
-        self._lines.append(format_close_line(position, close))
+        self._lines.append(daemon_close_line(position, close, at))
         self.closes += 1
+
+    def realised_before(self, fills: list[RealisedRow]) -> None:
+        """What the store's fills realised before this process (on load): the running
+        totals the fill lines carry on from."""
+        for row in fills:
+            self.realised[row.position_id] = (
+                self.realised.get(row.position_id, Decimal(0)) + row.realised
+            )
+
+    def filled(self, position: Position, execution: Execution) -> None:
+        """A fill applied (once, by its execution id): what it realised, net of its
+        commission (none said: 0), and the position's running total."""
+        commission = execution.commission or Decimal(0)
+        net = realised_net(
+            position.entry_credit,
+            execution.price,
+            position.multiplier,
+            execution.quantity,
+            commission,
+        )
+        total = self.realised.get(position.id, Decimal(0)) + net
+        self.realised[position.id] = total
+        seen = FillSeen(
+            position, execution.time, execution.quantity, execution.price, commission, net, total
+        )
+        self._fills.append(seen)
+        self._fill_lines.append(filled_line(seen))
+        self.fills += 1
 
     def order_event(self, event: OrderEvent) -> None:
         self.order_statuses[event.status] += 1
@@ -95,6 +129,14 @@ class ReadModel:
     def close_lines(self, since: int = 0) -> list[str]:
         """The spec's line for each close sent, from the ``since``-th on (of those kept)."""
         return _since(self._lines, self.closes, since)
+
+    def fill_lines(self, since: int = 0) -> list[str]:
+        """The FILLED line of each fill applied, from the ``since``-th on (of those kept)."""
+        return _since(self._fill_lines, self.fills, since)
+
+    def fills_since(self, since: int) -> list[FillSeen]:
+        """Each fill applied from the ``since``-th on (of those kept)."""
+        return _since(self._fills, self.fills, since)
 
     def decisions_since(self, since: int) -> list[tuple[datetime, str, Close]]:
         """Each close sent from the ``since``-th on (of those kept): (at, order_ref, close)."""

@@ -103,6 +103,7 @@ class Runner:
             self.book.load(admitted, working, only)
         self.monitor.positions_changed()
         done += await self.reconciler.holdings(self.book.expected_holdings())
+        self.views.realised_before(await self.store.realised())  # FILLED lines' totals
         return done
 
     async def step(

@@ -20,7 +20,8 @@ from service import bootstrap
 from service.bootstrap import schema
 from service.errors import InputError, StoreRefused
 from service.inputs import load_books, load_positions, position_of
-from service.ports import ControlKind, PositionDetail, Store, StoredPosition
+from service.ports import ControlKind, PositionDetail, RealisedRow, Store, StoredPosition
+from service.presentation import dollars
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -130,9 +131,23 @@ LIST_COLUMNS = (
 )
 
 
-def list_rows(positions: Sequence[StoredPosition], today: datetime) -> list[list[str]]:
+def realised_by_position(fills: Sequence[RealisedRow]) -> dict[str, Decimal]:
+    """Each position's realised P&L: the sum of its fills', net of commissions."""
+    totals: dict[str, Decimal] = {}
+    for f in fills:
+        totals[f.position_id] = totals.get(f.position_id, Decimal(0)) + f.realised
+    return totals
+
+
+def list_rows(
+    positions: Sequence[StoredPosition],
+    today: datetime,
+    realised: dict[str, Decimal] | None = None,
+) -> list[list[str]]:
+    """The table's rows; with ``realised`` (``--all``), each position's realised P&L too
+    (``-``: nothing filled)."""
     session = exchange_date(today)
-    return [
+    rows = [
         [
             s.position.id,
             s.position.book,
@@ -147,6 +162,11 @@ def list_rows(positions: Sequence[StoredPosition], today: datetime) -> list[list
         ]
         for s in positions
     ]
+    if realised is not None:
+        for row, s in zip(rows, positions, strict=True):
+            total = realised.get(s.position.id)
+            row.append("-" if total is None else dollars(total))
+    return rows
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -161,13 +181,17 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def positions_list(settings: Settings, show_all: bool, out: TextIO) -> None:
-    positions = with_store(
-        settings, lambda store: store.all_positions() if show_all else store.open_positions()
-    )
+    async def read(store: Store) -> tuple[list[StoredPosition], dict[str, Decimal] | None]:
+        if not show_all:
+            return await store.open_positions(), None
+        return await store.all_positions(), realised_by_position(await store.realised())
+
+    positions, realised = with_store(settings, read)
     if not positions:
         out.write("no positions\n" if show_all else "no open positions\n")
         return
-    out.write(table(LIST_COLUMNS, list_rows(positions, datetime.now(UTC))))
+    header = LIST_COLUMNS if realised is None else (*LIST_COLUMNS, "realised")
+    out.write(table(header, list_rows(positions, datetime.now(UTC), realised)))
 
 
 def _money(value: Decimal | None) -> str:

@@ -10,7 +10,7 @@ of each position's exits and contracts remaining.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -65,8 +65,7 @@ async def run_demo(settings: Settings, store: Store, out: TextIO) -> int:
             clock.now_ += STEP
             now = clock.now_
             await loop.step(now, *venue.step(now))
-            at = f"{now.astimezone(UTC):%H:%M:%S}Z"
-            out.writelines(f"{at} {line}\n" for line in loop.views.close_lines(shown))
+            out.writelines(f"{line}\n" for line in loop.views.close_lines(shown))
             shown = loop.views.closes
     rows = []
     for p in positions:

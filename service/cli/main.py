@@ -11,6 +11,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,23 @@ def _config(leaf: Any) -> None:
     leaf.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings file (TOML)")
 
 
+def _report(args: argparse.Namespace) -> int:
+    from service.cli.report import report  # noqa: PLC0415
+
+    report(_settings(args), args.since, args.by, sys.stdout)
+    return 0
+
+
+def _add_report_command(sub: Any) -> None:
+    rep = sub.add_parser(
+        "report", help="realised P&L from the fills, net of commissions, grouped, with a total"
+    )
+    rep.add_argument("--since", type=date.fromisoformat, help="DATE: fills from that day on (ET)")
+    rep.add_argument("--by", choices=("book", "day", "reason"), default="book")
+    _config(rep)
+    rep.set_defaults(run=_report)
+
+
 def _add_db_commands(sub: Any) -> None:
     db = sub.add_parser("db", help="the database's schema (Alembic)")
     db_sub = db.add_subparsers(dest="action", required=True)
@@ -347,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     _add_positions_commands(sub)
     _add_run_commands(sub)
     _add_fake_gateway(sub)
+    _add_report_command(sub)
     return top
 
 

@@ -136,22 +136,26 @@ async def _run(
 
 
 class _Report:
-    """What the loop does, said on ``out``: each close's line, the market closing (once
-    per closed spell)."""
+    """What the loop does, said on ``out``: each close's line, each fill's, the market
+    closing (once per closed spell)."""
 
     def __init__(self, views: ReadModel, sessions: Sessions, out: TextIO) -> None:
         self.views = views
         self.sessions = sessions
         self.out = out
         self.shown = 0
+        self.fills_shown = 0
         self.attention_shown = 0
         self.closed_said = False
 
     def closes(self) -> None:
-        """Each close sent and each position that needs attention since the last call."""
+        """Each close sent, each fill applied and each position that needs attention since
+        the last call."""
         views = self.views
         self.out.writelines(line + "\n" for line in views.close_lines(self.shown))
         self.shown = views.closes
+        self.out.writelines(line + "\n" for line in views.fill_lines(self.fills_shown))
+        self.fills_shown = views.fills
         for pid, why in views.attention_since(self.attention_shown):
             self.out.write(
                 f"NEEDS ATTENTION: {pid}: {why}: no order goes for it; "

@@ -223,9 +223,14 @@ class OrderDesk:
             return
         pid, book = position_of(event.order_ref), self.book
         watch = None if book is None else book.watch(pid)
+        fill = applied is not None and applied.applied and event.execution is not None
+        if fill and watch is not None and event.execution is not None:
+            # (a position no longer watched has been voided or expired: its fill is in the
+            # store, and in the report, not said)
+            self.views.filled(watch.state.position, event.execution)
         if book is None or watch is None or watch.state.phase is not Phase.CLOSING:
             return
-        if applied is not None and applied.applied and event.execution is not None:
+        if fill and event.execution is not None:
             watch.state = apply(watch.state, Filled(event.execution.quantity))
             if watch.state.phase is Phase.CLOSED:
                 book.release(watch)

@@ -163,7 +163,7 @@ class LiveExecutor:
             return None
         stage = decision.tranche if decision.reason in TRANCHES else None
         quantity = min(decision.contracts, stored.remaining)
-        limit = limit_for(decision.debit, req.natural, 0, self.working.schedule.steps)
+        limit = limit_for(decision.debit, req.natural, 0, 1)  # (step 0: the mark, on the tick)
         order = closing_order(stored.position, "", quantity, limit)
         legs = [c.leg for c in order.legs]
         expected = None if self.book is None else self.book.expected_holdings(legs)

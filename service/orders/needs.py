@@ -15,7 +15,7 @@ from typing import Protocol
 from rules.machine import Close
 from rules.model import Position
 from rules.watch import PositionWatch
-from service.ports import LegKey, OrderEvent
+from service.ports import Execution, LegKey, OrderEvent
 
 
 class Book(Protocol):
@@ -47,6 +47,10 @@ class OrderViews(Protocol):
 
     def order_event(self, event: OrderEvent) -> None: ...
 
+    def filled(self, position: Position, execution: Execution) -> None:
+        """A fill applied to the store (once): its line, and what it realised."""
+        ...
+
     def block(self, position_id: str, why: str) -> None: ...
 
 
@@ -59,6 +63,9 @@ class Unread:
         pass
 
     def order_event(self, event: OrderEvent) -> None:
+        pass
+
+    def filled(self, position: Position, execution: Execution) -> None:
         pass
 
     def block(self, position_id: str, why: str) -> None:

@@ -1,8 +1,12 @@
 """The close orders working at the broker, and their repricing toward the natural.
 
-Never more than one live close per position. Each is walked on the schedule
-from its mark toward its position's natural debit (stops walk faster), never
-beyond it; at the last step the limit follows the natural as it moves.
+Never more than one live close per position. Each is walked on its position's
+book's schedule (``schedule_of``; a schedule given to the composition root, as
+tests and the demo do, stands for every book's) from its mark toward its
+position's natural debit (stops walk faster), never beyond it nor beyond the
+walk's cap; at the last step the limit follows the natural (up to the cap) as it
+moves. The schedule is looked up at each reprice: a position moved to another
+book walks on its new book's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from decimal import Decimal
 
 from structlog.contextvars import bound_contextvars
 
-from rules.pricing import RepriceSchedule, limit_for
+from rules.pricing import RepriceSchedule
 from service.logs import get_logger
 from service.orders.failures import BROKER_FAILURES
 from service.ports import OrderGateway, StoredOrder
@@ -35,9 +39,15 @@ class _Live:
 
 
 class WorkingOrders:
-    def __init__(self, gateway: OrderGateway, schedule: RepriceSchedule) -> None:
+    def __init__(
+        self,
+        gateway: OrderGateway,
+        schedule: RepriceSchedule,
+        schedule_of: Callable[[str], RepriceSchedule | None] | None = None,
+    ) -> None:
         self.gateway = gateway
-        self.schedule = schedule
+        self.schedule = schedule  # where a position's own is not known
+        self.schedule_of = schedule_of  # a position's book's (None: not known)
         self._live: dict[str, _Live] = {}  # order_ref -> what is worked
         self._by_position: dict[str, str] = {}  # position -> its live order_ref
 
@@ -70,6 +80,10 @@ class WorkingOrders:
         if live is not None:
             live.failed = False
 
+    def schedule_for(self, position_id: str) -> RepriceSchedule:
+        own = None if self.schedule_of is None else self.schedule_of(position_id)
+        return self.schedule if own is None else own
+
     async def reprice(self, now: datetime, natural_of: Callable[[str], Decimal | None]) -> None:
         """Walk each live order toward its position's natural debit (``natural_of`` the
         position; None: not known now), on the schedule."""
@@ -77,14 +91,15 @@ class WorkingOrders:
         for ref, live in list(self._live.items()):
             if live.failed:
                 continue
-            step = self.schedule.step(now - live.sent_at, stop=live.stop)
-            if step <= live.step and step < self.schedule.steps:
+            walk = self.schedule_for(live.position_id).walk(stop=live.stop)
+            step = walk.step(now - live.sent_at)
+            if step <= live.step and step < walk.steps:
                 continue  # at the last step the limit follows the natural as it moves
             natural = natural_of(live.position_id)
             if natural is None:
                 continue
             await turns.take()
-            limit = limit_for(live.mark, natural, step, self.schedule.steps)
+            limit = walk.limit(live.mark, natural, step)
             live.step = step
             if limit != live.limit:
                 await self._modify(ref, live, limit, natural)

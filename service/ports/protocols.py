@@ -25,6 +25,7 @@ from service.ports.values import (
     OrderEvent,
     PositionControl,
     PositionDetail,
+    RealisedRow,
     StoredLeg,
     StoredOrder,
     StoredPosition,
@@ -83,6 +84,11 @@ class PositionStore(Protocol):
 
     async def resume(self, position_id: str) -> None:
         """A human has looked: the position is watched and traded again."""
+        ...
+
+    async def realised(self, since: datetime | None = None) -> list[RealisedRow]:
+        """Every fill (from ``since`` on, by its time) with the P&L it realised, net of its
+        commission (a commission the broker never said counts as 0), oldest first."""
         ...
 
     async def close_expired(self, position_id: str, detail: str) -> None:

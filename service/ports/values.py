@@ -245,6 +245,23 @@ class StoredFill:
 
 
 @dataclass(frozen=True)
+class RealisedRow:
+    """One fill's realised P&L, as the store reads it: the fill joined to its close order
+    (the exit reason) and its position (book, entry credit, multiplier)."""
+
+    position_id: str
+    book: str
+    reason: str  # the close order's exit reason code
+    order_ref: str  # the close order
+    exec_id: str
+    time: datetime
+    contracts: int
+    price: Decimal  # debit per spread
+    commission: Decimal  # 0 where the broker said none (a NULL commission)
+    realised: Decimal  # (credit - price) x multiplier x contracts - commission, to the cent
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     """One row of a position's append-only audit trail."""
 

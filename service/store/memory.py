@@ -31,6 +31,7 @@ from service.ports import (
     OrderStatus,
     PositionControl,
     PositionDetail,
+    RealisedRow,
     Store,
     StoredFill,
     StoredLeg,
@@ -182,6 +183,9 @@ class InMemoryStore:
         self._positions[position_id] = replace(stored, attention=why, version=stored.version + 1)
         self._audit(rows.control_values(position_id, changes.ATTENTION, why, stored.remaining))
         return True
+
+    async def realised(self, since: datetime | None = None) -> list[RealisedRow]:
+        return rows.realised_in(self._fills.values(), self._orders, self._positions, since)
 
     async def close_expired(self, position_id: str, detail: str) -> None:
         self._change(position_id, changes.EXPIRED, detail, idle=True, remaining=0,

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rules.machine import Phase
 from rules.model import Position, Right, Side
 from service.errors import StoreRefused
-from service.ports import LegKey, PositionControl, PositionDetail, StoredLeg, StoredPosition
+from service.ports import (
+    LegKey,
+    PositionControl,
+    PositionDetail,
+    RealisedRow,
+    StoredLeg,
+    StoredPosition,
+)
 from service.store import changes, rows
 from service.store.driver import edge
 from service.store.schema import (
@@ -268,6 +275,22 @@ class SqlPositions(SqlBase):
             audit = rows.control_values(position_id, changes.ATTENTION, why, row.remaining)
             s.add(ExitEventRow(**audit))
         return True
+
+    @edge
+    async def realised(self, since: datetime | None = None) -> list[RealisedRow]:
+        """Fills joined to their close orders and positions, in one query."""
+        f, o, p = FillRow.__table__, CloseOrderRow.__table__, PositionRow.__table__
+        query = (
+            select(f, o.c.reason, p.c.id, p.c.book, p.c.entry_credit, p.c.multiplier)
+            .join(o, o.c.order_ref == f.c.order_ref)
+            .join(p, p.c.id == o.c.position_id)
+            .order_by(f.c.time, f.c.exec_id)
+        )
+        if since is not None:
+            query = query.where(f.c.time >= since)
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).all()
+        return [rows.realised_of(r, r, r.reason) for r in found]
 
     @edge
     async def close_expired(self, position_id: str, detail: str) -> None:

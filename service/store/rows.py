@@ -10,18 +10,21 @@ and manual closes. What the stores decide alike is :mod:`.changes`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from rules.clock import dte, exchange_date
 from rules.machine import Close, Decision, Phase
 from rules.model import Leg, Position, Right, Side, Strategy
+from rules.pnl import realised_net
 from service.ports import (
     AuditEvent,
     CloseIntent,
     LegKey,
     OrderStatus,
+    RealisedRow,
     StoredFill,
     StoredLeg,
     StoredOrder,
@@ -281,3 +284,46 @@ def ended_values(
         contracts_remaining=remaining,
         detail=detail or None,
     )
+
+
+# Realised P&L ----------------------------------------------------------------------
+
+
+def realised_of(fill: Any, position: Any, reason: str) -> RealisedRow:
+    """A fill (a ``fills`` row or a :class:`StoredFill`) of a ``position`` (a row, or a
+    :class:`Position`: its id, book, entry credit and multiplier) with what it realised: a
+    commission
+    the broker never said (NULL) counts as 0, the broker having charged none we know of."""
+    commission = Decimal(0) if fill.commission is None else plain(fill.commission)
+    price = plain(fill.price)
+    credit = plain(position.entry_credit)
+    net = realised_net(credit, price, position.multiplier, fill.quantity, commission)
+    return RealisedRow(
+        position_id=position.id,
+        book=position.book,
+        reason=reason,
+        order_ref=fill.order_ref,
+        exec_id=fill.exec_id,
+        time=fill.time,
+        contracts=fill.quantity,
+        price=price,
+        commission=commission,
+        realised=net,
+    )
+
+
+def realised_in(
+    fills: Iterable[StoredFill],
+    orders: Mapping[str, StoredOrder],
+    positions: Mapping[str, StoredPosition],
+    since: datetime | None,
+) -> list[RealisedRow]:
+    """The in-memory store's fills joined to their orders and positions (as the SQL
+    store's query does), oldest first."""
+    out = []
+    for f in fills:
+        if since is not None and f.time < since:
+            continue
+        order = orders[f.order_ref]
+        out.append(realised_of(f, positions[order.position_id].position, order.reason))
+    return sorted(out, key=lambda r: (r.time, r.exec_id))

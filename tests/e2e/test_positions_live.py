@@ -27,7 +27,7 @@ import pytest
 from service.store.repository import LISTENER, SqlStore
 from tests.e2e.test_run import fake_gateway
 from tests.factories import vertical
-from tests.support import ROOT, Run, StoreRun
+from tests.support import ROOT, Run, StoreRun, closing
 
 Cli = Callable[..., Run]
 START = ("--start", "2027-03-02T10:00:00-05:00")
@@ -139,7 +139,7 @@ def test_the_running_daemon_takes_up_adds_closes_and_voids_by_notify(
         "filled",
     )
     assert sum(f.quantity for f in p2.fills) == 3
-    assert any(line.startswith("CLOSING: SPY put_credit - Manual Close") for line in daemon.out)
+    assert any(line.startswith("SPY put_credit - Manual Close") for line in closing(daemon.out))
 
 
 @pytest.mark.slow
@@ -191,7 +191,7 @@ def test_on_ib_an_unknown_contract_and_a_missing_book_are_quarantined_and_the_re
         gateway.communicate(timeout=10)
     assert out.code == 0, out.err
     lines = out.out.splitlines()
-    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
     assert "monitoring 7 positions on Interactive Brokers" in lines
     assert "reconciled: needs attention: NB1: book 'GONE' is not in the books file" in lines
     assert any(

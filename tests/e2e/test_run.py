@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from service.store.repository import SqlStore
-from tests.support import ROOT, Run, StoreRun
+from tests.support import ROOT, Run, StoreRun, closing
 
 Cli = Callable[..., Run]
 # Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
@@ -80,7 +80,7 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
     lines = out.out.splitlines()
     assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in lines
     assert "monitoring 7 positions on Interactive Brokers" in lines
-    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
     assert gateway.returncode == 0, gateway_err
     assert gateway_out.splitlines()[-1] == "fake IB gateway stopped"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from brokers.sim.broker import SimBroker
@@ -19,6 +20,7 @@ from tests.factories import LOOP_T0 as T0
 from tests.factories import SELLOFF, market
 from tests.fakes import WebhookReceiver
 from tests.loop import monitor_on, run_for
+from tests.support import closing
 
 
 def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> None:
@@ -83,7 +85,9 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> No
 
     good, _, failing, still_hanging, loop_done, alerter = asyncio.run(main())
     kinds = sorted(
-        (b["kind"], b["fields"].get("order_ref", b["fields"].get("position", ""))) for b in good
+        (b["kind"], b["fields"].get("order_ref", b["fields"].get("position", "")))
+        for b in good
+        if b["kind"] != "fill"
     )
     assert kinds == [
         ("disconnected", ""),
@@ -94,7 +98,12 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> No
         ("stop", "P1:stop:2"),
     ]
     stop = next(b for b in good if b["fields"].get("order_ref") == "P1:stop:2")
-    assert stop["text"].startswith("CLOSING: SPY put_credit - Loss Stop")
+    assert closing([stop["text"]])[0].startswith("SPY put_credit - Loss Stop")
+    fills = [b for b in good if b["kind"] == "fill"]  # the stop's fills, all 10 contracts
+    assert all(" FILLED: P1 SPY put_credit - " in b["text"] for b in fills)
+    assert sum(b["fields"]["contracts"] for b in fills) == 10
+    realised = sum(Decimal(b["fields"]["realised"]) for b in fills)
+    assert fills[-1]["fields"]["position_realised"] == str(realised)
     assert loop_done  # the loop went on to the end ...
     assert still_hanging >= 1  # ... while the hanging webhook held its first request
     assert failing[0] == failing[1] == failing[2] != failing[3]  # three tries, then the next

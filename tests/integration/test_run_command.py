@@ -13,7 +13,7 @@ import pytest
 from service.ports import CloseIntent
 from service.store.repository import SqlStore
 from tests.fakes import WebhookReceiver
-from tests.support import EXAMPLES, Run, StoreRun
+from tests.support import EXAMPLES, Run, StoreRun, closing
 
 Cli = Callable[..., Run]
 # Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
@@ -33,7 +33,7 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     lines = out.out.splitlines()
     assert lines[0].startswith("no positions: imported the examples")
     assert lines[1] == "monitoring 7 positions on the simulated market"
-    assert any(line.startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)") for line in lines)
+    assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
     assert lines[-1].startswith("stopped: ")
 
     async def xlf(store: SqlStore) -> Any:
@@ -151,5 +151,5 @@ def test_run_sends_its_closes_to_the_webhooks_in_the_settings(
     kinds = sorted((b["kind"], b["fields"].get("position")) for b in bodies)
     assert ("stop", "XLF-P-3") in kinds
     assert ("close", "AAPL-IC-4") in kinds
-    xlf = next(b for b in bodies if b["fields"].get("position") == "XLF-P-3")
-    assert xlf["text"].startswith("CLOSING: XLF put_credit - Time Stop (14 DTE)")
+    xlf = next(b for b in bodies if (b["kind"], b["fields"].get("position")) == ("stop", "XLF-P-3"))
+    assert closing([xlf["text"]])[0].startswith("XLF put_credit - Time Stop (14 DTE)")

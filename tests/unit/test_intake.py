@@ -64,7 +64,14 @@ def test_a_close_asked_by_hand_closes_all_that_remains_through_the_order_path() 
         assert seen.index("manual close requested") < seen.index("close intent")
         assert seen.index("close intent") < seen.index("order submitted")
         assert app.views.decided[ExitReason.MANUAL.value] >= 1
-        assert "CLOSING: SPY put_credit - Manual Close" in app.views.close_lines()[0]
+        assert " CLOSING: P1 SPY put_credit - Manual Close - " in app.views.close_lines()[0]
+        # sold at 0.80, bought back at 0.93: (0.80 - 0.93) x 100 x 10 less the simulated
+        # broker's commission, 0.65 a contract a leg: 13.00
+        assert [f.price for f in detail.fills] == [Decimal("0.93")]
+        assert app.views.fill_lines()[0].endswith(
+            " FILLED: P1 SPY put_credit - 10 contracts @ 0.93 - commission $13.00 - "
+            "realised P&L: -$143.00 - position realised: -$143.00"
+        )
 
     run(scenario())
 

@@ -10,7 +10,7 @@ from rules.machine import Close, ExitReason
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
 from service.ports import OrderEvent, OrderStatus
-from service.presentation import format_close_line
+from service.presentation import daemon_close_line
 from tests.factories import put_spread
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def test_closes_are_kept_to_the_newest_and_read_from_a_count() -> None:
         v.close_sent(AT, f"P1:stop:{k}", stop(k), position, 0.0)
     assert v.closes == 5
     assert [ref for _, ref, _ in v.decisions] == ["P1:stop:3", "P1:stop:4", "P1:stop:5"]
-    assert v.close_lines(4) == [format_close_line(position, stop(5))]
+    assert v.close_lines(4) == [daemon_close_line(position, stop(5), AT)]
     assert len(v.close_lines(0)) == 3  # from the oldest kept
     assert [ref for _, ref, _ in v.decisions_since(3)] == ["P1:stop:4", "P1:stop:5"]
     assert v.close_lines(5) == []
