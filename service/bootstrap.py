@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "Wiring",
     "account",
     "alerter",
+    "bind_http",
     "build",
     "database_url",
     "demo",
@@ -249,7 +251,12 @@ def database_url(settings: Settings) -> Iterator[str]:
     """The database's URL: ``DATABASE_URL``, or the embedded server's (started, then
     stopped after the ``with``)."""
     with schema.database(_url(settings), settings.data_dir) as db:
-        yield db.url
+        try:
+            yield db.url
+        except schema.Unreachable as exc:  # the embedded one: its directory, and the fix
+            if not isinstance(db, schema.EmbeddedPostgres):
+                raise
+            raise schema.Unreachable(db.where(), f"{exc.why}; {db.fix()}") from exc
 
 
 @contextlib.asynccontextmanager
@@ -277,8 +284,25 @@ async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> As
 # Around the loop: the HTTP server and the alerts ---------------------------------------
 
 
-async def serve_http(app: App, out: TextIO) -> Ops | None:
-    """The health and metrics server, when the settings turn it on."""
+def bind_http(settings: Settings) -> socket.socket | None:
+    """The health and metrics server's socket, bound before anything else starts (a port
+    in use is said at once, not after the database and the broker): None when off."""
+    if not settings.http:
+        return None
+    host, port = settings.http_host, settings.http_port
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(
+            f"http_port: cannot listen on {host}:{port}: {why}: stop what uses it, or set "
+            "http_port (SPREADWATCH_HTTP_PORT; 0: any free port)"
+        ) from exc
+
+
+async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -> Ops | None:
+    """The health and metrics server, when the settings turn it on (on ``sock`` if bound)."""
     settings = app.settings
     if settings is None or not settings.http:
         return None
@@ -294,7 +318,7 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
     )
     host = settings.http_host
     try:
-        port = await ops.start(host, settings.http_port)
+        port = await ops.start(host, settings.http_port, sock)
     except OSError as exc:
         raise InputError(
             f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"

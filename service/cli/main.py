@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.errors import InputError, SpreadwatchError
+from service.errors import INTERRUPTED, InputError, SpreadwatchError
 
 
 def _native_build() -> None:
@@ -348,6 +348,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C at any time: what was open is closed on the way out
+        sys.stderr.write("spreadwatch: interrupted\n")
+        return INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     _native_build()
     if args.run is not _replay:  # (replay logs nothing: it keeps its start-up short)

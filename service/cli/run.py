@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -30,6 +32,7 @@ from service import bootstrap, logs
 from service.app.readmodel import ReadModel
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
+from service.errors import INTERRUPTED
 from service.http.server import Ops
 from service.inputs import load_books, load_positions
 from service.settings import Settings
@@ -49,6 +52,23 @@ async def run_daemon(
     start: datetime | None = None,
     duration: timedelta | None = None,
 ) -> int:
+    sock = bootstrap.bind_http(settings)  # first: a port in use is said before anything starts
+    try:
+        return await _start(settings, out, sock, dry_run, speed, start, duration)
+    finally:
+        if sock is not None:
+            sock.close()  # (served, aiohttp closed it already: closing again is harmless)
+
+
+async def _start(
+    settings: Settings,
+    out: TextIO,
+    sock: socket.socket | None,
+    dry_run: bool,
+    speed: float,
+    start: datetime | None,
+    duration: timedelta | None,
+) -> int:
     async with bootstrap.open_store(settings) as store:
         books = load_books(settings.books_file)
         if not await store.all_positions() and EXAMPLES.exists():
@@ -66,7 +86,7 @@ async def run_daemon(
             dry_run=dry_run,
             out=out,
         ) as app:
-            return await _run(app, clock, sessions, out, dry_run, duration)
+            return await _run(app, clock, sessions, out, dry_run, duration, sock)
 
 
 async def _run(
@@ -76,6 +96,7 @@ async def _run(
     out: TextIO,
     dry_run: bool,
     duration: timedelta | None,
+    sock: socket.socket | None = None,
 ) -> int:
     service = app.loop
     for line in await service.load(clock.start):
@@ -94,13 +115,14 @@ async def _run(
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stopped_by: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(stop, stopped_by, sig))
     end = None if duration is None else t0 + duration
     report = _Report(service.views, sessions, out)
     ops: Ops | None = None
     try:
-        ops = await bootstrap.serve_http(app, out)
+        ops = await bootstrap.serve_http(app, out, sock)
         clock.restart()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run(app.venue, clock, stop), name="monitor")
@@ -121,7 +143,18 @@ async def _run(
     working = len(await app.store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
     _log.info("daemon.stopped", working_orders=working)
-    return 0
+    # Ctrl-C: the shell's 130, as at any other time; SIGTERM (a service manager's stop): 0
+    return INTERRUPTED if signal.SIGINT in stopped_by else 0
+
+
+def _stopper(
+    stop: asyncio.Event, stopped_by: list[signal.Signals], sig: signal.Signals
+) -> Callable[[], None]:
+    def handle() -> None:
+        stopped_by.append(sig)
+        stop.set()
+
+    return handle
 
 
 class _Report:
