@@ -12,7 +12,8 @@ regular hours (NYSE sessions, holidays and early closes included); outside
 them a decision waits for the open, and the wait is said once.
 
 SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
-orders still working are left working (they are in the store as such).
+orders still working are left working (they are in the store as such). The
+exit code is 130 after SIGINT (Ctrl-C, as at any other time), 0 after SIGTERM.
 ``--dry-run`` evaluates and records every close it would make ("would
 close" in the audit trail) and sends nothing.
 """
