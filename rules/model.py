@@ -122,6 +122,11 @@ class InvalidPosition(ValueError):
         self.message = message
 
 
+def article(word: str) -> str:
+    """``word`` after "a" or "an" as it is said: an iron_condor, a put_credit."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _vertical_problem(short: Leg, long: Leg, right: Right) -> str | None:
     if short.right is not right or long.right is not right:
         return f"a {right.name.lower()} credit vertical needs two {right.value} legs"
@@ -156,7 +161,7 @@ def check_position(p: Position) -> None:
     want = 4 if p.strategy is Strategy.IRON_CONDOR else 2
     if len(p.legs) != want or len(shorts) != len(longs):
         raise InvalidPosition(
-            "legs", f"a {p.strategy.value} has {want} legs, half short and half long"
+            "legs", f"{article(p.strategy.value)} has {want} legs, half short and half long"
         )
     problem: str | None
     if p.strategy is Strategy.PUT_CREDIT:

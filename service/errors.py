@@ -15,7 +15,12 @@ Each reaches the user as one line; ``exit_code`` is the process's exit code.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (pydantic: a second to import; the command line imports this first)
+    from pydantic import ValidationError
+
+INTERRUPTED = 130  # the exit code of a command ended by SIGINT (Ctrl-C): the shell's 128 + 2
 
 
 class SpreadwatchError(Exception):

@@ -6,15 +6,17 @@ the record and the field. Nothing is returned unless the whole file is good.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from rules.books import DEFAULT_BOOKS, BookPolicy
+from rules.clock import new_york
 from rules.model import InvalidPosition, Leg, Position, Right, Side, Strategy, check_position
 from service.errors import InputError, first_error
 
@@ -61,11 +63,54 @@ def load_books(path: Path | None) -> dict[str, BookPolicy]:
     return books
 
 
+_OPENED_AT = (
+    "a date (2026-12-04: midnight in New York) or a time with its UTC offset "
+    "(2026-12-04T10:00:00-05:00)"
+)
+
+
+def expiry_of(value: Any) -> date:
+    """An expiry as ``YYYY-MM-DD`` or as IB writes it, ``YYYYMMDD`` (a TOML date too)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        if re.fullmatch(r"\d{8}", text):
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        pass  # (the digits of no date: 2027-02-30)
+    raise ValueError(f"{value!r}: not an expiry: give it as YYYY-MM-DD or YYYYMMDD (IB's form)")
+
+
+def opened_at_of(value: Any) -> datetime:
+    """When a spread was opened: a time with its UTC offset, or a date (that day's midnight
+    at the exchange, New York)."""
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        return datetime.combine(value, time(0), new_york())
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        try:
+            return datetime.combine(date.fromisoformat(value.strip()), time(0), new_york())
+        except ValueError:
+            raise ValueError(f"{value!r}: not a date; give {_OPENED_AT}") from None
+    else:
+        try:
+            when = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r}: not a time; give {_OPENED_AT}") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{value!s}: no timezone; give {_OPENED_AT}")
+    return when
+
+
 class _LegRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     right: Literal["P", "C"]
     strike: Decimal
-    expiry: date
+    expiry: Annotated[date, BeforeValidator(expiry_of)]
     side: Literal["short", "long"]
 
 
@@ -77,7 +122,7 @@ class _PositionRecord(BaseModel):
     strategy: Strategy
     contracts: int
     entry_credit: Decimal
-    opened_at: AwareDatetime
+    opened_at: Annotated[AwareDatetime, BeforeValidator(opened_at_of)]
     multiplier: int = 100
     legs: list[_LegRecord]
 

@@ -62,6 +62,23 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None) -> None
         logger_factory=lambda *_: _Writer(stream),
         cache_logger_on_first_use=False,
     )
+    _bridge("ib_async")
+
+
+class _Library(logging.Handler):
+    """ib_async's own warnings and errors (std logging) as our log lines: without it they
+    reach stderr as bare text, beside the one line an error ends with."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get_logger(record.name).warning(
+            "ib.library", logger=record.name, detail=record.getMessage()
+        )
+
+
+def _bridge(name: str) -> None:
+    library = logging.getLogger(name)
+    library.handlers = [_Library(logging.WARNING)]
+    library.propagate = False
 
 
 def get_logger(name: str) -> Any:

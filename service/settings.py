@@ -7,6 +7,10 @@ variable ``SPREADWATCH_<NAME>`` (nested with ``__``), the TOML file given with
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +31,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from service.errors import InputError, first_error
@@ -148,8 +153,62 @@ class Settings(BaseSettings):
         )
 
 
+PREFIX = "SPREADWATCH_"
+# The variables named SPREADWATCH_* that are not settings (the model never reads them);
+# any other SPREADWATCH_* variable that names no setting is an error, not ignored.
+NOT_SETTINGS = frozenset(
+    {
+        "SPREADWATCH_PURE",  # service.native, setup.py: the .py sources, not compiled modules
+        "SPREADWATCH_EXPECT_NATIVE",  # the tests: fail unless the hot modules ran compiled
+        "SPREADWATCH_HTTP_PUBLISH",  # docker compose (.env): the host port of the HTTP server
+    }
+)
+
+
+def _names(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool, bool]]:
+    """(variable, takes JSON, is a mapping) of each setting of ``model``, nested ones too."""
+    for name, field in model.model_fields.items():
+        var = prefix + name.upper()
+        kind = field.annotation
+        origin = getattr(kind, "__origin__", None)
+        nested = isinstance(kind, type) and issubclass(kind, BaseModel)
+        yield var, nested or origin in (list, dict), origin is dict
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _names(kind, var + "__")
+
+
+def setting_variables() -> list[str]:
+    """Every environment variable that names a setting (``SPREADWATCH_IB__PORT``...)."""
+    return [var for var, _, _ in _names(Settings, PREFIX)]
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``SPREADWATCH_*`` variable that names no setting (with the closest one),
+    and malformed JSON in a setting that takes JSON, each in one line."""
+    names = list(_names(Settings, PREFIX))
+    known = {var for var, _, _ in names}
+    mappings = tuple(var + "__" for var, _, mapping in names if mapping)
+    json_vars = {var for var, takes_json, _ in names if takes_json}
+    for raw in sorted(environ):
+        var = raw.upper()
+        if not var.startswith(PREFIX) or var in NOT_SETTINGS or var.startswith(mappings):
+            continue
+        if var not in known:
+            # (the names' shared prefix left out: it would make every name look close)
+            rests = sorted(k.removeprefix(PREFIX) for k in known)
+            close = difflib.get_close_matches(var.removeprefix(PREFIX), rests, n=1, cutoff=0.6)
+            hint = f"did you mean {PREFIX}{close[0]}?" if close else "see docs/configuration.md"
+            raise InputError(f"{raw}: no such setting; {hint}")
+        if var in json_vars:
+            try:
+                json.loads(environ[raw])
+            except ValueError as exc:
+                raise InputError(f"{raw}: not valid JSON: {exc}") from exc
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from ``config`` (TOML), the environment and ``overrides`` (None ignored)."""
+    check_environment(os.environ)
     data: dict[str, Any] = {}
     where = "settings"
     if config is not None:
@@ -167,5 +226,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise InputError(f"{where}: {field}: {msg}") from exc
+    except SettingsError as exc:  # (what check_environment has not seen: one line too)
+        raise InputError(f"{where}: {' '.join(str(exc).split())}: {exc.__cause__}") from exc
     finally:
         _config_data.reset(token)

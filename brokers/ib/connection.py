@@ -17,11 +17,11 @@ from datetime import datetime
 from ib_async import IB
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from brokers.ib.codes import DELAYED, LIVE
+from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
-from service.errors import BrokerRefused, InputError
+from service.errors import BrokerRefused, BrokerUnavailable, InputError
 from service.logs import DATA_STALE, get_logger
 from service.ports import EventSink, LegUpdate, QuoteSink
 from service.settings import IbSettings
@@ -50,7 +50,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
     async def connect(self) -> None:
         """Connect and check the account (the paper guard)."""
         s = self.settings
-        await self.ib.connectAsync(s.host, s.port, clientId=s.client_id, timeout=s.timeout)
+        await self._open()
         accounts = self.ib.managedAccounts()
         account = s.account or (accounts[0] if len(accounts) == 1 else "")
         if not account or account not in accounts:
@@ -69,13 +69,56 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
         _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
 
+    async def _open(self) -> None:
+        """The API connection; a gateway out of reach, or one refusing the client id (326,
+        which IB says instead of completing the handshake), is a BrokerUnavailable of one
+        line: where, and what to check."""
+        s = self.settings
+        where = f"IB at {s.host}:{s.port}"
+        refused = asyncio.Event()
+
+        def on_error(req_id: int, code: int, *rest: object) -> None:
+            if code == CLIENT_ID_IN_USE:
+                refused.set()
+
+        self.ib.errorEvent += on_error
+        opening = asyncio.ensure_future(
+            self.ib.connectAsync(s.host, s.port, clientId=s.client_id, timeout=s.timeout)
+        )
+        waiting = asyncio.ensure_future(refused.wait())
+        try:
+            await asyncio.wait({opening, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if refused.is_set():
+                raise BrokerUnavailable(
+                    f"{where}: client id {s.client_id} is in use by another connection: stop "
+                    "that client (another spreadwatch?) or set ib.client_id to another id"
+                )
+            await opening
+        except (OSError, ConnectionError) as exc:
+            why = "no answer" if isinstance(exc, TimeoutError) else "connection refused"
+            if not isinstance(exc, (TimeoutError, ConnectionRefusedError)):
+                why = " ".join(str(exc).split()) or type(exc).__name__
+            raise BrokerUnavailable(
+                f"{where}: cannot connect ({why}): is IB Gateway or TWS running there, with "
+                "its API enabled on that port (ib.host, ib.port)?"
+            ) from exc
+        finally:
+            self.ib.errorEvent -= on_error
+            for task in (opening, waiting):
+                task.cancel()
+            if not opening.done() or opening.cancelled() or opening.exception() is not None:
+                with contextlib.suppress(ConnectionError):  # (not connected after all)
+                    self.ib.disconnect()
+
     async def run(self, quotes: QuoteSink, events: EventSink) -> None:
         """Stream until cancelled; reconnect with backoff after a dropped connection."""
         self._quotes, self._events = quotes, events
         while not self._closing:
             if not self.ib.isConnected():
                 async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type((OSError, ConnectionError, TimeoutError)),
+                    retry=retry_if_exception_type(
+                        (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
+                    ),
                     wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
                 ):
                     with attempt:

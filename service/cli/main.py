@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from service.errors import InputError, SpreadwatchError
+from service.errors import INTERRUPTED, InputError, SpreadwatchError
 
 
 def _native_build() -> None:
@@ -238,43 +238,49 @@ def _add_positions_commands(sub: Any) -> None:
     imp.add_argument("file", type=Path, help="POSITIONS.toml (the replay format)")
     imp.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
     add = pos_sub.add_parser("add", help="add one spread")
-    add.add_argument("--id", required=True)
-    add.add_argument("--book", default="PRIMARY")
-    add.add_argument("--underlying", required=True)
+    add.add_argument("--id", required=True, help="the position's id, unique (e.g. SPY-P-10)")
+    add.add_argument("--book", default="PRIMARY", help="its book (default PRIMARY)")
+    add.add_argument("--underlying", required=True, help="the underlying's symbol, e.g. SPY")
     add.add_argument("--strategy", required=True, help="put_credit, call_credit or iron_condor")
     add.add_argument("--contracts", required=True, help="spreads opened")
     add.add_argument("--credit", required=True, help="entry credit per spread, e.g. 1.05")
-    add.add_argument("--opened-at", required=True, help="ISO-8601 with offset")
-    add.add_argument("--multiplier", help="default 100")
+    add.add_argument(
+        "--opened-at",
+        required=True,
+        help="a date (2026-12-04: midnight in New York) or a time with its UTC offset "
+        "(2026-12-04T10:00:00-05:00)",
+    )
+    add.add_argument("--multiplier", help="shares per contract (default 100)")
     add.add_argument(
         "--leg",
         action="append",
         required=True,
-        help="RIGHT:STRIKE:EXPIRY:SIDE, e.g. P:450:2027-04-16:short (once per leg)",
+        help="RIGHT:STRIKE:EXPIRY:SIDE, e.g. P:450:2027-04-16:short (once per leg; the "
+        "expiry as YYYY-MM-DD or YYYYMMDD)",
     )
     add.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
     lst = pos_sub.add_parser("list", help="open positions as a table")
     lst.add_argument("--all", action="store_true", help="closed ones too")
     show = pos_sub.add_parser("show", help="one position: legs, orders, fills, audit trail")
-    show.add_argument("id")
+    show.add_argument("id", help="the position's id")
     close = pos_sub.add_parser(
         "close", help="ask the daemon to close all that remains of a position (now, or at start)"
     )
-    close.add_argument("id")
+    close.add_argument("id", help="the position's id")
     close.add_argument("--reason", default="manual", help="recorded in the audit trail")
     void = pos_sub.add_parser(
         "void", help="stop watching a position without trading (closed outside, a mistake)"
     )
-    void.add_argument("id")
+    void.add_argument("id", help="the position's id")
     void.add_argument("--reason", required=True, help="why: recorded in the audit trail")
     rebook = pos_sub.add_parser("set-book", help="move a position to another book")
-    rebook.add_argument("id")
-    rebook.add_argument("book")
+    rebook.add_argument("id", help="the position's id")
+    rebook.add_argument("book", help="the book it moves to")
     rebook.add_argument("--books", type=Path, help="BOOKS.toml (default: built-in books)")
     resume = pos_sub.add_parser(
         "resume", help="a human has looked: trade a position that needed attention again"
     )
-    resume.add_argument("id")
+    resume.add_argument("id", help="the position's id")
     sync = pos_sub.add_parser(
         "sync", help="the credit spreads the broker's account holds: found, and imported"
     )
@@ -289,8 +295,11 @@ def _add_run_commands(sub: Any) -> None:
     rn = sub.add_parser(
         "run",
         help="the daemon: watch the open positions and close them by their exit rules",
-        description="Watch every open position on the simulated market (the built-in "
-        "default) and close it by its exit rules. SIGINT or SIGTERM stops it.",
+        description="Watch every open position and close it by its exit rules, on the "
+        "simulated market (the default) or on Interactive Brokers: choose IB with "
+        'SPREADWATCH_BROKER=ib or broker = "ib" in the --config file (IB Gateway or TWS at '
+        "ib.host:ib.port, 127.0.0.1:4002 by default; see docs/ib.md). SIGTERM stops it "
+        "(exit 0), Ctrl-C too (exit 130).",
     )
     rn.add_argument("--dry-run", action="store_true", help="evaluate and record, send nothing")
     rn.add_argument("--speed", type=float, help="simulated clock speed (default 1)")
@@ -341,12 +350,22 @@ def _add_fake_gateway(sub: Any) -> None:
     fg.set_defaults(run=_fake_gateway)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("spreadwatch")
+    except PackageNotFoundError:  # (run from a source tree that is not installed)
+        return "(not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spreadwatch",
         description="Watch options credit spreads and close them by exit rules.",
     )
     top.add_argument("--config", type=Path, help="settings file (TOML)")
+    top.add_argument("--version", action="version", version=f"spreadwatch {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
     rp = sub.add_parser(
         "replay",
@@ -370,6 +389,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C at any time: what was open is closed on the way out
+        sys.stderr.write("spreadwatch: interrupted\n")
+        return INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     _native_build()
     if args.run is not _replay:  # (replay logs nothing: it keeps its start-up short)

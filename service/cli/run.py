@@ -14,7 +14,8 @@ regular hours (NYSE sessions, holidays and early closes included); outside
 them a decision waits for the open, and the wait is said once.
 
 SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
-orders still working are left working (they are in the store as such).
+orders still working are left working (they are in the store as such). The
+exit code is 130 after SIGINT (Ctrl-C, as at any other time), 0 after SIGTERM.
 ``--dry-run`` evaluates and records every close it would make ("would
 close" in the audit trail) and sends nothing.
 """
@@ -25,6 +26,8 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -32,6 +35,7 @@ from service import bootstrap, logs
 from service.app.readmodel import ReadModel
 from service.calendar import Sessions, load_sessions
 from service.clock import SpeedClock
+from service.errors import INTERRUPTED
 from service.http.server import Ops
 from service.inputs import load_books, load_positions
 from service.settings import Settings
@@ -50,6 +54,23 @@ async def run_daemon(
     speed: float | None = None,
     start: datetime | None = None,
     duration: timedelta | None = None,
+) -> int:
+    sock = bootstrap.bind_http(settings)  # first: a port in use is said before anything starts
+    try:
+        return await _start(settings, out, sock, dry_run, speed, start, duration)
+    finally:
+        if sock is not None:
+            sock.close()  # (served, aiohttp closed it already: closing again is harmless)
+
+
+async def _start(
+    settings: Settings,
+    out: TextIO,
+    sock: socket.socket | None,
+    dry_run: bool,
+    speed: float | None,
+    start: datetime | None,
+    duration: timedelta | None,
 ) -> int:
     async with bootstrap.open_store(settings) as store:
         books = load_books(settings.books_file)
@@ -71,7 +92,7 @@ async def run_daemon(
             dry_run=dry_run,
             out=out,
         ) as app:
-            return await _run(app, clock, sessions, out, dry_run, duration)
+            return await _run(app, clock, sessions, out, dry_run, duration, sock)
 
 
 async def _run(
@@ -81,6 +102,7 @@ async def _run(
     out: TextIO,
     dry_run: bool,
     duration: timedelta | None,
+    sock: socket.socket | None = None,
 ) -> int:
     service = app.loop
     for line in await service.load(clock.start):
@@ -105,13 +127,14 @@ async def _run(
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stopped_by: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(stop, stopped_by, sig))
     end = None if duration is None else t0 + duration
     report = _Report(service.views, sessions, out)
     ops: Ops | None = None
     try:
-        ops = await bootstrap.serve_http(app, out)
+        ops = await bootstrap.serve_http(app, out, sock)
         clock.restart()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run(app.venue, clock, stop), name="monitor")
@@ -132,7 +155,18 @@ async def _run(
     working = len(await app.store.live_orders())
     out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
     _log.info("daemon.stopped", working_orders=working)
-    return 0
+    # Ctrl-C: the shell's 130, as at any other time; SIGTERM (a service manager's stop): 0
+    return INTERRUPTED if signal.SIGINT in stopped_by else 0
+
+
+def _stopper(
+    stop: asyncio.Event, stopped_by: list[signal.Signals], sig: signal.Signals
+) -> Callable[[], None]:
+    def handle() -> None:
+        stopped_by.append(sig)
+        stop.set()
+
+    return handle
 
 
 class _Report:

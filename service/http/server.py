@@ -18,6 +18,7 @@ sets its own interface).
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
@@ -130,11 +131,15 @@ class Ops:
         app.router.add_get("/metrics", self._metrics)
         return app
 
-    async def start(self, host: str, port: int) -> int:
-        """Serve on ``host:port``; returns the port (useful with 0)."""
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Serve on ``host:port``, or on ``sock`` (bound already); returns the port."""
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site: web.BaseSite = (
+            web.TCPSite(self._runner, host, port)
+            if sock is None
+            else web.SockSite(self._runner, sock)
+        )
         await site.start()
         for address in self._runner.addresses:  # the bound (host, port, ...)
             return int(address[1])

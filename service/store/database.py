@@ -10,7 +10,11 @@ revision, and ``require_head``, which the service calls before it starts.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import subprocess
 import warnings
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from service.errors import InputError, StoreRefused
+from service.errors import InputError, StoreRefused, StoreUnavailable
 from service.shipped import shipped
 
 MIGRATIONS = shipped("migrations")
@@ -32,6 +36,15 @@ MIGRATIONS = shipped("migrations")
 
 class SchemaNotAtHead(StoreRefused):
     """The database's schema is not the one this version of spreadwatch needs."""
+
+
+class Unreachable(StoreUnavailable):
+    """The database cannot be reached (no server, no such database, a login refused):
+    ``why`` and what to check, on one line."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"{where}: {why}")
+        self.why = why
 
 
 def async_url(url: str) -> str:
@@ -51,7 +64,10 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
     """A PostgreSQL server of spreadwatch's own, in ``directory`` (kept between runs).
 
     It is started on entry if it is not running, and stopped on exit when no
-    other spreadwatch process still uses it.
+    other spreadwatch process still uses it. The first start makes the cluster
+    in a sibling directory (``postgres.partial``), renamed into place when it is
+    whole: a first start interrupted (Ctrl-C during ``initdb``) leaves no
+    cluster behind, only a partial one that the next start makes again.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -59,13 +75,41 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
         self._server: Any = None
 
     def __enter__(self) -> EmbeddedPostgres:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" in containers
             warnings.simplefilter("ignore")
             import pgserver  # noqa: PLC0415  (a second to import; only when it is used)
 
-            self._server = pgserver.get_server(self.directory, cleanup_mode="stop")  # type: ignore[attr-defined]
+            try:
+                if not (self.directory / "PG_VERSION").exists():
+                    self._make(pgserver)
+                self._server = pgserver.get_server(self.directory, cleanup_mode="stop")  # type: ignore[attr-defined]
+            except (subprocess.SubprocessError, OSError, AssertionError) as exc:
+                raise StoreUnavailable(
+                    f"{self.where()}: cannot start: {_why(exc)}; {self.fix()}"
+                ) from exc
         return self
+
+    def _make(self, pgserver: Any) -> None:
+        """The cluster, made aside and renamed into place once whole (started and stopped
+        once: pgserver makes a cluster as it starts it)."""
+        partial = self.directory.with_name(self.directory.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # (an interrupted first start's)
+        if self.directory.exists() and not any(self.directory.iterdir()):
+            self.directory.rmdir()  # (an empty one: made by an earlier version, say)
+        server = pgserver.get_server(partial, cleanup_mode="stop")
+        server.cleanup()
+        atexit.unregister(server._cleanup)  # (stopped: nothing left to do at exit)
+        partial.rename(self.directory)
+
+    def where(self) -> str:
+        return f"the embedded database in {self.directory}"
+
+    def fix(self) -> str:
+        return (
+            f"its log is {self.directory / 'log'}; to start it afresh remove {self.directory} "
+            "(its positions are lost), or set DATABASE_URL to a server"
+        )
 
     @property
     def url(self) -> str:
@@ -77,6 +121,16 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
                 warnings.simplefilter("ignore")
                 self._server.cleanup()
             self._server = None
+
+
+def _why(exc: BaseException) -> str:
+    """An error's own words on one line (a process's: its command's name and exit status)."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        return f"{Path(str(exc.cmd[0])).name} exited with status {exc.returncode}"
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"{Path(str(exc.cmd[0])).name} did not finish in {exc.timeout} s"
+    said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(said.split()) or type(exc).__name__
 
 
 def database(url: str | None, data_dir: Path) -> AbstractContextManager[Any]:
@@ -141,11 +195,47 @@ def head() -> str:
 
 async def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the schema to ``revision`` (env.py runs its own loop: a thread)."""
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    except Exception as exc:
+        said = unreachable(url, exc)
+        if said is None:
+            raise
+        raise said from exc
 
 
 async def downgrade(url: str, revision: str) -> None:
     await asyncio.to_thread(command.downgrade, alembic_config(url), revision)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else (seen.__cause__ or seen.__context__)
+
+
+_LOGIN = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError)
+
+
+def unreachable(url: str, exc: BaseException) -> Unreachable | None:
+    """``exc`` as a failure to reach the database at ``url``, with what to check; None if
+    it is something else."""
+    where = f"database {redacted(url)}"
+    for seen in _causes(exc):
+        if isinstance(seen, asyncpg.InvalidCatalogNameError):
+            name = make_url(url).database
+            return Unreachable(where, f"no such database: create it (createdb {name}) or "
+                               "correct DATABASE_URL")  # fmt: skip
+        if isinstance(seen, _LOGIN):
+            return Unreachable(where, f"login refused: {_why(seen)}: check the user and "
+                               "password of DATABASE_URL")  # fmt: skip
+        if isinstance(seen, (OSError, asyncpg.CannotConnectNowError)):
+            why = "connection refused" if isinstance(seen, ConnectionRefusedError) else _why(seen)
+            return Unreachable(where, f"cannot connect ({why}): is PostgreSQL running there, "
+                               "and DATABASE_URL's host and port right?")  # fmt: skip
+    return None
 
 
 def _current(connection: Connection) -> str | None:
@@ -158,6 +248,11 @@ async def current(url: str) -> str | None:
     try:
         async with eng.connect() as conn:
             return await conn.run_sync(_current)
+    except Exception as exc:
+        said = unreachable(url, exc)
+        if said is None:
+            raise
+        raise said from exc
     finally:
         await eng.dispose()
 

@@ -116,6 +116,18 @@ def test_add_close_and_show(db_cli: Cli) -> None:
     assert "open (manual close)" in db_cli("positions", "list").out
 
 
+def test_add_takes_an_opening_date_and_expiries_as_ib_writes_them(db_cli: Cli) -> None:
+    """``--opened-at 2026-12-04``: midnight in New York; a leg's expiry as YYYYMMDD."""
+    argv = [a.replace("2027-04-16", "20270416") for a in ADD]
+    argv[argv.index("--opened-at") + 1] = "2027-03-01"
+    assert db_cli(*argv, "--credit", "1.10").out == "added X1\n"
+    shown = db_cli("positions", "show", "X1").out
+    assert (
+        "opened 2027-03-01T05:00:00+00:00" in shown or "opened 2027-03-01T00:00:00-05:00" in shown
+    )
+    assert "  short  P  450  2027-04-16" in shown
+
+
 @pytest.mark.parametrize(
     ("extra", "error"),
     [

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TextIO
@@ -32,11 +33,10 @@ from brokers.sim.gateway import SimGateway, SimVenue
 from rules import greeks
 from rules.books import BookPolicy
 from rules.clock import MarketTime, market_time
-from rules.model import Position
 from rules.pricing import RepriceSchedule
 from service.app.assembly import App as Loop
 from service.app.assembly import assemble
-from service.clock import ManualClock, SpeedClock
+from service.clock import SpeedClock
 from service.errors import InputError
 from service.logs import get_logger
 from service.ports import Account, Admits, Clock, Feed, OrderGateway, Store, StoredPosition
@@ -44,7 +44,6 @@ from service.store import database as schema
 from service.store.repository import SqlStore
 
 if TYPE_CHECKING:  # (what only some commands use is imported when it is built)
-    from brokers.ib.fake import FakeGateway
     from service.alerts.alerter import Alerter
     from service.http.server import Ops
     from service.settings import Settings
@@ -63,6 +62,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "Wiring",
     "account",
     "alerter",
+    "bind_http",
     "bind_venue",
     "build",
     "database_url",
@@ -268,7 +268,12 @@ def database_url(settings: Settings) -> Iterator[str]:
     """The database's URL: ``DATABASE_URL``, or the embedded server's (started, then
     stopped after the ``with``)."""
     with schema.database(_url(settings), settings.data_dir) as db:
-        yield db.url
+        try:
+            yield db.url
+        except schema.Unreachable as exc:  # the embedded one: its directory, and the fix
+            if not isinstance(db, schema.EmbeddedPostgres):
+                raise
+            raise schema.Unreachable(db.where(), f"{exc.why}; {db.fix()}") from exc
 
 
 @contextlib.asynccontextmanager
@@ -296,8 +301,25 @@ async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> As
 # Around the loop: the HTTP server and the alerts ---------------------------------------
 
 
-async def serve_http(app: App, out: TextIO) -> Ops | None:
-    """The health and metrics server, when the settings turn it on."""
+def bind_http(settings: Settings) -> socket.socket | None:
+    """The health and metrics server's socket, bound before anything else starts (a port
+    in use is said at once, not after the database and the broker): None when off."""
+    if not settings.http:
+        return None
+    host, port = settings.http_host, settings.http_port
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(
+            f"http_port: cannot listen on {host}:{port}: {why}: stop what uses it, or set "
+            "http_port (SPREADWATCH_HTTP_PORT; 0: any free port)"
+        ) from exc
+
+
+async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -> Ops | None:
+    """The health and metrics server, when the settings turn it on (on ``sock`` if bound)."""
     settings = app.settings
     if settings is None or not settings.http:
         return None
@@ -313,7 +335,7 @@ async def serve_http(app: App, out: TextIO) -> Ops | None:
     )
     host = settings.http_host
     try:
-        port = await ops.start(host, settings.http_port)
+        port = await ops.start(host, settings.http_port, sock)
     except OSError as exc:
         raise InputError(
             f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
@@ -338,58 +360,5 @@ def alerter(app: App) -> Alerter | None:
     )
 
 
-# The trial tools: the demo's market and the fake IB gateway ----------------------------
-
-
-@dataclass
-class Demo:
-    """The demo's scripted venue and clock, its positions, and its repricing (quick enough
-    for every order to fill within its minutes)."""
-
-    venue: SimVenue
-    clock: ManualClock
-    positions: list[Position]
-    schedule: RepriceSchedule
-
-
-def demo(prefix: str) -> Demo:
-    """The demo's market from its start, the simulated broker holding its spreads."""
-    from brokers.sim import demo as script  # noqa: PLC0415
-
-    market = script.demo_market()
-    positions = script.demo_positions(prefix, market)
-    broker = SimBroker(latency=script.LATENCY)
-    for p in positions:
-        broker.hold_spreads(p, p.contracts)
-    clock = ManualClock(script.T0)
-    return Demo(SimVenue(market, broker, clock), clock, positions, script.SCHEDULE)
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Faults the fake gateway starts with (``spreadwatch fake-gateway`` flags)."""
-
-    delayed_only: bool = False
-    bad_quotes: str = ""  # "-1" or "nan"
-    reject: str | None = None
-    line_limit: int = 100
-    fill_size: int | None = None
-
-
-def fake_gateway(
-    positions: Iterable[Position], clock: Clock, start: datetime, account: str, faults: Faults
-) -> FakeGateway:
-    """A fake IB gateway on the simulated market seeded from ``positions``, its paper
-    account holding their legs, with ``faults``."""
-    from brokers.ib.fake import FakeGateway  # noqa: PLC0415
-
-    held = list(positions)
-    gateway = FakeGateway(seed.market_for(held, start), clock, account=account)
-    gateway.delayed_only = faults.delayed_only
-    gateway.bad_quotes = faults.bad_quotes
-    gateway.reject = faults.reject
-    gateway.line_limit = faults.line_limit
-    gateway.broker.fill_size = faults.fill_size
-    for p in held:
-        gateway.hold_spreads(p, p.contracts)
-    return gateway
+# The trial tools (the demo's market, the fake IB gateway): .trials, named from here
+from service.bootstrap.trials import Demo, Faults, demo, fake_gateway  # noqa: E402
