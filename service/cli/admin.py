@@ -8,6 +8,7 @@ work in one transaction of the store.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -248,3 +249,50 @@ def render_detail(detail: PositionDetail) -> str:
 
 def positions_show(settings: Settings, position_id: str, out: TextIO) -> None:
     out.write(render_detail(with_store(settings, lambda store: store.detail(position_id))))
+
+
+# The positions command's dispatch ---------------------------------------------------
+
+
+def positions_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> None:
+    """``spreadwatch positions ACTION``: the action the parsed ``args`` name."""
+    if args.action == "import":
+        positions_import(settings, args.file, out)
+    elif args.action == "add":
+        positions_add(settings, record_of(args), out)
+    elif args.action == "list":
+        positions_list(settings, args.all, out)
+    elif args.action == "show":
+        positions_show(settings, args.id, out)
+    elif args.action == "void":
+        positions_void(settings, args.id, args.reason, out)
+    elif args.action == "set-book":
+        positions_set_book(settings, args.id, args.book, out)
+    elif args.action == "resume":
+        positions_resume(settings, args.id, out)
+    else:
+        positions_close(settings, args.id, args.reason, out)
+
+
+def record_of(args: argparse.Namespace) -> dict[str, Any]:
+    """``positions add`` flags as a positions-file record (validated the same way)."""
+    legs = []
+    for n, text in enumerate(args.leg, start=1):
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise InputError(f"--leg {n}: {text!r}: expected RIGHT:STRIKE:EXPIRY:SIDE")
+        right, strike, expiry, side = parts
+        legs.append({"right": right, "strike": strike, "expiry": expiry, "side": side})
+    record: dict[str, Any] = {
+        "id": args.id,
+        "book": args.book,
+        "underlying": args.underlying,
+        "strategy": args.strategy,
+        "contracts": args.contracts,
+        "entry_credit": args.credit,
+        "opened_at": args.opened_at,
+        "legs": legs,
+    }
+    if args.multiplier is not None:
+        record["multiplier"] = args.multiplier
+    return record

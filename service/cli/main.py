@@ -78,54 +78,16 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _positions(args: argparse.Namespace) -> int:
-    from service.cli import admin  # noqa: PLC0415
-
     settings = _settings(args)
-    if args.action == "import":
-        admin.positions_import(settings, args.file, sys.stdout)
-    elif args.action == "add":
-        admin.positions_add(settings, _record(args), sys.stdout)
-    elif args.action == "list":
-        admin.positions_list(settings, args.all, sys.stdout)
-    elif args.action == "show":
-        admin.positions_show(settings, args.id, sys.stdout)
-    elif args.action == "void":
-        admin.positions_void(settings, args.id, args.reason, sys.stdout)
-    elif args.action == "set-book":
-        admin.positions_set_book(settings, args.id, args.book, sys.stdout)
-    elif args.action == "resume":
-        admin.positions_resume(settings, args.id, sys.stdout)
-    elif args.action == "sync":
+    if args.action == "sync":
         from service.cli.sync import positions_sync  # noqa: PLC0415
 
         positions_sync(settings, args.apply, sys.stdout)
-    else:
-        admin.positions_close(settings, args.id, args.reason, sys.stdout)
+        return 0
+    from service.cli import admin  # noqa: PLC0415
+
+    admin.positions_command(args, settings, sys.stdout)
     return 0
-
-
-def _record(args: argparse.Namespace) -> dict[str, Any]:
-    """``positions add`` flags as a positions-file record (validated the same way)."""
-    legs = []
-    for n, text in enumerate(args.leg, start=1):
-        parts = text.split(":")
-        if len(parts) != 4:
-            raise InputError(f"--leg {n}: {text!r}: expected RIGHT:STRIKE:EXPIRY:SIDE")
-        right, strike, expiry, side = parts
-        legs.append({"right": right, "strike": strike, "expiry": expiry, "side": side})
-    record: dict[str, Any] = {
-        "id": args.id,
-        "book": args.book,
-        "underlying": args.underlying,
-        "strategy": args.strategy,
-        "contracts": args.contracts,
-        "entry_credit": args.credit,
-        "opened_at": args.opened_at,
-        "legs": legs,
-    }
-    if args.multiplier is not None:
-        record["multiplier"] = args.multiplier
-    return record
 
 
 def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -215,7 +177,9 @@ def _add_report_command(sub: Any) -> None:
         "report", help="realised P&L from the fills, net of commissions, grouped, with a total"
     )
     rep.add_argument("--since", type=date.fromisoformat, help="DATE: fills from that day on (ET)")
-    rep.add_argument("--by", choices=("book", "day", "reason"), default="book")
+    rep.add_argument(
+        "--by", choices=("book", "day", "reason"), default="book", help="grouped by (default book)"
+    )
     _config(rep)
     rep.set_defaults(run=_report)
 

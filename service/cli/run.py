@@ -105,23 +105,8 @@ async def _run(
     sock: socket.socket | None = None,
 ) -> int:
     service = app.loop
-    for line in await service.load(clock.start):
-        out.write(f"reconciled: {line}\n")
-    # What is loaded lives as long as the daemon: out of the collector's full walks, which
-    # would otherwise visit every position's objects and hold the loop for milliseconds.
-    gc.freeze()
+    await _load(app, clock, out, dry_run)
     t0 = clock.start
-    mode = " (dry run: nothing is sent)" if dry_run else ""
-    broker = app.settings.broker if app.settings else "sim"
-    where = "Interactive Brokers" if broker == "ib" else "the simulated market"
-    out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
-    if not service.book.watches and not service.intake.outside:
-        out.write(
-            "no open positions: bring the account's in with `spreadwatch positions sync "
-            "--apply` (or `positions add`, `positions import`); the running daemon takes "
-            "them up\n"
-        )
-    out.flush()
     _log.info(
         "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()
     )
@@ -157,6 +142,27 @@ async def _run(
     _log.info("daemon.stopped", working_orders=working)
     # Ctrl-C: the shell's 130, as at any other time; SIGTERM (a service manager's stop): 0
     return INTERRUPTED if signal.SIGINT in stopped_by else 0
+
+
+async def _load(app: bootstrap.App, clock: SpeedClock, out: TextIO, dry_run: bool) -> None:
+    """Reconcile and load the positions, and say what is monitored."""
+    service = app.loop
+    for line in await service.load(clock.start):
+        out.write(f"reconciled: {line}\n")
+    # What is loaded lives as long as the daemon: out of the collector's full walks, which
+    # would otherwise visit every position's objects and hold the loop for milliseconds.
+    gc.freeze()
+    mode = " (dry run: nothing is sent)" if dry_run else ""
+    broker = app.settings.broker if app.settings else "sim"
+    where = "Interactive Brokers" if broker == "ib" else "the simulated market"
+    out.write(f"monitoring {len(service.book.watches)} positions on {where}{mode}\n")
+    if not service.book.watches and not service.intake.outside:
+        out.write(
+            "no open positions: bring the account's in with `spreadwatch positions sync "
+            "--apply` (or `positions add`, `positions import`); the running daemon takes "
+            "them up\n"
+        )
+    out.flush()
 
 
 def _stopper(
