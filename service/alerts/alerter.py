@@ -40,7 +40,8 @@ ATTEMPTS = 3  # tries per alert per webhook
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # close, stop, fill, rejected, attention, disconnected, reconnected, stale
+    kind: str  # close, stop, fill, rejected, attention, resolved, disconnected, reconnected,
+    # stale
     text: str
     fields: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -78,6 +79,7 @@ class Alerter:
         self._fills = 0
         self._rejections = 0
         self._attention = 0
+        self._resolved = 0
         self._stale: set[str] = set()
         self._down_since: float | None = None
         self._down_said = False
@@ -115,16 +117,7 @@ class Alerter:
                     "rejected", f"REJECTED: {ref}: {reason}", {"order_ref": ref, "reason": reason}
                 )
             )
-        attention = m.attention_since(self._attention)
-        self._attention = m.attentions
-        for pid, why in attention:
-            self.notify(
-                Alert(
-                    "attention",
-                    f"NEEDS ATTENTION: {pid}: {why}",
-                    {"position": pid, "reason": why},
-                )
-            )
+        self._check_attention()
         for pid in sorted(m.stale - self._stale):
             self.notify(Alert("stale", f"STALE DATA: {pid}", {"position": pid}))
         self._stale = set(m.stale)
@@ -142,6 +135,30 @@ class Alerter:
                 Alert("disconnected", f"DISCONNECTED from the broker for {seconds} s",
                       {"seconds": seconds})
             )  # fmt: skip
+
+    def _check_attention(self) -> None:
+        """An ``attention`` alert when an episode begins, a ``resolved`` one when it ends."""
+        m = self.views
+        attention = m.attention_since(self._attention)
+        self._attention = m.attentions
+        for pid, why in attention:
+            self.notify(
+                Alert(
+                    "attention",
+                    f"NEEDS ATTENTION: {pid}: {why}",
+                    {"position": pid, "reason": why},
+                )
+            )
+        resolved = m.resolved_since(self._resolved)
+        self._resolved = m.resolutions
+        for pid, was, how in resolved:
+            self.notify(
+                Alert(
+                    "resolved",
+                    f"RESOLVED: {pid}: {how} (it needed attention: {was})",
+                    {"position": pid, "reason": was, "resolution": how},
+                )
+            )
 
     def _check_fills(self) -> None:
         """A ``fill`` alert for each fill applied, with the daemon's FILLED line."""

@@ -91,8 +91,9 @@ class App:
         return list(self.views.decisions)
 
     @property
-    def blocked(self) -> dict[str, str]:
-        return self.views.blocked
+    def attention(self) -> dict[str, str]:
+        """The positions no order goes for until a human looks, and why."""
+        return self.views.attention
 
     @property
     def updates(self) -> int:

@@ -94,7 +94,7 @@ class Intake:
                 self.outside.pop(s.position.id, None)
                 self.hold(s.position.id, s.attention)
             else:
-                self._release(s.position.id)
+                self._release(s.position.id, "resumed by hand")
         return out
 
     async def quarantine(self, position_id: str, why: str, *, watched: bool = True) -> None:
@@ -114,10 +114,11 @@ class Intake:
             self.views.needs_attention(position_id, why)
             _log.error("position.needs_attention", position_id=position_id, detail=why)
 
-    def _release(self, position_id: str) -> None:
-        """A human has looked (resumed, void): decisions again, nothing more said."""
-        self.policy.blocked.pop(position_id, None)
-        self.views.attention.pop(position_id, None)
+    def _release(self, position_id: str, how: str) -> None:
+        """A human has looked (``how``: resumed, void...): decisions again; the episode,
+        if there was one, said resolved."""
+        self.policy.release(position_id)
+        self.views.resolved(position_id, how)
         self.outside.pop(position_id, None)
 
     # Taking changes up ------------------------------------------------------------------
@@ -153,11 +154,11 @@ class Intake:
                 continue
             await self._update(pid, controls[pid])
         for pid in sorted(look & set(self.outside) - set(controls)):
-            self._release(pid)  # a quarantined position voided
+            self._release(pid, "void")  # a quarantined position voided
 
     def _drop(self, position_id: str) -> None:
         self.book.drop(position_id)
-        self._release(position_id)
+        self._release(position_id, "void or closed")
         self.monitor.positions_changed()
         _log.info("position.dropped", position_id=position_id, detail="void or closed")
 
@@ -177,7 +178,7 @@ class Intake:
             _log.info("position.close_asked", position_id=position_id, detail=control.manual_close)
             self.monitor.recheck(position_id)
         if control.attention is None and position_id in self.views.attention:
-            self._release(position_id)
+            self._release(position_id, "resumed by hand")
             _log.info("position.resumed", position_id=position_id)
             self.monitor.recheck(position_id)
 

@@ -45,10 +45,11 @@ class ReadModel:
         self.evaluations = 0  # position evaluations (an update of a leg two positions hold: 2)
         self.decided: Counter[str] = Counter()  # close decisions by reason
         self.stale: set[str] = set()  # positions whose quotes are stale now
-        self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
         self.attention: dict[str, str] = {}  # position -> why it needs a human now
         self._attention: deque[tuple[str, str]] = deque(maxlen=keep)  # each time said
         self.attentions = 0  # needs-attention said, ever
+        self._resolved: deque[tuple[str, str, str]] = deque(maxlen=keep)  # (position, was, how)
+        self.resolutions = 0  # needs-attention cleared, ever
         self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
         self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
@@ -116,13 +117,20 @@ class ReadModel:
         if event.status in FINAL_ORDER_STATUSES:
             self._sent_at.pop(event.order_ref, None)  # its fills are all in
 
-    def block(self, position_id: str, why: str) -> None:
-        self.blocked[position_id] = why
-
     def needs_attention(self, position_id: str, why: str) -> None:
+        """An episode begins (or its reason changes): no order for the position until a
+        human looks."""
         self.attention[position_id] = why
         self._attention.append((position_id, why))
         self.attentions += 1
+
+    def resolved(self, position_id: str, how: str) -> None:
+        """The position's episode has ended (``how``: resumed, void, closed); nothing when
+        it needed no attention."""
+        was = self.attention.pop(position_id, None)
+        if was is not None:
+            self._resolved.append((position_id, was, how))
+            self.resolutions += 1
 
     # Read -------------------------------------------------------------------------------
 
@@ -146,6 +154,11 @@ class ReadModel:
         """Each needs-attention said from the ``since``-th on (of those kept): (position,
         why)."""
         return _since(self._attention, self.attentions, since)
+
+    def resolved_since(self, since: int) -> list[tuple[str, str, str]]:
+        """Each needs-attention cleared from the ``since``-th on (of those kept): (position,
+        why it was, how it ended)."""
+        return _since(self._resolved, self.resolutions, since)
 
     def rejections_since(self, since: int) -> list[tuple[str, str]]:
         """Each rejection from the ``since``-th on (of those kept): (order_ref, reason)."""

@@ -186,11 +186,12 @@ class _Report:
         self.shown = 0
         self.fills_shown = 0
         self.attention_shown = 0
+        self.resolved_shown = 0
         self.closed_said = False
 
     def closes(self) -> None:
-        """Each close sent, each fill applied and each position that needs attention since
-        the last call."""
+        """Each close sent, each fill applied, each position that needs attention and each
+        that no longer does, since the last call."""
         views = self.views
         self.out.writelines(line + "\n" for line in views.close_lines(self.shown))
         self.shown = views.closes
@@ -202,6 +203,9 @@ class _Report:
                 f"`spreadwatch positions show {pid}`, then void, sync or resume it\n"
             )
         self.attention_shown = views.attentions
+        for pid, was, how in views.resolved_since(self.resolved_shown):
+            self.out.write(f"RESOLVED: {pid}: {how}: it needed attention ({was})\n")
+        self.resolved_shown = views.resolutions
         self.out.flush()
 
     async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:

@@ -3,7 +3,9 @@
 - ``/healthz``: the loop is alive (its housekeeping ran in the last
   ``heartbeat_max`` seconds). 200 or 503.
 - ``/readyz``: ready to trade: the broker is connected, the database answers,
-  and no open position's market data is stale. 200 or 503, with each check.
+  and no open position's market data is stale. 200 or 503, with each check, and
+  each position that needs attention with why (listed, not a failure: the
+  others are traded; a restart would not help it).
 - ``/metrics``: Prometheus text, read from the read model
   (:class:`service.app.readmodel.ReadModel`) at scrape time (nothing is counted
   twice, and the tick path only bumps plain counters):
@@ -158,12 +160,15 @@ class Ops:
         broker = self.broker_connected()
         database = await self.database_ok()
         stale = sorted(self.views.stale)
+        attention = sorted(self.views.attention.items())
         ok = broker and database and not stale
         body = {
             "status": "ready" if ok else "not ready",
             "broker_connected": broker,
             "database": database,
             "stale_positions": stale,
+            # (said, not a failure: every other position is traded)
+            "needs_attention": [{"position": pid, "reason": why} for pid, why in attention],
         }
         return _json(body, ok)
 

@@ -2,9 +2,10 @@
 
 Decisions come queued (:class:`~service.orders.intents.Intents`); a worker
 takes a batch (:meth:`OrderDesk.take`), hands it to the executor, and applies
-each outcome: a refused close counts against the position (the policy may
-leave it alone), a close that sent nothing puts the position back to OPEN, a
-close sent is recorded in the read model. The broker's order events come in
+each outcome: a refused close counts against the position, and so does one
+the broker refuses (the policy may leave it alone: then the position needs
+attention, said and marked in the store), a close that sent nothing puts the
+position back to OPEN, a close sent is recorded in the read model. The broker's order events come in
 arrival order (:meth:`OrderDesk.on_events`, the feed's sink); each goes to the
 store (retried while the database is away), then to the position's exit
 state. Live orders are repriced on the schedule (:meth:`OrderDesk.reprice`).
@@ -25,13 +26,20 @@ from rules.machine import Close, Filled, NotSent, OrderEnded, Phase, apply
 from service.logs import get_logger
 from service.orders.closing import NotAClose
 from service.orders.events import EventWriter
-from service.orders.execute import Executor, Result
+from service.orders.execute import Executor, NotPlaced, Result
 from service.orders.failures import ORDER_FAILURES, STORE_FAILURES, said
 from service.orders.intents import CloseRequest, Decided, Intents
 from service.orders.needs import Book, OrderViews, Unread
 from service.orders.policy import ClosePolicy
 from service.orders.working import WorkingOrders
-from service.ports import ENDED_STATUSES, OrderEvent, Store, StoredPosition, position_of
+from service.ports import (
+    ENDED_STATUSES,
+    OrderEvent,
+    OrderStatus,
+    Store,
+    StoredPosition,
+    position_of,
+)
 from service.turns import Turns
 
 _log = get_logger("spreadwatch.monitor")
@@ -100,9 +108,9 @@ class OrderDesk:
         finally:
             written()
         for item, result in zip(items, results, strict=True):
-            self._outcome(item, result)
+            await self._outcome(item, result)
 
-    def _outcome(self, item: Decided, result: Result | Exception) -> None:
+    async def _outcome(self, item: Decided, result: Result | Exception) -> None:
         watch, close = item.watch, item.close
         pid = watch.state.position.id
         ref = None
@@ -111,7 +119,10 @@ class OrderDesk:
                 # The account may be a fill ahead of the events: decided again on the next
                 # quotes, unless the refusals persist (see ClosePolicy.refused).
                 if self.policy.refused(pid, str(result), item.at.now):
-                    self.views.block(pid, str(result))
+                    await self.hold(pid, f"close refused: {result}")
+            elif isinstance(result, NotPlaced):
+                if self.policy.rejected(pid, str(result), item.at.now):
+                    await self.hold(pid, f"close not placed: {result}")
             elif isinstance(result, Exception):
                 _log.error("order.failed", detail=said(result))
             else:
@@ -126,6 +137,16 @@ class OrderDesk:
             return
         self.policy.sent(pid)
         self.views.close_sent(item.at.now, ref, close, watch.state.position, item.clock)
+
+    async def hold(self, position_id: str, why: str) -> None:
+        """No order for the position until a human looks: said (the read model: a line, an
+        alert, the gauge, /readyz) and marked in the store (the audit trail, ``positions
+        list``; kept over a restart). The policy has left it alone already."""
+        self.views.needs_attention(position_id, why)
+        try:
+            await self.store.mark_attention(position_id, why)
+        except STORE_FAILURES as exc:  # (held in this process; said again if it recurs)
+            _log.error("position.attention_unsaved", detail=said(exc))
 
     def drop_queued(self) -> None:
         """Stopping: the decisions not yet taken up are dropped (nothing of them is
@@ -231,9 +252,14 @@ class OrderDesk:
         if book is None or watch is None or watch.state.phase is not Phase.CLOSING:
             return
         if fill and event.execution is not None:
+            self.policy.filled(pid)
             watch.state = apply(watch.state, Filled(event.execution.quantity))
             if watch.state.phase is Phase.CLOSED:
                 book.release(watch)
         elif event.status in ENDED_STATUSES:
             watch.state = apply(watch.state, OrderEnded())
             self.policy.replaced(pid)
+            if event.status is OrderStatus.REJECTED:  # decided again, with a new order
+                why = event.reason or "no reason given"
+                if self.policy.rejected(pid, why, event.at):
+                    await self.hold(pid, f"close rejected by the broker: {why}")

@@ -1,7 +1,9 @@
 """Executing a batch of close requests: live, or dry run.
 
 The desk hands each batch to its executor (:class:`Executor`); per request
-the result is the order_ref sent, None (nothing sent) or the refusal.
+the result is the order_ref sent, None (nothing sent now) or the refusal: the
+close-only check's (:class:`~service.orders.closing.NotAClose`), the store's
+(``StoreRefused``) or the broker's (:class:`NotPlaced`).
 
 - :class:`LiveExecutor`: builds one combo limit order per request at the mark
   rounded to the tick, checks that it only closes
@@ -26,7 +28,7 @@ from structlog.contextvars import bound_contextvars
 
 from rules.exits import TRANCHES
 from rules.pricing import limit_for
-from service.errors import StoreRefused
+from service.errors import BrokerUnavailable, StoreRefused
 from service.logs import ORDER_REJECTED, get_logger
 from service.orders.closing import NotAClose, check_close, closing_order
 from service.orders.failures import BROKER_FAILURES
@@ -36,7 +38,14 @@ from service.orders.working import WorkingOrders
 from service.ports import CloseIntent, ComboOrder, LegKey, OrderGateway, Store, order_ref
 
 _log = get_logger("spreadwatch.orders")
-Result = str | NotAClose | StoreRefused | None
+
+
+class NotPlaced(RuntimeError):
+    """The broker refused a close order outright (it was never working)."""
+
+
+Result = str | NotAClose | StoreRefused | NotPlaced | None
+AWAY = (BrokerUnavailable, OSError, TimeoutError)  # the broker not there: not a refusal
 
 
 class Executor(Protocol):
@@ -112,8 +121,11 @@ class LiveExecutor:
                 continue
             if req.decided is not None:
                 self.intent_latency.append(committed - req.decided)
-            if await self._place(req, order):
+            refused_by = await self._place(req, order)
+            if refused_by is None:
                 placed.append((k, req, order))
+            elif not isinstance(refused_by, AWAY):
+                results[k] = NotPlaced(str(refused_by))
         if placed:
             await self.store.orders_sent([order.order_ref for _, _, order in placed])
         for k, req, order in placed:
@@ -184,8 +196,9 @@ class LiveExecutor:
         )
         return replace(order, order_ref=ref), intent
 
-    async def _place(self, req: CloseRequest, order: ComboOrder) -> bool:
-        """Place ``order``; False when the broker refused it outright (ended as rejected)."""
+    async def _place(self, req: CloseRequest, order: ComboOrder) -> Exception | None:
+        """Place ``order``; what the broker raised when it did not take it (the order is
+        ended as rejected), None when it did."""
         ref, pid = order.order_ref, req.stored.position.id
         # known before it is placed: its events may come before place() returns
         stop = req.decision.reason not in TRANCHES
@@ -197,8 +210,8 @@ class LiveExecutor:
                 self.working.done(ref)
                 await self.store.end_order(ref, "rejected", f"not placed: {exc}")
                 _log.error(ORDER_REJECTED, reason=f"not placed: {exc}")
-                return False
-        return True
+                return exc
+        return None
 
 
 class DryRunExecutor:

@@ -51,7 +51,9 @@ class OrderViews(Protocol):
         """A fill applied to the store (once): its line, and what it realised."""
         ...
 
-    def block(self, position_id: str, why: str) -> None: ...
+    def needs_attention(self, position_id: str, why: str) -> None:
+        """No order goes for the position until a human looks."""
+        ...
 
 
 class Unread:
@@ -68,5 +70,5 @@ class Unread:
     def filled(self, position: Position, execution: Execution) -> None:
         pass
 
-    def block(self, position_id: str, why: str) -> None:
+    def needs_attention(self, position_id: str, why: str) -> None:
         pass

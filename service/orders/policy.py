@@ -5,7 +5,10 @@
 - **refusals**: a close the close-only check refuses may be the account a fill
   ahead of the events (the broker's positions come first), so the position is
   decided again on the next quotes; a refusal that persists (REFUSALS times
-  over REFUSAL_SPAN) leaves the position alone (blocked), loudly;
+  over REFUSAL_SPAN) leaves the position alone (blocked: it needs attention);
+- **rejections**: a close the broker refuses (not placed, or rejected after it
+  was placed) is decided again on the next quotes, with a new order; REJECTIONS
+  in a row, no fill between, leave the position alone too;
 - **replacements**: a stronger trigger cancels the live profit close first; one
   cancel at a time per position, until the order is ended or nothing is left
   to cancel.
@@ -21,12 +24,14 @@ from service.logs import get_logger
 
 _log = get_logger("spreadwatch.monitor")
 REFUSALS, REFUSAL_SPAN = 3, timedelta(seconds=5)  # close-only refusals before it is left alone
+REJECTIONS = 3  # the broker's refusals in a row (no fill between) before it is left alone
 
 
 class ClosePolicy:
     def __init__(self) -> None:
         self.blocked: dict[str, str] = {}  # position -> why it is no longer acted on
         self.refusals: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
+        self.rejections: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
         self._held: set[str] = set()  # decisions waiting for regular hours (said once)
         self._cancelling: set[str] = set()  # positions whose profit close is being replaced
 
@@ -67,12 +72,28 @@ class ClosePolicy:
         self._cancelling.discard(position_id)
 
     def refused(self, position_id: str, why: str, now: datetime) -> bool:
-        """A close of the position was refused at ``now``; True when the refusals have
-        persisted so long that the position is left alone from now on. (Logged in the
-        context the desk binds: its ``position_id``.)"""
-        count, first = self.refusals.get(position_id, (0, now))
-        self.refusals[position_id] = (count + 1, first)
-        if count + 1 >= REFUSALS and now - first >= REFUSAL_SPAN:
+        """A close of the position was refused at ``now`` before it went out; True when the
+        refusals have persisted so long that the position is left alone from now on.
+        (Logged in the context the desk binds: its ``position_id``.)"""
+        return self._counted(self.refusals, position_id, why, now, REFUSALS, REFUSAL_SPAN)
+
+    def rejected(self, position_id: str, why: str, now: datetime) -> bool:
+        """A close of the position was refused by the broker at ``now``; True when the
+        rejections have persisted so long that the position is left alone from now on."""
+        return self._counted(self.rejections, position_id, why, now, REJECTIONS, timedelta(0))
+
+    def _counted(
+        self,
+        seen: dict[str, tuple[int, datetime]],
+        position_id: str,
+        why: str,
+        now: datetime,
+        times: int,
+        span: timedelta,
+    ) -> bool:
+        count, first = seen.get(position_id, (0, now))
+        seen[position_id] = (count + 1, first)
+        if count + 1 >= times and now - first >= span:
             self.blocked[position_id] = why
             _log.error("order.refused", detail=why)
             return True
@@ -82,3 +103,13 @@ class ClosePolicy:
     def sent(self, position_id: str) -> None:
         """A close of the position went out: its refusals are forgotten."""
         self.refusals.pop(position_id, None)
+
+    def filled(self, position_id: str) -> None:
+        """A close of the position filled: its rejections are forgotten."""
+        self.rejections.pop(position_id, None)
+
+    def release(self, position_id: str) -> None:
+        """A human has looked: the position is decided again, from a clean count."""
+        self.blocked.pop(position_id, None)
+        self.refusals.pop(position_id, None)
+        self.rejections.pop(position_id, None)

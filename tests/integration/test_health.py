@@ -91,6 +91,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
                 seen["after"] = metrics((await get(port, "/metrics"))[1])
                 await monitor.intake.quarantine("P1", "the account holds -6")
                 seen["attention"] = metrics((await get(port, "/metrics"))[1])
+                seen["attention_ready"] = await get(port, "/readyz")
                 monitor.views.heartbeat -= 60  # the loop stalled for a minute
                 seen["stalled"] = await get(port, "/healthz")
             finally:
@@ -107,6 +108,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
         "broker_connected": True,
         "database": True,
         "stale_positions": [],
+        "needs_attention": [],
     }
     assert seen["healthy"][0] == 200
     assert (seen["dropped"][0], json.loads(seen["dropped"][1])["broker_connected"]) == (503, False)
@@ -135,3 +137,8 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
     assert after["spreadwatch_reconnects_total"] == 0
     assert before["spreadwatch_positions_needing_attention"] == 0
     assert seen["attention"]["spreadwatch_positions_needing_attention"] == 1
+    status, body = seen["attention_ready"]  # (listed, not a failure: the rest trade)
+    assert (status, json.loads(body)["needs_attention"]) == (
+        200,
+        [{"position": "P1", "reason": "the account holds -6"}],
+    )

@@ -19,7 +19,7 @@ from service.store.memory import InMemoryStore
 from tests.factories import LOOP_POSITION as POSITION
 from tests.factories import LOOP_T0 as T0
 from tests.factories import market
-from tests.loop import instance, live, run_until, started
+from tests.loop import instance, live, run_for, run_until, started
 
 
 def test_live_a_selloff_closes_everything_through_the_taskgroup() -> None:
@@ -102,7 +102,11 @@ def test_a_close_the_account_cannot_take_is_retried_then_left_alone() -> None:
 
     monitor, refused_at, detail, broker = asyncio.run(main())
     assert refused_at is not None
-    assert "account holds -8, the open positions imply -10" in monitor.blocked["P1"]
+    why = monitor.attention["P1"]
+    assert why.startswith("close refused: ")
+    assert "account holds -8, the open positions imply -10" in why
+    assert detail.stored.attention == why  # (a restart keeps it; `positions list` says it)
+    assert [e.detail for e in detail.events if e.kind == "needs attention"] == [why]
     count, first = monitor.desk.policy.refusals["P1"]
     assert count >= 3
     assert first == refused_at
@@ -151,3 +155,64 @@ def test_a_write_that_hangs_holds_evaluation_back_only_briefly() -> None:
     assert WRITE_WAIT < 0.5
     before, after = written_while(0.5)
     assert after > before
+
+
+def rejected(times: int, after: int = 0) -> Any:
+    """The selloff's loss stop with the broker rejecting the first ``times`` orders (IB's
+    201), stepped for ``after`` minutes more once a human has resumed the position if it
+    needed attention: (the loop, the store's detail, what the read model resolved)."""
+
+    async def main() -> Any:
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        seen: list[str] = []
+
+        def reject(order: Any) -> str | None:
+            seen.append(order.order_ref)
+            return "201: no trading permission" if len(seen) <= times else None
+
+        broker = SimBroker(fill_size=10, reject=reject)
+        broker.hold_spreads(POSITION, 10)
+        clock = ManualClock(T0)
+        venue = SimVenue(market(), broker, clock)
+        monitor = await instance(store, venue)
+        await monitor.load(T0)
+        await run_for(monitor, venue, clock, 8 * 60)
+        held = await store.detail("P1")
+        if after and "P1" in monitor.attention:
+            await store.resume("P1")
+            await monitor.intake.refresh()
+            await run_for(monitor, venue, clock, after * 60)
+        return monitor, held, await store.detail("P1")
+
+    return asyncio.run(main())
+
+
+def test_a_close_the_broker_rejects_three_times_in_a_row_needs_attention_and_stops() -> None:
+    """Each rejected stop is decided again with a new order; the third rejection in a row
+    leaves the position alone: no fourth order, said once (read model, store, audit)."""
+    monitor, held, _ = rejected(10**6)
+    assert [o.status for o in held.orders] == ["rejected"] * 3
+    why = monitor.attention["P1"]
+    assert why == "close rejected by the broker: 201: no trading permission"
+    assert held.stored.attention == why
+    assert [e.detail for e in held.events if e.kind == "needs attention"] == [why]
+    assert monitor.views.attention_since(0) == [("P1", why)]
+
+
+def test_a_resumed_position_is_resolved_and_traded_again() -> None:
+    """Resumed by hand: the episode is said resolved, and the stop goes again (filled)."""
+    monitor, held, after = rejected(3, after=2)
+    why = held.stored.attention
+    assert why is not None
+    assert monitor.views.resolved_since(0) == [("P1", why, "resumed by hand")]
+    assert monitor.attention == {}
+    assert [o.status for o in after.orders] == ["rejected"] * 3 + ["filled"]
+    assert after.stored.remaining == 0
+
+
+def test_two_rejections_then_a_fill_need_no_attention() -> None:
+    monitor, _, detail = rejected(2)
+    assert [o.status for o in detail.orders] == ["rejected", "rejected", "filled"]
+    assert monitor.attention == {}
+    assert detail.stored.attention is None
