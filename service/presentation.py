@@ -41,13 +41,19 @@ def format_close_line(position: Position, close: Close, *, pnl_label: str = "P&L
     )
 
 
-def daemon_close_line(position: Position, close: Close, at: datetime) -> str:
-    """The daemon's close line: ``2027-03-02 10:01:05 ET CLOSING: P1 SPY put_credit - ...``.
+def daemon_close_line(
+    position: Position, close: Close, at: datetime, *, dry_run: bool = False
+) -> str:
+    """The daemon's close line: ``2027-03-02 10:01:05 ET CLOSING: P1 SPY put_credit - ...``;
+    ``dry_run``: ``... WOULD CLOSE: P1 ... (dry run: nothing sent)``.
 
     The P&L is the decision's (at the mark it was decided on), not what the fills will
     realise: said so in the line, the fills' own lines (:func:`filled_line`) say the rest."""
     line = format_close_line(position, close, pnl_label="P&L at the decision's mark")
-    return f"{exchange_time(at)} CLOSING: {position.id} {line.removeprefix('CLOSING: ')}"
+    rest = line.removeprefix("CLOSING: ")
+    if dry_run:
+        return f"{exchange_time(at)} WOULD CLOSE: {position.id} {rest} (dry run: nothing sent)"
+    return f"{exchange_time(at)} CLOSING: {position.id} {rest}"
 
 
 @dataclass(frozen=True, slots=True)

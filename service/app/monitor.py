@@ -60,6 +60,9 @@ class Monitor:
         self.rates = Rates() if rates is None else rates
         self._pending: dict[LegKey, Quote] = {}  # the latest quote per leg, not yet evaluated
         self.wake = asyncio.Event()  # set when quotes come
+        # each position's decision said last: the same decided again (a close that sent
+        # nothing, a dry run's) is logged at debug only
+        self._said: dict[str, tuple[object, ...]] = {}
         self._walk_after: datetime | None = None  # check_stale walks the positions after it
 
     def on_quotes(self, updates: Iterable[LegUpdate]) -> None:
@@ -180,8 +183,11 @@ class Monitor:
             ],
         }
         self.views.decided[close.reason.value] += 1
+        key = (close.reason, close.label, close.contracts, close.tranche, close.replaces)
+        said = _log.debug if self._said.get(pid) == key else _log.info
+        self._said[pid] = key
         with bound_contextvars(position_id=pid):  # a decision made (not per quote)
-            _log.info(
+            said(
                 "exit.decided",
                 reason=close.reason.value,
                 label=close.label,

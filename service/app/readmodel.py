@@ -56,6 +56,8 @@ class ReadModel:
         self.decisions: deque[tuple[datetime, str, Close]] = deque(maxlen=keep)  # closes sent
         self._lines: deque[str] = deque(maxlen=keep)  # their lines, the spec's
         self.closes = 0  # closes sent, ever
+        self._would: deque[str] = deque(maxlen=keep)  # a dry run's closes, their lines
+        self.would_closes = 0  # a dry run's closes said, ever
         self._fills: deque[FillSeen] = deque(maxlen=keep)  # fills applied
         self._fill_lines: deque[str] = deque(maxlen=keep)  # their lines
         self.fills = 0  # fills applied, ever
@@ -78,6 +80,10 @@ class ReadModel:
         self.decisions.append((at, order_ref, close))
         self._lines.append(daemon_close_line(position, close, at))
         self.closes += 1
+
+    def would_close(self, at: datetime, close: Close, position: Position) -> None:
+        self._would.append(daemon_close_line(position, close, at, dry_run=True))
+        self.would_closes += 1
 
     def realised_before(self, fills: list[RealisedRow]) -> None:
         """What the store's fills realised before this process (on load): the running
@@ -137,6 +143,10 @@ class ReadModel:
     def close_lines(self, since: int = 0) -> list[str]:
         """The spec's line for each close sent, from the ``since``-th on (of those kept)."""
         return _since(self._lines, self.closes, since)
+
+    def would_close_lines(self, since: int = 0) -> list[str]:
+        """A dry run's WOULD CLOSE lines, from the ``since``-th on (of those kept)."""
+        return _since(self._would, self.would_closes, since)
 
     def fill_lines(self, since: int = 0) -> list[str]:
         """The FILLED line of each fill applied, from the ``since``-th on (of those kept)."""

@@ -16,8 +16,9 @@ them a decision waits for the open, and the wait is said once.
 SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
 orders still working are left working (they are in the store as such). The
 exit code is 130 after SIGINT (Ctrl-C, as at any other time), 0 after SIGTERM.
-``--dry-run`` evaluates and records every close it would make ("would
-close" in the audit trail) and sends nothing.
+``--dry-run`` evaluates and sends nothing; each close it would make is said
+(``WOULD CLOSE: ...``) and recorded (``would close (dry run)`` in the audit
+trail) once per decision change.
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ class _Report:
         self.out = out
         self.shown = 0
         self.fills_shown = 0
+        self.would_shown = 0
         self.attention_shown = 0
         self.resolved_shown = 0
         self.closed_said = False
@@ -195,6 +197,8 @@ class _Report:
         views = self.views
         self.out.writelines(line + "\n" for line in views.close_lines(self.shown))
         self.shown = views.closes
+        self.out.writelines(line + "\n" for line in views.would_close_lines(self.would_shown))
+        self.would_shown = views.would_closes
         self.out.writelines(line + "\n" for line in views.fill_lines(self.fills_shown))
         self.fills_shown = views.fills
         for pid, why in views.attention_since(self.attention_shown):

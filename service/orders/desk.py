@@ -26,7 +26,7 @@ from rules.machine import Close, Filled, NotSent, OrderEnded, Phase, apply
 from service.logs import get_logger
 from service.orders.closing import NotAClose
 from service.orders.events import EventWriter
-from service.orders.execute import Executor, NotPlaced, Result
+from service.orders.execute import Executor, NotPlaced, Result, WouldClose
 from service.orders.failures import ORDER_FAILURES, STORE_FAILURES, said
 from service.orders.intents import CloseRequest, Decided, Intents
 from service.orders.needs import Book, OrderViews, Unread
@@ -120,6 +120,8 @@ class OrderDesk:
                 # quotes, unless the refusals persist (see ClosePolicy.refused).
                 if self.policy.refused(pid, str(result), item.at.now):
                     await self.hold(pid, f"close refused: {result}")
+            elif isinstance(result, WouldClose):
+                self.views.would_close(item.at.now, close, watch.state.position)
             elif isinstance(result, NotPlaced):
                 if self.policy.rejected(pid, str(result), item.at.now):
                     await self.hold(pid, f"close not placed: {result}")
@@ -180,7 +182,7 @@ class OrderDesk:
         (result,) = await self.executor.execute([request])
         if isinstance(result, Exception):
             raise result
-        return result
+        return None if isinstance(result, WouldClose) else result
 
     async def reprice(self, now: datetime, natural_of: Callable[[str], Decimal | None]) -> None:
         """Walk each live order toward its position's natural debit (see WorkingOrders)."""

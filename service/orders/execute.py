@@ -11,8 +11,9 @@ close-only check's (:class:`~service.orders.closing.NotAClose`), the store's
   transaction, places each order, then records them all as sent. A request
   that replaces the live profit close cancels it (the stop goes on a later
   decision, once the cancel is confirmed).
-- :class:`DryRunExecutor`: records each close it would make ("would close" in
-  the audit trail), once per position, and sends nothing.
+- :class:`DryRunExecutor`: sends nothing; records each close it would make
+  (``would close (dry run)`` in the audit trail) once per decision change, and
+  says it (:class:`WouldClose`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from structlog.contextvars import bound_contextvars
@@ -44,7 +45,12 @@ class NotPlaced(RuntimeError):
     """The broker refused a close order outright (it was never working)."""
 
 
-Result = str | NotAClose | StoreRefused | NotPlaced | None
+@dataclass(frozen=True, slots=True)
+class WouldClose:
+    """A dry run's close, new for its position: recorded, to be said (nothing was sent)."""
+
+
+Result = str | NotAClose | StoreRefused | NotPlaced | WouldClose | None
 AWAY = (BrokerUnavailable, OSError, TimeoutError)  # the broker not there: not a refusal
 
 
@@ -215,23 +221,27 @@ class LiveExecutor:
 
 
 class DryRunExecutor:
-    """Records each close it would make, once per position, and sends nothing."""
+    """Sends nothing. Each close it would make is recorded and said once per decision
+    change: a position's close decided again the same (reason, label, contracts, tranche)
+    on the next quotes is the same decision, and nothing more is written or said."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.reported: set[str] = set()
+        self.last: dict[str, tuple[object, ...]] = {}  # position -> its decision said last
 
     async def execute(
         self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None
     ) -> list[Result]:
+        results: list[Result] = [None] * len(requests)
         try:
-            for req in requests:
-                pid = req.stored.position.id
-                if pid not in self.reported:
-                    self.reported.add(pid)
-                    quotes = {"would_close": True, **(req.quotes or {})}
-                    await self.store.record_decision(pid, req.decision, quotes)
+            for k, req in enumerate(requests):
+                pid, d = req.stored.position.id, req.decision
+                key = (d.reason, d.label, d.contracts, d.tranche)
+                if self.last.get(pid) != key:
+                    await self.store.record_decision(pid, d, req.quotes, dry_run=True)
+                    self.last[pid] = key
+                    results[k] = WouldClose()
         finally:
             if written is not None:
                 written()
-        return [None] * len(requests)
+        return results

@@ -55,6 +55,10 @@ class OrderViews(Protocol):
         """No order goes for the position until a human looks."""
         ...
 
+    def would_close(self, at: datetime, close: Close, position: Position) -> None:
+        """A dry run's close, new for its position (nothing was sent)."""
+        ...
+
 
 class Unread:
     """An :class:`OrderViews` no one reads (a desk used on its own, as in tests)."""
@@ -71,4 +75,7 @@ class Unread:
         pass
 
     def needs_attention(self, position_id: str, why: str) -> None:
+        pass
+
+    def would_close(self, at: datetime, close: Close, position: Position) -> None:
         pass

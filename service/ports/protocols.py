@@ -125,8 +125,16 @@ class OrderStore(Protocol):
     async def apply_fill(self, fill: Fill) -> FillApplied: ...
 
     async def record_decision(
-        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
-    ) -> None: ...
+        self,
+        position_id: str,
+        decision: Decision,
+        quotes: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        """Append a decision to the audit trail; ``dry_run``: a close that would have been
+        made (kind ``would close (dry run)``)."""
+        ...
 
     async def order_sent(
         self,

@@ -40,6 +40,8 @@ from service.ports import (
 )
 from service.store import changes, rows
 
+Quotes = dict[str, Any] | None  # a decision's quotes, as the audit trail keeps them
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -351,10 +353,10 @@ class InMemoryStore:
         return FillApplied(True, change.remaining, change.filled, change.order_status)
 
     async def record_decision(
-        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
+        self, position_id: str, decision: Decision, quotes: Quotes = None, *, dry_run: bool = False
     ) -> None:
-        stored = self._position(position_id)
-        self._audit(rows.decision_values(position_id, stored.remaining, decision, quotes))
+        remaining = self._position(position_id).remaining
+        self._audit(rows.decision_values(position_id, remaining, decision, quotes, dry_run=dry_run))
 
     async def order_attempts(self) -> dict[tuple[str, int | None], int]:
         out: dict[tuple[str, int | None], int] = {}

@@ -229,18 +229,24 @@ class SqlOrders(SqlBase):
 
     @edge
     async def record_decision(
-        self, position_id: str, decision: Decision, quotes: dict[str, Any] | None = None
+        self,
+        position_id: str,
+        decision: Decision,
+        quotes: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> None:
         """Append a decision to the audit trail: a close with its figures at the mark it
-        was made on, or a hold with its reason (the service records holds when they
-        change, not on every tick)."""
+        was made on (``dry_run``: one that would have been made), or a hold with its
+        reason (the service records holds when they change, not on every tick)."""
         async with self._sessions.begin() as s:
             remaining = await s.scalar(
                 select(PositionRow.remaining).where(PositionRow.id == position_id)
             )
             if remaining is None:
                 raise changes.no_position(position_id)
-            s.add(ExitEventRow(**rows.decision_values(position_id, remaining, decision, quotes)))
+            values = rows.decision_values(position_id, remaining, decision, quotes, dry_run=dry_run)
+            s.add(ExitEventRow(**values))
 
     @edge
     async def order_attempts(self) -> dict[tuple[str, int | None], int]:

@@ -219,14 +219,23 @@ def event_values(**values: Any) -> dict[str, Any]:
 # Decisions and intents ------------------------------------------------------------------
 
 
+WOULD_CLOSE = "would close (dry run)"  # the audit kind of a dry run's close
+
+
 def decision_values(
-    position_id: str, remaining: int, decision: Decision, quotes: dict[str, Any] | None
+    position_id: str,
+    remaining: int,
+    decision: Decision,
+    quotes: dict[str, Any] | None,
+    *,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    """The audit row of a decision: a close with its figures, or a hold with its reason."""
+    """The audit row of a decision: a close with its figures (``dry_run``: one that would
+    have been made), or a hold with its reason."""
     if isinstance(decision, Close):
         return event_values(
             position_id=position_id,
-            kind="decision",
+            kind=WOULD_CLOSE if dry_run else "decision",
             reason=decision.reason.value,
             label=decision.label,
             mark=decision.debit,

@@ -91,23 +91,38 @@ def test_a_restart_ends_orders_the_new_broker_does_not_work(
     assert detail.orders[0].status == "cancelled"
 
 
-def test_a_dry_run_records_what_it_would_close_and_sends_nothing(
+def test_a_dry_run_says_and_records_each_close_once_and_sends_nothing(
     db_cli: Cli, run: StoreRun[Any]
 ) -> None:
-    out = db_cli("run", "--dry-run", *FAST)
+    """Over 30 minutes of market time the XLF example's time stop is decided again on
+    every quote (nothing goes out, so the position stays open): one WOULD CLOSE line on
+    stdout, one audit event marked dry run (``positions show`` says so), one
+    ``exit.decided`` line in the log at info; no order."""
+    out = db_cli("run", "--dry-run", *FAST[:4], "--for", "30")
     assert out.code == 0, out.err
     assert "(dry run: nothing is sent)" in out.out
     assert "CLOSING:" not in out.out
+    would = [line.split(" WOULD CLOSE: ", 1)[1] for line in out.out.splitlines()
+             if " WOULD CLOSE: " in line]  # fmt: skip
+    (xlf_line,) = [line for line in would if line.startswith("XLF-P-3 ")]
+    assert xlf_line.startswith("XLF-P-3 XLF put_credit - Time Stop (14 DTE)")
+    assert xlf_line.endswith("(dry run: nothing sent)")
+    assert len(would) == len(set(would))  # each decision said once
 
     async def xlf(store: SqlStore) -> Any:
         return await store.detail("XLF-P-3"), await store.live_orders()
 
     detail, live = run(xlf)
     assert (detail.orders, live) == ([], [])
-    (decision,) = [e for e in detail.events if e.kind == "decision"]
+    assert [e.kind for e in detail.events if e.kind != "imported"] == ["would close (dry run)"]
+    (decision,) = [e for e in detail.events if e.kind == "would close (dry run)"]
     assert decision.reason == "time_stop"
-    assert decision.quotes["would_close"] is True
     assert detail.stored.remaining == 3
+    shown = db_cli("positions", "show", "XLF-P-3").out
+    assert "would close (dry run)  time_stop" in shown
+    logs = [json.loads(line) for line in out.err.splitlines()]
+    decided = [e for e in logs if e["event"] == "exit.decided" and e["position_id"] == "XLF-P-3"]
+    assert len(decided) == 1
 
 
 def test_outside_regular_hours_it_says_so_once_and_sends_nothing(db_cli: Cli) -> None:

@@ -18,7 +18,8 @@ from rules.model import Quote
 from rules.pricing import RepriceSchedule
 from service.orders.closing import NotAClose
 from service.orders.desk import OrderDesk
-from service.orders.execute import Attempts, LiveExecutor
+from service.orders.execute import Attempts, DryRunExecutor, LiveExecutor, WouldClose
+from service.orders.intents import CloseRequest
 from service.orders.working import WorkingOrders
 from service.ports import LegUpdate, Store, leg_key
 from service.store.memory import InMemoryStore
@@ -255,3 +256,28 @@ def test_at_the_last_step_the_limit_follows_the_natural(desk: Callable[..., Any]
     detail = desk(work)
     assert detail.orders[0].status == "filled"
     assert detail.fills[0].price == Decimal("1.57")
+
+
+def test_a_dry_run_records_and_says_each_close_once_per_decision_change() -> None:
+    """The same close decided three times is one record and one WouldClose; a different
+    one (a stop after a profit close) is recorded and said again. Nothing is sent."""
+
+    async def main() -> Any:
+        store = InMemoryStore()
+        await store.import_positions([POSITION], "DU1")
+        (stored,) = await store.open_positions()
+        dry = DryRunExecutor(store)
+        at = MarketTime(T0, T0.date(), True, T0)
+        results = []
+        for close in (profit_close(), profit_close(), profit_close(), loss_stop(10)):
+            request = CloseRequest(stored, close, Decimal("0.52"), at)
+            results += await dry.execute([request])
+        return results, await store.detail("P1")
+
+    results, detail = asyncio.run(main())
+    assert results == [WouldClose(), None, None, WouldClose()]
+    assert [(e.kind, e.reason) for e in detail.events if e.kind != "imported"] == [
+        ("would close (dry run)", "profit_target"),
+        ("would close (dry run)", "loss_stop"),
+    ]
+    assert detail.orders == []
