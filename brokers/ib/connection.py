@@ -72,14 +72,21 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
         _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
         if self.clock is not None:  # (a reconnect's gateway may be another: asked afresh)
-            try:
-                await self.clock.connected()
-            except TimeoutError as exc:
-                self.ib.disconnect()
-                raise BrokerUnavailable(
-                    f"IB at {s.host}:{s.port}: no answer to a request for its time within "
-                    f"{s.timeout:g} s (ib.timeout): is the gateway logged in?"
-                ) from exc
+            await self._take_time(self.clock)
+
+    async def _take_time(self, clock: BrokerClock) -> None:
+        """IB's time for ``clock``, at a connection; no answer is a BrokerUnavailable."""
+        s = self.settings
+        try:
+            await clock.connected()
+        except (TimeoutError, ConnectionError) as exc:
+            self.ib.disconnect()
+            lost = not isinstance(exc, TimeoutError)
+            when = "before the connection was lost" if lost else f"within {s.timeout:g} s"
+            raise BrokerUnavailable(
+                f"IB at {s.host}:{s.port}: no answer to a request for its time {when} "
+                "(ib.timeout): is the gateway logged in?"
+            ) from exc
 
     async def _open(self) -> None:
         """The API connection; a gateway out of reach, or one refusing the client id (326,

@@ -1,7 +1,7 @@
 """IB's time over a real socket: the fake gateway answers reqCurrentTime from its clock as IB
 does (whole seconds), and the adapter on IB's time (``IbBroker.on_ib_time``, the daemon's)
 runs on it: its offset from this machine's clock, a fast fake gateway's rate, the drift
-said once, and asked afresh after a reconnect."""
+said once, asked afresh after a reconnect; no answer, one line."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from ib_async import IB
 
 from brokers.ib.broker import BrokerClock, IbBroker
-from brokers.ib.fake import FakeGateway
+from brokers.ib.fake import FakeGateway, server
 from brokers.sim.market import SimMarket, Underlying
 from service.clock import SpeedClock
+from service.errors import BrokerUnavailable
 from service.settings import IbSettings
 
 MONDAY = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 10:00 New York
@@ -127,3 +129,28 @@ def test_after_a_reconnect_ib_time_is_asked_afresh() -> None:
     before, after, reconnects = on_ib_time(work)
     assert reconnects == 1
     assert before - after > timedelta(days=6)
+
+
+def test_a_gateway_that_does_not_say_its_time_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection whose reqCurrentTime gets no answer (ib_async's request would wait for
+    good) ends at ib.timeout with one line saying so."""
+    monkeypatch.delitem(server._HANDLERS, 49)
+
+    async def main() -> None:
+        clock = SpeedClock(MONDAY, 1.0)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], MONDAY, seed=1), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        broker, _ = IbBroker.on_ib_time(IbSettings(port=port, timeout=0.5))
+        try:
+            await broker.connect()
+        finally:
+            await broker.close()
+            await gateway.close()
+
+    with pytest.raises(BrokerUnavailable) as refused:
+        asyncio.run(main())
+    assert str(refused.value).endswith(
+        "no answer to a request for its time within 0.5 s (ib.timeout): is the gateway logged in?"
+    )
