@@ -118,6 +118,29 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC)
 
 
+class Calendar:
+    """The sessions around whatever instant is asked about: loaded (from the cache in
+    ``data_dir``, or made) around the first, and again when one falls outside them. The
+    daemon's clock may be a broker's, far from this machine's date (a fake gateway's)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._sessions: Sessions | None = None
+
+    def around(self, now: datetime) -> Sessions:
+        day = now.astimezone(new_york()).date()
+        s = self._sessions
+        if s is None or not s.first <= day <= s.last - AHEAD / 2:
+            s = self._sessions = load_sessions(self.data_dir, day)
+        return s
+
+    def market_time(self, now: datetime) -> MarketTime:
+        return self.around(now).market_time(now)
+
+    def next_open(self, now: datetime) -> datetime:
+        return self.around(now).next_open(now)
+
+
 def load_sessions(data_dir: Path, today: date) -> Sessions:
     """The sessions around ``today``, from the cache in ``data_dir`` or made anew."""
     path = data_dir / f"sessions-{CALENDAR}-{version('exchange-calendars')}.json"

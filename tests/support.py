@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -51,6 +57,68 @@ class Run:
     @property
     def err_lines(self) -> list[str]:
         return self.err.splitlines()
+
+
+def start(*argv: str, **env: str) -> subprocess.Popen[str]:
+    """``spreadwatch ARGV`` as a process, on this tree (cwd, PYTHONPATH and SPREADWATCH_PURE
+    as the tests', ``env`` over them; an empty value unsets)."""
+    merged = {**os.environ, **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *argv],
+        cwd=ROOT,
+        env={k: v for k, v in merged.items() if v},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def spreadwatch(*argv: str, **env: str) -> Run:
+    """``spreadwatch ARGV`` as a process, to its end (two minutes at most)."""
+    proc = start(*argv, **env)
+    out, err = proc.communicate(timeout=120)
+    return Run(proc.returncode, out, err)
+
+
+class Daemon:
+    """``spreadwatch run`` as a process: its output lines kept as they come."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "run", *args],
+            cwd=ROOT,
+            env={**os.environ, "SPREADWATCH_HTTP": "false", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.log: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.errors)):
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
+
+    def _read(self, stream: Any, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+            if line.startswith("{"):
+                self.log.append(json.loads(line))
+
+    def logged(self, event: str, position: str | None = None) -> bool:
+        return any(
+            e.get("event") == event and position in (None, e.get("position_id")) for e in self.log
+        )
+
+    def until(self, what: Callable[[], bool], seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not what():
+            assert self.proc.poll() is None, "".join(self.out + self.errors)
+            assert time.monotonic() < deadline, "".join(self.out + self.errors[-30:])
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
 
 
 def plain_url(url: str) -> str:

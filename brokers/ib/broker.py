@@ -22,24 +22,30 @@ one per concern:
   costs, and its legs' executions (the :class:`service.ports.Account` of positions sync);
 - :mod:`brokers.ib.notices`: IB's error and notice messages, acted on by the
   table in :mod:`brokers.ib.codes`.
+
+Its quotes are stamped by ``now``: the wall clock by default, a simulated clock in
+tests, or IB's own time (:meth:`IbBroker.on_ib_time`, the daemon's: a
+:class:`brokers.ib.clock.BrokerClock` the connection keeps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from ib_async import IB
 
 from brokers.ib.account import AccountMixin
-from brokers.ib.connection import ConnectionMixin, NotPaper
+from brokers.ib.clock import BrokerClock
+from brokers.ib.connection import ConnectionMixin, NotPaper, ib_time
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.notices import NoticesMixin
 from brokers.ib.orders import OrdersMixin
 from service.settings import IbSettings
 
-__all__ = ["IbBroker", "NotPaper"]
+__all__ = ["BrokerClock", "IbBroker", "NotPaper"]
 
 
 class IbBroker(
@@ -53,11 +59,24 @@ class IbBroker(
         settings: IbSettings,
         ib: IB | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        clock: BrokerClock | None = None,
     ) -> None:
-        super().__init__(settings, IB() if ib is None else ib, now)
+        super().__init__(settings, IB() if ib is None else ib, now if clock is None else clock.now)
+        self.clock = clock
         self.ib.errorEvent += self._on_error
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_execution
         self.ib.commissionReportEvent += self._on_commission
         self.ib.orderStatusEvent += self._on_status
         self.ib.positionEvent += self._on_position
+
+    @classmethod
+    def on_ib_time(
+        cls, settings: IbSettings, say: Callable[[str], object] = lambda line: None
+    ) -> tuple[IbBroker, BrokerClock]:
+        """A broker on IB's own time, and that time: the clock it keeps (asked at each
+        connect and again while it runs; ``say`` gets its human lines: drift, rate)."""
+        ib = IB()
+        clock = BrokerClock(partial(ib_time, ib, settings.timeout), say)
+        return cls(settings, ib, clock=clock), clock

@@ -1,5 +1,6 @@
 """The connection: connect and the paper guard, reconnect with backoff, resume
-after a gap, and the request pacing.
+after a gap, the request pacing, and IB's time (when the broker keeps a
+:class:`brokers.ib.clock.BrokerClock`: asked at each connect, kept while it runs).
 
 When the socket drops, every subscribed leg is sent as having no quote (so
 nothing acts on data from before the gap), then it reconnects with backoff,
@@ -17,6 +18,7 @@ from datetime import datetime
 from ib_async import IB
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from brokers.ib.clock import BrokerClock
 from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
@@ -46,6 +48,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.ib.client.RequestsInterval = PACE_WINDOW  # type: ignore[assignment]  # a float
         self.reconnects = 0
         self._closing = False
+        self.clock: BrokerClock | None = None  # IB's time, when this broker keeps it
 
     async def connect(self) -> None:
         """Connect and check the account (the paper guard)."""
@@ -68,6 +71,22 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.account = account
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
         _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
+        if self.clock is not None:  # (a reconnect's gateway may be another: asked afresh)
+            await self._take_time(self.clock)
+
+    async def _take_time(self, clock: BrokerClock) -> None:
+        """IB's time for ``clock``, at a connection; no answer is a BrokerUnavailable."""
+        s = self.settings
+        try:
+            await clock.connected()
+        except (TimeoutError, ConnectionError) as exc:
+            self.ib.disconnect()
+            lost = not isinstance(exc, TimeoutError)
+            when = "before the connection was lost" if lost else f"within {s.timeout:g} s"
+            raise BrokerUnavailable(
+                f"IB at {s.host}:{s.port}: no answer to a request for its time {when} "
+                "(ib.timeout): is the gateway logged in?"
+            ) from exc
 
     async def _open(self) -> None:
         """The API connection; a gateway out of reach, or one refusing the client id (326,
@@ -111,7 +130,19 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                     self.ib.disconnect()
 
     async def run(self, quotes: QuoteSink, events: EventSink) -> None:
-        """Stream until cancelled; reconnect with backoff after a dropped connection."""
+        """Stream until cancelled; reconnect with backoff after a dropped connection. IB's
+        time is asked again while it runs, when this broker keeps it."""
+        if self.clock is None:
+            await self._stream(quotes, events)
+            return
+        async with asyncio.TaskGroup() as tg:
+            keeping = tg.create_task(self.clock.keep(self.ib.isConnected), name="ib-clock")
+            try:
+                await self._stream(quotes, events)
+            finally:
+                keeping.cancel()
+
+    async def _stream(self, quotes: QuoteSink, events: EventSink) -> None:
         self._quotes, self._events = quotes, events
         while not self._closing:
             if not self.ib.isConnected():
@@ -167,3 +198,11 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self._closing = True
         with contextlib.suppress(Exception):
             self.ib.disconnect()
+
+
+async def ib_time(ib: IB, timeout: float) -> datetime:
+    """IB's current time (``reqCurrentTime``: whole seconds, see :mod:`brokers.ib.clock`);
+    TimeoutError after ``timeout`` seconds (ib_async's request has none: a connection lost
+    meanwhile would leave it waiting for good)."""
+    async with asyncio.timeout(timeout):
+        return await ib.reqCurrentTimeAsync()

@@ -11,6 +11,10 @@ clock) is used as is, and whatever is left out is made from the settings.
 - **Venue** (the broker's feed and order gateway): chosen by name from
   :data:`VENUES`, the registry of brokers (``settings.broker``). A new broker
   is one factory function and one line there.
+- **Clock**: a simulated venue's market runs on the daemon's clock, which may
+  start anywhere and run fast (:func:`daemon_clock`); a broker's market runs on
+  the broker's time, so its venue factory makes the clock (IB's: asked over its
+  connection) when none is given, and the simulated-clock flags are refused.
 - **The loop**: the app assembled on that store and venue (service.app.assembly).
 - **The account** alone (``positions sync``): :func:`account`, from :data:`ACCOUNTS`.
 
@@ -65,6 +69,7 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "bind_http",
     "bind_venue",
     "build",
+    "daemon_clock",
     "database_url",
     "demo",
     "fake_gateway",
@@ -81,14 +86,15 @@ class Venue(Feed, OrderGateway, Admits, Protocol):
 
 @dataclass
 class Wiring:
-    """What a venue factory may use: the settings, the clock, the store and its open
-    positions, where the market starts, where to say what it did, and what closes later."""
+    """What a venue factory may use: the settings, the clock (None: the factory makes the
+    venue's own), the store and its open positions, where a simulated market starts (None:
+    at the clock's time), where to say what it did, and what closes later."""
 
     settings: Settings
-    clock: Clock
+    clock: Clock | None
     store: Store
     stored: Sequence[StoredPosition]
-    start: datetime
+    start: datetime | None
     out: TextIO
     closing: contextlib.AsyncExitStack
     identity: str = ""  # the venue the records will be of: ``sim``, ``ib:<account>``
@@ -97,17 +103,23 @@ class Wiring:
 async def _sim(w: Wiring) -> Venue:
     """The simulated market, seeded from the open positions, and a simulated broker whose
     account holds what the daemon admits (the store is the simulated account)."""
+    clock = w.clock = w.clock or SpeedClock()
+    w.start = w.start or clock.now()
     market = seed.market_for((s.position for s in w.stored), w.start)
-    return SimVenue(market, SimBroker(), w.clock, holds_admitted=True)
+    return SimVenue(market, SimBroker(), clock, holds_admitted=True)
 
 
 async def _ib(w: Wiring) -> Venue:
     """Interactive Brokers (IB Gateway, TWS or the fake gateway), connected. The loop
     admits the positions: their legs qualified (a position IB knows not is quarantined),
-    their contract ids stored."""
+    their contract ids stored. With no clock given the clock is IB's time, asked over
+    this connection (the drift from this machine's, if any, said on ``out``)."""
     from brokers.ib.broker import IbBroker  # noqa: PLC0415  (ib_async: only when chosen)
 
-    venue = IbBroker(w.settings.ib, now=w.clock.now)
+    if w.clock is None:
+        venue, w.clock = IbBroker.on_ib_time(w.settings.ib, say=w.out.write)
+    else:
+        venue = IbBroker(w.settings.ib, now=w.clock.now)
     await venue.connect()
     w.closing.push_async_callback(venue.close)
     w.identity = f"ib:{venue.account}"
@@ -119,6 +131,27 @@ async def _ib(w: Wiring) -> Venue:
 VenueFactory = Callable[[Wiring], Awaitable[Venue]]
 # The brokers, by the name ``settings.broker`` takes (its Literal lists the same names).
 VENUES: dict[str, VenueFactory] = {"sim": _sim, "ib": _ib}
+# Those whose market is simulated, on the daemon's clock; the others' is the broker's time.
+SIMULATED = frozenset({"sim"})
+
+
+def daemon_clock(
+    settings: Settings, start: datetime | None, speed: float | None
+) -> SpeedClock | None:
+    """The daemon's clock on a simulated venue: from ``start`` (now), ``speed`` (1) times
+    the wall's. None on a broker, whose market runs on its own time (:func:`build` has the
+    venue make that clock); ``--start`` and ``--speed`` are refused there: a simulated
+    clock would send real orders on a day that is not the market's."""
+    if settings.broker in SIMULATED:
+        return SpeedClock(start, 1.0 if speed is None else speed)
+    given = [flag for flag, value in (("--start", start), ("--speed", speed)) if value is not None]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: a simulated clock, refused with broker = {settings.broker}: "
+            "the daemon runs on the broker's time (to try another day, give --start and "
+            "--speed to `spreadwatch fake-gateway` instead)"
+        )
+    return None
 
 
 # The broker's account alone (positions sync), without the loop ---------------------------
@@ -169,6 +202,7 @@ class App:
     books: dict[str, BookPolicy]
     loop: Loop
     closing: contextlib.AsyncExitStack
+    start: datetime  # where the market began: a simulated one's start, or the clock's time
 
     async def __aenter__(self) -> App:
         return self
@@ -195,9 +229,9 @@ async def build(
     (a benchmark, a test), the store, the venue and the books must be given.
 
     ``hours`` says the market's session at an instant (NYSE's calendar, live);
-    ``start`` is where a simulated market begins (the clock's time by default).
+    ``start`` is where a simulated market begins (the clock's time by default). With no
+    ``clock``, a venue made here brings its own (a broker's time), otherwise the wall's.
     """
-    clock = clock or SpeedClock()
     closing = contextlib.AsyncExitStack()
     if settings is None:
         if store is None or venue is None or books is None:
@@ -211,16 +245,17 @@ async def build(
             if venue is None:
                 greeks.load()  # before the clock starts: the first quote would wait for it
                 stored = await store.open_positions()
-                at = start or clock.now()
                 wiring = Wiring(
-                    settings, clock, store, stored, at, out or io.StringIO(), closing,
+                    settings, clock, store, stored, start, out or io.StringIO(), closing,
                     settings.broker,
                 )  # fmt: skip
                 venue = await VENUES[settings.broker](wiring)
+                clock, start = wiring.clock, wiring.start
                 await bind_venue(store, wiring.identity)
         except BaseException:
             await closing.aclose()
             raise
+    clock = clock or SpeedClock()
     loop = assemble(
         store,
         venue,
@@ -235,7 +270,7 @@ async def build(
         poll=30.0 if settings is None else settings.poll,
         reconcile=60.0 if settings is None else settings.reconcile,
     )
-    return App(settings, store, venue, clock, books, loop, closing)
+    return App(settings, store, venue, clock, books, loop, closing, start or clock.now())
 
 
 async def bind_venue(store: Store, identity: str) -> None:

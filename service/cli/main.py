@@ -266,10 +266,13 @@ def _add_run_commands(sub: Any) -> None:
         "(exit 0), Ctrl-C too (exit 130).",
     )
     rn.add_argument("--dry-run", action="store_true", help="evaluate and record, send nothing")
-    rn.add_argument("--speed", type=float, help="simulated clock speed (default 1)")
+    rn.add_argument(
+        "--speed", type=float, help="simulated clock speed (default 1; the simulated market only)"
+    )
     rn.add_argument(
         "--start",
-        help="simulated clock start, ISO-8601 with offset (default now)",
+        help="simulated clock start, ISO-8601 with offset (default now; the simulated market "
+        "only: on IB the clock is IB's time, set a trial's on `fake-gateway --start`)",
     )
     rn.add_argument(
         "--for", dest="minutes", type=float, help="stop after this many minutes of clock time"

@@ -9,9 +9,10 @@ venue and account (``sim``, ``ib:<account>``); a run with another is refused.
 The simulated market quotes each underlying from a spot placed so that the
 first spread on it starts out of the money (5% from its short strike), and
 moves it by geometric Brownian motion. The clock is the wall clock, or runs
-``speed`` times faster from ``start``. Orders go out only in the exchange's
-regular hours (NYSE sessions, holidays and early closes included); outside
-them a decision waits for the open, and the wait is said once.
+``speed`` times faster from ``start``; with a broker (``broker = "ib"``) it is
+the broker's time, and ``start`` and ``speed`` are refused. Orders go out only
+in the exchange's regular hours (NYSE sessions, holidays and early closes
+included); outside them a decision waits for the open, and the wait is said once.
 
 SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
 orders still working are left working (they are in the store as such). The
@@ -24,7 +25,6 @@ trail) once per decision change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 import socket
@@ -34,11 +34,12 @@ from typing import TextIO
 
 from service import bootstrap, logs
 from service.app.readmodel import ReadModel
-from service.calendar import Sessions, load_sessions
+from service.calendar import Calendar
 from service.clock import SpeedClock
 from service.errors import INTERRUPTED
 from service.http.server import Ops
 from service.inputs import load_books, load_positions
+from service.ports import Clock
 from service.settings import Settings
 from service.shipped import shipped
 
@@ -56,9 +57,10 @@ async def run_daemon(
     start: datetime | None = None,
     duration: timedelta | None = None,
 ) -> int:
+    clock = bootstrap.daemon_clock(settings, start, speed)  # None: the broker's time
     sock = bootstrap.bind_http(settings)  # first: a port in use is said before anything starts
     try:
-        return await _start(settings, out, sock, dry_run, speed, start, duration)
+        return await _start(settings, out, sock, dry_run, clock, duration)
     finally:
         if sock is not None:
             sock.close()  # (served, aiohttp closed it already: closing again is harmless)
@@ -69,8 +71,7 @@ async def _start(
     out: TextIO,
     sock: socket.socket | None,
     dry_run: bool,
-    speed: float | None,
-    start: datetime | None,
+    clock: SpeedClock | None,
     duration: timedelta | None,
 ) -> int:
     async with bootstrap.open_store(settings) as store:
@@ -81,33 +82,33 @@ async def _start(
         if simulated and not await store.all_positions() and EXAMPLES.exists():
             await store.import_positions(load_positions(EXAMPLES, books), settings.account)
             out.write(f"no positions: imported the examples ({EXAMPLES})\n")
-        clock = SpeedClock(start, 1.0 if speed is None else speed)
-        sessions = load_sessions(settings.data_dir, clock.start.date())
+        sessions = Calendar(settings.data_dir)
         async with await bootstrap.build(
             settings,
             store=store,
             clock=clock,
             books=books,
             hours=sessions.market_time,
-            start=clock.start,
+            start=None if clock is None else clock.start,
             dry_run=dry_run,
             out=out,
         ) as app:
+            sessions.around(app.start)  # (loaded before the loop: it may take a second)
             return await _run(app, clock, sessions, out, dry_run, duration, sock)
 
 
 async def _run(
     app: bootstrap.App,
-    clock: SpeedClock,
-    sessions: Sessions,
+    simulated: SpeedClock | None,
+    sessions: Calendar,
     out: TextIO,
     dry_run: bool,
     duration: timedelta | None,
     sock: socket.socket | None = None,
 ) -> int:
-    service = app.loop
-    await _load(app, clock, out, dry_run)
-    t0 = clock.start
+    service, clock = app.loop, app.clock
+    await _load(app, out, dry_run)
+    t0 = app.start
     _log.info(
         "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()
     )
@@ -116,12 +117,13 @@ async def _run(
     stopped_by: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stopper(stop, stopped_by, sig))
-    end = None if duration is None else t0 + duration
     report = _Report(service.views, sessions, out)
     ops: Ops | None = None
     try:
         ops = await bootstrap.serve_http(app, out, sock)
-        clock.restart()
+        if simulated is not None:  # (a broker's time does not wait for the start-up)
+            simulated.restart()
+        end = None if duration is None else clock.now() + duration  # (from the loop's start)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run(app.venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
@@ -145,10 +147,10 @@ async def _run(
     return INTERRUPTED if signal.SIGINT in stopped_by else 0
 
 
-async def _load(app: bootstrap.App, clock: SpeedClock, out: TextIO, dry_run: bool) -> None:
+async def _load(app: bootstrap.App, out: TextIO, dry_run: bool) -> None:
     """Reconcile and load the positions, and say what is monitored."""
     service = app.loop
-    for line in await service.load(clock.start):
+    for line in await service.load(app.start):
         out.write(f"reconciled: {line}\n")
     # What is loaded lives as long as the daemon: out of the collector's full walks, which
     # would otherwise visit every position's objects and hold the loop for milliseconds.
@@ -180,7 +182,7 @@ class _Report:
     """What the loop does, said on ``out``: each close's line, each fill's, the market
     closing (once per closed spell)."""
 
-    def __init__(self, views: ReadModel, sessions: Sessions, out: TextIO) -> None:
+    def __init__(self, views: ReadModel, sessions: Calendar, out: TextIO) -> None:
         self.views = views
         self.sessions = sessions
         self.out = out
@@ -212,7 +214,7 @@ class _Report:
         self.resolved_shown = views.resolutions
         self.out.flush()
 
-    async def run(self, clock: SpeedClock, stop: asyncio.Event, end: datetime | None) -> None:
+    async def run(self, clock: Clock, stop: asyncio.Event, end: datetime | None) -> None:
         """Until ``stop``; sets it at ``end``."""
         while not stop.is_set():
             t = clock.now()
@@ -228,5 +230,4 @@ class _Report:
                 _log.info("market.closed", next_open=opens.isoformat())
             self.closed_said = not regular
             self.closes()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STEP.total_seconds() / clock.speed)
+            await clock.sleep(STEP.total_seconds())  # (a stop is seen within a step)

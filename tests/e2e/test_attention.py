@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from service.store.repository import SqlStore
-from tests.e2e.test_positions_live import Daemon
 from tests.e2e.test_run import fake_gateway
 from tests.fakes import WebhookReceiver
-from tests.support import ROOT, Run, StoreRun
+from tests.support import ROOT, Daemon, Run, StoreRun
 
 Cli = Callable[..., Run]
+# the fake gateway's clock (the daemon on IB runs on it)
 CLOCK = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "500")
 XLF = "XLF-P-3"
 WHY = "close rejected by the broker: "
@@ -62,9 +62,7 @@ def test_a_close_the_broker_keeps_rejecting_needs_attention_everywhere_once(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
-        daemon = Daemon(
-            {**env, "SPREADWATCH_HTTP": "true", "SPREADWATCH_HTTP_PORT": str(http)}, *CLOCK
-        )
+        daemon = Daemon({**env, "SPREADWATCH_HTTP": "true", "SPREADWATCH_HTTP_PORT": str(http)})
         said = f"NEEDS ATTENTION: {XLF}: {WHY}"
         daemon.until(lambda: any(line.startswith(said) for line in daemon.out), 40)
 

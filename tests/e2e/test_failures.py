@@ -4,11 +4,9 @@ on stderr naming what failed and what to check, exit code 2; Ctrl-C at any time:
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,27 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.test_run import FAST, fake_gateway
-from tests.support import ROOT, Run
-
-
-def start(*argv: str, **env: str) -> subprocess.Popen[str]:
-    """``spreadwatch ARGV`` as a process, on this tree (cwd, PYTHONPATH and SPREADWATCH_PURE
-    as the tests', ``env`` over them; an empty value unsets)."""
-    merged = {**os.environ, **env}
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", *argv],
-        cwd=ROOT,
-        env={k: v for k, v in merged.items() if v},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def spreadwatch(*argv: str, **env: str) -> Run:
-    proc = start(*argv, **env)
-    out, err = proc.communicate(timeout=120)
-    return Run(proc.returncode, out, err)
+from tests.support import Run, spreadwatch, start
 
 
 def assert_one_line(run: Run, *words: str) -> str:
@@ -65,7 +43,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 def test_a_broker_out_of_reach_names_host_port_and_what_to_check(db_url: str) -> None:
     port = free_port()
-    for argv in (("positions", "sync"), ("run", *FAST)):
+    for argv in (("positions", "sync"), ("run", "--for", "5")):
         run = spreadwatch(
             *argv, DATABASE_URL=db_url, SPREADWATCH_BROKER="ib", SPREADWATCH_IB__PORT=str(port)
         )
@@ -80,7 +58,7 @@ def test_a_client_id_in_use_is_said_at_once(db_url: str) -> None:
     does): said in one line, without waiting for the connection's timeout."""
     gateway, port = fake_gateway(*FAST[:4])
     env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-    daemon = start("run", *FAST[:4], **env)
+    daemon = start("run", **env)  # (on the fake gateway's clock)
     try:
         assert daemon.stdout is not None
         for _ in range(20):
@@ -120,7 +98,8 @@ def test_the_http_port_in_use_is_said_before_anything_starts(db_url: str) -> Non
         port = taken.getsockname()[1]
         run = spreadwatch(
             "run",
-            *FAST,
+            "--for",
+            "5",
             DATABASE_URL=db_url,
             SPREADWATCH_HTTP_PORT=str(port),
             SPREADWATCH_BROKER="ib",

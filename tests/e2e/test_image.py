@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
             cwd=home, env=ib_env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         daemon = subprocess.Popen(
-            [*entrypoint, "run", *START],
+            [*entrypoint, "run"],  # (on IB's time: the fake gateway's)
             cwd=home,
             env={
                 **env,
@@ -114,12 +115,15 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
         )
         assert daemon.stdout is not None
         lines = []
+        stuck = threading.Timer(120, daemon.kill)  # (then its output ends: said below)
+        stuck.start()
         while not any("CLOSING: XLF" in line for line in lines):
             line = daemon.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
             if line.startswith("health and metrics on "):
                 url = line.split()[4] + "readyz"
+        stuck.cancel()
         with urllib.request.urlopen(url.replace("readyz", "healthz"), timeout=5) as response:
             assert response.status == 200
         daemon.send_signal(signal.SIGTERM)  # as docker stop does

@@ -11,13 +11,7 @@ about 1.05: no rule fires on its own.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -27,7 +21,7 @@ import pytest
 from service.store.repository import LISTENER, SqlStore
 from tests.e2e.test_run import fake_gateway
 from tests.factories import vertical
-from tests.support import ROOT, Run, StoreRun, closing
+from tests.support import ROOT, Daemon, Run, StoreRun, closing
 
 Cli = Callable[..., Run]
 START = ("--start", "2027-03-02T10:00:00-05:00")
@@ -41,47 +35,6 @@ def add(pid: str, short: int) -> tuple[str, ...]:
         "--contracts", "3", "--credit", "1.00", "--opened-at", "2027-03-01T10:00:00-05:00",
         "--leg", f"P:{short}:2027-04-16:short", "--leg", f"P:{short - 5}:2027-04-16:long",
     )  # fmt: skip
-
-
-class Daemon:
-    """``spreadwatch run`` as a process: its output lines kept as they come."""
-
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "run", *args],
-            cwd=ROOT,
-            env={**os.environ, "SPREADWATCH_HTTP": "false", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out: list[str] = []
-        self.log: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.errors)):
-            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
-
-    def _read(self, stream: Any, sink: list[str]) -> None:
-        for line in stream:
-            sink.append(line)
-            if line.startswith("{"):
-                self.log.append(json.loads(line))
-
-    def logged(self, event: str, position: str | None = None) -> bool:
-        return any(
-            e.get("event") == event and position in (None, e.get("position_id")) for e in self.log
-        )
-
-    def until(self, what: Callable[[], bool], seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while not what():
-            assert self.proc.poll() is None, "".join(self.out + self.errors)
-            assert time.monotonic() < deadline, "".join(self.out + self.errors[-30:])
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
 
 
 def closed(run: StoreRun[Any], pid: str) -> Callable[[], bool]:
@@ -172,10 +125,10 @@ def test_on_ib_an_unknown_contract_and_a_missing_book_are_quarantined_and_the_re
     one whose book is not in the books file. Each is said in one line with its id and no
     order goes for it; the daemon runs on and the XLF example's time stop closes."""
     gateway, port = fake_gateway("--start", "2026-12-07T10:00:00-05:00", "--speed", "500")
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
     try:
-        monkeypatch.setenv("DATABASE_URL", db_url)
-        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
-        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
         unknown = add("ZZ1", 440)
         unknown = tuple("ZZZZ" if a == "SPY" else a for a in unknown)
@@ -185,12 +138,16 @@ def test_on_ib_an_unknown_contract_and_a_missing_book_are_quarantined_and_the_re
             await store.import_positions([replace(vertical("NB1"), book="GONE")], "paper")
 
         run(lose_its_book)
-        out = cli("run", "--start", "2026-12-07T10:00:00-05:00", "--speed", "500", "--for", "20")
+        daemon = Daemon(env)  # (on the fake gateway's time)
+        try:
+            daemon.until(lambda: any("CLOSING: XLF-P-3" in line for line in daemon.out), 60)
+        finally:
+            code = daemon.stop()
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.communicate(timeout=10)
-    assert out.code == 0, out.err
-    lines = out.out.splitlines()
+    assert code == 0, "".join(daemon.errors[-20:])
+    lines = [line.rstrip("\n") for line in daemon.out]
     assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
     assert "monitoring 7 positions on Interactive Brokers" in lines
     assert "reconciled: needs attention: NB1: book 'GONE' is not in the books file" in lines
@@ -198,7 +155,7 @@ def test_on_ib_an_unknown_contract_and_a_missing_book_are_quarantined_and_the_re
         line.startswith("reconciled: needs attention: ZZ1: contract unknown to IB: ZZZZ")
         for line in lines
     ), lines
-    assert "Traceback" not in out.err
+    assert "Traceback" not in "".join(daemon.errors)
 
     async def bad(store: SqlStore) -> Any:
         return await store.detail("ZZ1"), await store.detail("NB1")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from service.store.repository import SqlStore
-from tests.support import ROOT, Run, StoreRun, closing
+from tests.support import ROOT, Daemon, Run, StoreRun, closing, spreadwatch
 
 Cli = Callable[..., Run]
 # Monday 2026-12-07, 10:00 New York: the XLF example (INCOME_POP, expiry 2026-12-18) is
@@ -62,22 +62,27 @@ def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
 def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
     db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, run: StoreRun[Any]
 ) -> None:
-    """Two processes, as a user runs them: ``spreadwatch fake-gateway`` and ``spreadwatch
-    run`` with ``broker = ib``, both on the same accelerated clock. The XLF example's time
-    stop goes out over the TWS API as a BAG order and fills at the fake gateway; the
-    conIds are stored on the legs; the fill lands in the store once."""
+    """Two processes, as a user runs them: ``spreadwatch fake-gateway`` on an accelerated
+    clock and ``spreadwatch run`` with ``broker = ib``, on IB's time: the fake gateway's,
+    followed at its speed. The XLF example's time stop goes out over the TWS API as a BAG
+    order and fills at the fake gateway; the conIds are stored on the legs; the fill lands
+    in the store once."""
     gateway, port = fake_gateway(*FAST[:4])
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
     try:
-        monkeypatch.setenv("DATABASE_URL", db_url)
-        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
-        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
-        out = cli("run", *FAST[:4], "--for", "20")  # the TWS API's round trips: more time
+        daemon = Daemon(env)  # (no clock flags: they are the fake gateway's)
+        try:
+            daemon.until(lambda: any("FILLED: XLF-P-3" in line for line in daemon.out), 60)
+        finally:
+            code = daemon.stop()
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway_out, gateway_err = gateway.communicate(timeout=10)
-    assert out.code == 0, out.err
-    lines = out.out.splitlines()
+    assert code == 0, "".join(daemon.errors[-20:])
+    lines = [line.rstrip("\n") for line in daemon.out]
     assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in lines
     assert "monitoring 7 positions on Interactive Brokers" in lines
     assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
@@ -111,15 +116,11 @@ def fake_gateway(*flags: str) -> tuple[subprocess.Popen[str], str]:
 
 
 @pytest.mark.slow
-def test_run_refuses_a_live_account_in_one_line(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
-) -> None:
+def test_run_refuses_a_live_account_in_one_line(db_url: str) -> None:
     gateway, port = fake_gateway("--account", "U7654321")
     try:
-        monkeypatch.setenv("DATABASE_URL", db_url)
-        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
-        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
-        out = cli("run", *FAST)
+        env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
+        out = spreadwatch("run", "--for", "5", **env)
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.communicate(timeout=10)
@@ -172,10 +173,8 @@ def test_a_database_knows_its_venue_and_a_live_one_gets_no_examples(
     line, and writes nothing."""
     gateway, port = fake_gateway(*FAST[:4])
     try:
-        monkeypatch.setenv("DATABASE_URL", db_url)
-        monkeypatch.setenv("SPREADWATCH_BROKER", "ib")
-        monkeypatch.setenv("SPREADWATCH_IB__PORT", port)
-        on_ib = cli("run", *FAST[:4], "--for", "1")
+        env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
+        on_ib = spreadwatch("run", "--for", "1", **env)  # (a minute of the fake gateway's time)
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.communicate(timeout=10)
@@ -184,6 +183,7 @@ def test_a_database_knows_its_venue_and_a_live_one_gets_no_examples(
     assert "no open positions: bring the account's in with `spreadwatch positions sync" in (
         on_ib.out
     )
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("SPREADWATCH_BROKER", "sim")
     on_sim = cli("run", *FAST)
     assert (on_sim.code, on_sim.out.count("monitoring")) == (2, 0)

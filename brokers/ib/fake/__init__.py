@@ -22,7 +22,8 @@ from the same :class:`brokers.sim.market.SimMarket` as ``spreadwatch run``:
   80/81/83) when only delayed data is on (IB's errors
   354 and 10167); ``cancelMktData``;
 - the market data line limit: the ``line_limit + 1``-th line gets error 101;
-- ``reqCurrentTime``, ``reqIds``; a client id already connected gets 326.
+- ``reqCurrentTime`` (its clock's time, in whole seconds as IB's: a daemon on IB
+  runs on it), ``reqIds``; a client id already connected gets 326.
 
 - ``placeOrder`` of combo (BAG) limit orders by conId: kept and filled by a
   :class:`brokers.sim.broker.SimBroker` against the market's quotes (when the

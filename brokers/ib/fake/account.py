@@ -64,6 +64,10 @@ class AccountMixin(ContractsMixin):
         s.send(74, 1, int(fields[2]))
 
     def _current_time(self, s: Session, fields: list[str]) -> None:
+        """reqCurrentTime: the gateway's clock (a simulated one: ``--start``, ``--speed``)
+        in whole seconds since the epoch, truncated, as IB answers (TWS API
+        ``EWrapper::currentTime(long time)``; ib_async's ``Wrapper.currentTime(time: int)``).
+        A daemon on IB runs on this time (brokers.ib.clock)."""
         s.send(49, 1, int(self.clock.now().timestamp()))
 
     def _ids(self, s: Session, fields: list[str]) -> None:
