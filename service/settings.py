@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import tomli
 from platformdirs import user_data_dir
@@ -131,11 +132,28 @@ class Settings(BaseSettings):
         description="seconds between checks of the account's holdings against the open "
         "positions, at most (also on every broker position update)",
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description="the least level logged (debug: libraries' info lines too, and each "
+        "repeated decision)",
+    )
     broker: Literal["sim", "ib"] = Field(
         default="sim", description="sim: the built-in simulated market; ib: Interactive Brokers"
     )
     ib: IbSettings = Field(default_factory=IbSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+
+    def secrets(self) -> list[str]:
+        """Every secret in the settings, for the logs to mask wherever it appears: the
+        database URL's password, each webhook's URL (its token is in the path)."""
+        out: list[str] = []
+        if self.database_url is not None:
+            try:
+                password = urlsplit(self.database_url.get_secret_value()).password
+            except ValueError:  # (not a URL: the store says so, in one line)
+                password = None
+            out += [] if not password else [password, unquote(password)]
+        return out + [str(hook.url) for hook in self.webhooks]
 
     @classmethod
     def settings_customise_sources(

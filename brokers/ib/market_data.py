@@ -6,6 +6,9 @@ model's, else the mean of the bid and ask Greeks', else None (the rules then
 compute it locally), and None too once IB's Greeks have stopped moving. Frozen
 data (types 2 and 4) is never passed on: it is not fresh. Delayed data (3) is
 used only when the settings allow it.
+
+The types in use are said in one line, ``ib.market_data_types``, when the set of
+them changes (at start: one line, not one per leg); each leg's at debug.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from ib_async import IB, Ticker
 
-from brokers.ib.codes import DATA_TYPES, DELAYED, FROZEN_TYPES
+from brokers.ib.codes import DATA_TYPES, DELAYED, FROZEN_TYPES, LIVE
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.convert import _leg_text, _price, quote_of
 from service.logs import get_logger
@@ -47,14 +50,13 @@ class MarketDataMixin(ContractsMixin):
 
     def unsubscribe(self, leg: LegKey) -> None:
         self._wanted.discard(leg)
-        if leg in self._tickers and self.ib.isConnected():
-            self.ib.cancelMktData(self._contracts[leg])
-        self._tickers.pop(leg, None)
+        self._types.pop(leg, None)
+        ticker = self._tickers.pop(leg, None)
+        if ticker is not None:
+            self._cancel_line(ticker)
         symbol = leg.underlying
         if symbol in self._stock_tickers and not any(w.underlying == symbol for w in self._wanted):
-            if self.ib.isConnected():
-                self.ib.cancelMktData(self._stocks[symbol])
-            del self._stock_tickers[symbol]
+            self._cancel_line(self._stock_tickers.pop(symbol))
 
     def _open_line(self, leg: LegKey) -> None:
         """The leg's line, and its underlying's (one per underlying)."""
@@ -67,14 +69,19 @@ class MarketDataMixin(ContractsMixin):
     def _close_lines(self) -> None:
         """Every line closed (after a reconnect or IB's 1101: the lines from before are
         gone, or not to be trusted), to be opened afresh."""
-        for leg in list(self._tickers):
+        for ticker in [*self._tickers.values(), *self._stock_tickers.values()]:
             with contextlib.suppress(Exception):
-                self.ib.cancelMktData(self._contracts[leg])
-        for symbol in list(self._stock_tickers):
-            with contextlib.suppress(Exception):
-                self.ib.cancelMktData(self._stocks[symbol])
+                self._cancel_line(ticker)
         self._tickers.clear()
         self._stock_tickers.clear()
+
+    def _cancel_line(self, ticker: Ticker) -> None:
+        """``cancelMktData`` for a line ib_async still knows: after a disconnect it has
+        forgotten every request (``Wrapper.connectionClosed`` resets it) and would log
+        "cancelMktData: No reqId found" for each line (ib_async's ``IB.cancelMktData``)."""
+        known = ticker in self.ib.wrapper.ticker2ReqId["mktData"]
+        if known and ticker.contract is not None and self.ib.isConnected():
+            self.ib.cancelMktData(ticker.contract)
 
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         if self._quotes is None or self._blind:
@@ -92,10 +99,7 @@ class MarketDataMixin(ContractsMixin):
                 continue
             kind = t.marketDataType
             if self._types.get(leg) != kind:
-                self._types[leg] = kind
-                _log.info(
-                    "ib.market_data_type", leg=_leg_text(leg), type=DATA_TYPES.get(kind, kind)
-                )
+                self._new_type(leg, kind)
             if kind in FROZEN_TYPES:
                 continue  # frozen quotes are the last ones from the past: never fresh
             if kind == DELAYED and self.settings.market_data != "delayed":
@@ -113,6 +117,18 @@ class MarketDataMixin(ContractsMixin):
             out.append(LegUpdate(leg, q))
         if out:
             self._quotes(out)
+
+    def _new_type(self, leg: LegKey, kind: int) -> None:
+        """A leg's market data type, at debug; the set of types in use, when it changes."""
+        before = set(self._types.values())
+        self._types[leg] = kind
+        _log.debug("ib.market_data_type", leg=_leg_text(leg), type=DATA_TYPES.get(kind, kind))
+        if set(self._types.values()) != before:
+            _log.info(
+                "ib.market_data_types",
+                types=sorted(str(DATA_TYPES.get(k, k)) for k in set(self._types.values())),
+                not_live=sorted(_leg_text(g) for g, k in self._types.items() if k != LIVE),
+            )
 
     def _spot_from(self, symbol: str, t: Ticker) -> None:
         if t.marketDataType in FROZEN_TYPES:

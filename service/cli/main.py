@@ -64,9 +64,13 @@ def _replay_files(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    """The settings, and the logs set to their level and their secrets."""
+    from service import logs  # noqa: PLC0415
     from service.settings import load_settings  # noqa: PLC0415
 
-    return load_settings(args.config, books_file=getattr(args, "books", None))
+    settings = load_settings(args.config, books_file=getattr(args, "books", None))
+    logs.configure(level=settings.log_level, secrets=settings.secrets())
+    return settings
 
 
 def _db(args: argparse.Namespace) -> int:

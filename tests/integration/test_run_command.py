@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from service.ports import CloseIntent
 from service.store.repository import SqlStore
@@ -168,3 +169,33 @@ def test_run_sends_its_closes_to_the_webhooks_in_the_settings(
     assert ("close", "AAPL-IC-4") in kinds
     xlf = next(b for b in bodies if (b["kind"], b["fields"].get("position")) == ("stop", "XLF-P-3"))
     assert closing([xlf["text"]])[0].startswith("XLF put_credit - Time Stop (14 DTE)")
+
+
+def test_no_secret_of_the_settings_is_ever_in_the_log(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    """A webhook that fails (its URL, token included, in aiohttp's error) and a database
+    password, at debug (the libraries' lines too): neither is in any line; the hook's
+    host is, to say which one failed; every log line is one JSON object."""
+    hook = WebhookReceiver("fail")
+    try:
+        url = hook.start() + "/T0001/XyZsecretToken42"
+        with_password = make_url(db_url).set(password="TopSecretPw9")
+        monkeypatch.setenv("DATABASE_URL", with_password.render_as_string(hide_password=False))
+        monkeypatch.setenv("SPREADWATCH_WEBHOOKS", json.dumps([{"url": url, "format": "json"}]))
+        monkeypatch.setenv("SPREADWATCH_LOG_LEVEL", "debug")
+        out = cli("run", "--start", "2026-12-07T10:00:00-05:00", "--speed", "60", "--for", "5")
+    finally:
+        hook.stop()
+    assert out.code == 0, out.err
+    assert hook.bodies  # the alerts went to the hook, which failed them
+    lines = [json.loads(line) for line in out.err.splitlines()]  # (each one JSON object)
+    failed = [line for line in lines if line["event"] == "alert.failed"]
+    assert failed
+    host = url.split("/hook")[0]
+    assert {f["webhook"] for f in failed} == {f"{host}/***"}
+    assert all(f"url='{host}/***'" in f["detail"] for f in failed)
+    assert any(line["level"] == "debug" for line in lines)  # the level setting took
+    for secret in ("XyZsecretToken42", "T0001", "TopSecretPw9"):
+        assert secret not in out.err
+        assert secret not in out.out
