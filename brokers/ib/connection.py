@@ -20,12 +20,13 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from brokers.ib.clock import BrokerClock
 from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE
+from brokers.ib.convert import _leg_text
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
 from service.errors import BrokerRefused, BrokerUnavailable, InputError
 from service.logs import DATA_STALE, get_logger
-from service.ports import EventSink, LegUpdate, QuoteSink
+from service.ports import EventSink, LegUpdate, ProblemSink, QuoteSink
 from service.settings import IbSettings
 
 _log = get_logger("spreadwatch.ib")
@@ -129,9 +130,13 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                 with contextlib.suppress(ConnectionError):  # (not connected after all)
                     self.ib.disconnect()
 
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+    async def run(
+        self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
+    ) -> None:
         """Stream until cancelled; reconnect with backoff after a dropped connection. IB's
-        time is asked again while it runs, when this broker keeps it."""
+        time is asked again while it runs, when this broker keeps it. ``problems`` is told
+        of each leg IB cannot serve."""
+        self._problems = problems
         if self.clock is None:
             await self._stream(quotes, events)
             return
@@ -173,9 +178,11 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         happened while no one listened."""
         self._close_lines()  # lines from before: closed, and opened afresh
         self._blind = False
-        await self.qualify(list(self._wanted))
+        for leg in await self._qualify(list(self._wanted)):  # (one unknown leg stops
+            self._trouble(leg, f"contract unknown to IB: {_leg_text(leg)}")  # no other)
         for leg in list(self._wanted):
-            self._open_line(leg)
+            if leg in self._contracts:
+                self._open_line(leg)
         await self._pass_missed_fills()
         if recheck:
             await self._recheck_orders()

@@ -59,6 +59,7 @@ class Faults:
     reject: str | None = None
     line_limit: int = 100
     fill_size: int | None = None
+    unsubscribed: frozenset[str] = frozenset()  # underlyings whose options get IB's 10089
 
 
 def fake_gateway(
@@ -75,6 +76,7 @@ def fake_gateway(
     gateway.reject = faults.reject
     gateway.line_limit = faults.line_limit
     gateway.broker.fill_size = faults.fill_size
+    gateway.unsubscribed = faults.unsubscribed
     for p in held:
         gateway.hold_spreads(p, p.contracts)
     return gateway
