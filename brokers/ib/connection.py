@@ -33,6 +33,10 @@ _log = get_logger("spreadwatch.ib")
 
 PAPER_PREFIXES = ("DU", "DF")
 PACE_REQUESTS, PACE_WINDOW = 8, 0.2  # at most 8 requests in any 0.2 s
+# what a dropped connection raises, connecting or in a request (ib_async fails a request's
+# future with ConnectionError("Socket disconnect") when the socket closes under it)
+DROPPED = (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
+RESUME_RETRY = 1.0  # seconds before connecting again after a resume cut short
 
 
 class NotPaper(BrokerRefused):
@@ -50,6 +54,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.reconnects = 0
         self._closing = False
         self.clock: BrokerClock | None = None  # IB's time, when this broker keeps it
+        self._resuming = asyncio.Lock()  # one resume at a time (a reconnect's, 1101's)
 
     async def connect(self) -> None:
         """Connect and check the account (the paper guard)."""
@@ -149,21 +154,29 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
 
     async def _stream(self, quotes: QuoteSink, events: EventSink) -> None:
         self._quotes, self._events = quotes, events
+        first = True  # the first start: the manager reconciles the orders itself
         while not self._closing:
-            if not self.ib.isConnected():
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(
-                        (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
-                    ),
-                    wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
-                ):
-                    with attempt:
-                        await self.connect()
-                self.reconnects += 1
-                _log.info("ib.reconnected", reconnects=self.reconnects)
-                await self._resume(recheck=True)
-            else:  # the first start: the manager reconciles the orders itself
-                await self._resume(recheck=False)
+            try:
+                if not self.ib.isConnected():
+                    async for attempt in AsyncRetrying(
+                        retry=retry_if_exception_type(DROPPED),
+                        wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
+                    ):
+                        with attempt:
+                            await self.connect()
+                    self.reconnects += 1
+                    _log.info("ib.reconnected", reconnects=self.reconnects)
+                await self._resume(recheck=not first)
+            except DROPPED as exc:  # dropped while resuming: connected again, with backoff
+                if self._closing:
+                    return
+                _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    self.ib.disconnect()
+                self._gap("the connection to IB dropped while resuming")
+                await asyncio.sleep(RESUME_RETRY)
+                continue
+            first = False
             gone = asyncio.Event()
             self.ib.disconnectedEvent += gone.set
             try:
@@ -175,7 +188,12 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
 
     async def _resume(self, recheck: bool = True) -> None:
         """After a (re)connect: the legs' lines again, and the executions of our orders that
-        happened while no one listened."""
+        happened while no one listened. One at a time (a 1101 may come while another runs:
+        the second waits, then does it afresh)."""
+        async with self._resuming:
+            await self._resume_now(recheck)
+
+    async def _resume_now(self, recheck: bool) -> None:
         self._close_lines()  # lines from before: closed, and opened afresh
         self._blind = False
         for leg in await self._qualify(list(self._wanted)):  # (one unknown leg stops

@@ -25,7 +25,7 @@ from typing import Any
 from ib_async import IB
 
 from brokers.ib.codes import CODES, DELAYED_DATA, Effect
-from brokers.ib.connection import ConnectionMixin
+from brokers.ib.connection import DROPPED, ConnectionMixin
 from brokers.ib.convert import _leg_text
 from service.logs import get_logger
 from service.ports import LegKey
@@ -47,7 +47,7 @@ class NoticesMixin(ConnectionMixin):
             self._gap(f"IB lost its connectivity ({code})")
         elif effect is Effect.RESUME:  # the lines again
             self._blind = False
-            task = asyncio.get_running_loop().create_task(self._resume(recheck=True))
+            task = asyncio.get_running_loop().create_task(self._resume_restored())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif effect is Effect.FLOWING:  # it flows again
@@ -67,6 +67,14 @@ class NoticesMixin(ConnectionMixin):
             leg=None if leg is None else _leg_text(leg),
             open_lines=len(self._tickers) + len(self._stock_tickers),
         )
+
+    async def _resume_restored(self) -> None:
+        """The resume after IB's 1101; a connection dropped meanwhile is said (its reconnect
+        resumes again), never an exception no one retrieves."""
+        try:
+            await self._resume(recheck=True)
+        except DROPPED as exc:
+            _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
 
     def _refused_leg(self, req_id: int) -> LegKey | None:
         """The leg of the refused line ``req_id`` (kept in ``refused``), if it is one."""
