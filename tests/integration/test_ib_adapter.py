@@ -202,6 +202,7 @@ def test_ib_1100_blanks_the_quotes_and_1101_opens_the_lines_again() -> None:
     async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
         broker.subscribe(SHORT)
         await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+        await asyncio.sleep(0.5)  # the stream's start opens the lines afresh (paced requests)
         gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
         await seen.until(lambda: seen.quotes[-1].quote.bid is None)
         lines_before = len(gateway._leg_lines)
