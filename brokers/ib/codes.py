@@ -56,7 +56,8 @@ CODES = {
     NOT_SUBSCRIBED: Code("ib.market_data_not_subscribed", Effect.LINE_REFUSED),
     DELAYED_DATA: Code("ib.delayed_market_data"),
     # an order's error reaches the service through its status: ib_async marks the
-    # trade cancelled and logs the error on it (OrdersMixin._on_status reads REJECTED)
+    # trade cancelled (an error) or ValidationError (a warning) and logs the error on
+    # it; brokers.ib.verdicts says what each means
     REJECTED: Code("ib.order_rejected"),
     CANCELLED: Code("ib.order_cancelled"),
     HELD: Code("ib.order_held"),

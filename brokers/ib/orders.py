@@ -5,7 +5,9 @@ A close is a BAG of the legs by conId, bought at a positive limit (a debit),
 ``orderRef`` = the store's order_ref. Orders are tracked by orderRef and permId,
 never by ib_async ``Trade`` objects (a reconnect replaces those). A fill is the
 BAG's execution (its legs' are not counted again), passed on once by execution
-id with the total of its legs' commission reports.
+id with the total of its legs' commission reports. A status, and the error IB sent
+with it, are judged by :mod:`brokers.ib.verdicts` (IB's warnings, errors, Inactive).
+Modify and cancel go through the order ib_async knows (by client and order id).
 """
 
 from __future__ import annotations
