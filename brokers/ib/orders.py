@@ -103,6 +103,7 @@ class OrdersMixin(ContractsMixin):
         self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
         self._held: dict[str, list[_Held]] = {}  # orderRef -> fills waiting for commissions
         self._sequence = 0  # orders placed so far
+        self._foreign: set[int] = set()  # perm ids of other clients' open orders, said once
         self._positions_changed: Callable[[], None] | None = None
 
     def _limit_order(
@@ -135,8 +136,15 @@ class OrdersMixin(ContractsMixin):
         """ib_async's trade of an order of ours (placed by this client, or adopted)."""
         return self.ib.wrapper.trades.get((self.ib.wrapper.clientId, placed.order_id))
 
+    def _ours(self, order_ref: str, doing: str) -> _Placed:
+        """The order placed (or adopted) by this client; another's is refused."""
+        placed = self._placed.get(order_ref)
+        if placed is None:
+            raise BrokerRefused(f"order {order_ref} was not placed by this client: not {doing}")
+        return placed
+
     async def modify(self, order_ref: str, limit: Decimal) -> None:
-        placed = self._placed[order_ref]
+        placed = self._ours(order_ref, "modified")
         ib_order = self._limit_order(order_ref, placed.quantity, limit, placed.order_id)
         trade = self._trade(placed)
         if trade is not None and trade.orderStatus.status == INACTIVE:
@@ -155,7 +163,7 @@ class OrdersMixin(ContractsMixin):
         """Through the order ib_async knows (ib_async's ``IB.cancelOrder`` finds the trade
         by the order's client id and order id: a fresh order, client id 0, is an "Unknown
         orderId" to it, and PendingCancel is never set)."""
-        placed = self._placed[order_ref]
+        placed = self._ours(order_ref, "cancelled")
         trade = self._trade(placed)
         if trade is not None:
             self.ib.cancelOrder(trade.order)
@@ -222,7 +230,9 @@ class OrdersMixin(ContractsMixin):
             if not ref:
                 continue
             o, st = t.order, t.orderStatus
-            if ref not in self._placed:  # ours from before a restart: adopt the ids
+            if o.clientId != self.ib.wrapper.clientId:  # another client's: left alone
+                self._foreign_order(ref, o)
+            elif ref not in self._placed:  # ours from before a restart: adopt the ids
                 self._placed[ref] = _Placed(
                     o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice)),
                     working=True,
@@ -230,6 +240,19 @@ class OrdersMixin(ContractsMixin):
             status = STATUS.get(st.status, OrderStatus.WORKING)
             out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now))
         return out
+
+    def _foreign_order(self, ref: str, order: Any) -> None:
+        """An open order placed by another client (another client id, or TWS itself): its
+        ids are that client's, so a modify from here would be a new order at IB and a
+        cancel would not reach it. It is said once, never adopted, never modified."""
+        if order.permId in self._foreign:
+            return
+        self._foreign.add(order.permId)
+        _log.warning(
+            "ib.foreign_order", order_ref=ref, client_id=order.clientId, perm_id=order.permId,
+            detail="an open order placed by another client: left alone (not repriced, not "
+            "cancelled); use that client, or TWS, to manage it",
+        )  # fmt: skip
 
     async def _recheck_orders(self) -> None:
         """After a gap: an order of ours IB no longer works, and that did not fill, ended

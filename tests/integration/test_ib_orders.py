@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from ib_async import IB, LimitOrder
 from structlog.testing import capture_logs
 
 from brokers.ib.broker import IbBroker
@@ -193,3 +194,35 @@ def test_an_order_ref_already_placed_is_not_placed_twice() -> None:
     seen_statuses, at_ib = session(work)
     assert set(seen_statuses) == {"working"}
     assert at_ib == ["P1:0:1"]
+
+
+def test_an_open_order_of_another_client_is_said_once_and_left_alone() -> None:
+    """Order ids are the placing client's (Order.ClientId, "the API client id which placed
+    the order"): a modify with another client's id would be a new order at IB, and a cancel
+    would not reach it. Such an order is reported once, never modified nor cancelled."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        other = IB()
+        await other.connectAsync("127.0.0.1", broker.settings.port, clientId=99, timeout=5)
+        try:
+            contract = broker._bag(closing_order(POSITION, "P1:0:1", 4, Decimal("0.01")))
+            other.placeOrder(contract, LimitOrder("BUY", 4, 0.01, orderRef="P1:0:1"))
+            await seen.until(lambda: gateway.order("P1:0:1") is not None)
+            with capture_logs() as logs:
+                found = await broker.open_orders()
+                await broker.open_orders()
+            with pytest.raises(BrokerRefused, match="not placed by this client"):
+                await broker.modify("P1:0:1", Decimal("0.05"))
+            with pytest.raises(BrokerRefused, match="not placed by this client"):
+                await broker.cancel("P1:0:1")
+            await asyncio.sleep(0.3)
+            orders = [(o.client_id, o.status, o.limit) for o in gateway._orders.values()]
+            return found, logs, orders
+        finally:
+            other.disconnect()
+
+    found, logs, orders = session(work)
+    assert [(e.order_ref, e.status) for e in found] == [("P1:0:1", "working")]
+    said = [e for e in logs if e["event"] == "ib.foreign_order"]
+    assert [(e["order_ref"], e["client_id"]) for e in said] == [("P1:0:1", 99)]
+    assert orders == [(99, "Submitted", Decimal("0.01"))]
