@@ -24,7 +24,9 @@ NEEDS_SUBSCRIPTION, PART_NOT_SUBSCRIBED, PART_NEEDS_SUBSCRIPTION = 10089, 10090,
 DELAYED_NOT_ENABLED = 10168
 # Orders
 REJECTED, CANCELLED, HELD = 201, 202, 399
-CANNOT_MODIFY, CANNOT_CANCEL = 104, 10148
+CANNOT_MODIFY, NOT_FOUND, CANNOT_CANCEL = 104, 10147, 10148
+DUPLICATE_ORDER_ID, PRICE_INCREMENT = 103, 110
+READ_ONLY = 321  # "Error validating request": with "Read-Only mode" in it, a read-only API
 
 # Market data types (reqMarketDataType, marketDataType)
 LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
@@ -65,7 +67,8 @@ CODES = {
     # delayed data in place of live: a refusal where the settings take live data only
     DELAYED_DATA: Code("ib.delayed_market_data"),
     # an order's error reaches the service through its status: ib_async marks the
-    # trade cancelled and logs the error on it (OrdersMixin._on_status reads REJECTED)
+    # trade cancelled (an error) or ValidationError (a warning) and logs the error on
+    # it; brokers.ib.verdicts says what each means
     REJECTED: Code("ib.order_rejected"),
     CANCELLED: Code("ib.order_cancelled"),
     HELD: Code("ib.order_held"),

@@ -15,11 +15,11 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
-from ib_async import IB
+from ib_async import IB, LimitOrder, Stock
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from brokers.ib.clock import BrokerClock
-from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE
+from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE, READ_ONLY
 from brokers.ib.convert import _leg_text
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
@@ -37,6 +37,12 @@ PACE_REQUESTS, PACE_WINDOW = 8, 0.2  # at most 8 requests in any 0.2 s
 # future with ConnectionError("Socket disconnect") when the socket closes under it)
 DROPPED = (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
 RESUME_RETRY = 1.0  # seconds before connecting again after a resume cut short
+WRITE_PROBE = Stock("SPY", "SMART", "USD")  # a what-if's contract: any answer but 321 will do
+READ_ONLY_FIX = (
+    "the gateway's API is read-only, and spreadwatch places, modifies and cancels orders: "
+    'in IB Gateway, Configure > Settings > API > Settings, uncheck "Read-Only API" (TWS: '
+    "File > Global Configuration > API > Settings), then start again"
+)
 
 
 class NotPaper(BrokerRefused):
@@ -75,10 +81,44 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                 "refusing to trade it; set ib.allow_live = true to allow a live account"
             )
         self.account = account
+        await self._check_writable()
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
         _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
         if self.clock is not None:  # (a reconnect's gateway may be another: asked afresh)
             await self._take_time(self.clock)
+
+    async def _check_writable(self) -> None:
+        """A read-only API (IB Gateway's default) is found at connect, before any decision:
+        a what-if order (IB answers with the margin it would take; nothing is placed) is
+        refused with 321 "...Read-Only mode" as every placeOrder is. Any other answer, or
+        none within ``ib.timeout``, lets the connection go on."""
+        s = self.settings
+        refused: list[str] = []
+        said = asyncio.Event()
+
+        def on_error(req_id: int, code: int, message: str, *rest: object) -> None:
+            if code == READ_ONLY and "read-only" in message.lower():
+                refused.append(message)
+                said.set()
+
+        probe = LimitOrder("BUY", 1, 1.0, tif="DAY", account=self.account)
+        self.ib.errorEvent += on_error
+        asking = asyncio.ensure_future(self.ib.whatIfOrderAsync(WRITE_PROBE, probe))
+        waiting = asyncio.ensure_future(said.wait())
+        try:
+            await asyncio.wait({asking, waiting}, timeout=s.timeout,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            answered = asking.done() or said.is_set()
+        finally:
+            self.ib.errorEvent -= on_error
+            for task in (asking, waiting):
+                task.cancel()
+        if refused:
+            self.ib.disconnect()
+            raise BrokerRefused(f"IB at {s.host}:{s.port}: {READ_ONLY_FIX} ({READ_ONLY}: "
+                                f"{refused[0]})")  # fmt: skip
+        if not answered:
+            _log.warning("ib.write_check_unanswered", detail="no answer to a what-if order")
 
     async def _take_time(self, clock: BrokerClock) -> None:
         """IB's time for ``clock``, at a connection; no answer is a BrokerUnavailable."""

@@ -122,7 +122,8 @@ def _fake_gateway(args: argparse.Namespace) -> int:
         raise InputError("--line-limit and --fill-size: must be at least 1")
     unsubscribed = frozenset(s.strip().upper() for s in (args.no_subscription or "").split(","))
     faults = Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
-                    args.fill_size, unsubscribed - {""})  # fmt: skip
+                    args.fill_size, unsubscribed=unsubscribed - {""}, read_only=args.read_only,
+                    inactive_then_submitted=args.inactive_then_submitted)  # fmt: skip
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: {args.port}: not a TCP port")
     return asyncio.run(
@@ -311,6 +312,9 @@ def _add_fake_gateway(sub: Any) -> None:
     fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
     fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
     fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
+    fg.add_argument("--read-only", action="store_true", help="fault: a read-only API (321)")
+    fg.add_argument("--inactive-then-submitted", action="store_true",
+                    help="fault: a new order Inactive for a moment, then Submitted")  # fmt: skip
     fg.add_argument(
         "--no-subscription",
         metavar="SYMBOLS",
