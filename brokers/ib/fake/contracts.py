@@ -9,6 +9,7 @@ from decimal import Decimal
 from brokers.ib.fake.base import GatewayBase, Session
 from brokers.ib.fake.instrument import Instrument
 from brokers.sim.market import SimMarket
+from rules.clock import new_york
 from rules.model import Right
 from service.ports import Clock, LegKey
 
@@ -59,15 +60,27 @@ class ContractsMixin(GatewayBase):
         if con_id not in ("", "0"):
             return self._by_id.get(int(con_id))
         try:
+            day = (
+                date.fromisoformat(f"{expiry[:4]}-{expiry[4:6]}-{expiry[6:8]}") if expiry else None
+            )
+            price = Decimal(strike) if strike else None
+            if sec_type == "OPT" and not self.listed(day, price):
+                return None
             return self.instrument(
-                symbol,
-                sec_type,
-                date.fromisoformat(f"{expiry[:4]}-{expiry[4:6]}-{expiry[6:8]}") if expiry else None,
-                Right(right[:1]) if right else None,
-                Decimal(strike) if strike else None,
+                symbol, sec_type, day, Right(right[:1]) if right else None, price
             )
         except ValueError:
             return None
+
+    def listed(self, expiry: date | None, strike: Decimal | None) -> bool:
+        """An option IB lists: an expiry not past (New York's date) on a weekday, a strike
+        on the half-dollar grid. IB answers any other (an expired expiry, strike 451.37,
+        a Saturday) with 200, "No security definition has been found"."""
+        if expiry is None or strike is None:
+            return False
+        today = self.clock.now().astimezone(new_york()).date()
+        doubled = strike * 2
+        return expiry >= today and expiry.weekday() < 5 and doubled == doubled.to_integral_value()
 
     def _contract_details(self, s: Session, fields: list[str]) -> None:
         req_id = int(fields[2])

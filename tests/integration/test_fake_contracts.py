@@ -1,0 +1,64 @@
+"""The fake gateway's contracts as IB's: an option IB does not list is error 200, "No
+security definition has been found", with nothing else; a listed one has its details.
+Through the unmodified ib_async client over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from ib_async import IB, Option
+
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from service.clock import SpeedClock
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
+
+
+def details(contract: Option) -> tuple[int, list[int]]:
+    """How many contract details IB's fake gives for ``contract``, and the codes it sent."""
+
+    async def main() -> tuple[int, list[int]]:
+        clock = SpeedClock(T0, speed=1)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            found = await ib.reqContractDetailsAsync(contract)
+            return len(found), codes
+        finally:
+            ib.disconnect()
+            await gateway.close()
+
+    return asyncio.run(main())
+
+
+def spy_put(expiry: date, strike: float) -> Option:
+    return Option("SPY", f"{expiry:%Y%m%d}", strike, "P", "SMART", currency="USD")
+
+
+SATURDAY = EXPIRY + timedelta(days=(5 - EXPIRY.weekday()) % 7 or 7)
+EXPIRED = T0.date() - timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("contract", "why"),
+    [
+        (spy_put(EXPIRY, 451.37), "a strike off the grid"),
+        (spy_put(SATURDAY, 450), "a Saturday expiry"),
+        (spy_put(EXPIRED, 450), "an expiry past"),
+    ],
+)
+def test_an_option_ib_does_not_list_is_error_200_and_nothing_else(contract: Any, why: str) -> None:
+    assert details(contract) == (0, [200]), why
+
+
+def test_a_listed_option_has_its_details() -> None:
+    assert details(spy_put(EXPIRY, 450)) == (1, [])
+    assert details(spy_put(EXPIRY, 452.5)) == (1, [])
