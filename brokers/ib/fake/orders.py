@@ -11,6 +11,15 @@ from brokers.ib.codes import CANCELLED, CANNOT_CANCEL, CANNOT_MODIFY, REJECTED
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session, ib_time
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
+    MIN_SERVER_VER_DURATION,
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
+    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
+    MIN_SERVER_VER_POST_TO_ATS,
+    before,
+    since,
+)
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, OrderEvent
@@ -217,7 +226,7 @@ class OrdersMixin(AccountMixin):
                 s.send(59, 1, exec_id, COMMISSION_PER_CONTRACT * shares, "USD", 0.0, 0.0, 0)
 
     def _send_open_order(self, s: Session, order: _Order) -> None:
-        """openOrder as server version 176 writes it (faProfile included, before 177)."""
+        """openOrder as IB writes it at the session's version (157 to 176)."""
         symbol = order.legs[0][0].symbol
         legs: list[object] = [len(order.legs)]
         for ins, ratio, action in order.legs:
@@ -227,7 +236,7 @@ class OrdersMixin(AccountMixin):
             0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", "",  # the contract
             order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
             "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
-            "",  # faProfile
+            before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
             "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
             0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
             0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
@@ -240,6 +249,7 @@ class OrdersMixin(AccountMixin):
             0, 0, order.status, "", "", "", "", "", "", "", "", "", "", "", "", "", "", 0, 0,
             0,  # conditions
             "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
-            "", "", 0,  # duration, postToAts, autoCancelParent
-            "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf
+            since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),
+            since(MIN_SERVER_VER_AUTO_CANCEL_PARENT, 0),
+            since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
         )  # fmt: skip
