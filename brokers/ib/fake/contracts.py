@@ -38,6 +38,8 @@ class ContractsMixin(GatewayBase):
             return None
         if sec_type == "OPT" and (expiry is None or right is None or strike is None):
             return None
+        if sec_type == "STK":  # a stock's contract may carry strike 0.0 (ib_async's default)
+            expiry, right, strike = None, None, None
         key = (symbol, sec_type, expiry, right, None if strike is None else strike.normalize())
         found = self._instruments.get(key)
         if found is None:
