@@ -226,7 +226,7 @@ class OrdersMixin(AccountMixin):
                 s.send(59, 1, exec_id, COMMISSION_PER_CONTRACT * shares, "USD", 0.0, 0.0, 0)
 
     def _send_open_order(self, s: Session, order: _Order) -> None:
-        """openOrder as IB writes it at the session's version (157 to 176)."""
+        """openOrder as server version 176 writes it (faProfile included, before 177)."""
         symbol = order.legs[0][0].symbol
         legs: list[object] = [len(order.legs)]
         for ins, ratio, action in order.legs:
