@@ -78,6 +78,9 @@ def official_client() -> Path:
         if os.environ.get("SPREADWATCH_EXPECT_IBAPI"):
             pytest.fail(reason)
         pytest.skip(reason)
+    if _usable(python):  # another run built it meanwhile
+        shutil.rmtree(scratch, ignore_errors=True)
+        return python
     shutil.rmtree(VENV, ignore_errors=True)
     scratch.rename(VENV)
     return python
@@ -167,6 +170,14 @@ def test_ibapi_gets_only_the_errors_ib_sends_for_what_it_asked(run: Run) -> None
 def test_the_handshake_gives_ibapi_981_its_157_and_ib_async_176(run: Run) -> None:
     """IB answers min(client's max, its own): ibapi 9.81 asks v100..157, ib_async v157..178."""
     assert (run.report["server_version"], run.ib_async_version) == (IBAPI_VERSION, SERVER_VERSION)
+
+
+def test_current_time_is_the_gateways_clock_in_whole_seconds(run: Run) -> None:
+    """The fake's clock starts at T0 and runs 10 times as fast: a few seconds of the probe
+    are under two minutes of it."""
+    (when,) = run.received("currentTime")
+    assert isinstance(when, int)
+    assert T0.timestamp() <= when < T0.timestamp() + 120
 
 
 def test_contract_details_decode_whole_at_157(run: Run) -> None:
