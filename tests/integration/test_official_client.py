@@ -230,6 +230,25 @@ def test_positions_and_account_updates_decode_in_ibapi(run: Run) -> None:
     assert run.received("managedAccounts") == [run.account]
 
 
+def test_account_summary_and_the_option_chain_decode_in_ibapi_once_served(run: Run) -> None:
+    """reqAccountSummary and reqSecDefOptParams, which the fake does not answer yet (issue
+    18): the probe asks them anyway, so their answers, once served, decode here (the test
+    above holds them to no decoder problem) with the account and the chain's expiry and
+    strikes; until then they are listed as unanswered."""
+    unanswered = run.received("unanswered")
+    assert set(unanswered) <= {"accountSummaryEnd", "securityDefinitionOptionParameterEnd"}
+    if "accountSummaryEnd" not in unanswered:
+        assert {row[1] for row in run.received("accountSummary")} == {run.account}
+    if "securityDefinitionOptionParameterEnd" not in unanswered:
+        chains = run.received("securityDefinitionOptionParameter")
+        assert any(
+            c["under_con_id"] == run.con_ids["stock"]
+            and f"{EXPIRY:%Y%m%d}" in c["expirations"]
+            and 450.0 in c["strikes"]
+            for c in chains
+        ), chains
+
+
 def test_a_combo_order_fills_as_ibapi_reads_it(run: Run) -> None:
     """The closing BAG's openOrder (its legs by conId), orderStatus Filled 4 of 4 at the
     BAG's price, the BAG's execution and its legs' (BAG price = bought leg - sold leg),
