@@ -45,7 +45,7 @@ from service import bootstrap, logs
 from service.app.assembly import App as Loop
 from service.clock import ManualClock
 from service.orders.execute import LiveExecutor
-from service.ports import EventSink, LegKey, LegUpdate, QuoteSink, leg_key
+from service.ports import EventSink, LegKey, LegUpdate, ProblemSink, QuoteSink, leg_key
 from service.store import database
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
@@ -233,7 +233,9 @@ class ReplayFeed(SimGateway):
     def unsubscribe(self, leg: LegKey) -> None:
         pass
 
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+    async def run(
+        self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
+    ) -> None:
         wall0 = time.perf_counter()
         for at, updates in self.steps:
             if self.pace:  # market seconds per wall second

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ib_async import IB
 
-from service.ports import EventSink, QuoteSink
+from service.ports import EventSink, LegKey, ProblemSink, QuoteSink
 from service.settings import IbSettings
 
 
@@ -27,4 +27,11 @@ class IbClient:
         self.account = settings.account
         self._quotes: QuoteSink | None = None
         self._events: EventSink | None = None
+        self._problems: ProblemSink | None = None
         self._blind = False  # in a gap (1100, a dropped socket): ticks are not fresh
+
+    def _trouble(self, leg: LegKey, why: str) -> None:
+        """A leg IB cannot serve (its line refused, its contract unknown), said to the
+        service: the positions holding it need a human."""
+        if self._problems is not None:
+            self._problems(leg, why)

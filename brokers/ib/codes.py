@@ -17,9 +17,16 @@ CLIENT_ID_IN_USE = 326
 # Contracts and market data
 NO_SECURITY = 200
 LINE_LIMIT, NOT_SUBSCRIBED, DELAYED_DATA = 101, 354, 10167
+# no subscription for the API (10089), part of the data not subscribed (10090) or needing
+# one (10091), not subscribed with delayed data not enabled (10168): IB's "Message Codes"
+# (interactivebrokers.github.io/tws-api/message_codes.html); common on paper accounts
+NEEDS_SUBSCRIPTION, PART_NOT_SUBSCRIBED, PART_NEEDS_SUBSCRIPTION = 10089, 10090, 10091
+DELAYED_NOT_ENABLED = 10168
 # Orders
 REJECTED, CANCELLED, HELD = 201, 202, 399
-CANNOT_MODIFY, CANNOT_CANCEL = 104, 10148
+CANNOT_MODIFY, NOT_FOUND, CANNOT_CANCEL = 104, 10147, 10148
+DUPLICATE_ORDER_ID, PRICE_INCREMENT = 103, 110
+READ_ONLY = 321  # "Error validating request": with "Read-Only mode" in it, a read-only API
 
 # Market data types (reqMarketDataType, marketDataType)
 LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
@@ -34,7 +41,8 @@ class Effect(Enum):
     GAP = "gap"  # quotes blanked, ticks still on their way dropped until restored
     RESUME = "resume"  # the lines opened afresh, executions and orders checked
     FLOWING = "flowing"  # data flows again
-    LINE_REFUSED = "line refused"  # the leg's line refused: kept in ``refused``
+    LINE_REFUSED = "line refused"  # a leg's line refused: kept in ``refused``, and its
+    # positions need a human (the service's ``problems``); an underlying's: logged only
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,15 @@ CODES = {
     COMPETING_SESSION: Code("ib.competing_live_session"),
     LINE_LIMIT: Code("ib.market_data_line_limit", Effect.LINE_REFUSED),
     NOT_SUBSCRIBED: Code("ib.market_data_not_subscribed", Effect.LINE_REFUSED),
+    NEEDS_SUBSCRIPTION: Code("ib.market_data_needs_subscription", Effect.LINE_REFUSED),
+    PART_NOT_SUBSCRIBED: Code("ib.market_data_part_not_subscribed", Effect.LINE_REFUSED),
+    PART_NEEDS_SUBSCRIPTION: Code("ib.market_data_part_needs_subscription", Effect.LINE_REFUSED),
+    DELAYED_NOT_ENABLED: Code("ib.market_data_delayed_not_enabled", Effect.LINE_REFUSED),
+    # delayed data in place of live: a refusal where the settings take live data only
     DELAYED_DATA: Code("ib.delayed_market_data"),
     # an order's error reaches the service through its status: ib_async marks the
-    # trade cancelled and logs the error on it (OrdersMixin._on_status reads REJECTED)
+    # trade cancelled (an error) or ValidationError (a warning) and logs the error on
+    # it; brokers.ib.verdicts says what each means
     REJECTED: Code("ib.order_rejected"),
     CANCELLED: Code("ib.order_cancelled"),
     HELD: Code("ib.order_held"),

@@ -15,23 +15,34 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
-from ib_async import IB
+from ib_async import IB, LimitOrder, Stock
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from brokers.ib.clock import BrokerClock
-from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE
+from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE, READ_ONLY
+from brokers.ib.convert import _leg_text
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
 from service.errors import BrokerRefused, BrokerUnavailable, InputError
 from service.logs import DATA_STALE, get_logger
-from service.ports import EventSink, LegUpdate, QuoteSink
+from service.ports import EventSink, LegUpdate, ProblemSink, QuoteSink
 from service.settings import IbSettings
 
 _log = get_logger("spreadwatch.ib")
 
 PAPER_PREFIXES = ("DU", "DF")
 PACE_REQUESTS, PACE_WINDOW = 8, 0.2  # at most 8 requests in any 0.2 s
+# what a dropped connection raises, connecting or in a request (ib_async fails a request's
+# future with ConnectionError("Socket disconnect") when the socket closes under it)
+DROPPED = (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
+RESUME_RETRY = 1.0  # seconds before connecting again after a resume cut short
+WRITE_PROBE = Stock("SPY", "SMART", "USD")  # a what-if's contract: any answer but 321 will do
+READ_ONLY_FIX = (
+    "the gateway's API is read-only, and spreadwatch places, modifies and cancels orders: "
+    'in IB Gateway, Configure > Settings > API > Settings, uncheck "Read-Only API" (TWS: '
+    "File > Global Configuration > API > Settings), then start again"
+)
 
 
 class NotPaper(BrokerRefused):
@@ -49,6 +60,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self.reconnects = 0
         self._closing = False
         self.clock: BrokerClock | None = None  # IB's time, when this broker keeps it
+        self._resuming = asyncio.Lock()  # one resume at a time (a reconnect's, 1101's)
 
     async def connect(self) -> None:
         """Connect and check the account (the paper guard)."""
@@ -69,10 +81,44 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                 "refusing to trade it; set ib.allow_live = true to allow a live account"
             )
         self.account = account
+        await self._check_writable()
         self.ib.reqMarketDataType(DELAYED if s.market_data == "delayed" else LIVE)
         _log.info("ib.connected", account=account, server_version=self.ib.client.serverVersion())
         if self.clock is not None:  # (a reconnect's gateway may be another: asked afresh)
             await self._take_time(self.clock)
+
+    async def _check_writable(self) -> None:
+        """A read-only API (IB Gateway's default) is found at connect, before any decision:
+        a what-if order (IB answers with the margin it would take; nothing is placed) is
+        refused with 321 "...Read-Only mode" as every placeOrder is. Any other answer, or
+        none within ``ib.timeout``, lets the connection go on."""
+        s = self.settings
+        refused: list[str] = []
+        said = asyncio.Event()
+
+        def on_error(req_id: int, code: int, message: str, *rest: object) -> None:
+            if code == READ_ONLY and "read-only" in message.lower():
+                refused.append(message)
+                said.set()
+
+        probe = LimitOrder("BUY", 1, 1.0, tif="DAY", account=self.account)
+        self.ib.errorEvent += on_error
+        asking = asyncio.ensure_future(self.ib.whatIfOrderAsync(WRITE_PROBE, probe))
+        waiting = asyncio.ensure_future(said.wait())
+        try:
+            await asyncio.wait({asking, waiting}, timeout=s.timeout,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            answered = asking.done() or said.is_set()
+        finally:
+            self.ib.errorEvent -= on_error
+            for task in (asking, waiting):
+                task.cancel()
+        if refused:
+            self.ib.disconnect()
+            raise BrokerRefused(f"IB at {s.host}:{s.port}: {READ_ONLY_FIX} ({READ_ONLY}: "
+                                f"{refused[0]})")  # fmt: skip
+        if not answered:
+            _log.warning("ib.write_check_unanswered", detail="no answer to a what-if order")
 
     async def _take_time(self, clock: BrokerClock) -> None:
         """IB's time for ``clock``, at a connection; no answer is a BrokerUnavailable."""
@@ -129,9 +175,13 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
                 with contextlib.suppress(ConnectionError):  # (not connected after all)
                     self.ib.disconnect()
 
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+    async def run(
+        self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
+    ) -> None:
         """Stream until cancelled; reconnect with backoff after a dropped connection. IB's
-        time is asked again while it runs, when this broker keeps it."""
+        time is asked again while it runs, when this broker keeps it. ``problems`` is told
+        of each leg IB cannot serve."""
+        self._problems = problems
         if self.clock is None:
             await self._stream(quotes, events)
             return
@@ -144,21 +194,29 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
 
     async def _stream(self, quotes: QuoteSink, events: EventSink) -> None:
         self._quotes, self._events = quotes, events
+        first = True  # the first start: the manager reconciles the orders itself
         while not self._closing:
-            if not self.ib.isConnected():
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(
-                        (OSError, ConnectionError, TimeoutError, BrokerUnavailable)
-                    ),
-                    wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
-                ):
-                    with attempt:
-                        await self.connect()
-                self.reconnects += 1
-                _log.info("ib.reconnected", reconnects=self.reconnects)
-                await self._resume(recheck=True)
-            else:  # the first start: the manager reconciles the orders itself
-                await self._resume(recheck=False)
+            try:
+                if not self.ib.isConnected():
+                    async for attempt in AsyncRetrying(
+                        retry=retry_if_exception_type(DROPPED),
+                        wait=wait_exponential_jitter(multiplier=0.2, max=30.0),
+                    ):
+                        with attempt:
+                            await self.connect()
+                    self.reconnects += 1
+                    _log.info("ib.reconnected", reconnects=self.reconnects)
+                await self._resume(recheck=not first)
+            except DROPPED as exc:  # dropped while resuming: connected again, with backoff
+                if self._closing:
+                    return
+                _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    self.ib.disconnect()
+                self._gap("the connection to IB dropped while resuming")
+                await asyncio.sleep(RESUME_RETRY)
+                continue
+            first = False
             gone = asyncio.Event()
             self.ib.disconnectedEvent += gone.set
             try:
@@ -170,12 +228,19 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
 
     async def _resume(self, recheck: bool = True) -> None:
         """After a (re)connect: the legs' lines again, and the executions of our orders that
-        happened while no one listened."""
+        happened while no one listened. One at a time (a 1101 may come while another runs:
+        the second waits, then does it afresh)."""
+        async with self._resuming:
+            await self._resume_now(recheck)
+
+    async def _resume_now(self, recheck: bool) -> None:
         self._close_lines()  # lines from before: closed, and opened afresh
         self._blind = False
-        await self.qualify(list(self._wanted))
+        for leg in await self._qualify(list(self._wanted)):  # (one unknown leg stops
+            self._trouble(leg, f"contract unknown to IB: {_leg_text(leg)}")  # no other)
         for leg in list(self._wanted):
-            self._open_line(leg)
+            if leg in self._contracts:
+                self._open_line(leg)
         await self._pass_missed_fills()
         if recheck:
             await self._recheck_orders()

@@ -13,16 +13,21 @@ from rules.model import Quote, Right
 from service.ports import LegKey, OrderStatus
 
 UNSET = 1e300  # IB's "no value" double is 1.7976931348623157e308
+# Every status ib_async can give an order (``ib_async/order.py``, ``OrderStatus``): IB's
+# (TWS API "Possible Order States") and ib_async's own (ValidationError, ApiUpdate).
+# Inactive is not final: IB says it of orders inactive for now (brokers.ib.verdicts).
 STATUS: dict[str, OrderStatus] = {
     "PendingSubmit": OrderStatus.SUBMITTED,
+    "ApiPending": OrderStatus.SUBMITTED,
     "PreSubmitted": OrderStatus.WORKING,
     "Submitted": OrderStatus.WORKING,
-    "ApiPending": OrderStatus.SUBMITTED,
+    "ApiUpdate": OrderStatus.WORKING,
+    "ValidationError": OrderStatus.WORKING,  # a warning: the order works as it did
     "PendingCancel": OrderStatus.WORKING,
+    "Inactive": OrderStatus.SUBMITTED,  # at IB, not working for now
     "Filled": OrderStatus.FILLED,
     "Cancelled": OrderStatus.CANCELLED,
     "ApiCancelled": OrderStatus.CANCELLED,
-    "Inactive": OrderStatus.REJECTED,
 }
 
 

@@ -3,7 +3,12 @@
 - 1100 (connectivity lost) blanks the quotes and drops the ticks still on their
   way, until 1101 (restored, data lost: the lines are opened afresh, missed
   executions passed on, orders rechecked) or 1102 (restored, data kept).
-- 101 and 354 (a line refused) say which leg, once, and keep it in ``refused``.
+- A line refused (101 the line limit, 354 not subscribed, 10089/10090/10091/10168
+  no subscription for the API, and 10167 delayed data when the settings take live
+  data only) says which leg, keeps it in ``refused`` and tells the service
+  (``problems``): the positions holding that leg need a human, where they would
+  wait for quotes that never come. A refused underlying's line is logged only (the
+  options' own quotes carry what the rules need).
 - Every code of the table is a log event of its own, a warning; others are
   logged as ``ib.message``.
 - An order's error reaches the service through its status (ib_async marks the
@@ -19,8 +24,8 @@ from typing import Any
 
 from ib_async import IB
 
-from brokers.ib.codes import CODES, Effect
-from brokers.ib.connection import ConnectionMixin
+from brokers.ib.codes import CODES, DELAYED_DATA, Effect
+from brokers.ib.connection import DROPPED, ConnectionMixin
 from brokers.ib.convert import _leg_text
 from service.logs import get_logger
 from service.ports import LegKey
@@ -42,13 +47,17 @@ class NoticesMixin(ConnectionMixin):
             self._gap(f"IB lost its connectivity ({code})")
         elif effect is Effect.RESUME:  # the lines again
             self._blind = False
-            task = asyncio.get_running_loop().create_task(self._resume(recheck=True))
+            task = asyncio.get_running_loop().create_task(self._resume_restored())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif effect is Effect.FLOWING:  # it flows again
             self._blind = False
-        elif effect is Effect.LINE_REFUSED:  # a line refused: which leg, said once
+        elif effect is Effect.LINE_REFUSED or (
+            code == DELAYED_DATA and self.settings.market_data == "live"
+        ):  # a line refused: which leg, said once; its positions need a human
             leg = self._refused_leg(req_id)
+            if leg is not None:
+                self._trouble(leg, _no_data(leg, code, message, self.settings.market_data))
         log = _log.warning if known is not None else _log.info
         log(
             known.event if known is not None else "ib.message",
@@ -59,6 +68,14 @@ class NoticesMixin(ConnectionMixin):
             open_lines=len(self._tickers) + len(self._stock_tickers),
         )
 
+    async def _resume_restored(self) -> None:
+        """The resume after IB's 1101; a connection dropped meanwhile is said (its reconnect
+        resumes again), never an exception no one retrieves."""
+        try:
+            await self._resume(recheck=True)
+        except DROPPED as exc:
+            _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+
     def _refused_leg(self, req_id: int) -> LegKey | None:
         """The leg of the refused line ``req_id`` (kept in ``refused``), if it is one."""
         contract = self.ib.wrapper._reqId2Contract.get(req_id)
@@ -66,3 +83,14 @@ class NoticesMixin(ConnectionMixin):
         if leg is not None:
             self.refused.add(leg)
         return leg
+
+
+def _no_data(leg: LegKey, code: int, message: str, market_data: str) -> str:
+    """Why a leg has no quotes, in IB's words, with what to do."""
+    fix = (
+        "accept delayed data (ib.market_data = delayed) or subscribe to live data"
+        if code == DELAYED_DATA and market_data == "live"
+        else "check the account's market data subscriptions (and API access to them)"
+    )
+    words = " ".join(message.split())
+    return f"no market data for {_leg_text(leg)}: IB {code}: {words}; {fix}"

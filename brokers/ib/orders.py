@@ -5,7 +5,9 @@ A close is a BAG of the legs by conId, bought at a positive limit (a debit),
 ``orderRef`` = the store's order_ref. Orders are tracked by orderRef and permId,
 never by ib_async ``Trade`` objects (a reconnect replaces those). A fill is the
 BAG's execution (its legs' are not counted again), passed on once by execution
-id with the total of its legs' commission reports.
+id with the total of its legs' commission reports. A status, and the error IB sent
+with it, are judged by :mod:`brokers.ib.verdicts` (IB's warnings, errors, Inactive).
+Modify and cancel go through the order ib_async knows (by client and order id).
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import Any
 
 from ib_async import IB, Contract, LimitOrder, Trade
 
-from brokers.ib.codes import REJECTED
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.convert import STATUS, _commission, _price
+from brokers.ib.verdicts import INACTIVE, judge
 from service.errors import BrokerRefused
+from service.logs import get_logger
 from service.ports import ComboOrder, Execution, LegKey, OrderEvent, OrderStatus
 from service.settings import IbSettings
+
+_log = get_logger("spreadwatch.ib")
 
 COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
 
@@ -86,6 +91,7 @@ class _Placed:
     quantity: int
     limit: Decimal
     sequence: int = 0  # the adapter's count of orders placed, when this one was
+    working: bool = False  # IB said it works (the service was told so)
 
 
 class OrdersMixin(ContractsMixin):
@@ -97,6 +103,7 @@ class OrdersMixin(ContractsMixin):
         self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
         self._held: dict[str, list[_Held]] = {}  # orderRef -> fills waiting for commissions
         self._sequence = 0  # orders placed so far
+        self._foreign: set[int] = set()  # perm ids of other clients' open orders, said once
         self._positions_changed: Callable[[], None] | None = None
 
     def _limit_order(
@@ -109,6 +116,8 @@ class OrdersMixin(ContractsMixin):
         )  # fmt: skip
 
     async def place(self, order: ComboOrder) -> None:
+        if order.order_ref in self._placed:  # IB takes a reused orderRef as a second order
+            raise BrokerRefused(f"order {order.order_ref} is already at IB: not placed twice")
         await self.qualify([leg.leg for leg in order.legs])
         contract = self._bag(order)
         ib_order = self._limit_order(order.order_ref, order.quantity, order.limit)
@@ -123,9 +132,27 @@ class OrdersMixin(ContractsMixin):
             self._sequence,
         )
 
+    def _trade(self, placed: _Placed) -> Trade | None:
+        """ib_async's trade of an order of ours (placed by this client, or adopted)."""
+        return self.ib.wrapper.trades.get((self.ib.wrapper.clientId, placed.order_id))
+
+    def _ours(self, order_ref: str, doing: str) -> _Placed:
+        """The order placed (or adopted) by this client; another's is refused."""
+        placed = self._placed.get(order_ref)
+        if placed is None:
+            raise BrokerRefused(f"order {order_ref} was not placed by this client: not {doing}")
+        return placed
+
     async def modify(self, order_ref: str, limit: Decimal) -> None:
-        placed = self._placed[order_ref]
+        placed = self._ours(order_ref, "modified")
         ib_order = self._limit_order(order_ref, placed.quantity, limit, placed.order_id)
+        trade = self._trade(placed)
+        if trade is not None and trade.orderStatus.status == INACTIVE:
+            # IB's Inactive may pass (brokers.ib.verdicts); ib_async asserts on modifying
+            # what it thinks done, after sending it: sent as ib_async sends it, no assert
+            self.ib.client.placeOrder(placed.order_id, placed.contract, ib_order)  # type: ignore[no-untyped-call]
+            placed.limit = limit
+            return
         try:
             self.ib.placeOrder(placed.contract, ib_order)
         except AssertionError as exc:  # ib_async asserts the order is not done yet
@@ -133,9 +160,15 @@ class OrdersMixin(ContractsMixin):
         placed.limit = limit
 
     async def cancel(self, order_ref: str) -> None:
-        placed = self._placed[order_ref]
-        self.ib.cancelOrder(LimitOrder("BUY", placed.quantity, float(placed.limit),
-                                       orderId=placed.order_id))  # fmt: skip
+        """Through the order ib_async knows (ib_async's ``IB.cancelOrder`` finds the trade
+        by the order's client id and order id: a fresh order, client id 0, is an "Unknown
+        orderId" to it, and PendingCancel is never set)."""
+        placed = self._ours(order_ref, "cancelled")
+        trade = self._trade(placed)
+        if trade is not None:
+            self.ib.cancelOrder(trade.order)
+        else:  # not known to ib_async (none should be): IB is asked all the same
+            self.ib.client.cancelOrder(placed.order_id, "")  # type: ignore[no-untyped-call]
 
     def on_positions(self, changed: Callable[[], None]) -> None:
         """``changed`` on each ``position`` message (IB sends one per account position
@@ -197,13 +230,29 @@ class OrdersMixin(ContractsMixin):
             if not ref:
                 continue
             o, st = t.order, t.orderStatus
-            if ref not in self._placed:  # ours from before a restart: adopt the ids
+            if o.clientId != self.ib.wrapper.clientId:  # another client's: left alone
+                self._foreign_order(ref, o)
+            elif ref not in self._placed:  # ours from before a restart: adopt the ids
                 self._placed[ref] = _Placed(
-                    o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice))
-                )
+                    o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice)),
+                    working=True,
+                )  # fmt: skip
             status = STATUS.get(st.status, OrderStatus.WORKING)
             out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now))
         return out
+
+    def _foreign_order(self, ref: str, order: Any) -> None:
+        """An open order placed by another client (another client id, or TWS itself): its
+        ids are that client's, so a modify from here would be a new order at IB and a
+        cancel would not reach it. It is said once, never adopted, never modified."""
+        if order.permId in self._foreign:
+            return
+        self._foreign.add(order.permId)
+        _log.warning(
+            "ib.foreign_order", order_ref=ref, client_id=order.clientId, perm_id=order.permId,
+            detail="an open order placed by another client: left alone (not repriced, not "
+            "cancelled); use that client, or TWS, to manage it",
+        )  # fmt: skip
 
     async def _recheck_orders(self) -> None:
         """After a gap: an order of ours IB no longer works, and that did not fill, ended
@@ -291,26 +340,34 @@ class OrdersMixin(ContractsMixin):
             self._events([_with_commission(held.event, held.commission)])
 
     def _on_status(self, trade: Trade) -> None:
+        """An order's status, judged (:func:`brokers.ib.verdicts.judge`): an event for the
+        service, or a warning logged with IB's code and text (the order works as it did)."""
         ref = trade.order.orderRef
         if not ref or self._events is None:
             return
-        if ref in self._placed and trade.order.permId:
-            self._placed[ref].perm_id = trade.order.permId
-        status = STATUS.get(trade.orderStatus.status)
-        reason = ""
-        last = trade.log[-1] if trade.log else None
-        if status == "cancelled" and last is not None and last.errorCode == REJECTED:
-            # ib_async's text: "Error 201, reqId 5: <IB's message>[, contract: ...]"
-            text = last.message.split(": ", 1)[-1].split(", contract")[0]
-            status, reason = OrderStatus.REJECTED, f"{last.errorCode}: {text}"
+        placed = self._placed.get(ref)
+        if placed is not None and trade.order.permId:
+            placed.perm_id = trade.order.permId
+        verdict = judge(trade, placed is not None and placed.working)
+        status = verdict.status
+        if status is None:
+            if ref not in self._ended:
+                _log.warning(
+                    "ib.order_inactive" if trade.orderStatus.status == INACTIVE
+                    else "ib.order_warning",
+                    order_ref=ref, code=verdict.code or None, detail=verdict.text or None,
+                )  # fmt: skip
+            return
         if status in ("cancelled", "rejected"):
             if ref in self._ended:
                 return  # IB says an end more than once (an error, then the status)
             self._ended.add(ref)
+        if status == "working" and placed is not None:
+            placed.working = True
         if status in ("cancelled", "working", "rejected"):
             st, o = trade.orderStatus, trade.order
             event = OrderEvent(
-                ref, status, int(st.filled), int(st.remaining), self._now(), reason=reason
+                ref, status, int(st.filled), int(st.remaining), self._now(), reason=verdict.reason
             )
             self._events(
                 [replace(event, broker_order_id=o.orderId or None, perm_id=o.permId or None)]

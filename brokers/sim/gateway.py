@@ -29,6 +29,7 @@ from service.ports import (
     LegKey,
     LegUpdate,
     OrderEvent,
+    ProblemSink,
     QuoteSink,
     StoredPosition,
 )
@@ -124,7 +125,10 @@ class SimVenue(SimGateway):
             self._positions_changed()
         return updates, events
 
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None:
+    async def run(
+        self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
+    ) -> None:
+        """(The simulated market serves every leg: ``problems`` is never told.)"""
         while True:
             updates, happened = self.step(self.clock.now())
             if updates:

@@ -163,6 +163,11 @@ class PositionBook:
             out[leg] = total
         return out
 
+    def holders_of(self, leg: LegKey) -> list[str]:
+        """The watched positions that hold ``leg``."""
+        n = self.watchlist.ids.get(leg)
+        return [] if n is None else [w.state.position.id for w, _ in self.watchlist.holders[n]]
+
     def watched_legs(self) -> list[LegKey]:
         """The contracts some open position holds (subscribed)."""
         wl = self.watchlist

@@ -19,8 +19,9 @@ and applies the difference (:meth:`Intake.refresh`):
 
 **Quarantine** (:meth:`Intake.quarantine`): a position that cannot be watched
 or traded safely (a book the daemon does not know, a contract the broker does
-not know, holdings that differ) is marked ``needs attention`` in the store,
-said in one line with its id (stdout, log, alert, metric) and sends no order;
+not know, holdings that differ, a leg whose market data the broker refuses:
+:meth:`Intake.leg_problem`) is marked ``needs attention`` in the store, said
+in one line with its id (stdout, log, alert, metric) and sends no order;
 every other position goes on.
 """
 
@@ -39,7 +40,14 @@ from service.app.readmodel import ReadModel
 from service.errors import StoreRefused, StoreUnavailable
 from service.logs import get_logger
 from service.orders.policy import ClosePolicy
-from service.ports import EVERY_POSITION, Admits, PositionControl, Store, StoredPosition
+from service.ports import (
+    EVERY_POSITION,
+    Admits,
+    LegKey,
+    PositionControl,
+    Store,
+    StoredPosition,
+)
 
 _log = get_logger("spreadwatch.intake")
 EVERY = EVERY_POSITION  # a change to any position (or to many): look at all of them
@@ -70,6 +78,7 @@ class Intake:
         self.books = books
         self.outside: dict[str, str] = {}  # quarantined and not watched: position -> why
         self._dirty: set[str] = set()
+        self._troubled: dict[str, str] = {}  # position -> why the broker cannot serve it
         self._woken = asyncio.Event()
 
     # Admission --------------------------------------------------------------------------
@@ -120,6 +129,15 @@ class Intake:
         self.policy.release(position_id)
         self.views.resolved(position_id, how)
         self.outside.pop(position_id, None)
+
+    def leg_problem(self, leg: LegKey, why: str) -> None:
+        """The broker cannot serve ``leg`` (its market data refused, its contract unknown):
+        each position holding it is quarantined, where it would wait for quotes that never
+        come. Cheap, no I/O (the feed calls it): taken up by :meth:`applying`."""
+        for pid in self.book.holders_of(leg):
+            if pid not in self.views.attention:  # (its other legs: the same episode)
+                self._troubled.setdefault(pid, why)
+        self._woken.set()
 
     # Taking changes up ------------------------------------------------------------------
 
@@ -207,8 +225,13 @@ class Intake:
             await self._woken.wait()
             self._woken.clear()
             dirty, self._dirty = self._dirty, set()
+            troubled, self._troubled = self._troubled, {}
             try:
+                for pid in list(troubled):
+                    await self.quarantine(pid, troubled[pid])
+                    del troubled[pid]
                 await self.refresh(None if EVERY in dirty else dirty)
             except (StoreUnavailable, StoreRefused) as exc:
                 _log.warning("changes.refresh_failed", detail=str(exc))
                 self._dirty |= dirty  # tried again on the next change or poll
+                self._troubled = troubled | self._troubled

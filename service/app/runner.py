@@ -137,7 +137,10 @@ class Runner:
         desk = self.desk
         async with asyncio.TaskGroup() as tg:
             upstream = [
-                tg.create_task(feed.run(self.monitor.on_quotes, desk.on_events), name="feed"),
+                tg.create_task(
+                    feed.run(self.monitor.on_quotes, desk.on_events, self.intake.leg_problem),
+                    name="feed",
+                ),
                 tg.create_task(self._evaluating(clock), name="evaluate"),
                 tg.create_task(self._housekeeping(clock), name="housekeeping"),
             ]

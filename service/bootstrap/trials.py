@@ -59,6 +59,9 @@ class Faults:
     reject: str | None = None
     line_limit: int = 100
     fill_size: int | None = None
+    unsubscribed: frozenset[str] = frozenset()  # underlyings whose options get IB's 10089
+    read_only: bool = False  # IB Gateway's "Read-Only API": every placeOrder gets 321
+    inactive_then_submitted: bool = False  # a new order Inactive for a while, then Submitted
 
 
 def fake_gateway(
@@ -75,6 +78,9 @@ def fake_gateway(
     gateway.reject = faults.reject
     gateway.line_limit = faults.line_limit
     gateway.broker.fill_size = faults.fill_size
+    gateway.unsubscribed = faults.unsubscribed
+    gateway.read_only = faults.read_only
+    gateway.inactive_then_submitted = faults.inactive_then_submitted
     for p in held:
         gateway.hold_spreads(p, p.contracts)
     return gateway

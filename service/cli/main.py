@@ -120,8 +120,10 @@ def _fake_gateway(args: argparse.Namespace) -> int:
     start, duration = _clock_flags(args)
     if args.line_limit < 1 or (args.fill_size is not None and args.fill_size < 1):
         raise InputError("--line-limit and --fill-size: must be at least 1")
+    unsubscribed = frozenset(s.strip().upper() for s in (args.no_subscription or "").split(","))
     faults = Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
-                    args.fill_size)  # fmt: skip
+                    args.fill_size, unsubscribed=unsubscribed - {""}, read_only=args.read_only,
+                    inactive_then_submitted=args.inactive_then_submitted)  # fmt: skip
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: {args.port}: not a TCP port")
     return asyncio.run(
@@ -310,6 +312,15 @@ def _add_fake_gateway(sub: Any) -> None:
     fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
     fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
     fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
+    fg.add_argument("--read-only", action="store_true", help="fault: a read-only API (321)")
+    fg.add_argument("--inactive-then-submitted", action="store_true",
+                    help="fault: a new order Inactive for a moment, then Submitted")  # fmt: skip
+    fg.add_argument(
+        "--no-subscription",
+        metavar="SYMBOLS",
+        help="fault: no market data subscription for these underlyings' options (IB's 10089), "
+        "comma-separated",
+    )
     fg.add_argument(
         "--restore",
         type=int,

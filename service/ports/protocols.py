@@ -208,13 +208,20 @@ QuoteSink = Callable[[Sequence[LegUpdate]], None]
 EventSink = Callable[[Sequence[OrderEvent]], None]
 
 
+ProblemSink = Callable[[LegKey, str], None]
+"""A leg the broker cannot serve (its market data refused, its contract unknown), and why
+in a line that names the leg and the broker's words."""
+
+
 class Feed(Protocol):
     """The broker's push side: market data for subscribed legs, and order events.
 
     ``run`` runs until cancelled, calling ``quotes`` with each batch of leg updates
     and ``events`` with each batch of order events (both synchronous and cheap: the
     monitor only keeps them). ``subscribe`` and ``unsubscribe`` may be called at any
-    time, before or during ``run``.
+    time, before or during ``run``. ``problems``, when given, is told of each leg the
+    broker cannot serve (synchronous and cheap too): the positions holding it need a
+    human, where they would otherwise wait for quotes that never come.
     """
 
     def subscribe(self, leg: LegKey) -> None: ...
@@ -225,7 +232,9 @@ class Feed(Protocol):
         """Connected to the broker, with fresh data flowing."""
         ...
 
-    async def run(self, quotes: QuoteSink, events: EventSink) -> None: ...
+    async def run(
+        self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
+    ) -> None: ...
 
 
 class Clock(Protocol):

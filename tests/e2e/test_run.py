@@ -132,6 +132,24 @@ def test_run_refuses_a_live_account_in_one_line(db_url: str) -> None:
 
 
 @pytest.mark.slow
+def test_run_stops_on_a_read_only_api_in_one_line_before_deciding(db_url: str) -> None:
+    """IB Gateway's API is read-only by default (IB answers placeOrder with 321): found at
+    connect, exit 2, one line that says where to uncheck it; no order decided."""
+    gateway, port = fake_gateway("--read-only")
+    try:
+        env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
+        out = spreadwatch("run", "--for", "5", **env)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert out.code == 2
+    line = out.err.splitlines()[-1]  # (log lines, JSON off a terminal, come before it)
+    assert line.startswith(f"spreadwatch: IB at 127.0.0.1:{port}: the gateway's API is read-only")
+    assert 'uncheck "Read-Only API"' in line
+    assert "CLOSING" not in out.out
+
+
+@pytest.mark.slow
 def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() -> None:
     """SIGUSR1 drops the client's socket; SIGUSR2 sends 1100, the next one 1101."""
     import asyncio  # noqa: PLC0415

@@ -245,7 +245,7 @@ def test_a_working_order_is_modified_cancelled_and_found_after_a_reconnect(
         again.order.lmtPrice = 0.02
         ib.placeOrder(again.contract, again.order)
         await asyncio.sleep(0.1)
-        limit = gateway._orders["P1:0:1"].limit
+        limit = gateway.order("P1:0:1").limit  # type: ignore[union-attr]
         errors: list[int] = []
         ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
         ib.cancelOrder(again.order)
@@ -304,3 +304,71 @@ def test_positions_carry_their_average_cost_per_contract_exactly(session: Sessio
 
     held = {(p.contract.strike, p.position, p.avgCost) for p in session(work)}
     assert held == {(440.0, -2.0, 157.5), (450.0, -3.0, 130.0), (445.0, 3.0, 50.0)}
+
+
+def test_an_order_ref_is_free_text_as_at_ib(session: Session) -> None:
+    """IB takes any orderRef: one already used, none at all, and orders that are not
+    combos; each is an order of its own (by client and order id, and perm id)."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        short, _, bag = await spread(ib)
+        errors: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+        trades = [
+            ib.placeOrder(bag, LimitOrder("BUY", 1, 0.01, orderRef="P1:0:1")),
+            ib.placeOrder(bag, LimitOrder("BUY", 1, 0.01, orderRef="P1:0:1")),
+            ib.placeOrder(bag, LimitOrder("BUY", 1, 0.01)),
+            ib.placeOrder(short, LimitOrder("BUY", 1, 0.01, orderRef="single")),
+        ]
+        await until(lambda: all(t.orderStatus.status == "Submitted" for t in trades))
+        return trades, errors
+
+    trades, errors = session(work)
+    assert [t.orderStatus.status for t in trades] == ["Submitted"] * 4
+    assert len({t.order.permId for t in trades}) == 4
+    assert errors == []
+
+
+def test_a_cancel_of_an_order_ib_does_not_know_is_10147(session: Session) -> None:
+    """IB's message codes: 10147 "OrderId ... that needs to be cancelled is not found";
+    10148 (cannot be cancelled, with its state) is for an order IB has, done."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        errors: list[tuple[int, int, str]] = []
+        ib.errorEvent += lambda req_id, code, msg, *rest: errors.append((req_id, code, msg))
+        ib.client.cancelOrder(4242, "")
+        await until(lambda: bool(errors))
+        return errors
+
+    assert session(work) == [(4242, 10147, "OrderId 4242 that needs to be cancelled is not found.")]
+
+
+def test_a_read_only_api_answers_placeorder_and_what_if_with_321(session: Session) -> None:
+    """IB Gateway's "Read-Only API": every placeOrder, a what-if too, gets 321."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        errors: list[tuple[int, str]] = []
+        ib.errorEvent += lambda req_id, code, msg, *rest: errors.append((code, msg))
+        gateway.read_only = True
+        ib.placeOrder(bag, LimitOrder("BUY", 1, 0.01, orderRef="P1:0:1"))
+        asking = asyncio.ensure_future(ib.whatIfOrderAsync(bag, LimitOrder("BUY", 1, 0.01)))
+        await until(lambda: len(errors) == 2)
+        asking.cancel()
+        return errors, gateway.order("P1:0:1")
+
+    errors, order = session(work)
+    assert [code for code, _ in errors] == [321, 321]
+    assert all("Read-Only mode" in msg for _, msg in errors)
+    assert order is None
+
+
+def test_a_what_if_is_answered_with_its_margin_and_nothing_placed(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        _, _, bag = await spread(ib)
+        state = await asyncio.wait_for(ib.whatIfOrderAsync(bag, LimitOrder("BUY", 1, 0.5)), 5)
+        return state, list(gateway._orders)
+
+    state, orders = session(work)
+    assert float(state.initMarginChange) > 0
+    assert orders == []

@@ -108,9 +108,9 @@ def test_a_selloff_closes_everything_through_ib_combo_orders(
     monitor, detail, gateway, held = asyncio.run(selloff_on_ib(db_url, fill_size=fill_size))
     (order,) = detail.orders
     assert (order.reason, order.status, order.filled) == ("loss_stop", "filled", 10)
-    ib_order = gateway._orders[order.order_ref]
+    ib_order = gateway.order(order.order_ref)  # the orderRef IB knows it by
+    assert ib_order is not None
     assert (order.broker_order_id, order.perm_id) == (ib_order.order_id, ib_order.perm_id)
-    assert order.order_ref in gateway._orders  # the orderRef IB knows it by
     bag_execs = sorted(f"{e.exec_id}.bag" for _, e, _ in gateway._fills)
     assert sorted(f.exec_id for f in detail.fills) == bag_execs
     assert [f.quantity for f in detail.fills] == fills

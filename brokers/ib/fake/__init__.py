@@ -27,12 +27,15 @@ from the same :class:`brokers.sim.market.SimMarket` as ``spreadwatch run``:
 - ``reqCurrentTime`` (its clock's time, in whole seconds as IB's: a daemon on IB
   runs on it), ``reqIds``; a client id already connected gets 326.
 
-- ``placeOrder`` of combo (BAG) limit orders by conId: kept and filled by a
-  :class:`brokers.sim.broker.SimBroker` against the market's quotes (when the
-  limit covers the natural debit), with ``openOrder``, ``orderStatus``,
-  ``execDetails`` for the BAG and for each leg, and ``commissionReport``;
-  a ``placeOrder`` of an order id already working modifies its limit;
-  ``cancelOrder`` (IB's 202); ``reject`` makes the next orders fail (201);
+- ``placeOrder`` of limit orders, combos (BAG) by conId or single options:
+  kept and filled by a :class:`brokers.sim.broker.SimBroker` against the
+  market's quotes (when the limit covers the natural debit), with
+  ``openOrder``, ``orderStatus``, ``execDetails`` for the BAG and for each
+  leg, and ``commissionReport``; ``orderRef`` is free text, as at IB (reused,
+  empty); a limit off the 0.01 increment gets IB's 110; a ``placeOrder`` of an
+  order id already working modifies its limit; a what-if gets its margin;
+  ``cancelOrder`` (IB's 202; 10147 for an order it does not know, 10148 for
+  one done); ``reject`` makes the next orders fail (201);
 - ``reqOpenOrders`` / ``reqAllOpenOrders``, ``reqExecutions`` and
   ``reqPositions`` answer from what the gateway keeps.
 
@@ -44,7 +47,9 @@ truth there. Events that happen while no client is connected are not sent
 Faults, for tests and for trying failure handling by hand: :meth:`FakeGateway.drop`
 (every connection closed), :meth:`FakeGateway.say` (an error code to every client, e.g.
 1100/1101/1102), ``bad_quotes`` (option bids and asks sent as -1 or NaN),
-``delayed_only``, ``reject`` (every new order rejected with 201),
+``delayed_only``, ``reject`` (every new order rejected with 201), ``read_only``
+(IB Gateway's read-only API: 321 on every placeOrder and cancel),
+``inactive_then_submitted`` (a new order Inactive for a while, then Submitted),
 ``line_limit``, and ``broker.fill_size`` (partial fills).
 
 Its parts, mixins over one gateway (:mod:`brokers.ib.fake.base`):

@@ -14,6 +14,7 @@ from brokers.ib.codes import (
     FROZEN,
     LINE_LIMIT,
     LIVE,
+    NEEDS_SUBSCRIPTION,
     NOT_SUBSCRIBED,
 )
 from brokers.ib.fake.base import Session
@@ -50,6 +51,7 @@ class MarketDataMixin(OrdersMixin):
         self.greeks = True  # False: option Greeks are no longer sent
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self._leg_lines: dict[LegKey, int] = {}  # subscribers per option leg
+        self.unsubscribed: frozenset[str] = frozenset()  # fault: no data for their options
 
     def _tick(self, kind: int) -> int:
         """The tick type ``kind`` as sent now: its delayed one when only delayed data is on."""
@@ -68,6 +70,13 @@ class MarketDataMixin(OrdersMixin):
         if lines >= self.line_limit:
             s.error(req_id, LINE_LIMIT, f"Max number of tickers has been reached "
                     f"({self.line_limit})")  # fmt: skip
+            return
+        if ins.sec_type == "OPT" and ins.leg.underlying in self.unsubscribed:
+            # (IB's words, as a paper account without an options data subscription hears
+            # them; the line is not opened)
+            s.error(req_id, NEEDS_SUBSCRIPTION, "Requested market data requires additional "
+                    "subscription for API. See link in 'Market Data Connections' dialog for "
+                    f"more details.{ins.leg.underlying} OPRA/TOP/ALL")  # fmt: skip
             return
         if self.delayed_only:
             if s.data_type in (LIVE, FROZEN):

@@ -1,16 +1,44 @@
-"""The fake gateway's orders: combo (BAG) limit orders placed, modified and cancelled
-against the simulated broker; their statuses, executions (the BAG's and each leg's)
-and commission reports; open orders and ``reqExecutions``."""
+"""The fake gateway's orders: limit orders (combos, BAG, or single options) placed,
+modified and cancelled against the simulated broker; their statuses, executions (a
+BAG's and each leg's) and commission reports; open orders and ``reqExecutions``;
+what-if orders; the read-only API.
+
+As IB: ``orderRef`` is free text (reused, empty: orders are IB's by client and order
+id, and by perm id); a limit off the price increment is 110; a cancel of an order
+IB does not know is 10147, of one that is done 10148 with its state; a read-only API
+answers every placeOrder (what-if included) and cancel with 321."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from brokers.ib.codes import CANCELLED, CANNOT_CANCEL, CANNOT_MODIFY, REJECTED
+from brokers.ib.codes import (
+    CANCELLED,
+    CANNOT_CANCEL,
+    CANNOT_MODIFY,
+    NOT_FOUND,
+    PRICE_INCREMENT,
+    READ_ONLY,
+    REJECTED,
+)
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session, ib_time
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.order_wire import (
+    ACTION,
+    FIRST_LEG_COUNT,
+    LIMIT,
+    ORDER_REF,
+    ORDER_TYPE,
+    PRICE_INCREMENT_TEXT,
+    QUANTITY,
+    READ_ONLY_TEXT,
+    SEC_TYPE,
+    off_tick,
+    what_if,
+)
 from brokers.ib.fake.versions import (
     MIN_SERVER_VER_AUTO_CANCEL_PARENT,
     MIN_SERVER_VER_DURATION,
@@ -24,7 +52,7 @@ from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, OrderEvent
 
-DONE = ("Filled", "Cancelled", "Inactive")  # IB's statuses of orders no longer working
+DONE = ("Filled", "Cancelled")  # IB's statuses of orders no longer working (Inactive may pass)
 IB_STATUS = {  # the simulated broker's statuses as IB says them
     "submitted": "Submitted",
     "working": "Submitted",
@@ -33,26 +61,36 @@ IB_STATUS = {  # the simulated broker's statuses as IB says them
     "cancelled": "Cancelled",
     "rejected": "Inactive",
 }
+INACTIVE_SECONDS = 0.5  # fault inactive_then_submitted: how long a new order is Inactive
 Legs = list[tuple[Instrument, int, str]]  # instrument, ratio, action
 LegFills = list[tuple[Instrument, str, Decimal]]  # instrument, side (BOT | SLD), price
 
 
 @dataclass(eq=False)
 class _Order:
-    """An order as IB knows it: ids, its BAG legs by conId, status words."""
+    """An order as IB knows it: ids, its contract (a BAG's legs by conId, or one option),
+    status words. ``ref`` is the client's orderRef (free text); ``key`` the simulated
+    broker's reference for it (unique)."""
 
     client_id: int
     order_id: int
     perm_id: int
     ref: str
-    action: str  # BUY | SELL (the combo)
+    action: str  # BUY | SELL (the combo, or the option)
     quantity: int
     limit: Decimal
     legs: Legs
+    bag: bool = True
     status: str = "PendingSubmit"
     filled: int = 0
     paid: Decimal = Decimal(0)
     last_price: Decimal = Decimal(0)
+    inactive: bool = False  # held Inactive for a while (fault inactive_then_submitted)
+    contract: list[object] = field(default_factory=list)  # openOrder's contract fields
+
+    @property
+    def key(self) -> str:
+        return f"ib-{self.perm_id}"
 
     @property
     def done(self) -> bool:
@@ -63,9 +101,24 @@ class OrdersMixin(AccountMixin):
     def __init__(self, market: SimMarket, clock: Clock, *, account: str, line_limit: int) -> None:
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self.reject: str | None = None  # fault: the reason every new order is rejected with
-        self._orders: dict[str, _Order] = {}  # orderRef -> the IB side of a broker order
+        self.read_only = False  # fault: the API is read-only (IB Gateway's default)
+        self.inactive_then_submitted = False  # fault: a new order Inactive, then Submitted
+        self._orders: dict[str, _Order] = {}  # the simulated broker's key -> the IB order
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
+
+    def order(self, ref: str) -> _Order | None:
+        """The latest order with orderRef ``ref`` (for tests and tools: IB itself keys
+        orders by ids, never by orderRef)."""
+        return next((o for o in reversed(self._orders.values()) if o.ref == ref), None)
+
+    def end_at_ib(self, ref: str) -> None:
+        """Fault: IB cancels the latest order ``ref`` on its own (a DAY order expiring, a
+        margin check), telling the connected clients."""
+        order = self.order(ref)
+        if order is not None:
+            self.broker.cancel(order.key, self.clock.now())
+            self._relay(self.broker.events())
 
     def _open_orders(self, s: Session, fields: list[str]) -> None:
         for order in self._orders.values():
@@ -90,27 +143,67 @@ class OrdersMixin(AccountMixin):
     def _place(self, s: Session, fields: list[str]) -> None:
         order_id = int(fields[1])
         self._next_order_id = max(self._next_order_id, order_id + 1)
+        if self.read_only:  # IB Gateway's "Read-Only API": every placeOrder, what-if too
+            s.error(order_id, READ_ONLY, READ_ONLY_TEXT)
+            return
+        if what_if(fields):
+            self._what_if(s, order_id, fields)
+            return
         existing = self._order_of(s, order_id)
         if existing is not None:  # a modify: the new limit
-            self._modify(s, existing, Decimal(fields[19]))
+            self._modify(s, existing, Decimal(fields[LIMIT]))
             return
-        if fields[4] != "BAG" or fields[18] != "LMT" or not fields[26]:
-            s.error(order_id, REJECTED, "Order rejected - reason:the fake gateway takes combo "
-                    "(BAG) limit orders with an orderRef only")  # fmt: skip
+        if fields[ORDER_TYPE] != "LMT":
+            s.error(order_id, REJECTED, "Order rejected - reason:the fake gateway takes limit "
+                    "orders only")  # fmt: skip
             return
+        legs = self._legs(s, order_id, fields)
+        if legs is None:
+            return
+        if off_tick(Decimal(fields[LIMIT])):  # IB: an error, the order not placed
+            s.error(order_id, PRICE_INCREMENT, PRICE_INCREMENT_TEXT)
+            return
+        self._new_order(s, order_id, fields, legs)
+
+    def _legs(self, s: Session, order_id: int, fields: list[str]) -> Legs | None:
+        """A BAG's legs by conId, or a single option as one leg; None (and IB's error 200
+        said) for a contract the fake cannot trade."""
+        if fields[SEC_TYPE] != "BAG":
+            ins = self._describe(fields, 2)
+            if ins is None or ins.sec_type != "OPT":
+                s.no_security(order_id)
+                return None
+            return [(ins, 1, "BUY")]
         legs: Legs = []
-        for k in range(int(fields[35])):
-            con_id, ratio, leg_action = fields[36 + 8 * k : 39 + 8 * k]
+        for k in range(int(fields[FIRST_LEG_COUNT])):
+            at = FIRST_LEG_COUNT + 1 + 8 * k
+            con_id, ratio, leg_action = fields[at : at + 3]
             ins = self._by_id.get(int(con_id))
             if ins is None or ins.sec_type != "OPT":
                 s.no_security(order_id)
-                return
+                return None
             legs.append((ins, int(ratio), leg_action))
-        self._new_order(s, order_id, fields, legs)
+        return legs
+
+    def _what_if(self, s: Session, order_id: int, fields: list[str]) -> None:
+        """A what-if: openOrder with ``whatIf`` and the margin it would take; nothing kept.
+        (Any contract: IB answers 200 for one it does not know.)"""
+        ins = self._describe(fields, 2) if fields[SEC_TYPE] != "BAG" else None
+        if fields[SEC_TYPE] != "BAG" and ins is None:
+            s.no_security(order_id)
+            return
+        order = _Order(s.client_id or 0, order_id, 0, fields[ORDER_REF], fields[ACTION],
+                       int(Decimal(fields[QUANTITY])), Decimal(fields[LIMIT] or 0), [],
+                       bag=ins is None, status="PreSubmitted")  # fmt: skip
+        order.contract = ins.fields_without_primary() if ins is not None else []
+        self._send_open_order(s, order, what_if=True)
 
     def _modify(self, s: Session, order: _Order, limit: Decimal) -> None:
+        if off_tick(limit) and not order.done:  # IB: a warning, the order works as it was
+            s.error(order.order_id, PRICE_INCREMENT, PRICE_INCREMENT_TEXT)
+            return
         try:
-            self.broker.modify(order.ref, limit, self.clock.now())
+            self.broker.modify(order.key, limit, self.clock.now())
         except OrderRefused:  # filled or cancelled meanwhile: IB's 104 / 10148
             s.error(order.order_id, CANNOT_MODIFY, "Can't modify a filled order.")
             return
@@ -118,43 +211,64 @@ class OrdersMixin(AccountMixin):
         self._send_open_order(s, order)
 
     def _new_order(self, s: Session, order_id: int, fields: list[str], legs: Legs) -> None:
-        action, quantity, limit, ref = fields[16], fields[17], fields[19], fields[26]
+        action, quantity, limit, ref = (fields[ACTION], fields[QUANTITY], fields[LIMIT],
+                                        fields[ORDER_REF])  # fmt: skip
         flip = action == "SELL"  # selling the combo: each leg the other way, a credit
+        self._perm_ids += 1
+        order = _Order(s.client_id or 0, order_id, self._perm_ids, ref, action,
+                       int(Decimal(quantity)), Decimal(limit), legs,
+                       bag=fields[SEC_TYPE] == "BAG")  # fmt: skip
+        if not order.bag:
+            order.contract = legs[0][0].fields_without_primary()
         combo = ComboOrder(
-            order_ref=ref,
+            order_ref=order.key,
             legs=tuple(
                 ComboLeg(
                     ins.leg, Action(a if not flip else ("SELL" if a == "BUY" else "BUY")), ratio
                 )
                 for ins, ratio, a in legs
             ),
-            quantity=int(Decimal(quantity)),
+            quantity=order.quantity,
             limit=Decimal(limit) * (-1 if flip else 1),
         )
-        self._perm_ids += 1
-        order = _Order(s.client_id or 0, order_id, self._perm_ids, ref, action, combo.quantity,
-                       Decimal(limit), legs)  # fmt: skip
-        if self.reject is not None or ref in self._orders:
-            why = self.reject or f"orderRef {ref} is already in use"
+        if self.reject is not None:
             order.status = "Inactive"
-            s.error(order_id, REJECTED, f"Order rejected - reason:{why}")
+            s.error(order_id, REJECTED, f"Order rejected - reason:{self.reject}")
             self._send_status(s, order)
             return
         for ins, _, _ in legs:
             self.market.subscribe(ins.leg)  # the broker needs the legs' quotes to fill
-        self._orders[ref] = order
+        self._orders[order.key] = order
         self.broker.place(combo, self.clock.now())
         order.status = "Submitted"
+        if self.inactive_then_submitted:  # IB: Inactive, which may pass (then Submitted)
+            order.status, order.inactive = "Inactive", True
+            asyncio.get_running_loop().call_later(INACTIVE_SECONDS, self._activate, order)
         self._send_order(s, order)
+
+    def _activate(self, order: _Order) -> None:
+        """An order that was Inactive works again (fault inactive_then_submitted)."""
+        order.inactive = False
+        if order.status == "Inactive":
+            order.status = "Submitted"
+            for s in self._sessions:
+                self._send_status(s, order)
 
     def _cancel(self, s: Session, fields: list[str]) -> None:
         order_id = int(fields[2])
-        order = self._order_of(s, order_id)
-        if order is None or order.done:
-            s.error(order_id, CANNOT_CANCEL, f"OrderId {order_id} that needs to be cancelled "
-                    "cannot be cancelled, state: Filled.")  # fmt: skip
+        if self.read_only:
+            s.error(order_id, READ_ONLY, READ_ONLY_TEXT)
             return
-        self.broker.cancel(order.ref, self.clock.now())
+        order = self._order_of(s, order_id)
+        if order is None:
+            s.error(order_id, NOT_FOUND, f"OrderId {order_id} that needs to be cancelled is "
+                    "not found.")  # fmt: skip
+            return
+        if order.done:
+            s.error(order_id, CANNOT_CANCEL, f"OrderId {order_id} that needs to be cancelled "
+                    f"cannot be cancelled, state: {order.status}.")  # fmt: skip
+            return
+        self.broker.cancel(order.key, self.clock.now())
         self._relay(self.broker.events())
 
     def _relay(self, events: list[OrderEvent]) -> None:
@@ -173,7 +287,10 @@ class OrdersMixin(AccountMixin):
                     if s.positions:
                         for ins, _, _ in order.legs:
                             self._send_position(s, ins.leg, held.get(ins.leg, 0))
-            order.status = IB_STATUS[event.status]
+            status = IB_STATUS[event.status]
+            if order.inactive and status == "Submitted":
+                continue  # still Inactive for a while (fault inactive_then_submitted)
+            order.status = status
             if event.execution is not None:
                 order.paid += event.execution.price * event.execution.quantity
                 order.last_price = event.execution.price
@@ -206,7 +323,8 @@ class OrdersMixin(AccountMixin):
     def _send_execution(
         self, s: Session, req_id: int, order: _Order, execution: Execution, legs: LegFills
     ) -> None:
-        """execDetails for the BAG, then each leg, then their commission reports."""
+        """execDetails for the BAG, then each leg, then their commission reports (for a
+        single option: its execution and its report)."""
         when = ib_time(execution.time)
         bag = [0, legs[0][0].symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
         side = "BOT" if order.action == "BUY" else "SLD"
@@ -215,6 +333,8 @@ class OrdersMixin(AccountMixin):
             ratio = order.legs[k][1]
             rows.append((f"{execution.exec_id}.{k + 1}", ins.fields_without_primary(), leg_side,
                          execution.quantity * ratio, price))  # fmt: skip
+        if not order.bag:
+            rows = [(execution.exec_id, *rows[1][1:])]
         for exec_id, contract, row_side, shares, price in rows:
             s.send(
                 11, req_id, order.order_id, *contract, exec_id, when, self.account, "SMART",
@@ -222,18 +342,24 @@ class OrdersMixin(AccountMixin):
                 order.ref, "", "", "", 0,
             )  # fmt: skip
         for k, (exec_id, _, _, shares, _) in enumerate(rows):
-            if k:  # commissions are per leg execution
+            if k or not order.bag:  # commissions are per leg execution
                 s.send(59, 1, exec_id, COMMISSION_PER_CONTRACT * shares, "USD", 0.0, 0.0, 0)
 
-    def _send_open_order(self, s: Session, order: _Order) -> None:
-        """openOrder as server version 176 writes it (faProfile included, before 177)."""
-        symbol = order.legs[0][0].symbol
-        legs: list[object] = [len(order.legs)]
-        for ins, ratio, action in order.legs:
+    def _send_open_order(self, s: Session, order: _Order, *, what_if: bool = False) -> None:
+        """openOrder as server version 176 writes it (faProfile included, before 177); a
+        what-if's carries ``whatIf`` and the margin the order would take."""
+        legs: list[object] = [len(order.legs) if order.bag else 0]
+        for ins, ratio, action in order.legs if order.bag else ():
             legs += [ins.con_id, ratio, action, "SMART", 0, 0, "", -1]
+        contract = order.contract
+        if order.bag:
+            symbol = order.legs[0][0].symbol if order.legs else ""
+            contract = [0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
+        margin = ["0.0", "0.0", "0.0", "1000.0", "1000.0", "0.0", "1000.0", "1000.0", "0.0",
+                  1.3, 1.3, 1.3, "USD", ""] if what_if else [""] * 14  # fmt: skip
         s.send(
             5, order.order_id,
-            0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", "",  # the contract
+            *contract,
             order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
             "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
             before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
@@ -246,7 +372,7 @@ class OrdersMixin(AccountMixin):
             "",  # hedge type
             0, "", "", 0, 0,  # optOutSmartRouting, clearing account/intent, notHeld, no DNC
             "",  # algo strategy
-            0, 0, order.status, "", "", "", "", "", "", "", "", "", "", "", "", "", "", 0, 0,
+            0, int(what_if), order.status, *margin, 0, 0,
             0,  # conditions
             "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
             since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),

@@ -38,6 +38,9 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection
+        # fault: the client's connection dropped when it sends one of these requests (by
+        # message id, once each: 7 reqExecutions drops it in the middle of a resume)
+        self.drop_on: set[int] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 4002) -> int:
         """Listen; returns the port (useful with ``port=0``)."""
@@ -133,6 +136,10 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
 
     def _handle(self, s: Session, fields: list[str]) -> None:
         self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
+        if int(fields[0]) in self.drop_on:
+            self.drop_on.discard(int(fields[0]))
+            s.writer.close()
+            return
         handler = _HANDLERS.get(int(fields[0]))
         if handler is None:
             _log.info("fake_gateway.unserved", msg_id=fields[0])

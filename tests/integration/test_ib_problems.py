@@ -1,0 +1,84 @@
+"""Legs IB cannot serve, told to the service (the feed's ``problems``) rather than waited on
+or crashed over: the adapter against the fake gateway over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from brokers.ib.broker import IbBroker
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from rules.model import Right
+from service.clock import SpeedClock
+from service.ports import LegKey
+from service.settings import IbSettings
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
+from tests.integration.test_ib_adapter import LONG, SHORT, Seen
+
+UNKNOWN = LegKey("QQQ", EXPIRY, Right.PUT, Decimal(400))  # an underlying IB has not here
+
+
+def stream(
+    gateway_faults: dict[str, Any], *subscribed: LegKey, told: int = 1
+) -> tuple[Seen, list[Any], bool]:
+    """Subscribe ``subscribed`` before the stream starts (its first resume qualifies them),
+    stream until ``told`` problems and a second more: what came, the problems told,
+    whether it still ran."""
+
+    async def main() -> tuple[Seen, list[Any], bool]:
+        clock = SpeedClock(T0, speed=20)
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+        gateway = FakeGateway(market, clock, account="DU1234567")
+        for name, value in gateway_faults.items():
+            setattr(gateway, name, value)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        broker = IbBroker(IbSettings(port=port, timeout=5))
+        seen, problems = Seen(), []
+        try:
+            await broker.connect()  # (as the daemon: connected, then streaming)
+            for leg in subscribed:
+                broker.subscribe(leg)
+            streaming = asyncio.create_task(
+                broker.run(
+                    seen.quotes.extend,
+                    seen.events.extend,
+                    lambda leg, why: problems.append((leg, why)),
+                )
+            )
+            await seen.until(lambda: len(problems) >= told, 10)
+            await asyncio.sleep(1.0)
+            running = not streaming.done()
+            streaming.cancel()
+            return seen, problems, running
+        finally:
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+
+    return asyncio.run(main())
+
+
+def test_a_leg_whose_market_data_ib_refuses_is_told_with_ib_s_words() -> None:
+    """A paper account without options data: IB answers the line with 10089. The leg is
+    told once, with IB's code and words and what to check; the underlying's line (an
+    equity, subscribed) still streams."""
+    seen, problems, running = stream({"unsubscribed": frozenset({"SPY"})}, SHORT, LONG, told=2)
+    assert running
+    assert sorted(leg for leg, _ in problems) == sorted([SHORT, LONG])
+    why = dict(problems)[SHORT]
+    assert why.startswith("no market data for SPY 2027-04-16 P 450: IB 10089: Requested market")
+    assert why.endswith("check the account's market data subscriptions (and API access to them)")
+    assert not [u for u in seen.quotes if u.leg in (SHORT, LONG) and u.quote.bid is not None]
+
+
+def test_a_leg_ib_knows_not_at_a_connect_is_told_and_stops_nothing() -> None:
+    """One unknown contract among the subscribed legs: before, the first resume raised and
+    the stream (and the daemon) stopped; now that leg is told and the others stream."""
+    seen, problems, running = stream({}, UNKNOWN, SHORT)
+    assert running
+    assert problems == [(UNKNOWN, "contract unknown to IB: QQQ 2027-04-16 P 400")]
+    assert any(u.leg == SHORT and u.quote.bid is not None for u in seen.quotes)

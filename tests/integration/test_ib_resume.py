@@ -1,0 +1,64 @@
+"""The adapter's resume (the lines again, the executions missed) when the connection drops
+in the middle of it: against the fake gateway over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from brokers.ib.broker import IbBroker
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from service.clock import SpeedClock
+from service.settings import IbSettings
+from tests.factories import LOOP_T0 as T0
+from tests.integration.test_ib_adapter import SHORT, Seen
+
+REQ_EXECUTIONS = 7  # the TWS API's message id of reqExecutions
+
+
+def test_a_drop_in_the_first_resume_reconnects_rather_than_stopping_the_stream() -> None:
+    """The connection drops while the first resume asks for the executions (ib_async fails
+    that request with ConnectionError): before, it escaped the stream and stopped the
+    daemon (exit 1); now the stream connects again, with backoff, resumes afresh, and the
+    quotes flow."""
+
+    async def main() -> tuple[bool, int, list[Any], list[str]]:
+        clock = SpeedClock(T0, speed=20)
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+        gateway = FakeGateway(market, clock, account="DU1234567")
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        broker = IbBroker(IbSettings(port=port, timeout=5))
+        seen = Seen()
+        try:
+            await broker.connect()
+            await broker.qualify([SHORT])
+            broker.subscribe(SHORT)
+            gateway.drop_on = {REQ_EXECUTIONS}  # in the middle of the first resume
+            streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
+            await seen.until(lambda: broker.reconnects == 1 or streaming.done(), 10)
+            after = len(seen.quotes)
+            await seen.until(
+                lambda: (
+                    streaming.done() or any(u.quote.bid is not None for u in seen.quotes[after:])
+                ),
+                10,
+            )
+            running = not streaming.done()
+            if not running:
+                streaming.result()  # (what stopped it, raised)
+            streaming.cancel()
+            fresh = [u for u in seen.quotes[after:] if u.quote.bid is not None]
+            return running, broker.reconnects, fresh, sorted(gateway.drop_on)
+        finally:
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+
+    running, reconnects, fresh, left = asyncio.run(main())
+    assert running
+    assert reconnects == 1
+    assert fresh
+    assert {u.leg for u in fresh} == {SHORT}
+    assert left == []  # the drop happened (the fault is spent)
