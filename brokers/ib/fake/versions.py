@@ -24,10 +24,12 @@ above the server's highest still gets the server's highest, and the client refus
 (ibapi's ``EClient.connect`` reads whatever version comes; IB's Java and C++ clients
 then report 503 "The TWS is out of date and must be upgraded", ib_async's
 ``Client._onSocketHasData`` disconnects with "TWS/gateway version must be >= 972").
-A client whose highest version is below the oldest the server speaks gets no answer:
-the server closes the socket. IB's servers speak every version down to 100 (the
-"v100+" handshake); the fake writes messages as of 157 (the oldest ib_async asks for,
-and ibapi 9.81's highest) and closes the socket on an older range.
+The other way round, a client whose versions are all older than any the server
+writes, IB does not document; IB's clients may ask from 100 (ibapi's
+``MIN_CLIENT_VER``, the "v100+" handshake), which TWS serves. The fake writes messages
+as of 157 only (the oldest ib_async asks for, ibapi 9.81's highest) and closes the
+socket unanswered on an older range: the client sees the connection fail (ibapi's 502
+path, ib_async's connect error) rather than messages it would misread.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def for_version(version: int, fields: Iterable[object]) -> list[object]:
 def negotiate(versions: str) -> int | None:
     """The version to answer a client's ``v{min}..{max}`` (options may follow a space)
     with: the highest both speak, min(client's max, the server's). None when the client's
-    highest is older than the oldest the server speaks: the socket is closed unanswered.
+    highest is older than the oldest the fake writes: the socket is closed unanswered.
     A client whose lowest is above the server's highest gets the server's highest, and
     refuses it itself, as with IB."""
     low, _, high = versions.removeprefix("v").split(" ")[0].partition("..")
