@@ -345,5 +345,6 @@ def test_a_client_newer_than_the_gateway_gets_its_highest_and_decides() -> None:
 
 def test_a_client_older_than_the_gateway_speaks_is_closed_unanswered() -> None:
     """A range all older than the oldest version the fake writes (157): the socket is
-    closed with no answer, as IB closes it on a client it cannot serve."""
+    closed with no answer (the fake's limit: TWS serves clients from 100), so the client
+    sees a failed connection, not messages it would misread."""
     assert asyncio.run(_answer("v100..150")) == []
