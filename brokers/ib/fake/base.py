@@ -64,3 +64,12 @@ class GatewayBase:
         self.broker = SimBroker(latency=timedelta(0))
         self.received: list[float] = []  # when each client message came (loop time)
         self._sessions: set[Session] = set()
+        # execution times as "yyyymmdd-hh:mm:ss", UTC with no zone, as IB writes them for
+        # live accounts (else with the zone's name, as for paper ones): see exec_time
+        self.utc_exec_times = False
+
+    def exec_time(self, when: datetime) -> str:
+        """An execution's time as IB writes it: "20261207 15:00:00 UTC" (a zone's name
+        after it), or "20261207-15:00:00" (zone-less: UTC, by IB's own rule for times
+        in that form, as error 10314 states it)."""
+        return f"{when.astimezone(UTC):%Y%m%d-%H:%M:%S}" if self.utc_exec_times else ib_time(when)

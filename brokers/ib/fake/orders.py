@@ -24,7 +24,7 @@ from brokers.ib.codes import (
     REJECTED,
 )
 from brokers.ib.fake.account import AccountMixin
-from brokers.ib.fake.base import Session, ib_time
+from brokers.ib.fake.base import Session
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.order_wire import (
     ACTION,
@@ -325,7 +325,7 @@ class OrdersMixin(AccountMixin):
     ) -> None:
         """execDetails for the BAG, then each leg, then their commission reports (for a
         single option: its execution and its report)."""
-        when = ib_time(execution.time)
+        when = self.exec_time(execution.time)
         bag = [0, legs[0][0].symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
         side = "BOT" if order.action == "BUY" else "SLD"
         rows = [(f"{execution.exec_id}.bag", bag, side, execution.quantity, execution.price)]
