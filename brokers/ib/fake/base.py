@@ -10,6 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 from brokers.ib.codes import LIVE, NO_SECURITY
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_ADVANCED_ORDER_REJECT,
+    SERVER_VERSION,
+    for_version,
+    since,
+)
 from brokers.ib.wire import encode
 from brokers.sim.broker import SimBroker
 from brokers.sim.market import SimMarket
@@ -23,21 +29,24 @@ def ib_time(when: datetime) -> str:
 
 @dataclass(eq=False)
 class Session:
-    """One client connection."""
+    """One client connection, at the version its handshake chose (its messages are
+    written for it: :mod:`brokers.ib.fake.versions`)."""
 
     writer: asyncio.StreamWriter
+    version: int = SERVER_VERSION
     client_id: int | None = None
     data_type: int = LIVE
     positions: bool = False  # subscribed to position updates (reqPositions)
     lines: dict[int, Instrument] = field(default_factory=dict)  # reqId -> what it streams
 
     def send(self, *fields: object) -> None:
+        """A message, its fields as of the session's version (``since``/``before`` marks)."""
         if not self.writer.is_closing():
-            self.writer.write(encode(*fields))
+            self.writer.write(encode(*for_version(self.version, fields)))
 
     def error(self, req_id: int, code: int, message: str) -> None:
         """IB's error message (an error or a notice) for request ``req_id`` (-1: none)."""
-        self.send(4, 2, req_id, code, message, "")
+        self.send(4, 2, req_id, code, message, since(MIN_SERVER_VER_ADVANCED_ORDER_REJECT, ""))
 
     def no_security(self, req_id: int) -> None:
         self.error(req_id, NO_SECURITY, "No security definition has been found for the request")

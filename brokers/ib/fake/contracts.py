@@ -8,6 +8,12 @@ from decimal import Decimal
 
 from brokers.ib.fake.base import GatewayBase, Session
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT,
+    MIN_SERVER_VER_SIZE_RULES,
+    before,
+    since,
+)
 from brokers.sim.market import SimMarket
 from rules.clock import new_york
 from rules.model import Right
@@ -91,13 +97,17 @@ class ContractsMixin(GatewayBase):
         option = ins.sec_type == "OPT"
         last = f"{ins.expiry:%Y%m%d} 16:00 US/Eastern" if option else ""
         s.send(
-            10, req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
+            10, before(MIN_SERVER_VER_SIZE_RULES, 8),  # the message's version, till 164
+            req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
             ins.right.value if ins.right else "", "SMART", "USD", ins.local_symbol(),
             ins.symbol, ins.symbol, ins.con_id, 0.01 if option else 0.0001,
+            before(MIN_SERVER_VER_SIZE_RULES, 1),  # mdSizeMultiplier
             "100" if option else "", "LMT,MKT", "SMART,CBOE", 1,
             self._stock_id(ins.symbol) if option else 0, ins.symbol,
             "" if option else "ARCA", f"{ins.expiry:%Y%m}" if option else "", "", "", "",
             "US/Eastern", "", "", "", "", 0, 1, ins.symbol, "STK" if option else "", "", "",
-            "", 1, 1, 1,
+            "",  # stockType
+            since(MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT, before(MIN_SERVER_VER_SIZE_RULES, 1)),
+            since(MIN_SERVER_VER_SIZE_RULES, 1, 1, 1),  # minSize .. suggestedSizeIncrement
         )  # fmt: skip
         s.send(52, 1, req_id)

@@ -39,6 +39,15 @@ from brokers.ib.fake.order_wire import (
     off_tick,
     what_if,
 )
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
+    MIN_SERVER_VER_DURATION,
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
+    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
+    MIN_SERVER_VER_POST_TO_ATS,
+    before,
+    since,
+)
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, OrderEvent
@@ -353,7 +362,7 @@ class OrdersMixin(AccountMixin):
             *contract,
             order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
             "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
-            "",  # faProfile
+            before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
             "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
             0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
             0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
@@ -366,6 +375,7 @@ class OrdersMixin(AccountMixin):
             0, int(what_if), order.status, *margin, 0, 0,
             0,  # conditions
             "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
-            "", "", 0,  # duration, postToAts, autoCancelParent
-            "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf
+            since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),
+            since(MIN_SERVER_VER_AUTO_CANCEL_PARENT, 0),
+            since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
         )  # fmt: skip
