@@ -31,7 +31,7 @@ def details(contract: Option) -> tuple[int, list[int]]:
         try:
             await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
             found = await ib.reqContractDetailsAsync(contract)
-            return len(found), codes
+            return len(found), [c for c in codes if not 2100 <= c < 2200]  # (farms' notices)
         finally:
             ib.disconnect()
             await gateway.close()
@@ -62,3 +62,42 @@ def test_an_option_ib_does_not_list_is_error_200_and_nothing_else(contract: Any,
 def test_a_listed_option_has_its_details() -> None:
     assert details(spy_put(EXPIRY, 450)) == (1, [])
     assert details(spy_put(EXPIRY, 452.5)) == (1, [])
+
+
+def test_a_line_streams_changes_its_parameters_first_and_the_farms_are_said() -> None:
+    """As IB: the data farms' notices (2104, 2106, 2158) once the API starts; a line's
+    parameters (tickReqParams) before its ticks; a tick only when its value changed (the
+    fake resent every quote four times a second, moved or not)."""
+
+    async def main() -> tuple[list[int], Any, list[tuple[int, float]]]:
+        clock = SpeedClock(T0, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        ticks: list[tuple[int, float]] = []
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            (contract,) = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450))
+            ticker = ib.reqMktData(contract, "", False, False)
+            ticker.updateEvent += lambda t: ticks.extend((k.tickType, k.price) for k in t.ticks)
+            await asyncio.sleep(2.0)
+            return codes, ticker, ticks
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    codes, ticker, ticks = asyncio.run(main())
+    assert codes[:3] == [2104, 2106, 2158]
+    assert (ticker.minTick, ticker.bboExchange, ticker.snapshotPermissions) == (0.01, "9c0001", 3)
+    prices = [(kind, price) for kind, price in ticks if kind in (1, 2)]  # bid, ask
+    assert len(prices) > 4
+    last: dict[int, float] = {}
+    repeated = 0
+    for kind, price in prices:
+        repeated += last.get(kind) == price
+        last[kind] = price
+    assert repeated == 0, prices

@@ -230,23 +230,21 @@ def test_positions_and_account_updates_decode_in_ibapi(run: Run) -> None:
     assert run.received("managedAccounts") == [run.account]
 
 
-def test_account_summary_and_the_option_chain_decode_in_ibapi_once_served(run: Run) -> None:
-    """reqAccountSummary and reqSecDefOptParams, which the fake does not answer yet (issue
-    18): the probe asks them anyway, so their answers, once served, decode here (the test
-    above holds them to no decoder problem) with the account and the chain's expiry and
-    strikes; until then they are listed as unanswered."""
-    unanswered = run.received("unanswered")
-    assert set(unanswered) <= {"accountSummaryEnd", "securityDefinitionOptionParameterEnd"}
-    if "accountSummaryEnd" not in unanswered:
-        assert {row[1] for row in run.received("accountSummary")} == {run.account}
-    if "securityDefinitionOptionParameterEnd" not in unanswered:
-        chains = run.received("securityDefinitionOptionParameter")
-        assert any(
-            c["under_con_id"] == run.con_ids["stock"]
-            and f"{EXPIRY:%Y%m%d}" in c["expirations"]
-            and 450.0 in c["strikes"]
-            for c in chains
-        ), chains
+def test_account_summary_and_the_option_chain_decode_in_ibapi(run: Run) -> None:
+    """reqAccountSummary and reqSecDefOptParams are answered, as IB answers them (before,
+    the fake sent nothing and a program waited for good): the account's rows for the tags
+    asked, then the end; the chain's expirations and strikes (the held legs' among them),
+    then the end."""
+    assert run.received("unanswered") == []
+    rows = run.received("accountSummary")
+    assert {(row[1], row[2]) for row in rows} == {
+        (run.account, "NetLiquidation"), (run.account, "BuyingPower"),
+    }  # fmt: skip
+    (chain,) = run.received("securityDefinitionOptionParameter")
+    assert chain["under_con_id"] == run.con_ids["stock"]
+    assert f"{EXPIRY:%Y%m%d}" in chain["expirations"]
+    assert 450.0 in chain["strikes"]
+    assert 451.37 not in chain["strikes"]
 
 
 def test_a_combo_order_fills_as_ibapi_reads_it(run: Run) -> None:

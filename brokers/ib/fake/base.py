@@ -38,11 +38,22 @@ class Session:
     data_type: int = LIVE
     positions: bool = False  # subscribed to position updates (reqPositions)
     lines: dict[int, Instrument] = field(default_factory=dict)  # reqId -> what it streams
+    # (reqId, tick type) -> the value last sent: IB sends a tick when its value changes
+    ticked: dict[tuple[int, int], object] = field(default_factory=dict)
 
     def send(self, *fields: object) -> None:
         """A message, its fields as of the session's version (``since``/``before`` marks)."""
         if not self.writer.is_closing():
             self.writer.write(encode(*for_version(self.version, fields)))
+
+    def tick(self, req_id: int, kind: int, value: object, *message: object) -> None:
+        """A market data message for tick ``kind`` of line ``req_id``, sent only when its
+        ``value`` differs from the one last sent on that line (IB streams changes: a
+        quote that has not moved is not sent again)."""
+        key = (req_id, kind)
+        if self.ticked.get(key, self) != value:
+            self.ticked[key] = value
+            self.send(*message)
 
     def error(self, req_id: int, code: int, message: str) -> None:
         """IB's error message (an error or a notice) for request ``req_id`` (-1: none)."""

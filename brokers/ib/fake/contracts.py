@@ -3,7 +3,7 @@ connections) and ``reqContractDetails``."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from brokers.ib.fake.base import GatewayBase, Session
@@ -111,3 +111,28 @@ class ContractsMixin(GatewayBase):
             since(MIN_SERVER_VER_SIZE_RULES, 1, 1, 1),  # minSize .. suggestedSizeIncrement
         )  # fmt: skip
         s.send(52, 1, req_id)
+
+    def _option_chains(self, s: Session, fields: list[str]) -> None:
+        """reqSecDefOptParams (reqId, underlying's symbol, futFopExchange, its secType, its
+        conId): the chain's expirations and strikes, then the end (TWS API, "Option
+        Chains"). As :meth:`listed` lists them: each weekday of the next eight weeks and
+        each Friday of the year, and the half-dollar strikes within 30% of the price, with
+        every option the gateway knows of (the positions' legs)."""
+        req_id, symbol = int(fields[1]), fields[2]
+        if symbol in self.market.underlyings:
+            today = self.clock.now().astimezone(new_york()).date()
+            near = today + timedelta(weeks=8)
+            days = (today + timedelta(days=n) for n in range(366))
+            expiries = {d for d in days if d.weekday() == 4 or (d.weekday() < 5 and d < near)}
+            spot = Decimal(str(self.market.spot(symbol)))
+            strikes = {Decimal(k) / 2 for k in range(int(spot * Decimal("1.4")),
+                                                     int(spot * Decimal("2.6")) + 1)}  # fmt: skip
+            for ins in self._instruments.values():
+                if ins.symbol == symbol and ins.expiry is not None and ins.strike is not None:
+                    expiries.add(ins.expiry)
+                    strikes.add(ins.strike)
+            listed = sorted(e for e in expiries if e >= today)
+            s.send(75, req_id, "SMART", self._stock_id(symbol), symbol, "100", len(listed),
+                   *(f"{e:%Y%m%d}" for e in listed), len(strikes),
+                   *(float(k) for k in sorted(strikes)))  # fmt: skip
+        s.send(76, req_id)

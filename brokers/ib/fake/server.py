@@ -134,6 +134,9 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
         for req_id in list(session.lines):
             self._cancel_line(session, req_id)
 
+    def _nothing(self, s: Session, fields: list[str]) -> None:
+        """A request IB answers with nothing (a cancel of a subscription)."""
+
     def _handle(self, s: Session, fields: list[str]) -> None:
         self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
         if int(fields[0]) in self.drop_on:
@@ -158,6 +161,9 @@ _HANDLERS = {
     99: FakeGateway._completed_orders,
     6: FakeGateway._account_updates,
     76: FakeGateway._account_updates_multi,
+    62: FakeGateway._account_summary,
+    63: FakeGateway._nothing,  # cancelAccountSummary
+    78: FakeGateway._option_chains,
     7: FakeGateway._executions,
     49: FakeGateway._current_time,
     8: FakeGateway._ids,
