@@ -143,13 +143,18 @@ class MarketDataMixin(OrdersMixin):
             s.tick(req_id, kind, SIZE, 2, 6, req_id, kind, SIZE)  # on their own
         mid = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else None
         under = -1.0 if q.underlying_price is None else q.underlying_price
-        delta = NOT_COMPUTED if q.delta is None else q.delta
-        vol = self.market.vol(ins.symbol)
         ticks = (self._tick(BID_OPTION), self._tick(ASK_OPTION), self._tick(MODEL_OPTION))
-        greeks = zip(ticks, (q.bid, q.ask, mid), strict=True)
-        for tick, price in greeks if self.greeks else ():
-            values = (vol, delta, -1.0 if price is None else price, 0.0, NOT_COMPUTED,
-                      NOT_COMPUTED, NOT_COMPUTED, under)  # fmt: skip
+        # IB's computations: the bid's and the ask's at the volatility each price implies,
+        # the model's at its own (with the mid as its price); a value
+        # IB cannot compute is -1 (implied volatility) or -2 (the Greeks)
+        sides = ((ticks[0], q.bid), (ticks[1], q.ask), (ticks[2], None))
+        for tick, price in sides if self.greeks else ():
+            at = None if price is None else float(price)
+            done = self.market.computation(ins.leg, self.market.now, at)
+            iv, delta, gamma, vega, theta = (-1.0, *(NOT_COMPUTED,) * 4) if done is None else done
+            shown = mid if price is None else price
+            values = (round(iv, 6), round(delta, 6), -1.0 if shown is None else shown, 0.0,
+                      round(gamma, 6), round(vega, 6), round(theta, 6), under)  # fmt: skip
             s.tick(req_id, tick, values, 21, req_id, tick, 1, *values)
 
     def _quote_stock(self, s: Session, req_id: int, ins: Instrument) -> None:
