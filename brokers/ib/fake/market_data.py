@@ -21,6 +21,7 @@ from brokers.ib.fake.base import Session
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.orders import OrdersMixin
 from brokers.sim.market import SimMarket
+from rules.clock import market_time
 from service.ports import Clock, LegKey
 
 SIZE = 10  # contracts quoted each side
@@ -134,6 +135,8 @@ class MarketDataMixin(OrdersMixin):
                     self._quote_option(s, req_id, ins)
 
     def _quote_option(self, s: Session, req_id: int, ins: Instrument) -> None:
+        if not market_time(self.market.now).regular_hours and not self.frozen:
+            return  # options trade in regular hours only: IB streams no live quotes then
         q = self.market.quote(ins.leg, self.market.now)
         bad = {"-1": -1.0, "nan": math.nan}.get(self.bad_quotes)
         bid, ask = (bad, bad) if bad is not None else (q.bid, q.ask)

@@ -1,15 +1,16 @@
-"""The fake gateway's contracts as IB's: an option IB does not list is error 200, "No
-security definition has been found", with nothing else; a listed one has its details.
-Through the unmodified ib_async client over TCP on 127.0.0.1."""
+"""The fake gateway as IB: its contracts (an option IB does not list is error 200, "No
+security definition has been found", with nothing else), its connection notices, its
+market data lines (changes only, their parameters first, no option quotes outside
+regular hours). Through the unmodified ib_async client over TCP on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from ib_async import IB, Option
+from ib_async import IB, Option, Stock
 
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
@@ -101,3 +102,33 @@ def test_a_line_streams_changes_its_parameters_first_and_the_farms_are_said() ->
         repeated += last.get(kind) == price
         last[kind] = price
     assert repeated == 0, prices
+
+
+SATURDAY_NOON = datetime(2027, 3, 6, 17, 0, tzinfo=UTC)  # 12:00 New York
+
+
+@pytest.mark.parametrize(("start", "quoted"), [(T0, True), (SATURDAY_NOON, False)])
+def test_options_are_quoted_in_regular_hours_only(start: datetime, quoted: bool) -> None:
+    """Options trade in regular hours only: outside them IB streams no live option quotes
+    (the stock still streams). The fake streamed them at any hour."""
+
+    async def main() -> tuple[Any, Any]:
+        clock = SpeedClock(start, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            option, stock = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), Stock("SPY"))
+            put, spy = ib.reqMktData(option), ib.reqMktData(stock)
+            await asyncio.sleep(1.5)
+            return put, spy
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    put, spy = asyncio.run(main())
+    assert (put.bid > 0) is quoted
+    assert 0 < spy.bid < spy.ask
