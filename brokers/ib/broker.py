@@ -31,7 +31,7 @@ tests, or IB's own time (:meth:`IbBroker.on_ib_time`, the daemon's: a
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from functools import partial
 
 from ib_async import IB
@@ -43,6 +43,7 @@ from brokers.ib.contracts import ContractsMixin
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.notices import NoticesMixin
 from brokers.ib.orders import OrdersMixin
+from rules.clock import new_york
 from service.settings import IbSettings
 
 __all__ = ["BrokerClock", "IbBroker", "NotPaper"]
@@ -70,6 +71,14 @@ class IbBroker(
         self.ib.commissionReportEvent += self._on_commission
         self.ib.orderStatusEvent += self._on_status
         self.ib.positionEvent += self._on_position
+
+    def executions_from(self, now: datetime) -> datetime | None:
+        """IB reports the current day's executions only (``reqExecutions``: TWS API,
+        "Executions and Commissions": "Only the current day's executions can be
+        retrieved"); the day taken as New York's, from its midnight (the earliest a
+        gateway's day may start for a US account)."""
+        today = now.astimezone(new_york()).date()
+        return datetime.combine(today, time(0), new_york())
 
     @classmethod
     def on_ib_time(

@@ -69,6 +69,10 @@ class SimGateway:
     async def executions(self) -> list[Execution]:
         return self.broker.executions()
 
+    def executions_from(self, now: datetime) -> datetime | None:
+        """(The simulated broker keeps every execution.)"""
+        return None
+
     async def open_orders(self) -> list[OrderEvent]:
         return self.broker.open_orders()
 

@@ -3,7 +3,10 @@
 :meth:`Reconciler.orders` runs before the positions are loaded: executions the
 store has not seen are applied (once each, by execution id); an order the
 broker no longer works is ended as cancelled; one it still works is adopted
-(repriced and followed from now). :meth:`Reconciler.holdings` runs after: it
+(repriced and followed from now). One placed before the executions the broker
+reports (IB: today's only; a daemon down overnight after a late fill) may have filled
+unseen: it is ended, and its position needs attention, rather than ended as
+cancelled as if nothing had happened. :meth:`Reconciler.holdings` runs after: it
 says where the account holds other than the open positions imply (not fixed:
 closes of those legs are refused until a human looks).
 """
@@ -20,6 +23,15 @@ from service.ports import Fill, LegKey, OrderGateway, Store
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
+
+
+def unknown_outcome(order_ref: str, placed: datetime) -> str:
+    """Why an order's outcome is unknown: placed before the executions the broker reports."""
+    return (
+        f"order {order_ref}, placed {placed:%Y-%m-%d %H:%M} UTC, no longer works at the broker, "
+        "which reports today's executions only: whether it filled is unknown; compare the "
+        "account (`spreadwatch positions sync`), then void or resume the position"
+    )
 
 
 class Reconciler:
@@ -42,8 +54,15 @@ class Reconciler:
                     done.append(f"{e.order_ref}: applied missed execution {e.exec_id}")
         live = {o.order_ref: o for o in await self.store.live_orders()}  # after the fills
         working = {o.order_ref for o in await self.gateway.open_orders()}
+        seen_from = self.gateway.executions_from(now)
         for ref, order in live.items():
-            if ref not in working:
+            if ref not in working and seen_from is not None and order.created_at < seen_from:
+                # placed before the executions the broker reports: it may have filled unseen
+                why = unknown_outcome(ref, order.created_at)
+                await self.store.end_order(ref, "cancelled", why)
+                await self.store.mark_attention(order.position_id, why)
+                done.append(f"{ref}: {why}: ended, its position needs attention")
+            elif ref not in working:
                 detail = "not working at the broker on start"
                 await self.store.end_order(ref, "cancelled", detail)
                 done.append(f"{ref}: {detail}: ended as cancelled")

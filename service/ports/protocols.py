@@ -193,6 +193,12 @@ class OrderGateway(Protocol):
 
     async def executions(self) -> list[Execution]: ...
 
+    def executions_from(self, now: datetime) -> datetime | None:
+        """The earliest instant whose executions :meth:`executions` reports at ``now``
+        (None: all of them). An order placed before it that no longer works may have
+        filled unseen: its outcome is not the broker's to tell."""
+        ...
+
     async def open_orders(self) -> list[OrderEvent]: ...
 
 
