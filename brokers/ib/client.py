@@ -29,6 +29,7 @@ class IbClient:
         self._events: EventSink | None = None
         self._problems: ProblemSink | None = None
         self._blind = False  # in a gap (1100, a dropped socket): ticks are not fresh
+        self._farms_down: set[str] = set()  # quote farms IB said broken (2103), not OK yet
 
     def _trouble(self, leg: LegKey, why: str) -> None:
         """A leg IB cannot serve (its line refused, its contract unknown), said to the

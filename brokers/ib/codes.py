@@ -22,6 +22,12 @@ LINE_LIMIT, NOT_SUBSCRIBED, DELAYED_DATA = 101, 354, 10167
 # (interactivebrokers.github.io/tws-api/message_codes.html); common on paper accounts
 NEEDS_SUBSCRIPTION, PART_NOT_SUBSCRIBED, PART_NEEDS_SUBSCRIPTION = 10089, 10090, 10091
 DELAYED_NOT_ENABLED = 10168
+# Data farms (TWS or IB Gateway to IB's servers), the farm's name after a colon:
+# "Market data farm connection is broken:usopt" (message codes 2103-2106, 2158)
+FARM_BROKEN, FARM_OK, HMDS_BROKEN, HMDS_OK, SECDEF_OK = 2103, 2104, 2105, 2106, 2158
+# the market data farms US options and stocks stream from ("usopt", "usfarm", and their
+# ".nj"-style variants): one broken stops the quotes the rules act on
+QUOTE_FARMS = ("usopt", "usfarm")
 # Orders
 REJECTED, CANCELLED, HELD = 201, 202, 399
 CANNOT_MODIFY, NOT_FOUND, CANNOT_CANCEL = 104, 10147, 10148
@@ -41,6 +47,8 @@ class Effect(Enum):
     GAP = "gap"  # quotes blanked, ticks still on their way dropped until restored
     RESUME = "resume"  # the lines opened afresh, executions and orders checked
     FLOWING = "flowing"  # data flows again
+    FARM_DOWN = "farm down"  # a quote farm broken: as a gap, until it is OK again
+    FARM_UP = "farm up"  # a farm OK again (also said at every connection)
     LINE_REFUSED = "line refused"  # a leg's line refused: kept in ``refused``, and its
     # positions need a human (the service's ``problems``); an underlying's: logged only
 
@@ -51,6 +59,7 @@ class Code:
 
     event: str
     effect: Effect = Effect.LOG
+    info: bool = False  # logged at info (a notice that all is well), else a warning
 
 
 CODES = {
@@ -58,6 +67,11 @@ CODES = {
     RESTORED_DATA_LOST: Code("ib.connectivity_restored_data_lost", Effect.RESUME),
     RESTORED_DATA_KEPT: Code("ib.connectivity_restored_data_kept", Effect.FLOWING),
     COMPETING_SESSION: Code("ib.competing_live_session"),
+    FARM_BROKEN: Code("ib.data_farm_broken", Effect.FARM_DOWN),
+    FARM_OK: Code("ib.data_farm_ok", Effect.FARM_UP, info=True),
+    HMDS_BROKEN: Code("ib.hmds_farm_broken"),
+    HMDS_OK: Code("ib.hmds_farm_ok", info=True),
+    SECDEF_OK: Code("ib.secdef_farm_ok", info=True),
     LINE_LIMIT: Code("ib.market_data_line_limit", Effect.LINE_REFUSED),
     NOT_SUBSCRIBED: Code("ib.market_data_not_subscribed", Effect.LINE_REFUSED),
     NEEDS_SUBSCRIPTION: Code("ib.market_data_needs_subscription", Effect.LINE_REFUSED),

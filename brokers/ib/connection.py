@@ -242,6 +242,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
     async def _resume_now(self, recheck: bool) -> None:
         self._close_lines()  # lines from before: closed, and opened afresh
         self._blind = False
+        self._farms_down.clear()  # (a new connection: IB says its farms' state afresh)
         for leg in await self._qualify(list(self._wanted)):  # (one unknown leg stops
             self._trouble(leg, f"contract unknown to IB: {_leg_text(leg)}")  # no other)
         for leg in list(self._wanted):

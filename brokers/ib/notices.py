@@ -9,8 +9,11 @@
   (``problems``): the positions holding that leg need a human, where they would
   wait for quotes that never come. A refused underlying's line is logged only (the
   options' own quotes carry what the rules need).
-- Every code of the table is a log event of its own, a warning; others are
-  logged as ``ib.message``.
+- 2103 for a farm US options or stocks stream from (``usopt``, ``usfarm``) is a
+  gap as 1100 is: no quote is fresh until that farm's 2104. Other farms' are
+  logged only.
+- Every code of the table is a log event of its own, a warning (the farms' OK
+  notices: info); others are logged as ``ib.message``.
 - An order's error reaches the service through its status (ib_async marks the
   trade cancelled and logs the error on it): see ``OrdersMixin._on_status``.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 from ib_async import IB
 
-from brokers.ib.codes import CODES, DELAYED_DATA, Effect
+from brokers.ib.codes import CODES, DELAYED_DATA, QUOTE_FARMS, Effect
 from brokers.ib.connection import DROPPED, ConnectionMixin
 from brokers.ib.convert import _leg_text
 from service.logs import get_logger
@@ -52,13 +55,19 @@ class NoticesMixin(ConnectionMixin):
             task.add_done_callback(self._tasks.discard)
         elif effect is Effect.FLOWING:  # it flows again
             self._blind = False
+        elif effect is Effect.FARM_DOWN and _farm(message).startswith(QUOTE_FARMS):
+            self._farms_down.add(_farm(message))  # the quotes stop: none is fresh until OK
+            self._gap(f"IB's market data farm {_farm(message)} is broken ({code})")
+        elif effect is Effect.FARM_UP and _farm(message) in self._farms_down:
+            self._farms_down.discard(_farm(message))
+            self._blind = bool(self._farms_down)
         elif effect is Effect.LINE_REFUSED or (
             code == DELAYED_DATA and self.settings.market_data == "live"
         ):  # a line refused: which leg, said once; its positions need a human
             leg = self._refused_leg(req_id)
             if leg is not None:
                 self._trouble(leg, _no_data(leg, code, message, self.settings.market_data))
-        log = _log.warning if known is not None else _log.info
+        log = _log.warning if known is not None and not known.info else _log.info
         log(
             known.event if known is not None else "ib.message",
             code=code,
@@ -94,3 +103,8 @@ def _no_data(leg: LegKey, code: int, message: str, market_data: str) -> str:
     )
     words = " ".join(message.split())
     return f"no market data for {_leg_text(leg)}: IB {code}: {words}; {fix}"
+
+
+def _farm(message: str) -> str:
+    """The farm a 2103/2104 message names: "...connection is broken:usopt" -> "usopt"."""
+    return message.rpartition(":")[2].strip()

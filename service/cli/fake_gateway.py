@@ -20,7 +20,7 @@ import contextlib
 import signal
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from service import bootstrap
 from service.bootstrap import Faults
@@ -45,6 +45,7 @@ async def run_fake_gateway(
     stop: asyncio.Event | None = None,
     faults: Faults | None = None,
     restore: int = 1102,
+    farm_flap: float | None = None,
 ) -> int:
     source = positions_file or EXAMPLES
     positions = load_positions(source, load_books(settings.books_file))
@@ -62,11 +63,35 @@ async def run_fake_gateway(
     out.flush()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    _on_signals(loop, gateway, stop, restore)
+    clock.restart()
+    ticking = asyncio.create_task(gateway.run())
+    flapping = None if farm_flap is None else asyncio.create_task(gateway.flap_farms(farm_flap))
+    try:
+        timeout = None if duration is None else duration.total_seconds() / speed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+            loop.remove_signal_handler(sig)
+        ticking.cancel()
+        if flapping is not None:
+            flapping.cancel()
+        await gateway.close()
+    out.write("fake IB gateway stopped\n")
+    return 0
+
+
+def _on_signals(
+    loop: asyncio.AbstractEventLoop, gateway: Any, stop: asyncio.Event, restore: int
+) -> None:
+    """SIGINT, SIGTERM: stop; SIGUSR1: every connection dropped; SIGUSR2: IB's 1100, then
+    ``restore`` at the next one."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     lost = [False]
 
-    def connectivity() -> None:  # SIGUSR2: IB's 1100, then ``restore`` at the next one
+    def connectivity() -> None:
         lost[0] = not lost[0]
         if lost[0]:
             gateway.say(1100, "Connectivity between IB and Trader Workstation has been lost.")
@@ -77,16 +102,3 @@ async def run_fake_gateway(
 
     loop.add_signal_handler(signal.SIGUSR1, gateway.drop)
     loop.add_signal_handler(signal.SIGUSR2, connectivity)
-    clock.restart()
-    ticking = asyncio.create_task(gateway.run())
-    try:
-        timeout = None if duration is None else duration.total_seconds() / speed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
-            loop.remove_signal_handler(sig)
-        ticking.cancel()
-        await gateway.close()
-    out.write("fake IB gateway stopped\n")
-    return 0

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from service.cli.gateway_flags import add_fake_gateway, faults_of
 from service.errors import INTERRUPTED, InputError, SpreadwatchError
 
 
@@ -114,16 +115,10 @@ def _clock_flags(args: argparse.Namespace) -> tuple[Any, Any]:
 def _fake_gateway(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from service.bootstrap import Faults  # noqa: PLC0415
     from service.cli.fake_gateway import run_fake_gateway  # noqa: PLC0415
 
     start, duration = _clock_flags(args)
-    if args.line_limit < 1 or (args.fill_size is not None and args.fill_size < 1):
-        raise InputError("--line-limit and --fill-size: must be at least 1")
-    unsubscribed = frozenset(s.strip().upper() for s in (args.no_subscription or "").split(","))
-    faults = Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
-                    args.fill_size, unsubscribed=unsubscribed - {""}, read_only=args.read_only,
-                    inactive_then_submitted=args.inactive_then_submitted)  # fmt: skip
+    faults = faults_of(args)
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: {args.port}: not a TCP port")
     return asyncio.run(
@@ -139,6 +134,7 @@ def _fake_gateway(args: argparse.Namespace) -> int:
             duration=duration,
             faults=faults,
             restore=args.restore,
+            farm_flap=args.farm_flap,
         )
     )
 
@@ -293,45 +289,6 @@ def _add_run_commands(sub: Any) -> None:
     dm.set_defaults(run=_demo)
 
 
-def _add_fake_gateway(sub: Any) -> None:
-    fg = sub.add_parser(
-        "fake-gateway",
-        help="a fake IB Gateway (TWS API) on the simulated market: the IB path, no account",
-        description="Serve the TWS API on HOST:PORT from the simulated market, with a paper "
-        "account holding the legs of the positions file. SIGINT or SIGTERM stops it.",
-    )
-    fg.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    fg.add_argument("--port", type=int, default=4002, help="port (default 4002, IB Gateway paper)")
-    fg.add_argument("--positions", type=Path, help="POSITIONS.toml (default: the examples)")
-    fg.add_argument("--account", default="DU1234567", help="the account it manages")
-    fg.add_argument("--speed", type=float, default=1.0, help="market clock speed (default 1)")
-    fg.add_argument("--start", help="market clock start, ISO-8601 with offset (default now)")
-    fg.add_argument("--for", dest="minutes", type=float, help="stop after this many minutes")
-    fg.add_argument("--delayed-only", action="store_true", help="fault: only delayed data")
-    fg.add_argument("--bad-quotes", choices=["-1", "nan"], default="", help="fault: option quotes")
-    fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
-    fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
-    fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
-    fg.add_argument("--read-only", action="store_true", help="fault: a read-only API (321)")
-    fg.add_argument("--inactive-then-submitted", action="store_true",
-                    help="fault: a new order Inactive for a moment, then Submitted")  # fmt: skip
-    fg.add_argument(
-        "--no-subscription",
-        metavar="SYMBOLS",
-        help="fault: no market data subscription for these underlyings' options (IB's 10089), "
-        "comma-separated",
-    )
-    fg.add_argument(
-        "--restore",
-        type=int,
-        choices=[1101, 1102],
-        default=1102,
-        help="the code the second SIGUSR2 sends after 1100 (default 1102: data kept)",
-    )
-    _config(fg)
-    fg.set_defaults(run=_fake_gateway)
-
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
@@ -365,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     _add_db_commands(sub)
     _add_positions_commands(sub)
     _add_run_commands(sub)
-    _add_fake_gateway(sub)
+    add_fake_gateway(sub, _fake_gateway, _config)
     _add_report_command(sub)
     return top
 

@@ -62,3 +62,50 @@ def test_a_drop_in_the_first_resume_reconnects_rather_than_stopping_the_stream()
     assert fresh
     assert {u.leg for u in fresh} == {SHORT}
     assert left == []  # the drop happened (the fault is spent)
+
+
+def test_the_options_farm_broken_is_a_gap_until_it_is_ok_again() -> None:
+    """IB's 2103 for the options' market data farm: the quotes stop, so none is fresh (the
+    legs are sent as having no quote, the feed is not connected) until its 2104; a farm
+    US options do not stream from (eufarm) changes nothing. Before, 2103 was a log line
+    and the last quotes stood as if current."""
+
+    async def main() -> tuple[list[bool], list[Any]]:
+        clock = SpeedClock(T0, speed=20)
+        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+        gateway = FakeGateway(market, clock, account="DU1234567")
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        broker = IbBroker(IbSettings(port=port, timeout=5))
+        seen = Seen()
+        connected: list[bool] = []
+        try:
+            await broker.connect()
+            await broker.qualify([SHORT])
+            broker.subscribe(SHORT)
+            streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
+            await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+            gateway.say(2103, "Market data farm connection is broken:eufarm")
+            await asyncio.sleep(0.3)
+            connected.append(broker.connected())
+            gateway.say(2103, "Market data farm connection is broken:usopt")
+            await seen.until(lambda: not broker.connected())
+            down = len(seen.quotes)
+            await asyncio.sleep(0.5)
+            connected.append(broker.connected())
+            during = seen.quotes[down:]
+            gateway.say(2104, "Market data farm connection is OK:usopt")
+            await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes[down:]))
+            connected.append(broker.connected())
+            streaming.cancel()
+            return connected, [seen.quotes[down - 1], *during]
+        finally:
+            await broker.close()
+            ticking.cancel()
+            await gateway.close()
+
+    connected, around = asyncio.run(main())
+    assert connected == [True, False, True]
+    blank, *during = around
+    assert (blank.leg, blank.quote.bid, blank.quote.ask) == (SHORT, None, None)
+    assert all(u.quote.bid is None for u in during)

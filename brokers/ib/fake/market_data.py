@@ -49,6 +49,7 @@ class MarketDataMixin(OrdersMixin):
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self.delayed_only = False
         self._paused = False  # after 1100: no market data until 1101/1102
+        self.options_farm_down = False  # after 2103 for usopt: no option quotes until 2104
         self.frozen = False  # fault: lines open as frozen data (type 2)
         self.greeks = True  # False: option Greeks are no longer sent
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
@@ -137,6 +138,8 @@ class MarketDataMixin(OrdersMixin):
     def _quote_option(self, s: Session, req_id: int, ins: Instrument) -> None:
         if not market_time(self.market.now).regular_hours and not self.frozen:
             return  # options trade in regular hours only: IB streams no live quotes then
+        if self.options_farm_down:
+            return
         q = self.market.quote(ins.leg, self.market.now)
         bad = {"-1": -1.0, "nan": math.nan}.get(self.bad_quotes)
         bid, ask = (bad, bad) if bad is not None else (q.bid, q.ask)

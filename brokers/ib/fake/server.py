@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from brokers.ib.codes import CONNECTIVITY_LOST, RESTORED_DATA_KEPT, RESTORED_DATA_LOST
+from brokers.ib.codes import (
+    CONNECTIVITY_LOST,
+    FARM_BROKEN,
+    FARM_OK,
+    HMDS_BROKEN,
+    HMDS_OK,
+    RESTORED_DATA_KEPT,
+    RESTORED_DATA_LOST,
+)
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session, ib_time
 from brokers.ib.fake.contracts import ContractsMixin
@@ -21,6 +29,16 @@ from service.ports import Clock
 _log = get_logger("spreadwatch.fake_gateway")
 
 TICK_SECONDS = 0.25
+
+
+FARMS_BROKEN = (
+    (FARM_BROKEN, "Market data farm connection is broken:usopt"),
+    (HMDS_BROKEN, "HMDS data farm connection is broken:ushmds"),
+)
+FARMS_OK = (
+    (FARM_OK, "Market data farm connection is OK:usopt"),
+    (HMDS_OK, "HMDS data farm connection is OK:ushmds"),
+)
 
 
 class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
@@ -74,7 +92,10 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
         """Fault: send an error/notice to every client, and act as IB does for the
         connectivity codes: after 1100 (lost) no market data flows; 1102 (restored, data
         maintained) resumes it; 1101 (restored, data lost) resumes with every line gone, to
-        be requested again."""
+        be requested again; 2103 for the options farm (``...broken:usopt``) stops the
+        option quotes until its 2104."""
+        if code in (FARM_BROKEN, FARM_OK) and message.endswith(":usopt"):
+            self.options_farm_down = code == FARM_BROKEN
         if code == CONNECTIVITY_LOST:
             self._paused = True
         elif code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
@@ -85,6 +106,16 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
                         self._cancel_line(s, req_id)
         for s in self._sessions:
             s.error(-1, code, message)
+
+    async def flap_farms(self, seconds: float) -> None:
+        """Fault (``--farm-flap``): every ``seconds`` (wall), the options' market data farm
+        and the historical data farm break (2103, 2105: no option quotes), then are OK
+        again (2104, 2106), as IB's farms do in its nightly resets or a network hiccup."""
+        while True:
+            for notices in (FARMS_BROKEN, FARMS_OK):
+                await asyncio.sleep(seconds)
+                for code, text in notices:
+                    self.say(code, text)
 
     async def _drain(self) -> None:
         for s in list(self._sessions):
