@@ -123,7 +123,10 @@ def _fake_gateway(args: argparse.Namespace) -> int:
     unsubscribed = frozenset(s.strip().upper() for s in (args.no_subscription or "").split(","))
     faults = Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
                     args.fill_size, unsubscribed=unsubscribed - {""}, read_only=args.read_only,
-                    inactive_then_submitted=args.inactive_then_submitted)  # fmt: skip
+                    inactive_then_submitted=args.inactive_then_submitted,
+                    commission_delay=args.commission_delay,
+                    commission_first=args.commission_first,
+                    leg_only_fills=args.leg_only_fills)  # fmt: skip
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: {args.port}: not a TCP port")
     return asyncio.run(
@@ -315,6 +318,13 @@ def _add_fake_gateway(sub: Any) -> None:
     fg.add_argument("--read-only", action="store_true", help="fault: a read-only API (321)")
     fg.add_argument("--inactive-then-submitted", action="store_true",
                     help="fault: a new order Inactive for a moment, then Submitted")  # fmt: skip
+    fg.add_argument("--commission-delay", type=float, metavar="SECONDS",
+                    help="fault: each commission report trails its execution by SECONDS "
+                    "(default 0.05)")  # fmt: skip
+    fg.add_argument("--commission-first", action="store_true",
+                    help="fault: commission reports before their executions")  # fmt: skip
+    fg.add_argument("--leg-only-fills", action="store_true",
+                    help="fault: no BAG execution for a combo fill, its legs' only")  # fmt: skip
     fg.add_argument(
         "--no-subscription",
         metavar="SYMBOLS",
