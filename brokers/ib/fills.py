@@ -159,13 +159,13 @@ class Grouper:
         if group is None or (group.key and _shared(group.key, ex.execId) == 0):
             group = Group(ex.permId, ex.orderRef, size)
             self.groups.append(group)
+        self.where[ex.execId] = group
+        group.size = max(group.size, size)
         if bag:
             group.bag = fill
         else:
             group.legs[con_id] = fill
             self.report(fill)
-        group.size = max(group.size, size)
-        self.where[ex.execId] = group
         return group
 
     def report(self, fill: Any, amount: Decimal | None = None) -> Group | None:
