@@ -62,7 +62,7 @@ class SqlStore(SqlPositions, SqlOrders):
             await raw.fetchrow(sql.FILL_READ, "", "")
             zero, now = Decimal(0), datetime.now(UTC)
             fill = ("", "", 0, zero, zero, now, "", 0)  # no position of version 0: no write
-            change = (0, zero, zero, "", 0, 0, 0, "", None, "", "", "", zero, zero, "")
+            change = (0, zero, zero, "", 0, 0, 0, "", None, "", "", "", zero, zero, "", [], [])
             await raw.fetchval(sql.FILL_WRITE, *fill, *change)
             return conn
 
