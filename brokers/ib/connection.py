@@ -57,6 +57,12 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         # bursts, more often: at most 6 windows x 8 = 48 in any second, 40/s on average.
         self.ib.client.MaxRequests = PACE_REQUESTS
         self.ib.client.RequestsInterval = PACE_WINDOW  # type: ignore[assignment]  # a float
+        # An execution's time without a zone is UTC: IB writes "yyyymmdd-hh:mm:ss" (dash)
+        # for UTC (its error 10314: "yyyymmdd-hh:mm:ss time is in UTC"; live accounts'
+        # executions come so), else the zone's name follows ("... US/Eastern"). ib_async
+        # reads a zone-less time in TimezoneTWS, unset: the host's zone (Decoder.execDetails;
+        # ib_async issue 230), hours off on a host not on UTC.
+        self.ib.TimezoneTWS = "UTC"
         self.reconnects = 0
         self._closing = False
         self.clock: BrokerClock | None = None  # IB's time, when this broker keeps it

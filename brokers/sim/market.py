@@ -27,7 +27,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
 from rules.clock import years_to_expiry
-from rules.greeks import Rates, bsm_delta, bsm_price
+from rules.greeks import Rates, bsm_delta, bsm_price, implied_vol
 from rules.model import Quote, Right
 from service.ports import LegKey, LegUpdate
 
@@ -144,6 +144,39 @@ class SimMarket:
     def vol(self, symbol: str) -> float:
         """The underlying's volatility: the implied volatility its options are priced at."""
         return self._paths[symbol].u.vol
+
+    def computation(
+        self, leg: LegKey, t: datetime, price: float | None
+    ) -> tuple[float, float, float, float, float] | None:
+        """A broker's option computation for ``leg`` at ``t``: implied volatility, delta,
+        gamma, vega (a volatility point's worth) and theta (a day's), at the volatility
+        that prices the option at ``price`` (None: at the market's own, the model's).
+        None when no volatility gives that price (below intrinsic, past expiry)."""
+        from vollib.black_scholes_merton.greeks import analytical  # noqa: PLC0415
+
+        path = self._paths[leg.underlying]
+        spot = path.at(max(t, path.t))
+        years = years_to_expiry(leg.expiry, t)
+        if years <= 0:
+            return None
+        strike, rates = float(leg.strike), self._rates
+        sigma = path.u.implied_vol if path.u.implied_vol is not None else path.u.vol
+        if price is not None:
+            try:
+                sigma = implied_vol(price, leg.right, spot, strike, years, rates)
+            except Exception:  # (vollib's: below intrinsic, above the maximum)
+                return None
+            if not 0 < sigma < 10:
+                return None
+        flag = "c" if leg.right is Right.CALL else "p"
+        args = (flag, spot, strike, years, rates.rate, sigma, rates.dividend)
+        return (
+            sigma,
+            bsm_delta(leg.right, spot, strike, years, sigma, rates),
+            float(analytical.gamma(*args)),
+            float(analytical.vega(*args)),
+            float(analytical.theta(*args)),
+        )
 
     def subscribe(self, leg: LegKey) -> None:
         if leg.underlying not in self._paths:

@@ -207,7 +207,7 @@ def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() 
     async def main() -> tuple[list[int], bool]:
         ib = IB()
         codes: list[int] = []
-        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)  # (21xx: the farms)
         await ib.connectAsync("127.0.0.1", int(port), clientId=3, timeout=10)
         for _ in range(2):
             gateway.send_signal(signal.SIGUSR2)
@@ -224,7 +224,7 @@ def test_the_fake_gateway_drops_connections_and_loses_connectivity_on_signals() 
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.communicate(timeout=10)
-    assert codes == [1100, 1101]
+    assert [c for c in codes if not 2100 <= c < 2200] == [1100, 1101]
     assert not connected
 
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from ib_async import IB, ComboLeg, Contract, LimitOrder, Option, Stock
+from vollib.black_scholes_merton.greeks import analytical
 
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
+from rules.clock import years_to_expiry
 from rules.model import Right
 from service.clock import SpeedClock
 from service.ports import LegKey
@@ -93,8 +95,11 @@ def test_contracts_qualify_with_stable_con_ids(session: Session) -> None:
 
 
 def test_market_data_streams_bid_ask_and_model_greeks(session: Session) -> None:
-    """The option's bid, ask and model delta are the simulated market's; gamma, vega and
-    theta come as IB's "not computed"; the stock streams bid, ask and last."""
+    """The option's bid, ask and model delta are the simulated market's; its Greeks are
+    IB's computations: the model's at the market's volatility, the bid's and the ask's at
+    the volatility each price implies (so the bid's is below the model's, the ask's
+    above), gamma, vega (a vol point's worth) and theta (a day's) as vollib computes them
+    at those volatilities; the stock streams bid, ask and last."""
 
     async def work(ib: IB, gateway: FakeGateway) -> Any:
         (put,) = await ib.qualifyContractsAsync(Option("SPY", "20270416", 450, "P", "SMART"))
@@ -120,9 +125,20 @@ def test_market_data_streams_bid_ask_and_model_greeks(session: Session) -> None:
     assert ticker.bidSize == ticker.askSize == 10
     assert expected.delta == pytest.approx(greeks.delta, abs=0.002)
     assert greeks.impliedVol == pytest.approx(0.15)
-    assert greeks.gamma is None  # -2: ib_async maps it to None
-    assert greeks.vega == -2  # ... but passes vega and theta's -2 through
+    bid_iv, ask_iv = ticker.bidGreeks.impliedVol, ticker.askGreeks.impliedVol
+    assert bid_iv is not None
+    assert ask_iv is not None
+    assert bid_iv < greeks.impliedVol < ask_iv
     assert 400 < greeks.undPrice < 550
+    for computed in (greeks, ticker.bidGreeks, ticker.askGreeks):
+        assert computed.impliedVol is not None
+        assert computed.undPrice is not None
+        args = ("p", computed.undPrice, 450.0, years_to_expiry(EXPIRY, T0), 0.04,
+                computed.impliedVol, 0.0)  # fmt: skip
+        assert computed.gamma == pytest.approx(analytical.gamma(*args), rel=0.05)
+        assert computed.vega == pytest.approx(analytical.vega(*args), rel=0.05)
+        assert computed.theta == pytest.approx(analytical.theta(*args), rel=0.05)
+        assert computed.theta < 0 < computed.vega
     assert spy.bid < spy.last < spy.ask
 
 

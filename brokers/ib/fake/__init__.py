@@ -7,7 +7,9 @@ It is a trial and test tool, not part of the service: ``spreadwatch fake-gateway
 connects to it as to IB Gateway or TWS. It answers what spreadwatch asks of IB,
 from the same :class:`brokers.sim.market.SimMarket` as ``spreadwatch run``:
 
-- the handshake (server version 176, within what ib_async 2.1 asks for),
+- the handshake, answering the highest API version both sides speak (157 to
+  176: ib_async 2.1 gets 176, IB's ibapi 9.81 157), every message written for
+  it (:mod:`~brokers.ib.fake.versions`),
   ``startApi`` (next order id and the managed account, a paper ``DU`` id by
   default), and the requests ``IB.connectAsync`` makes: positions, open and
   completed orders, account updates, executions;
@@ -52,7 +54,8 @@ Faults, for tests and for trying failure handling by hand: :meth:`FakeGateway.dr
 
 Its parts, mixins over one gateway (:mod:`brokers.ib.fake.base`):
 :mod:`~brokers.ib.fake.server` (sockets, the handshake, sessions, dispatch, the
-faults), :mod:`~brokers.ib.fake.instrument` (what a conId stands for),
+faults), :mod:`~brokers.ib.fake.versions` (the versions spoken, each message's
+fields by version), :mod:`~brokers.ib.fake.instrument` (what a conId stands for),
 :mod:`~brokers.ib.fake.contracts` (the instruments by conId, contract details),
 :mod:`~brokers.ib.fake.market_data` (lines, quotes and ticks),
 :mod:`~brokers.ib.fake.orders` (place, modify, cancel, executions, statuses,

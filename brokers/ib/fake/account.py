@@ -13,6 +13,24 @@ from brokers.sim.market import SimMarket
 from rules.model import Position
 from service.ports import Clock, LegKey
 
+# The data farms' notices IB sends each client once its API starts (TWS API docs, "Message
+# Codes": 2104 market data farm OK, 2106 historical (HMDS) farm OK, 2158 sec-def farm OK)
+FARMS = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+# The account summary tags the fake knows (a paper account's; others are not answered,
+# as IB leaves out a tag it does not have), and their values
+SUMMARY = {
+    "AccountType": ("INDIVIDUAL", ""),
+    "NetLiquidation": ("1000000.00", "USD"),
+    "TotalCashValue": ("1000000.00", "USD"),
+    "BuyingPower": ("4000000.00", "USD"),
+    "AvailableFunds": ("1000000.00", "USD"),
+    "ExcessLiquidity": ("1000000.00", "USD"),
+}
+
 
 class AccountMixin(ContractsMixin):
     def __init__(self, market: SimMarket, clock: Clock, *, account: str, line_limit: int) -> None:
@@ -41,6 +59,8 @@ class AccountMixin(ContractsMixin):
         s.client_id = client_id
         s.send(9, 1, self._next_order_id)
         s.send(15, 1, self.account)
+        for code, text in FARMS:  # as TWS or IB Gateway says at every API connection
+            s.error(-1, code, text)
 
     def _positions(self, s: Session, fields: list[str]) -> None:
         """All positions, then updates as fills move them (a subscription, as with IB)."""
@@ -59,6 +79,16 @@ class AccountMixin(ContractsMixin):
     def _account_updates(self, s: Session, fields: list[str]) -> None:
         if fields[2] == "1":
             s.send(54, 1, self.account)
+
+    def _account_summary(self, s: Session, fields: list[str]) -> None:
+        """reqAccountSummary (version, reqId, group, tags): a row per tag the fake knows,
+        for its one account, then accountSummaryEnd (TWS API, "Account Summary")."""
+        req_id, tags = int(fields[2]), fields[4].split(",")
+        for tag in tags:
+            if tag in SUMMARY:
+                value, currency = SUMMARY[tag]
+                s.send(63, 1, req_id, self.account, tag, value, currency)
+        s.send(64, 1, req_id)
 
     def _account_updates_multi(self, s: Session, fields: list[str]) -> None:
         s.send(74, 1, int(fields[2]))

@@ -3,12 +3,19 @@ connections) and ``reqContractDetails``."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from brokers.ib.fake.base import GatewayBase, Session
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT,
+    MIN_SERVER_VER_SIZE_RULES,
+    before,
+    since,
+)
 from brokers.sim.market import SimMarket
+from rules.clock import new_york
 from rules.model import Right
 from service.ports import Clock, LegKey
 
@@ -59,15 +66,27 @@ class ContractsMixin(GatewayBase):
         if con_id not in ("", "0"):
             return self._by_id.get(int(con_id))
         try:
+            day = (
+                date.fromisoformat(f"{expiry[:4]}-{expiry[4:6]}-{expiry[6:8]}") if expiry else None
+            )
+            price = Decimal(strike) if strike else None
+            if sec_type == "OPT" and not self.listed(day, price):
+                return None
             return self.instrument(
-                symbol,
-                sec_type,
-                date.fromisoformat(f"{expiry[:4]}-{expiry[4:6]}-{expiry[6:8]}") if expiry else None,
-                Right(right[:1]) if right else None,
-                Decimal(strike) if strike else None,
+                symbol, sec_type, day, Right(right[:1]) if right else None, price
             )
         except ValueError:
             return None
+
+    def listed(self, expiry: date | None, strike: Decimal | None) -> bool:
+        """An option IB lists: an expiry not past (New York's date) on a weekday, a strike
+        on the half-dollar grid. IB answers any other (an expired expiry, strike 451.37,
+        a Saturday) with 200, "No security definition has been found"."""
+        if expiry is None or strike is None:
+            return False
+        today = self.clock.now().astimezone(new_york()).date()
+        doubled = strike * 2
+        return expiry >= today and expiry.weekday() < 5 and doubled == doubled.to_integral_value()
 
     def _contract_details(self, s: Session, fields: list[str]) -> None:
         req_id = int(fields[2])
@@ -78,13 +97,42 @@ class ContractsMixin(GatewayBase):
         option = ins.sec_type == "OPT"
         last = f"{ins.expiry:%Y%m%d} 16:00 US/Eastern" if option else ""
         s.send(
-            10, req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
+            10, before(MIN_SERVER_VER_SIZE_RULES, 8),  # the message's version, till 164
+            req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
             ins.right.value if ins.right else "", "SMART", "USD", ins.local_symbol(),
             ins.symbol, ins.symbol, ins.con_id, 0.01 if option else 0.0001,
+            before(MIN_SERVER_VER_SIZE_RULES, 1),  # mdSizeMultiplier
             "100" if option else "", "LMT,MKT", "SMART,CBOE", 1,
             self._stock_id(ins.symbol) if option else 0, ins.symbol,
             "" if option else "ARCA", f"{ins.expiry:%Y%m}" if option else "", "", "", "",
             "US/Eastern", "", "", "", "", 0, 1, ins.symbol, "STK" if option else "", "", "",
-            "", 1, 1, 1,
+            "",  # stockType
+            since(MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT, before(MIN_SERVER_VER_SIZE_RULES, 1)),
+            since(MIN_SERVER_VER_SIZE_RULES, 1, 1, 1),  # minSize .. suggestedSizeIncrement
         )  # fmt: skip
         s.send(52, 1, req_id)
+
+    def _option_chains(self, s: Session, fields: list[str]) -> None:
+        """reqSecDefOptParams (reqId, underlying's symbol, futFopExchange, its secType, its
+        conId): the chain's expirations and strikes, then the end (TWS API, "Option
+        Chains"). As :meth:`listed` lists them: each weekday of the next eight weeks and
+        each Friday of the year, and the half-dollar strikes within 30% of the price, with
+        every option the gateway knows of (the positions' legs)."""
+        req_id, symbol = int(fields[1]), fields[2]
+        if symbol in self.market.underlyings:
+            today = self.clock.now().astimezone(new_york()).date()
+            near = today + timedelta(weeks=8)
+            days = (today + timedelta(days=n) for n in range(366))
+            expiries = {d for d in days if d.weekday() == 4 or (d.weekday() < 5 and d < near)}
+            spot = Decimal(str(self.market.spot(symbol)))
+            strikes = {Decimal(k) / 2 for k in range(int(spot * Decimal("1.4")),
+                                                     int(spot * Decimal("2.6")) + 1)}  # fmt: skip
+            for ins in self._instruments.values():
+                if ins.symbol == symbol and ins.expiry is not None and ins.strike is not None:
+                    expiries.add(ins.expiry)
+                    strikes.add(ins.strike)
+            listed = sorted(e for e in expiries if e >= today)
+            s.send(75, req_id, "SMART", self._stock_id(symbol), symbol, "100", len(listed),
+                   *(f"{e:%Y%m%d}" for e in listed), len(strikes),
+                   *(float(k) for k in sorted(strikes)))  # fmt: skip
+        s.send(76, req_id)

@@ -21,9 +21,11 @@ from brokers.ib.fake.base import Session
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.orders import OrdersMixin
 from brokers.sim.market import SimMarket
+from rules.clock import market_time
 from service.ports import Clock, LegKey
 
 SIZE = 10  # contracts quoted each side
+CENT = Decimal("0.01")
 NOT_COMPUTED = -2.0  # IB's "not computed" for a Greek
 
 # tick types (https://interactivebrokers.github.io/tws-api/tick_types.html)
@@ -86,6 +88,9 @@ class MarketDataMixin(OrdersMixin):
             s.error(req_id, DELAYED_DATA, "Requested market data is not subscribed. Displaying "
                     "delayed market data.")  # fmt: skip
         s.lines[req_id] = ins
+        # the line's parameters, as IB sends them first for each line: its minimum tick,
+        # its BBO exchange's code, its snapshot permissions (TWS API, "tickReqParams")
+        s.send(81, req_id, 0.01, "9c0001", 3)
         kind = DELAYED if self.delayed_only else LIVE
         if self.frozen:  # the last quotes IB has, e.g. outside market hours
             kind = DELAYED_FROZEN if self.delayed_only else FROZEN
@@ -104,6 +109,8 @@ class MarketDataMixin(OrdersMixin):
 
     def _cancel_line(self, s: Session, req_id: int) -> None:
         ins = s.lines.pop(req_id, None)
+        for key in [k for k in s.ticked if k[0] == req_id]:
+            del s.ticked[key]
         if ins is None or ins.sec_type != "OPT":
             return
         leg = ins.leg
@@ -128,27 +135,32 @@ class MarketDataMixin(OrdersMixin):
                     self._quote_option(s, req_id, ins)
 
     def _quote_option(self, s: Session, req_id: int, ins: Instrument) -> None:
+        if not market_time(self.market.now).regular_hours and not self.frozen:
+            return  # options trade in regular hours only: IB streams no live quotes then
         q = self.market.quote(ins.leg, self.market.now)
         bad = {"-1": -1.0, "nan": math.nan}.get(self.bad_quotes)
         bid, ask = (bad, bad) if bad is not None else (q.bid, q.ask)
-        s.send(1, 6, req_id, self._tick(BID), bid, SIZE, 0)
-        s.send(1, 6, req_id, self._tick(ASK), ask, SIZE, 0)
-        s.send(2, 6, req_id, self._tick(BID_SIZE), SIZE)  # IB also says the sizes on their own
-        s.send(2, 6, req_id, self._tick(ASK_SIZE), SIZE)
+        for kind, price in ((self._tick(BID), bid), (self._tick(ASK), ask)):
+            s.tick(req_id, kind, price, 1, 6, req_id, kind, price, SIZE, 0)
+        for kind in (self._tick(BID_SIZE), self._tick(ASK_SIZE)):  # IB also says the sizes
+            s.tick(req_id, kind, SIZE, 2, 6, req_id, kind, SIZE)  # on their own
         mid = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else None
         under = -1.0 if q.underlying_price is None else q.underlying_price
-        delta = NOT_COMPUTED if q.delta is None else q.delta
-        vol = self.market.vol(ins.symbol)
         ticks = (self._tick(BID_OPTION), self._tick(ASK_OPTION), self._tick(MODEL_OPTION))
-        greeks = zip(ticks, (q.bid, q.ask, mid), strict=True)
-        for tick, price in greeks if self.greeks else ():
-            s.send(
-                21, req_id, tick, 1, vol, delta, -1.0 if price is None else price, 0.0,
-                NOT_COMPUTED, NOT_COMPUTED, NOT_COMPUTED, under,
-            )  # fmt: skip
+        # IB's computations: the bid's and the ask's at the volatility each price implies,
+        # the model's at its own (with the mid as its price); a value
+        # IB cannot compute is -1 (implied volatility) or -2 (the Greeks)
+        sides = ((ticks[0], q.bid), (ticks[1], q.ask), (ticks[2], None))
+        for tick, price in sides if self.greeks else ():
+            at = None if price is None else float(price)
+            done = self.market.computation(ins.leg, self.market.now, at)
+            iv, delta, gamma, vega, theta = (-1.0, *(NOT_COMPUTED,) * 4) if done is None else done
+            shown = mid if price is None else price
+            values = (round(iv, 6), round(delta, 6), -1.0 if shown is None else shown, 0.0,
+                      round(gamma, 6), round(vega, 6), round(theta, 6), under)  # fmt: skip
+            s.tick(req_id, tick, values, 21, req_id, tick, 1, *values)
 
     def _quote_stock(self, s: Session, req_id: int, ins: Instrument) -> None:
         spot = Decimal(str(round(self.market.spot(ins.symbol), 2)))
-        s.send(1, 6, req_id, self._tick(BID), spot - Decimal("0.01"), 100, 0)
-        s.send(1, 6, req_id, self._tick(ASK), spot + Decimal("0.01"), 100, 0)
-        s.send(1, 6, req_id, self._tick(LAST), spot, 100, 0)
+        for kind, price in ((BID, spot - CENT), (ASK, spot + CENT), (LAST, spot)):
+            s.tick(req_id, self._tick(kind), price, 1, 6, req_id, self._tick(kind), price, 100, 0)

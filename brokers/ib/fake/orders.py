@@ -24,7 +24,7 @@ from brokers.ib.codes import (
     REJECTED,
 )
 from brokers.ib.fake.account import AccountMixin
-from brokers.ib.fake.base import Session, ib_time
+from brokers.ib.fake.base import Session
 from brokers.ib.fake.fills import COMMISSION_DELAY, execution_rows, send_report
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.order_wire import (
@@ -39,6 +39,15 @@ from brokers.ib.fake.order_wire import (
     SEC_TYPE,
     off_tick,
     what_if,
+)
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
+    MIN_SERVER_VER_DURATION,
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
+    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
+    MIN_SERVER_VER_POST_TO_ATS,
+    before,
+    since,
 )
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
@@ -340,7 +349,7 @@ class OrdersMixin(AccountMixin):
                 send_report(s, exec_id, amount)
         for r in rows:
             s.send(
-                11, req_id, order.order_id, *r.contract, r.exec_id, ib_time(r.time),
+                11, req_id, order.order_id, *r.contract, r.exec_id, self.exec_time(r.time),
                 self.account, "SMART", r.side, r.shares, r.price, order.perm_id,
                 order.client_id, 0, r.shares, r.price, order.ref, "", "", "", 0,
             )  # fmt: skip
@@ -369,7 +378,7 @@ class OrdersMixin(AccountMixin):
             *contract,
             order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
             "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
-            "",  # faProfile
+            before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
             "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
             0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
             0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
@@ -382,6 +391,7 @@ class OrdersMixin(AccountMixin):
             0, int(what_if), order.status, *margin, 0, 0,
             0,  # conditions
             "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
-            "", "", 0,  # duration, postToAts, autoCancelParent
-            "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf
+            since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),
+            since(MIN_SERVER_VER_AUTO_CANCEL_PARENT, 0),
+            since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
         )  # fmt: skip

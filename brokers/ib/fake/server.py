@@ -12,6 +12,7 @@ from brokers.ib.fake.base import Session, ib_time
 from brokers.ib.fake.contracts import ContractsMixin
 from brokers.ib.fake.market_data import MarketDataMixin
 from brokers.ib.fake.orders import OrdersMixin
+from brokers.ib.fake.versions import negotiate
 from brokers.ib.wire import API_PREFIX, HEADER, Reader, WireError, encode
 from brokers.sim.market import SimMarket
 from service.logs import get_logger
@@ -19,8 +20,6 @@ from service.ports import Clock
 
 _log = get_logger("spreadwatch.fake_gateway")
 
-SERVER_VERSION = 176
-MIN_CLIENT_VERSION = 157
 TICK_SECONDS = 0.25
 
 
@@ -98,8 +97,10 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
         if task is not None:
             self._tasks.add(task)
         try:
-            if not await self._handshake(reader, writer):
+            version = await self._handshake(reader, writer)
+            if version is None:
                 return
+            session.version = version
             self._sessions.add(session)
             messages = Reader()
             while data := await reader.read(65536):
@@ -114,23 +115,27 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """The client's ``API\\0`` and versions; the server's version and time. False for a
-        client that is not one, or whose versions do not meet the server's."""
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> int | None:
+        """The client's ``API\\0`` and versions; the server's answer, the version both speak
+        (:func:`brokers.ib.fake.versions.negotiate`) and its time. None for a client that
+        is not one, or whose versions are all older than the gateway's."""
         if await reader.readexactly(len(API_PREFIX)) != API_PREFIX:
-            return False
+            return None
         (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-        versions = (await reader.readexactly(size)).decode()
-        low, _, high = versions.removeprefix("v").split(" ")[0].partition("..")
-        if int(high or low) < MIN_CLIENT_VERSION or int(low) > SERVER_VERSION:
-            return False
-        writer.write(encode(SERVER_VERSION, ib_time(self.clock.now())))
-        return True
+        version = negotiate((await reader.readexactly(size)).decode())
+        if version is not None:
+            writer.write(encode(version, ib_time(self.clock.now())))
+        return version
 
     def _end(self, session: Session) -> None:
         self._sessions.discard(session)
         for req_id in list(session.lines):
             self._cancel_line(session, req_id)
+
+    def _nothing(self, s: Session, fields: list[str]) -> None:
+        """A request IB answers with nothing (a cancel of a subscription)."""
 
     def _handle(self, s: Session, fields: list[str]) -> None:
         self.received.append(asyncio.get_running_loop().time())  # pacing, as IB watches it
@@ -156,6 +161,9 @@ _HANDLERS = {
     99: FakeGateway._completed_orders,
     6: FakeGateway._account_updates,
     76: FakeGateway._account_updates_multi,
+    62: FakeGateway._account_summary,
+    63: FakeGateway._nothing,  # cancelAccountSummary
+    78: FakeGateway._option_chains,
     7: FakeGateway._executions,
     49: FakeGateway._current_time,
     8: FakeGateway._ids,

@@ -1,0 +1,134 @@
+"""The fake gateway as IB: its contracts (an option IB does not list is error 200, "No
+security definition has been found", with nothing else), its connection notices, its
+market data lines (changes only, their parameters first, no option quotes outside
+regular hours). Through the unmodified ib_async client over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from ib_async import IB, Option, Stock
+
+from brokers.ib.fake import FakeGateway
+from brokers.sim.market import SimMarket, Underlying
+from service.clock import SpeedClock
+from tests.factories import LOOP_T0 as T0
+from tests.factories import STORE_EXPIRY as EXPIRY
+
+
+def details(contract: Option) -> tuple[int, list[int]]:
+    """How many contract details IB's fake gives for ``contract``, and the codes it sent."""
+
+    async def main() -> tuple[int, list[int]]:
+        clock = SpeedClock(T0, speed=1)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            found = await ib.reqContractDetailsAsync(contract)
+            return len(found), [c for c in codes if not 2100 <= c < 2200]  # (farms' notices)
+        finally:
+            ib.disconnect()
+            await gateway.close()
+
+    return asyncio.run(main())
+
+
+def spy_put(expiry: date, strike: float) -> Option:
+    return Option("SPY", f"{expiry:%Y%m%d}", strike, "P", "SMART", currency="USD")
+
+
+SATURDAY = EXPIRY + timedelta(days=(5 - EXPIRY.weekday()) % 7 or 7)
+EXPIRED = T0.date() - timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("contract", "why"),
+    [
+        (spy_put(EXPIRY, 451.37), "a strike off the grid"),
+        (spy_put(SATURDAY, 450), "a Saturday expiry"),
+        (spy_put(EXPIRED, 450), "an expiry past"),
+    ],
+)
+def test_an_option_ib_does_not_list_is_error_200_and_nothing_else(contract: Any, why: str) -> None:
+    assert details(contract) == (0, [200]), why
+
+
+def test_a_listed_option_has_its_details() -> None:
+    assert details(spy_put(EXPIRY, 450)) == (1, [])
+    assert details(spy_put(EXPIRY, 452.5)) == (1, [])
+
+
+def test_a_line_streams_changes_its_parameters_first_and_the_farms_are_said() -> None:
+    """As IB: the data farms' notices (2104, 2106, 2158) once the API starts; a line's
+    parameters (tickReqParams) before its ticks; a tick only when its value changed (the
+    fake resent every quote four times a second, moved or not)."""
+
+    async def main() -> tuple[list[int], Any, list[tuple[int, float]]]:
+        clock = SpeedClock(T0, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
+        ticks: list[tuple[int, float]] = []
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            (contract,) = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450))
+            ticker = ib.reqMktData(contract, "", False, False)
+            ticker.updateEvent += lambda t: ticks.extend((k.tickType, k.price) for k in t.ticks)
+            await asyncio.sleep(2.0)
+            return codes, ticker, ticks
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    codes, ticker, ticks = asyncio.run(main())
+    assert codes[:3] == [2104, 2106, 2158]
+    assert (ticker.minTick, ticker.bboExchange, ticker.snapshotPermissions) == (0.01, "9c0001", 3)
+    prices = [(kind, price) for kind, price in ticks if kind in (1, 2)]  # bid, ask
+    assert len(prices) > 4
+    last: dict[int, float] = {}
+    repeated = 0
+    for kind, price in prices:
+        repeated += last.get(kind) == price
+        last[kind] = price
+    assert repeated == 0, prices
+
+
+SATURDAY_NOON = datetime(2027, 3, 6, 17, 0, tzinfo=UTC)  # 12:00 New York
+
+
+@pytest.mark.parametrize(("start", "quoted"), [(T0, True), (SATURDAY_NOON, False)])
+def test_options_are_quoted_in_regular_hours_only(start: datetime, quoted: bool) -> None:
+    """Options trade in regular hours only: outside them IB streams no live option quotes
+    (the stock still streams). The fake streamed them at any hour."""
+
+    async def main() -> tuple[Any, Any]:
+        clock = SpeedClock(start, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            option, stock = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), Stock("SPY"))
+            put, spy = ib.reqMktData(option), ib.reqMktData(stock)
+            await asyncio.sleep(1.5)
+            return put, spy
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    put, spy = asyncio.run(main())
+    assert (put.bid > 0) is quoted
+    assert 0 < spy.bid < spy.ask
