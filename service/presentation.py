@@ -67,13 +67,28 @@ class FillSeen:
     commission: Decimal  # 0 when the broker has not said it
     realised: Decimal  # net of the commission, to the cent
     total: Decimal  # the position's realised P&L so far, this fill's included
+    pending: bool = False  # the commission is not known yet (it comes in a COMMISSION line)
 
 
 def filled_line(fill: FillSeen) -> str:
     """``2027-03-02 10:01:07 ET FILLED: P1 SPY put_credit - 4 contracts @ 0.35 - ...``."""
     p = fill.position
+    commission = "commission pending" if fill.pending else f"commission {dollars(fill.commission)}"
     return (
         f"{exchange_time(fill.at)} FILLED: {p.id} {p.underlying} {p.strategy.value} - "
-        f"{fill.contracts} contracts @ {fill.price:.2f} - commission {dollars(fill.commission)}"
+        f"{fill.contracts} contracts @ {fill.price:.2f} - {commission}"
         f" - realised P&L: {dollars(fill.realised)} - position realised: {dollars(fill.total)}"
+        + (" (before commission)" if fill.pending else "")
+    )
+
+
+def commission_line(
+    position_id: str, at: datetime, exec_id: str, amount: Decimal, fill: Decimal, total: Decimal
+) -> str:
+    """``... COMMISSION: P1 $1.30 more on fill E1 - its commission $2.60 - position
+    realised: ...``: a commission report that came after its fill's FILLED line (``fill``:
+    that fill's commission now; ``total``: the position's realised P&L, net of it)."""
+    return (
+        f"{exchange_time(at)} COMMISSION: {position_id} {dollars(amount)} more on fill "
+        f"{exec_id} - its commission {dollars(fill)} - position realised: {dollars(total)}"
     )

@@ -16,8 +16,9 @@ one per concern:
   to the caller to store on the legs), the closing combo's BAG;
 - :mod:`brokers.ib.market_data`: a line per subscribed leg and per
   underlying, each ticker as a quote;
-- :mod:`brokers.ib.orders`: place, modify and cancel; executions with their
-  commissions, statuses, open orders, positions;
+- :mod:`brokers.ib.orders`: place, modify and cancel; statuses, open orders,
+  positions; :mod:`brokers.ib.fills`: combo fills (the BAG's execution, else the
+  legs') and their commission reports, whenever they come;
 - :mod:`brokers.ib.account`: the account's option positions with their average
   costs, and its legs' executions (the :class:`service.ports.Account` of positions sync);
 - :mod:`brokers.ib.notices`: IB's error and notice messages, acted on by the

@@ -3,17 +3,15 @@ commissions and statuses passed on; open orders and positions.
 
 A close is a BAG of the legs by conId, bought at a positive limit (a debit),
 ``orderRef`` = the store's order_ref. Orders are tracked by orderRef and permId,
-never by ib_async ``Trade`` objects (a reconnect replaces those). A fill is the
-BAG's execution (its legs' are not counted again), passed on once by execution
-id with the total of its legs' commission reports. A status, and the error IB sent
+never by ib_async ``Trade`` objects (a reconnect replaces those). Its fills and
+their commissions are :mod:`brokers.ib.fills`'. A status, and the error IB sent
 with it, are judged by :mod:`brokers.ib.verdicts` (IB's warnings, errors, Inactive).
 Modify and cancel go through the order ib_async knows (by client and order id).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -21,64 +19,15 @@ from typing import Any
 
 from ib_async import IB, Contract, LimitOrder, Trade
 
-from brokers.ib.contracts import ContractsMixin
-from brokers.ib.convert import STATUS, _commission, _price
+from brokers.ib.convert import STATUS
+from brokers.ib.fills import FillsMixin
 from brokers.ib.verdicts import INACTIVE, judge
 from service.errors import BrokerRefused
 from service.logs import get_logger
-from service.ports import ComboOrder, Execution, LegKey, OrderEvent, OrderStatus
+from service.ports import ComboOrder, LegKey, OrderEvent, OrderStatus
 from service.settings import IbSettings
 
 _log = get_logger("spreadwatch.ib")
-
-COMMISSION_WAIT = 2.0  # seconds a fill waits for its legs' commission reports
-
-
-def _commissions(fills: Sequence[Any], known: Sequence[Any] = ()) -> dict[str, Decimal]:
-    """Each BAG execution's commission: the sum of its legs' reports (legs of the same
-    order at the same time). ``known``: ib_async's own fills, where a report that came
-    for an execution seen before is kept."""
-    reports = {f.execution.execId: f.commissionReport for f in known}
-    legs: dict[tuple[str, datetime], Decimal] = {}
-    for f in fills:
-        report = f.commissionReport
-        if not (report and report.commission):
-            report = reports.get(f.execution.execId, report)
-        if f.contract.secType == "BAG" or report is None:
-            continue
-        amount = _commission(report.commission)
-        if amount is not None:
-            key = (f.execution.orderRef, f.execution.time)
-            legs[key] = legs.get(key, Decimal(0)) + amount
-    return {
-        f.execution.execId: legs.get((f.execution.orderRef, f.execution.time), Decimal(0))
-        for f in fills
-        if f.contract.secType == "BAG"
-    }
-
-
-def _with_commission(event: OrderEvent, commission: Decimal | None) -> OrderEvent:
-    """The event with its execution's commission (as it is when either is missing)."""
-    execution = event.execution
-    if execution is None or commission is None:
-        return event
-    return replace(event, execution=replace(execution, commission=commission))
-
-
-def _execution_of(ex: Any, price: Decimal, commission: Decimal = Decimal(0)) -> Execution:
-    """The service's execution for ib_async's of a BAG."""
-    return Execution(ex.execId, ex.orderRef, int(ex.shares), price, commission, ex.time)
-
-
-@dataclass(eq=False)
-class _Held:
-    """A BAG fill waiting for its legs' commission reports."""
-
-    event: OrderEvent
-    legs: int
-    reports: int = 0
-    commission: Decimal = Decimal(0)
-    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -94,14 +43,11 @@ class _Placed:
     working: bool = False  # IB said it works (the service was told so)
 
 
-class OrdersMixin(ContractsMixin):
+class OrdersMixin(FillsMixin):
     def __init__(self, settings: IbSettings, ib: IB, now: Callable[[], datetime]) -> None:
         super().__init__(settings, ib, now)
         self._placed: dict[str, _Placed] = {}  # orderRef -> ids
-        self._filled: dict[str, int] = {}  # orderRef -> spreads filled (from BAG executions)
-        self._seen: set[str] = set()  # BAG execution ids passed on
         self._ended: set[str] = set()  # orderRefs whose end (cancel, rejection) was passed on
-        self._held: dict[str, list[_Held]] = {}  # orderRef -> fills waiting for commissions
         self._sequence = 0  # orders placed so far
         self._foreign: set[int] = set()  # perm ids of other clients' open orders, said once
         self._positions_changed: Callable[[], None] | None = None
@@ -187,39 +133,15 @@ class OrdersMixin(ContractsMixin):
                 out[leg] = int(p.position)
         return out
 
-    async def _fills(self) -> tuple[list[Any], dict[str, Decimal]]:
-        """Today's executions IB has, and each BAG execution's commission."""
-        fills = await self.ib.reqExecutionsAsync()
-        return fills, _commissions(fills, self.ib.fills())
+    def _ordered(self, order_ref: str) -> int | None:
+        placed = self._placed.get(order_ref)
+        return None if placed is None else placed.quantity
 
-    async def executions(self) -> list[Execution]:
-        """Today's executions of our orders, one per BAG fill."""
-        fills, commissions = await self._fills()
-        out = []
-        for f in fills:
-            if f.contract.secType != "BAG" or not f.execution.orderRef:
-                continue
-            price = _price(f.execution.price)
-            out.append(
-                _execution_of(
-                    f.execution,
-                    price if price is not None else Decimal(0),
-                    commissions.get(f.execution.execId, Decimal(0)),
-                )
-            )
-        return out
-
-    async def _pass_missed_fills(self) -> None:
-        """The executions of our orders that happened while no one listened, passed on
-        (those seen before are not)."""
-        fills, commissions = await self._fills()
-        missed = [
-            _with_commission(e, commissions.get(f.execution.execId))
-            for f in fills
-            if f.contract.secType == "BAG" and (e := self._fill_event(f)) is not None
-        ]
-        if missed and self._events is not None:
-            self._events(missed)
+    def _size(self, order_ref: str, trade: Trade | None) -> int:
+        placed = self._placed.get(order_ref)
+        if placed is not None:
+            return len(placed.contract.comboLegs or [])
+        return super()._size(order_ref, trade)
 
     async def open_orders(self) -> list[OrderEvent]:
         trades = await self.ib.reqAllOpenOrdersAsync()
@@ -279,65 +201,6 @@ class OrdersMixin(ContractsMixin):
                     for ref in gone
                 ]
             )  # fmt: skip
-
-    def _on_execution(self, trade: Trade, fill: Any) -> None:
-        """A BAG execution is held until its legs' commission reports are in (or
-        COMMISSION_WAIT has passed), then passed on with their total."""
-        if fill.contract.secType != "BAG" or self._events is None:
-            return  # a leg's execution: the BAG's says the spreads
-        event = self._fill_event(fill)
-        if event is None or event.execution is None:
-            return
-        legs = len(fill.contract.comboLegs or []) or len(trade.contract.comboLegs or [])
-        held = _Held(event, max(legs, 1))
-        self._held.setdefault(event.order_ref, []).append(held)
-        held.timer = asyncio.get_running_loop().call_later(
-            COMMISSION_WAIT, self._release, event.order_ref, held
-        )
-
-    def _fill_event(self, fill: Any) -> OrderEvent | None:
-        """The service's event for a BAG execution seen for the first time (live or in
-        reqExecutions after a gap), None for one seen before or not ours."""
-        ex = fill.execution
-        ref, price = ex.orderRef, _price(ex.price)
-        if not ref or price is None or ex.execId in self._seen:
-            return None
-        self._seen.add(ex.execId)
-        n = int(ex.shares)
-        total = self._filled.get(ref, 0) + n
-        self._filled[ref] = total
-        placed = self._placed.get(ref)
-        left = 0 if placed is None else max(placed.quantity - total, 0)
-        status = (
-            OrderStatus.FILLED if placed is not None and left == 0 else OrderStatus.PARTIALLY_FILLED
-        )
-        execution = _execution_of(ex, price)
-        return OrderEvent(ref, status, total, left, ex.time, execution=execution)
-
-    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
-        ref = fill.execution.orderRef
-        waiting = [h for h in self._held.get(ref, ()) if h.reports < h.legs]
-        if fill.contract.secType == "BAG" or not waiting:
-            return
-        held = waiting[0]  # the oldest fill of the order still short of reports
-        amount = _commission(report.commission)
-        if amount is not None:
-            held.commission += amount
-        held.reports += 1
-        if held.reports >= held.legs:
-            self._release(ref, held)
-
-    def _release(self, ref: str, held: _Held) -> None:
-        queue = self._held.get(ref, [])
-        if held not in queue:
-            return  # passed on already
-        queue.remove(held)
-        if not queue:
-            del self._held[ref]
-        if held.timer is not None:
-            held.timer.cancel()
-        if self._events is not None:
-            self._events([_with_commission(held.event, held.commission)])
 
     def _on_status(self, trade: Trade) -> None:
         """An order's status, judged (:func:`brokers.ib.verdicts.judge`): an event for the

@@ -169,7 +169,9 @@ class Alerter:
             self.notify(
                 Alert("fill", line,
                       {"position": fill.position.id, "contracts": fill.contracts,
-                       "price": str(fill.price), "commission": str(fill.commission),
+                       "price": str(fill.price),
+                       "commission": None if fill.pending else str(fill.commission),
+                       "commission_pending": fill.pending,
                        "realised": str(fill.realised), "position_realised": str(fill.total)})
             )  # fmt: skip
 

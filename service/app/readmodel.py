@@ -23,8 +23,15 @@ from rules.machine import Close
 from rules.model import Position
 from rules.pnl import realised_net
 from service.app.book import PositionBook
-from service.ports import FINAL_ORDER_STATUSES, Execution, OrderEvent, OrderStatus, RealisedRow
-from service.presentation import FillSeen, daemon_close_line, filled_line
+from service.ports import (
+    FINAL_ORDER_STATUSES,
+    Commission,
+    Execution,
+    OrderEvent,
+    OrderStatus,
+    RealisedRow,
+)
+from service.presentation import FillSeen, commission_line, daemon_close_line, filled_line
 
 KEEP = 10_000  # closes sent and rejections kept for readers, the newest
 T = TypeVar("T")
@@ -61,6 +68,8 @@ class ReadModel:
         self._fills: deque[FillSeen] = deque(maxlen=keep)  # fills applied
         self._fill_lines: deque[str] = deque(maxlen=keep)  # their lines
         self.fills = 0  # fills applied, ever
+        self._commission_lines: deque[str] = deque(maxlen=keep)  # late commission reports
+        self.commissions = 0  # late commission reports added, ever
         self.realised: dict[str, Decimal] = {}  # position -> realised P&L, net, so far
         self.rejections: deque[tuple[str, str]] = deque(maxlen=keep)  # (order_ref, reason)
         self.rejected = 0  # rejections, ever
@@ -95,7 +104,8 @@ class ReadModel:
 
     def filled(self, position: Position, execution: Execution) -> None:
         """A fill applied (once, by its execution id): what it realised, net of its
-        commission (none said: 0), and the position's running total."""
+        commission (none said yet: 0, and said pending), and the position's running
+        total."""
         commission = execution.commission or Decimal(0)
         net = realised_net(
             position.entry_credit,
@@ -107,11 +117,25 @@ class ReadModel:
         total = self.realised.get(position.id, Decimal(0)) + net
         self.realised[position.id] = total
         seen = FillSeen(
-            position, execution.time, execution.quantity, execution.price, commission, net, total
-        )
+            position, execution.time, execution.quantity, execution.price, commission, net, total,
+            pending=execution.commission is None,
+        )  # fmt: skip
         self._fills.append(seen)
         self._fill_lines.append(filled_line(seen))
         self.fills += 1
+
+    def commission(
+        self, position_id: str, at: datetime, commission: Commission, fill: Decimal
+    ) -> None:
+        """A commission report added to a fill after its FILLED line (``fill``: that fill's
+        commission now): the position's realised P&L less it, and a COMMISSION line."""
+        c = commission
+        total = self.realised.get(position_id, Decimal(0)) - c.amount
+        self.realised[position_id] = total
+        self._commission_lines.append(
+            commission_line(position_id, at, c.exec_id, c.amount, fill, total)
+        )
+        self.commissions += 1
 
     def order_event(self, event: OrderEvent) -> None:
         self.order_statuses[event.status] += 1
@@ -151,6 +175,10 @@ class ReadModel:
     def fill_lines(self, since: int = 0) -> list[str]:
         """The FILLED line of each fill applied, from the ``since``-th on (of those kept)."""
         return _since(self._fill_lines, self.fills, since)
+
+    def commission_lines(self, since: int = 0) -> list[str]:
+        """The COMMISSION line of each late commission report, from the ``since``-th on."""
+        return _since(self._commission_lines, self.commissions, since)
 
     def fills_since(self, since: int) -> list[FillSeen]:
         """Each fill applied from the ``since``-th on (of those kept)."""

@@ -62,6 +62,9 @@ class Faults:
     unsubscribed: frozenset[str] = frozenset()  # underlyings whose options get IB's 10089
     read_only: bool = False  # IB Gateway's "Read-Only API": every placeOrder gets 321
     inactive_then_submitted: bool = False  # a new order Inactive for a while, then Submitted
+    commission_delay: float | None = None  # seconds each commission report trails (None: IB's)
+    commission_first: bool = False  # commission reports before their executions
+    leg_only_fills: bool = False  # no BAG execution: the legs' executions only
 
 
 def fake_gateway(
@@ -81,6 +84,10 @@ def fake_gateway(
     gateway.unsubscribed = faults.unsubscribed
     gateway.read_only = faults.read_only
     gateway.inactive_then_submitted = faults.inactive_then_submitted
+    if faults.commission_delay is not None:
+        gateway.commission_delay = faults.commission_delay
+    gateway.commission_first = faults.commission_first
+    gateway.leg_only_fills = faults.leg_only_fills
     for p in held:
         gateway.hold_spreads(p, p.contracts)
     return gateway

@@ -29,34 +29,27 @@ def add_fake_gateway(sub: Any, run: Callable[[Any], int], config: Callable[[Any]
     fg.add_argument("--speed", type=float, default=1.0, help="market clock speed (default 1)")
     fg.add_argument("--start", help="market clock start, ISO-8601 with offset (default now)")
     fg.add_argument("--for", dest="minutes", type=float, help="stop after this many minutes")
-    fg.add_argument("--delayed-only", action="store_true", help="fault: only delayed data")
     fg.add_argument("--bad-quotes", choices=["-1", "nan"], default="", help="fault: option quotes")
     fg.add_argument("--reject", metavar="REASON", help="fault: reject every order (201)")
     fg.add_argument("--line-limit", type=int, default=100, help="market data lines (default 100)")
     fg.add_argument("--fill-size", type=int, help="fault: fill at most this many spreads a step")
-    fg.add_argument("--read-only", action="store_true", help="fault: a read-only API (321)")
-    fg.add_argument("--inactive-then-submitted", action="store_true",
-                    help="fault: a new order Inactive for a moment, then Submitted")  # fmt: skip
-    fg.add_argument(
-        "--no-subscription",
-        metavar="SYMBOLS",
-        help="fault: no market data subscription for these underlyings' options (IB's 10089), "
-        "comma-separated",
-    )
-    fg.add_argument(
-        "--farm-flap",
-        type=float,
-        metavar="SECONDS",
-        help="fault: every SECONDS the options' data farm breaks (2103, 2105), then is OK "
-        "again (2104, 2106)",
-    )
-    fg.add_argument(
-        "--restore",
-        type=int,
-        choices=[1101, 1102],
-        default=1102,
-        help="the code the second SIGUSR2 sends after 1100 (default 1102: data kept)",
-    )
+    for flag, fault in (
+        ("--delayed-only", "only delayed data"),
+        ("--read-only", "a read-only API (321)"),
+        ("--inactive-then-submitted", "a new order Inactive for a moment, then Submitted"),
+        ("--commission-first", "commission reports before their executions"),
+        ("--leg-only-fills", "no BAG execution for a combo fill, its legs' only"),
+    ):
+        fg.add_argument(flag, action="store_true", help=f"fault: {fault}")
+    fg.add_argument("--commission-delay", type=float, metavar="SECONDS",
+                    help="fault: commission reports trail by SECONDS")  # fmt: skip
+    unsubscribed = "no market data subscription for these underlyings' options (IB's 10089)"
+    fg.add_argument("--no-subscription", metavar="SYMBOLS", help=f"fault: {unsubscribed}, "
+                    "comma-separated")  # fmt: skip
+    flap = "every SECONDS the options' data farm breaks (2103, 2105), then is OK again (2104, 2106)"
+    fg.add_argument("--farm-flap", type=float, metavar="SECONDS", help=f"fault: {flap}")
+    restore = "the code the second SIGUSR2 sends after 1100 (default 1102: data kept)"
+    fg.add_argument("--restore", type=int, choices=[1101, 1102], default=1102, help=restore)
     config(fg)
     fg.set_defaults(run=run)
 
@@ -70,4 +63,6 @@ def faults_of(args: Any) -> Faults:
     unsubscribed = frozenset(s.strip().upper() for s in (args.no_subscription or "").split(","))
     return Faults(args.delayed_only, args.bad_quotes, args.reject, args.line_limit,
                   args.fill_size, unsubscribed=unsubscribed - {""}, read_only=args.read_only,
-                  inactive_then_submitted=args.inactive_then_submitted)  # fmt: skip
+                  inactive_then_submitted=args.inactive_then_submitted,
+                  commission_delay=args.commission_delay, commission_first=args.commission_first,
+                  leg_only_fills=args.leg_only_fills)  # fmt: skip

@@ -188,6 +188,7 @@ class _Report:
         self.out = out
         self.shown = 0
         self.fills_shown = 0
+        self.commissions_shown = 0
         self.would_shown = 0
         self.attention_shown = 0
         self.resolved_shown = 0
@@ -203,6 +204,8 @@ class _Report:
         self.would_shown = views.would_closes
         self.out.writelines(line + "\n" for line in views.fill_lines(self.fills_shown))
         self.fills_shown = views.fills
+        self.out.writelines(line + "\n" for line in views.commission_lines(self.commissions_shown))
+        self.commissions_shown = views.commissions
         for pid, why in views.attention_since(self.attention_shown):
             self.out.write(
                 f"NEEDS ATTENTION: {pid}: {why}: no order goes for it; "

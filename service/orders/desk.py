@@ -238,6 +238,9 @@ class OrderDesk:
                 self.book.applied(event)
 
     async def _apply(self, event: OrderEvent) -> None:
+        if event.commission is not None:  # a report after its fill: nothing else changes
+            await self._add_commission(event)
+            return
         self.views.order_event(event)
         try:
             applied = await self.writer.write(event)
@@ -265,3 +268,16 @@ class OrderDesk:
                 why = event.reason or "no reason given"
                 if self.policy.rejected(pid, why, event.at):
                     await self.hold(pid, f"close rejected by the broker: {why}")
+
+    async def _add_commission(self, event: OrderEvent) -> None:
+        """A commission report that came after its fill: added to it (once), said."""
+        c = event.commission
+        if c is None:
+            return
+        try:
+            total = await self.writer.add_commission(c)
+        except STORE_FAILURES as exc:
+            _log.error("order.commission_failed", exec_id=c.exec_id, detail=said(exc))
+            return
+        if total is not None:
+            self.views.commission(position_of(event.order_ref), event.at, c, total)

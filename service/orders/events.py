@@ -6,6 +6,8 @@ per execution id, so a retry can never apply it twice); a refusal is final.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -17,7 +19,15 @@ from tenacity import (
 from service.logs import ORDER_REJECTED, get_logger
 from service.orders.failures import transient
 from service.orders.working import WorkingOrders
-from service.ports import ENDED_STATUSES, Fill, FillApplied, OrderEvent, OrderStatus, Store
+from service.ports import (
+    ENDED_STATUSES,
+    Commission,
+    Fill,
+    FillApplied,
+    OrderEvent,
+    OrderStatus,
+    Store,
+)
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
@@ -29,6 +39,16 @@ def _said_retry(state: RetryCallState) -> None:
     _monitor_log.warning("store.retry", attempt=state.attempt_number, detail=f"{exc}")
 
 
+def _retrying() -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception(transient),
+        stop=stop_after_attempt(EVENT_ATTEMPTS),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+        before_sleep=_said_retry,
+        reraise=True,
+    )
+
+
 class EventWriter:
     def __init__(self, store: Store, working: WorkingOrders) -> None:
         self.store = store
@@ -37,16 +57,22 @@ class EventWriter:
     async def write(self, event: OrderEvent) -> FillApplied | None:
         """:meth:`write_once`, tried again while the database is not there."""
         applied: FillApplied | None = None
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(transient),
-            stop=stop_after_attempt(EVENT_ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
-            before_sleep=_said_retry,
-            reraise=True,
-        ):
+        async for attempt in _retrying():
             with attempt:
                 applied = await self.write_once(event)
         return applied
+
+    async def add_commission(self, c: Commission) -> Decimal | None:
+        """A late commission report into the store (once per report id), tried again while
+        the database is not there: its fill's commission now, None when added before."""
+        total: Decimal | None = None
+        async for attempt in _retrying():
+            with attempt:
+                total = await self.store.add_commission(c)
+        if total is not None:
+            _log.info("order.commission", exec_id=c.exec_id, report_id=c.report_id,
+                      amount=str(c.amount), commission=str(total))  # fmt: skip
+        return total
 
     async def write_once(self, event: OrderEvent) -> FillApplied | None:
         """The event into the store; the fill's outcome when it carries an execution.
@@ -57,7 +83,7 @@ class EventWriter:
         if event.execution is not None:
             e = event.execution
             applied = await self.store.apply_fill(
-                Fill(e.exec_id, ref, e.quantity, e.price, e.time, e.commission)
+                Fill(e.exec_id, ref, e.quantity, e.price, e.time, e.commission, e.reports)
             )
             if applied.applied:
                 _log.info(
@@ -65,6 +91,7 @@ class EventWriter:
                     exec_id=e.exec_id,
                     quantity=e.quantity,
                     price=str(e.price),
+                    commission="pending" if e.commission is None else str(e.commission),
                     remaining=applied.remaining,
                 )
         if event.status is OrderStatus.WORKING:

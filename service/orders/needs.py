@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from rules.machine import Close
 from rules.model import Position
 from rules.watch import PositionWatch
-from service.ports import Execution, LegKey, OrderEvent
+from service.ports import Commission, Execution, LegKey, OrderEvent
 
 
 class Book(Protocol):
@@ -51,6 +52,12 @@ class OrderViews(Protocol):
         """A fill applied to the store (once): its line, and what it realised."""
         ...
 
+    def commission(
+        self, position_id: str, at: datetime, commission: Commission, fill: Decimal
+    ) -> None:
+        """A commission report added to a fill after it (``fill``: its commission now)."""
+        ...
+
     def needs_attention(self, position_id: str, why: str) -> None:
         """No order goes for the position until a human looks."""
         ...
@@ -65,6 +72,11 @@ class Unread:
 
     def close_sent(
         self, at: datetime, order_ref: str, close: Close, position: Position, decided: float
+    ) -> None:
+        pass
+
+    def commission(
+        self, position_id: str, at: datetime, commission: Commission, fill: Decimal
     ) -> None:
         pass
 

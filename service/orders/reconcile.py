@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from service.errors import StoreRefused
 from service.logs import get_logger
 from service.orders.execute import Attempts
 from service.orders.working import WorkingOrders
-from service.ports import Fill, LegKey, OrderGateway, Store
+from service.ports import Commission, Execution, Fill, LegKey, OrderGateway, Store
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
@@ -43,15 +44,30 @@ class Reconciler:
         self.working = working
         self.attempts = attempts
 
+    async def _commissions(self, e: Execution) -> list[str]:
+        """The commission reports of a fill recorded before they came (once per report id;
+        the broker's executions of orders not in the store are not ours)."""
+        done: list[str] = []
+        for report_id, amount in e.reports:
+            try:
+                total = await self.store.add_commission(Commission(e.exec_id, report_id, amount))
+            except StoreRefused:
+                return done  # its fill is not recorded: not ours
+            if total is not None:
+                done.append(f"{e.order_ref}: commission {amount} added to {e.exec_id}")
+        return done
+
     async def orders(self, now: datetime) -> list[str]:
         """The store's live orders against the broker's; what was done, a line each."""
         done: list[str] = []
         live = {o.order_ref: o for o in await self.store.live_orders()}
         for e in await self.gateway.executions():
             if e.order_ref in live:
-                fill = Fill(e.exec_id, e.order_ref, e.quantity, e.price, e.time, e.commission)
+                fill = Fill(e.exec_id, e.order_ref, e.quantity, e.price, e.time, e.commission,
+                            e.reports)  # fmt: skip
                 if (await self.store.apply_fill(fill)).applied:
                     done.append(f"{e.order_ref}: applied missed execution {e.exec_id}")
+            done += await self._commissions(e)
         live = {o.order_ref: o for o in await self.store.live_orders()}  # after the fills
         working = {o.order_ref for o in await self.gateway.open_orders()}
         seen_from = self.gateway.executions_from(now)

@@ -15,6 +15,7 @@ from service.ports.values import (
     Admitted,
     CloseIntent,
     ComboOrder,
+    Commission,
     Execution,
     Fill,
     FillApplied,
@@ -123,6 +124,12 @@ class OrderStore(Protocol):
     async def order_attempts(self) -> dict[tuple[str, int | None], int]: ...
 
     async def apply_fill(self, fill: Fill) -> FillApplied: ...
+
+    async def add_commission(self, commission: Commission) -> Decimal | None:
+        """Add a commission report that came after its fill to that fill's commission (and
+        so to its realised P&L), once per report id: the fill's commission now, None when
+        that report was added before (nothing changed). Refused: a fill not recorded."""
+        ...
 
     async def record_decision(
         self,

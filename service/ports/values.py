@@ -114,16 +114,33 @@ class ComboOrder:
     limit: Decimal
 
 
+Reports = tuple[tuple[str, Decimal], ...]  # commission reports: (the report's id, amount)
+
+
 @dataclass(frozen=True)
 class Execution:
-    """One fill of a combo order, in spreads, at a debit per spread."""
+    """One fill of a combo order, in spreads, at a debit per spread (a negative one: a
+    credit). ``commission``: None while the broker has not said it (it comes later, as a
+    :class:`Commission`); ``reports``: the broker's reports it adds up (by their ids, so a
+    report that comes again is not added twice)."""
 
     exec_id: str
     order_ref: str
     quantity: int
     price: Decimal
-    commission: Decimal
+    commission: Decimal | None
     time: datetime
+    reports: Reports = ()
+
+
+@dataclass(frozen=True)
+class Commission:
+    """A commission report that came after its fill was passed on: ``amount`` added to the
+    fill ``exec_id``'s commission, once per ``report_id`` (IB: a leg's execution id)."""
+
+    exec_id: str  # the fill's
+    report_id: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -139,6 +156,7 @@ class OrderEvent:
     reason: str = ""  # why, for a rejection
     broker_order_id: int | None = None  # the broker's ids, when it says them (IB: order id,
     perm_id: int | None = None  # perm id)
+    commission: Commission | None = None  # a late commission report of a fill passed on
 
 
 def order_ref(position_id: str, stage: int | None, attempt: int) -> str:
@@ -183,6 +201,7 @@ class Fill:
     price: Decimal  # debit per spread
     time: datetime
     commission: Decimal | None = None
+    reports: Reports = ()  # the broker's reports ``commission`` adds up, by their ids
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ the P&L of :mod:`rules.pnl`). Only the storage differs between the stores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from service.ports import (
     FINAL_ORDER_STATUSES,
     SENT_STATUSES,
     CloseIntent,
+    Commission,
     ControlKind,
     Fill,
     OrderStatus,
@@ -183,6 +185,28 @@ def repeat_of(fill: Fill, known: StoredFill) -> None:
             f"fill {fill.exec_id}: exec_id: already recorded as {known.quantity} "
             f"of {known.order_ref} at {known.price}"
         )
+
+
+def stored_fill(fill: Fill) -> StoredFill:
+    """A fill as the store keeps it."""
+    return StoredFill(
+        fill.exec_id, fill.order_ref, fill.quantity, fill.price, fill.commission, fill.time
+    )
+
+
+def commission_added(
+    fills: Mapping[str, StoredFill], reports: Set[str], commission: Commission
+) -> StoredFill | None:
+    """The fill with a late commission report added (a commission none said counts as 0);
+    None when that report was added before. Refused: a fill not recorded."""
+    fill = fills.get(commission.exec_id)
+    if fill is None:
+        raise StoreRefused(
+            f"commission {commission.report_id}: fill {commission.exec_id} is not recorded"
+        )
+    if commission.report_id in reports:
+        return None
+    return replace(fill, commission=(fill.commission or Decimal(0)) + commission.amount)
 
 
 class Standing(NamedTuple):

@@ -26,6 +26,7 @@ from service.errors import StoreRefused
 from service.ports import (
     AuditEvent,
     CloseIntent,
+    Commission,
     Fill,
     FillApplied,
     OrderStatus,
@@ -55,6 +56,7 @@ class InMemoryStore:
         self._con_ids: dict[str, dict[int, int | None]] = {}
         self._orders: dict[str, StoredOrder] = {}  # in the order written
         self._fills: dict[str, StoredFill] = {}
+        self._reports: set[str] = set()  # the commission reports added to fills, by id
         self._events: list[AuditEvent] = []
         self._event_ids = itertools.count(1)
         self._listeners: list[Callable[[str], None]] = []  # listen()'s, told of each change
@@ -75,10 +77,8 @@ class InMemoryStore:
         return stored
 
     def _live(self, position_id: str) -> StoredOrder | None:
-        for order in self._orders.values():
-            if order.position_id == position_id and not order.status.final:
-                return order
-        return None
+        live = (o for o in self._orders.values() if o.position_id == position_id)
+        return next((o for o in live if not o.status.final), None)
 
     # Positions --------------------------------------------------------------------------
 
@@ -109,19 +109,16 @@ class InMemoryStore:
             key=lambda o: (o.created_at, o.order_ref),
         )
         refs = {o.order_ref for o in orders}
-        fills = sorted(
-            (f for f in self._fills.values() if f.order_ref in refs),
-            key=lambda f: (f.time, f.exec_id),
-        )
+        fills = [f for f in self._fills.values() if f.order_ref in refs]
+        fills.sort(key=lambda f: (f.time, f.exec_id))
         events = [e for e in self._events if e.position_id == position_id]
         return PositionDetail(stored, orders, fills, events)
 
     async def request_manual_close(self, position_id: str, reason: str) -> None:
         stored = self._position(position_id)
         changes.controllable(stored)
-        self._positions[position_id] = replace(
-            stored, manual_close=reason, version=stored.version + 1
-        )
+        changed = replace(stored, manual_close=reason, version=stored.version + 1)
+        self._positions[position_id] = changed
         self._audit(rows.manual_close_values(position_id, reason, stored.remaining))
         self._tell(position_id)
 
@@ -225,9 +222,8 @@ class InMemoryStore:
                 None if stored is None else changes.held_by(stored.void, stored.attention),
             )
             out.append(why)
-            if why is not None or stored is None:
-                continue
-            self._write_intent(intent, decision, stored)
+            if why is None and stored is not None:
+                self._write_intent(intent, decision, stored)
         return out
 
     def _write_intent(
@@ -329,9 +325,8 @@ class InMemoryStore:
             changes.repeat_of(fill, known)
             return FillApplied(False, stored.remaining, order.filled, order.status)
         change = changes.fill_change(fill, order, changes.standing(stored))
-        self._fills[fill.exec_id] = StoredFill(
-            fill.exec_id, fill.order_ref, fill.quantity, fill.price, fill.commission, fill.time
-        )
+        self._fills[fill.exec_id] = changes.stored_fill(fill)
+        self._reports.update(report_id for report_id, _ in fill.reports)
         self._orders[order.order_ref] = replace(
             order,
             filled=change.filled,
@@ -351,6 +346,13 @@ class InMemoryStore:
         )
         self._audit(change.event)
         return FillApplied(True, change.remaining, change.filled, change.order_status)
+
+    async def add_commission(self, commission: Commission) -> Decimal | None:
+        added = changes.commission_added(self._fills, self._reports, commission)
+        if added is not None:
+            self._fills[added.exec_id] = added
+            self._reports.add(commission.report_id)
+        return None if added is None else added.commission
 
     async def record_decision(
         self, position_id: str, decision: Decision, quotes: Quotes = None, *, dry_run: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +22,7 @@ from service.errors import StoreRefused, StoreUnavailable
 from service.ports import (
     FINAL_ORDER_STATUSES,
     CloseIntent,
+    Commission,
     Fill,
     FillApplied,
     StoredFill,
@@ -211,6 +213,18 @@ class SqlOrders(SqlBase):
                 return FillApplied(True, change.remaining, change.filled, change.order_status)
         raise StoreUnavailable(f"fill {fill.exec_id}: its position keeps changing, try again")
 
+    @edge
+    async def add_commission(self, commission: Commission) -> Decimal | None:
+        """Once per report id, in one statement (:data:`sql.COMMISSION_ADD`)."""
+        c = commission
+        async with driver.driver(self._engine, "fill") as conn:
+            total: Decimal | None = await conn.fetchval(
+                sql.COMMISSION_ADD, c.report_id, c.exec_id, c.amount
+            )
+            if total is None and await conn.fetchval(sql.FILL_KNOWN, c.exec_id) is None:
+                raise StoreRefused(f"commission {c.report_id}: fill {c.exec_id} is not recorded")
+        return total
+
     async def _write_fill(
         self, fill: Fill, order: StoredOrder, change: changes.FillChange, version: int
     ) -> bool:
@@ -222,6 +236,8 @@ class SqlOrders(SqlBase):
             *(change.remaining, change.profit_closed, change.stage, change.status.value),
             change.closed_at,
             *(e["kind"], e["reason"], e["label"], e["pnl"], e["pct_of_max"], e["detail"]),
+            [report_id for report_id, _ in fill.reports],
+            [amount for _, amount in fill.reports],
         )
         async with driver.driver(self._engine, "fill") as conn:
             written: int = await conn.fetchval(sql.FILL_WRITE, *args)

@@ -63,7 +63,8 @@ class SqlStore(SqlPositions, SqlOrders):
             zero, now = Decimal(0), datetime.now(UTC)
             fill = ("", "", 0, zero, zero, now, "", 0)  # no position of version 0: no write
             change = (0, zero, zero, "", 0, 0, 0, "", None, "", "", "", zero, zero, "")
-            await raw.fetchval(sql.FILL_WRITE, *fill, *change)
+            reports: list[list[Any]] = [[], []]  # (the reports' ids, their amounts)
+            await raw.fetchval(sql.FILL_WRITE, *fill, *change, *reports)
             return conn
 
         opened = await asyncio.gather(*(one() for _ in range(connections)))

@@ -177,6 +177,17 @@ class FillRow(Base):
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
 
 
+class FillCommissionRow(Base):
+    """A commission report added to a fill, kept by its id: added once (IB sends one per
+    leg execution, after it, and again on every reqExecutions)."""
+
+    __tablename__ = "fill_commissions"
+
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # IB: the leg's execId
+    exec_id: Mapped[str] = mapped_column(ForeignKey("fills.exec_id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(CASH)
+
+
 class ExitEventRow(Base):
     """The append-only audit trail: every decision and change, with what it was decided on."""
 

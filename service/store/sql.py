@@ -150,6 +150,12 @@ f AS (
     ON CONFLICT (exec_id) DO NOTHING
     RETURNING exec_id
 ),
+r AS (
+    INSERT INTO fill_commissions (report_id, exec_id, amount)
+    SELECT x.report_id, f.exec_id, x.amount
+    FROM f, unnest(CAST($24 AS varchar[]), CAST($25 AS numeric[])) AS x(report_id, amount)
+    ON CONFLICT (report_id) DO NOTHING
+),
 o AS (
     UPDATE close_orders c SET filled = $9, paid = $10, avg_price = $11, status = $12,
         updated_at = now()
@@ -172,3 +178,20 @@ e AS (
 )
 SELECT count(*) AS written FROM p
 """
+
+# A commission report that came after its fill: kept by its id (once), and added to the
+# fill's commission (a NULL, none said yet, counts as 0). Returns the fill's commission
+# now; no row: that report was added before, or the fill is not recorded ($4 says which).
+COMMISSION_ADD = """
+WITH r AS (
+    INSERT INTO fill_commissions (report_id, exec_id, amount)
+    SELECT CAST($1 AS varchar), CAST($2 AS varchar), $3
+    WHERE EXISTS (SELECT 1 FROM fills WHERE exec_id = CAST($2 AS varchar))
+    ON CONFLICT (report_id) DO NOTHING
+    RETURNING exec_id, amount
+)
+UPDATE fills f SET commission = coalesce(f.commission, 0) + r.amount
+FROM r WHERE f.exec_id = r.exec_id
+RETURNING f.commission
+"""
+FILL_KNOWN = "SELECT 1 FROM fills WHERE exec_id = $1"

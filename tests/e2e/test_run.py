@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -95,8 +96,53 @@ def test_run_on_ib_against_the_fake_gateway_closes_through_combo_orders(
     detail, con_ids = run(xlf)
     (order,) = detail.orders
     assert (order.reason, order.status, order.filled) == ("time_stop", "filled", 3)
-    assert [f.exec_id.endswith(".bag") for f in detail.fills] == [True]
+    # one fill of the combo (not one per leg execution IB sends), by IB's execution id
+    assert [(f.quantity, bool(f.exec_id)) for f in detail.fills] == [(3, True)]
     assert all(c is not None and c >= 700_000 for c in con_ids.values())
+
+
+@pytest.mark.slow
+def test_a_commission_ib_reports_late_is_added_to_the_fill_when_it_comes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, run: StoreRun[Any]
+) -> None:
+    """IB's commission reports trail their executions, by seconds at times (here 3 s
+    each, ``--commission-delay 3``): the fill is recorded and said at once ("commission
+    pending"), each leg's report is added to it when it comes, said in a COMMISSION line,
+    and the store's fill, its realised P&L and ``spreadwatch report`` carry it."""
+    gateway, port = fake_gateway(*FAST[:4], "--commission-delay", "3")
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
+    try:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
+        daemon = Daemon(env)
+        try:
+            said = lambda: sum("COMMISSION: XLF-P-3" in line for line in daemon.out)  # noqa: E731
+            daemon.until(lambda: said() == 2, 60)
+        finally:
+            code = daemon.stop()
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
+    assert code == 0, "".join(daemon.errors[-20:])
+    lines = [line.rstrip("\n") for line in daemon.out]
+    (filled,) = [line for line in lines if "FILLED: XLF-P-3" in line]
+    assert "commission pending" in filled
+    late = [line for line in lines if "COMMISSION: XLF-P-3" in line]
+    assert "$1.95 more on fill" in late[0]  # 3 contracts x 0.65, one leg's report
+    assert "its commission $3.90" in late[1]
+
+    async def xlf(store: SqlStore) -> Any:
+        return await store.detail("XLF-P-3"), await store.realised()
+
+    detail, realised = run(xlf)
+    (fill,) = detail.fills
+    assert fill.commission == Decimal("3.90")
+    (row,) = [r for r in realised if r.position_id == "XLF-P-3"]
+    assert row.commission == Decimal("3.90")
+    report = cli("report")
+    assert report.code == 0
+    assert "$3.90" in report.out
 
 
 def fake_gateway(*flags: str) -> tuple[subprocess.Popen[str], str]:

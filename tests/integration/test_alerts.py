@@ -104,6 +104,9 @@ def test_the_webhooks_get_exactly_the_alerts_and_a_bad_one_slows_nothing() -> No
     assert sum(b["fields"]["contracts"] for b in fills) == 10
     realised = sum(Decimal(b["fields"]["realised"]) for b in fills)
     assert fills[-1]["fields"]["position_realised"] == str(realised)
+    # the simulated broker says each fill's commission with it: none pending
+    assert all(not b["fields"]["commission_pending"] for b in fills)
+    assert all(b["fields"]["commission"] is not None for b in fills)
     assert loop_done  # the loop went on to the end ...
     assert still_hanging >= 1  # ... while the hanging webhook held its first request
     assert failing[0] == failing[1] == failing[2] != failing[3]  # three tries, then the next

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -388,3 +390,118 @@ def test_a_what_if_is_answered_with_its_margin_and_nothing_placed(session: Sessi
     state, orders = session(work)
     assert float(state.initMarginChange) > 0
     assert orders == []
+
+
+# Combo fills and commission reports as IB sends them (issue 18) --------------------
+
+UNSET_DOUBLE = 1.7976931348623157e308  # IB's "no value" double (ibapi: UNSET_DOUBLE)
+COMBO_CON_ID = 28812380  # IB's conId of a USD combo
+
+
+def watch(ib: IB) -> list[tuple[str, float, Any]]:
+    """Every execDetails and commissionReport as it comes, raw (before ib_async turns
+    IB's "no value" into 0): (kind, monotonic time, what)."""
+    seen: list[tuple[str, float, Any]] = []
+    executions, reports = ib.wrapper.execDetails, ib.wrapper.commissionReport
+
+    def execution(req_id: int, contract: Any, ex: Any) -> None:
+        seen.append(("execution", time.monotonic(), (contract, ex)))
+        executions(req_id, contract, ex)
+
+    def report(r: Any) -> None:
+        seen.append(("report", time.monotonic(), r.realizedPNL))
+        reports(r)
+
+    ib.wrapper.execDetails = execution  # type: ignore[method-assign]
+    ib.wrapper.commissionReport = report  # type: ignore[method-assign]
+    return seen
+
+
+async def fill_four(ib: IB, gateway: FakeGateway) -> Any:
+    _, _, bag = await spread(ib)
+    trade = ib.placeOrder(bag, LimitOrder("BUY", 4, 9.99, orderRef="P1:0:1"))
+    await until(lambda: trade.orderStatus.status == "Filled")
+    return trade
+
+
+def test_a_combo_fill_is_sent_as_ib_sends_it(session: Session) -> None:
+    """The BAG execution carries IB's combo conId; the legs' execIds share the BAG's
+    leading part and may be stamped later; each leg's commission report is a message of
+    its own, after the executions, with IB's "no value" for the realised P&L."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        seen = watch(ib)
+        trade = await fill_four(ib, gateway)
+        await until(lambda: sum(k == "report" for k, _, _ in seen) == 2)
+        return trade, seen
+
+    _, seen = session(work)
+    executions = [what for kind, _, what in seen if kind == "execution"]
+    (bag,) = [(c, ex) for c, ex in executions if c.secType == "BAG"]
+    legs = [(c, ex) for c, ex in executions if c.secType != "BAG"]
+    assert bag[0].conId == COMBO_CON_ID  # the combo's own conId, not 0
+    ids = [ex.execId for _, ex in executions]
+    assert len(set(ids)) == 3
+    assert ids[1][:9] == ids[0][:9] == ids[2][:9]  # they share their leading part
+    assert all(ex.time >= bag[1].time for _, ex in legs)  # a leg may be stamped later
+    # each report a message of its own, after the executions, trailing them
+    kinds = [kind for kind, _, _ in seen]
+    assert kinds == ["execution"] * 3 + ["report"] * 2
+    last_execution = max(t for kind, t, _ in seen if kind == "execution")
+    assert all(t > last_execution for kind, t, _ in seen if kind == "report")
+    assert [pnl for kind, _, pnl in seen if kind == "report"] == [UNSET_DOUBLE] * 2
+
+
+def test_req_executions_answers_the_days_executions_only(session: Session) -> None:
+    """IB: reqExecutions gives the executions of the current day (since midnight in the
+    gateway's time zone); yesterday's are not among them."""
+
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        await fill_four(ib, gateway)
+        today = await ib.reqExecutionsAsync()
+        gateway.clock.start += timedelta(days=1)  # type: ignore[attr-defined]
+        tomorrow = await ib.reqExecutionsAsync()
+        return today, tomorrow
+
+    today, tomorrow = session(work)
+    assert sorted(f.contract.secType for f in today) == ["BAG", "OPT", "OPT"]
+    assert tomorrow == []
+
+
+def test_commission_delay_holds_each_report_back(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.commission_delay = 0.5
+        seen = watch(ib)
+        await fill_four(ib, gateway)
+        await until(lambda: sum(k == "report" for k, _, _ in seen) == 2)
+        return seen
+
+    seen = session(work)
+    last_execution = max(t for kind, t, _ in seen if kind == "execution")
+    reports = [t for kind, t, _ in seen if kind == "report"]
+    assert min(reports) - last_execution >= 0.4
+
+
+def test_commission_first_sends_the_reports_before_their_executions(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.commission_first = True
+        seen = watch(ib)
+        await fill_four(ib, gateway)
+        await asyncio.sleep(0.2)
+        return seen
+
+    seen = session(work)
+    assert [kind for kind, _, _ in seen] == ["report"] * 2 + ["execution"] * 3
+
+
+def test_leg_only_fills_send_no_bag_execution(session: Session) -> None:
+    async def work(ib: IB, gateway: FakeGateway) -> Any:
+        gateway.leg_only_fills = True
+        seen = watch(ib)
+        await fill_four(ib, gateway)
+        await until(lambda: sum(k == "report" for k, _, _ in seen) == 2)
+        return seen
+
+    seen = session(work)
+    executions = [what for kind, _, what in seen if kind == "execution"]
+    assert sorted(c.secType for c, _ in executions) == ["OPT", "OPT"]

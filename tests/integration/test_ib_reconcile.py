@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from brokers.ib.broker import IbBroker
@@ -115,3 +116,37 @@ def test_a_contract_ib_knows_not_is_quarantined_and_the_rest_watched(db_url: str
     assert UNKNOWN.id not in app.book.watches
     assert app.intake.outside == {UNKNOWN.id: why}
     assert all(c is not None for c in con_ids.values())
+
+
+def test_commissions_ib_reports_seconds_after_the_fills_reach_the_stored_fills(
+    db_url: str,
+) -> None:
+    """The selloff closes P1 and P2 on IB while each commission report trails its
+    execution by 2 s (past the fill's short wait): each fill is stored at once, commission
+    pending, and each leg's report is added to it when it comes, once; realised P&L is
+    net of them."""
+
+    async def work(app: Any, venue: IbBroker, gateway: FakeGateway, clock: SpeedClock) -> Any:
+        gateway.commission_delay = 2.0
+        await app.load(clock.now())
+
+        def done(a: Any) -> bool:
+            closed = all(a.book.watches[p.id].state.remaining == 0 for p in (P1, P2))
+            return closed and a.views.commissions == 2 * a.views.fills
+
+        await run_until(app, venue, clock, done, limit=90)
+        return app
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([P1, P2], "DU1234567")
+        app = await on_ib(store, work)
+        details = [await store.detail(p.id) for p in (P1, P2)]
+        return app, details, await store.realised()
+
+    app, details, realised = on_database(db_url)(go)
+    fills = [f for d in details for f in d.fills]
+    assert sum(f.quantity for f in fills) == P1.contracts + P2.contracts
+    # 0.65 a contract, two legs a spread: every report in, none twice
+    assert all(f.commission == f.quantity * 2 * Decimal("0.65") for f in fills)
+    assert sum(r.commission for r in realised) == (P1.contracts + P2.contracts) * Decimal("1.30")
+    assert app.views.commissions == 2 * len(fills)

@@ -21,7 +21,7 @@ from service.orders.desk import OrderDesk
 from service.orders.execute import Attempts, DryRunExecutor, LiveExecutor, WouldClose
 from service.orders.intents import CloseRequest
 from service.orders.working import WorkingOrders
-from service.ports import LegUpdate, Store, leg_key
+from service.ports import Commission, Execution, LegUpdate, OrderEvent, OrderStatus, Store, leg_key
 from service.store.memory import InMemoryStore
 from tests.factories import LOOP_T0 as T0  # Tuesday 10:00 New York
 from tests.factories import vertical
@@ -281,3 +281,30 @@ def test_a_dry_run_records_and_says_each_close_once_per_decision_change() -> Non
         ("would close (dry run)", "loss_stop"),
     ]
     assert detail.orders == []
+
+
+def test_a_commission_reported_after_its_fill_is_added_to_it_once(
+    desk: Callable[..., Any],
+) -> None:
+    """A fill passed on with its commission pending (IB's reports trail it), then each
+    leg's report as an event of its own: added to the stored fill once each, even when
+    it comes again."""
+
+    async def work(d: Desk) -> Any:
+        await d.manager.close(await d.stored(), profit_close(), Decimal("0.52"), d.at())
+        await d.store.order_sent("P1:0:1", "working")
+        at = d.now
+        execution = Execution("E1", "P1:0:1", 4, Decimal("0.50"), None, at)
+        await d.manager.on_event(OrderEvent("P1:0:1", OrderStatus.FILLED, 4, 0, at,
+                                            execution=execution))  # fmt: skip
+        for report_id in ("E1.1", "E1.2", "E1.2"):  # the second leg's twice
+            report = Commission("E1", report_id, Decimal("1.30"))
+            await d.manager.on_event(
+                OrderEvent("P1:0:1", OrderStatus.FILLED, 4, 0, at, commission=report)
+            )
+        return await d.store.detail("P1")
+
+    detail = desk(work)
+    (fill,) = detail.fills
+    assert fill.commission == Decimal("2.60")
+    assert detail.stored.remaining == 6

@@ -9,7 +9,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.machine import Close, ExitReason
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
-from service.ports import OrderEvent, OrderStatus
+from service.ports import Commission, Execution, OrderEvent, OrderStatus
 from service.presentation import daemon_close_line
 from tests.factories import put_spread
 
@@ -55,3 +55,32 @@ def test_rejections_are_kept_to_the_newest_and_read_from_a_count() -> None:
     assert v.rejections_since(0) == [("P1:stop:2", "no 2"), ("P1:stop:3", "no 3")]
     assert v.rejections_since(2) == [("P1:stop:3", "no 3")]
     assert v.rejections_since(3) == []
+
+
+def test_a_fill_whose_commission_is_not_known_says_pending_and_its_report_follows() -> None:
+    """IB's commission reports may come after the fill: its FILLED line says "commission
+    pending" (its P&L before commission), and each report that comes is a COMMISSION line
+    that takes it off the position's realised P&L."""
+    v, position = views(keep=10), put_spread(contracts=10, credit="1.00")
+    pending = Execution("E1", "P1:stop:1", 4, Decimal("0.50"), None, AT)
+    v.filled(position, pending)
+    (line,) = v.fill_lines()
+    assert "4 contracts @ 0.50 - commission pending - realised P&L: $200.00" in line
+    assert line.endswith("(before commission)")
+    assert v.fills_since(0)[0].pending
+    v.commission(position.id, AT, Commission("E1", "E1.1", Decimal("1.30")), Decimal("1.30"))
+    v.commission(position.id, AT, Commission("E1", "E1.2", Decimal("1.30")), Decimal("2.60"))
+    assert v.commissions == 2
+    assert v.commission_lines(1) == [
+        f"2027-03-02 10:00:00 ET COMMISSION: {position.id} $1.30 more on fill E1 - "
+        "its commission $2.60 - position realised: $197.40"
+    ]
+    assert v.realised[position.id] == Decimal("197.40")
+
+
+def test_a_fill_whose_commission_is_known_says_it() -> None:
+    v, position = views(keep=10), put_spread(contracts=10, credit="1.00")
+    v.filled(position, Execution("E1", "P1:stop:1", 4, Decimal("0.50"), Decimal("2.60"), AT))
+    (line,) = v.fill_lines()
+    assert "commission $2.60 - realised P&L: $197.40" in line
+    assert "pending" not in line

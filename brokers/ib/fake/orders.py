@@ -25,6 +25,7 @@ from brokers.ib.codes import (
 )
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session
+from brokers.ib.fake.fills import COMMISSION_DELAY, execution_rows, send_report
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.order_wire import (
     ACTION,
@@ -50,6 +51,7 @@ from brokers.ib.fake.versions import (
 )
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
+from rules.clock import new_york
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, OrderEvent
 
 DONE = ("Filled", "Cancelled")  # IB's statuses of orders no longer working (Inactive may pass)
@@ -103,6 +105,9 @@ class OrdersMixin(AccountMixin):
         self.reject: str | None = None  # fault: the reason every new order is rejected with
         self.read_only = False  # fault: the API is read-only (IB Gateway's default)
         self.inactive_then_submitted = False  # fault: a new order Inactive, then Submitted
+        self.commission_delay = COMMISSION_DELAY  # seconds each commission report trails
+        self.commission_first = False  # fault: commission reports before their executions
+        self.leg_only_fills = False  # fault: no BAG execution, the legs' only
         self._orders: dict[str, _Order] = {}  # the simulated broker's key -> the IB order
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
@@ -130,9 +135,13 @@ class OrdersMixin(AccountMixin):
         s.send(102)
 
     def _executions(self, s: Session, fields: list[str]) -> None:
+        """The executions of the day (IB: since midnight in the gateway's zone; here New
+        York's), each with its commission report."""
         req_id = int(fields[2])
-        for order, execution, legs in self._fills:
-            self._send_execution(s, req_id, order, execution, legs)
+        today = self.clock.now().astimezone(new_york()).date()
+        for n, (order, execution, legs) in enumerate(self._fills):
+            if execution.time.astimezone(new_york()).date() == today:
+                self._send_execution(s, req_id, n, order, execution, legs)
         s.send(55, 1, req_id)
 
     def _order_of(self, s: Session, order_id: int) -> _Order | None:
@@ -281,9 +290,9 @@ class OrdersMixin(AccountMixin):
             if event.execution is not None:
                 legs = self._leg_prices(order)
                 self._fills.append((order, event.execution, legs))
-                held = self.broker.positions()
+                n, held = len(self._fills) - 1, self.broker.positions()
                 for s in self._sessions:
-                    self._send_execution(s, -1, order, event.execution, legs)
+                    self._send_execution(s, -1, n, order, event.execution, legs)
                     if s.positions:
                         for ins, _, _ in order.legs:
                             self._send_position(s, ins.leg, held.get(ins.leg, 0))
@@ -321,29 +330,36 @@ class OrdersMixin(AccountMixin):
                avg, order.perm_id, 0, order.last_price, order.client_id, "", 0.0)  # fmt: skip
 
     def _send_execution(
-        self, s: Session, req_id: int, order: _Order, execution: Execution, legs: LegFills
+        self, s: Session, req_id: int, n: int, order: _Order, execution: Execution, legs: LegFills
     ) -> None:
-        """execDetails for the BAG, then each leg, then their commission reports (for a
-        single option: its execution and its report)."""
-        when = self.exec_time(execution.time)
-        bag = [0, legs[0][0].symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
-        side = "BOT" if order.action == "BUY" else "SLD"
-        rows = [(f"{execution.exec_id}.bag", bag, side, execution.quantity, execution.price)]
-        for k, (ins, leg_side, price) in enumerate(legs):
-            ratio = order.legs[k][1]
-            rows.append((f"{execution.exec_id}.{k + 1}", ins.fields_without_primary(), leg_side,
-                         execution.quantity * ratio, price))  # fmt: skip
-        if not order.bag:
-            rows = [(execution.exec_id, *rows[1][1:])]
-        for exec_id, contract, row_side, shares, price in rows:
+        """execDetails for the BAG (unless fault leg_only_fills), then each leg, each leg
+        stamped :data:`LEG_LAG` after the BAG; then each leg's commission report, as a
+        message of its own: live, each :attr:`commission_delay` after the one before (fault
+        commission_first: all of them before the executions), for reqExecutions at once.
+        (A single option: its execution and its report.) ``n``: the fill's number here."""
+        rows = execution_rows(
+            f"{order.perm_id:08x}.{n:04x}", order.action, order.bag and not self.leg_only_fills,
+            execution, [(ins, side, price, order.legs[k][1]) for k, (ins, side, price)
+                        in enumerate(legs)],
+        )  # fmt: skip
+        reports = [(r.exec_id, COMMISSION_PER_CONTRACT * r.shares) for r in rows if not r.bag]
+        live = req_id == -1
+        if live and self.commission_first:
+            for exec_id, amount in reports:
+                send_report(s, exec_id, amount)
+        for r in rows:
             s.send(
-                11, req_id, order.order_id, *contract, exec_id, when, self.account, "SMART",
-                row_side, shares, price, order.perm_id, order.client_id, 0, shares, price,
-                order.ref, "", "", "", 0,
+                11, req_id, order.order_id, *r.contract, r.exec_id, self.exec_time(r.time),
+                self.account, "SMART", r.side, r.shares, r.price, order.perm_id,
+                order.client_id, 0, r.shares, r.price, order.ref, "", "", "", 0,
             )  # fmt: skip
-        for k, (exec_id, _, _, shares, _) in enumerate(rows):
-            if k or not order.bag:  # commissions are per leg execution
-                s.send(59, 1, exec_id, COMMISSION_PER_CONTRACT * shares, "USD", 0.0, 0.0, 0)
+        if not live:
+            for exec_id, amount in reports:
+                send_report(s, exec_id, amount)
+        elif not self.commission_first:
+            loop = asyncio.get_running_loop()
+            for k, (exec_id, amount) in enumerate(reports):
+                loop.call_later(self.commission_delay * (k + 1), send_report, s, exec_id, amount)
 
     def _send_open_order(self, s: Session, order: _Order, *, what_if: bool = False) -> None:
         """openOrder as server version 176 writes it (faProfile included, before 177); a

@@ -1,0 +1,360 @@
+"""A combo's fills and their commissions, as IB sends them.
+
+For each fill of a combo (BAG) order IB sends an execution of the BAG (its
+price the combo's, per spread; its contract the BAG) and one execution per leg,
+each leg's commission in a ``commissionReport`` of its own, keyed by the leg's
+execId. IB gives no link between a leg and its BAG execution but the execIds:
+a combo fill's executions share the leading part of their execIds, and come in
+order. So legs are matched to their BAG execution by the longest shared execId
+prefix, in the order they came, among the order's (perm id) fills still short of
+that leg; never by equal times (IB stamps a leg a second after its BAG at times).
+
+Commission reports are separate messages and trail their executions, by seconds
+at times; ib_async drops one that comes before its execution, and passes a late
+one as ``commissionReportEvent``. So a fill is passed on when its legs' reports
+are in, or after :data:`FILL_WAIT` with the commission still pending; each
+report that comes after is passed on as a :class:`service.ports.Commission`
+(the store adds it once, by the leg's execId), and reports still missing are
+asked again with ``reqExecutions`` (IB sends each execution's report again).
+
+Where IB sends no BAG execution (legs only), the fill is the legs': as many
+spreads as the smallest leg, at the legs' prices (bought +, sold -) times their
+ratios. Either way a combo fill is counted once. A BAG price below zero (a debit
+combo filled at a credit: IB's combo prices may be negative) is passed on as it
+is, and said (``ib.fill_at_credit``); one that is not a number is said
+(``ib.fill_unpriced``), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ib_async import IB, Trade
+
+from brokers.ib.contracts import ContractsMixin
+from brokers.ib.convert import _commission
+from service.logs import get_logger
+from service.ports import Commission, Execution, OrderEvent, OrderStatus
+from service.settings import IbSettings
+
+_log = get_logger("spreadwatch.ib")
+
+FILL_WAIT = 1.0  # seconds a combo fill waits for its legs' commission reports (and legs)
+REPORTS_AGAIN = (5.0, 30.0, 120.0, 600.0)  # seconds: reqExecutions again for missing reports
+
+
+def _shared(a: str, b: str) -> int:
+    """How many leading characters two execIds share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _report(fill: Any) -> Decimal | None:
+    """A fill's commission report amount, None while IB has not sent it."""
+    report = fill.commissionReport
+    if report is None or not report.execId:
+        return None
+    return _commission(report.commission)
+
+
+@dataclass(eq=False)
+class Group:
+    """One fill of a combo order: its BAG execution (None where IB sent legs only) and
+    its legs' executions by conId, with their commission reports by execId."""
+
+    perm_id: int
+    order_ref: str
+    size: int  # legs expected (0: not known)
+    bag: Any = None  # ib_async's Fill of the BAG
+    legs: dict[int, Any] = field(default_factory=dict)  # conId -> the leg's Fill
+    reports: dict[str, Decimal] = field(default_factory=dict)  # leg execId -> commission
+    passed: bool = False  # the fill was passed on
+    said: set[str] = field(default_factory=set)  # reports passed on (with it, or after)
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def key(self) -> str:
+        """The execId its legs are matched by: the BAG's, else its first leg's."""
+        if self.bag is not None:
+            return str(self.bag.execution.execId)
+        return min((f.execution.execId for f in self.legs.values()), default="")
+
+    def whole(self) -> bool:
+        """Every leg in (as many as expected; any, when that is not known)."""
+        return bool(self.legs) and (self.size == 0 or len(self.legs) >= self.size)
+
+    def reported(self) -> bool:
+        return self.whole() and all(f.execution.execId in self.reports for f in self.legs.values())
+
+    def execution(self, *, partial: bool = False) -> Execution | None:
+        """The service's execution of this combo fill (None: not priced): the BAG's, else
+        the legs'. Its commission: the sum of the reports it carries, every leg's (else
+        none: pending); ``partial``: those in so far."""
+        if self.bag is not None:
+            ex = self.bag.execution
+            quantity, price = int(ex.shares), ex.price
+            exec_id, time = ex.execId, ex.time
+        else:
+            quantity, price = self._from_legs()
+            exec_id, time = self.key, min(f.execution.time for f in self.legs.values())
+        if price is None or not math.isfinite(price):
+            _log.warning("ib.fill_unpriced", order_ref=self.order_ref, exec_id=exec_id,
+                         detail="a combo fill IB sent without a price: not passed on")  # fmt: skip
+            return None
+        amount = Decimal(str(price))
+        if amount < 0:
+            _log.warning(
+                "ib.fill_at_credit", order_ref=self.order_ref, exec_id=exec_id,
+                price=str(amount), detail="the closing combo filled at a credit",
+            )  # fmt: skip
+        reports = tuple(sorted(self.reports.items())) if partial or self.reported() else ()
+        commission = sum((a for _, a in reports), Decimal(0)) if reports else None
+        return Execution(exec_id, self.order_ref, quantity, amount, commission, time, reports)
+
+    def _from_legs(self) -> tuple[int, float | None]:
+        """Spreads and the debit per spread from the legs alone: the smallest leg's shares
+        (each leg's ratio: its shares over that), bought legs +, sold legs -."""
+        executions = [f.execution for f in self.legs.values()]
+        quantity = int(min(e.shares for e in executions))
+        if quantity <= 0:
+            return 0, None
+        price = sum(
+            (1 if e.side == "BOT" else -1) * e.price * (e.shares / quantity) for e in executions
+        )
+        return quantity, round(price, 6)
+
+
+class Grouper:
+    """Executions into combo fills: each leg to the fill of its order with the longest
+    shared execId prefix that still lacks that leg, in the order they come."""
+
+    def __init__(self) -> None:
+        self.groups: list[Group] = []
+        self.where: dict[str, Group] = {}  # execId -> its group
+
+    def add(self, fill: Any, size: int) -> Group | None:
+        """The fill's group (None: an execution of no combo of ours, or seen before)."""
+        ex = fill.execution
+        if not ex.orderRef or ex.execId in self.where:
+            return None
+        bag = fill.contract.secType == "BAG"
+        con_id = int(fill.contract.conId)
+        mine = [
+            g
+            for g in self.groups
+            if g.perm_id == ex.permId and (g.bag is None if bag else con_id not in g.legs)
+        ]
+        group = max(mine, key=lambda g: _shared(g.key, ex.execId), default=None)
+        if group is None or (group.key and _shared(group.key, ex.execId) == 0):
+            group = Group(ex.permId, ex.orderRef, size)
+            self.groups.append(group)
+        self.where[ex.execId] = group
+        group.size = max(group.size, size)
+        if bag:
+            group.bag = fill
+        else:
+            group.legs[con_id] = fill
+            self.report(fill)
+        return group
+
+    def report(self, fill: Any, amount: Decimal | None = None) -> Group | None:
+        """A leg's commission report (``amount``; else the one its fill carries)."""
+        group = self.where.get(fill.execution.execId)
+        amount = _report(fill) if amount is None else amount
+        if group is None or amount is None or fill.contract.secType == "BAG":
+            return group
+        group.reports[fill.execution.execId] = amount
+        return group
+
+
+def late_reports(group: Group) -> list[Commission]:
+    """The reports of a fill passed on that have not been said yet (once each)."""
+    if not group.passed:
+        return []
+    exec_id = group.key
+    out = []
+    for report_id, amount in sorted(group.reports.items()):
+        if report_id not in group.said:
+            group.said.add(report_id)
+            out.append(Commission(exec_id, report_id, amount))
+    return out
+
+
+def with_reports(fills: Sequence[Any], known: Iterable[Any]) -> list[Any]:
+    """``fills`` from reqExecutions, each with the report ib_async holds for it: a report
+    that came for an execution seen before is kept on ib_async's own fill
+    (``IB.fills()``), not on the one reqExecutions gives."""
+    reports = {f.execution.execId: f.commissionReport for f in known}
+    out = []
+    for f in fills:
+        report = reports.get(f.execution.execId)
+        held = _report(f) is None and report is not None and bool(report.execId)
+        out.append(f._replace(commissionReport=report) if held else f)
+    return out
+
+
+class FillsMixin(ContractsMixin):
+    """Executions and commission reports into the service's fills and commissions."""
+
+    def __init__(self, settings: IbSettings, ib: IB, now: Callable[[], datetime]) -> None:
+        super().__init__(settings, ib, now)
+        self._grouper = Grouper()
+        self._filled: dict[str, int] = {}  # orderRef -> spreads filled (combo fills counted)
+        self._asking: asyncio.Task[None] | None = None  # reqExecutions again, for reports
+
+    def _ordered(self, order_ref: str) -> int | None:
+        """The spreads an order of ours is for (None: not ours)."""
+        return None
+
+    def _size(self, order_ref: str, trade: Trade | None) -> int:
+        """How many legs a fill of the order has (0: not known)."""
+        return len(trade.contract.comboLegs or []) if trade is not None else 0
+
+    def _on_execution(self, trade: Trade, fill: Any) -> None:
+        group = self._grouper.add(fill, self._size(fill.execution.orderRef, trade))
+        if group is None:
+            return
+        if group.passed:  # a leg after its fill was passed on: its report, when it comes
+            self._say(late_reports(group))
+        elif group.bag is not None and group.reported():
+            self._pass([group])
+        elif group.timer is None:
+            group.timer = asyncio.get_running_loop().call_later(FILL_WAIT, self._due, group)
+
+    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
+        group = self._grouper.report(fill, _commission(report.commission))
+        if group is None:
+            return
+        if group.passed:
+            self._say(late_reports(group))
+        elif group.bag is not None and group.reported():
+            self._pass([group])
+
+    def _due(self, group: Group) -> None:
+        """:data:`FILL_WAIT` is over: passed on with what is in (legs only: once whole)."""
+        group.timer = None
+        if group.passed:
+            return
+        if group.bag is None and not group.whole():  # legs still coming
+            group.timer = asyncio.get_running_loop().call_later(FILL_WAIT, self._due, group)
+            return
+        self._pass([group])
+
+    def _pass(self, groups: Sequence[Group]) -> None:
+        """Each combo fill, counted once, passed on (its commission pending when not all
+        its reports are in: those ask for ``reqExecutions`` again)."""
+        events: list[OrderEvent] = []
+        for group in groups:
+            if group.timer is not None:
+                group.timer.cancel()
+                group.timer = None
+            execution = group.execution()
+            group.passed = True
+            if execution is None:
+                continue
+            events += self._fill_events(group, execution)
+        if any(not g.reported() for g in groups) and self._asking is None:
+            self._asking = asyncio.get_running_loop().create_task(self._ask_again())
+        if events and self._events is not None:
+            self._events(events)
+
+    def _fill_events(self, group: Group, execution: Execution) -> list[OrderEvent]:
+        """The fill's event, then its reports that are in when its commission is pending."""
+        ref = group.order_ref
+        total = self._filled.get(ref, 0) + execution.quantity
+        self._filled[ref] = total
+        ordered = self._ordered(ref)
+        left = 0 if ordered is None else max(ordered - total, 0)
+        status = OrderStatus.PARTIALLY_FILLED if left or ordered is None else OrderStatus.FILLED
+        group.said.update(r for r, _ in execution.reports)
+        event = OrderEvent(ref, status, total, left, execution.time, execution=execution)
+        later = [replace(event, execution=None, commission=c) for c in late_reports(group)]
+        return [event, *later]
+
+    def _say(self, commissions: list[Commission]) -> None:
+        """Reports that came after their fill was passed on, each as an event of its own."""
+        if not commissions or self._events is None:
+            return
+        now, events = self._now(), []
+        for c in commissions:
+            group = self._grouper.where.get(c.report_id)
+            ref = "" if group is None else group.order_ref
+            events.append(OrderEvent(ref, OrderStatus.PARTIALLY_FILLED, 0, 0, now, commission=c))
+        self._events(events)
+
+    async def _ask_again(self) -> None:
+        """Reports still missing (late past :data:`FILL_WAIT`, or sent before their
+        execution, which ib_async drops): asked again with ``reqExecutions``, later and
+        later, until every fill passed on has them."""
+        try:
+            for wait in REPORTS_AGAIN:
+                await asyncio.sleep(wait)
+                if all(g.reported() for g in self._grouper.groups if g.passed):
+                    return
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    await self._pass_missed_fills()
+        finally:
+            self._asking = None
+
+    async def _today(self) -> list[Any]:
+        """Today's executions IB has (IB: since midnight in the gateway's zone), each with
+        the report ib_async holds for it, in IB's order, grouped into combo fills."""
+        fills = with_reports(await self.ib.reqExecutionsAsync(), self.ib.fills())
+        for f in fills:
+            if self._grouper.add(f, self._size(f.execution.orderRef, None)) is None:
+                self._grouper.report(f)
+        return fills
+
+    async def executions(self) -> list[Execution]:
+        """Today's combo fills of our orders, each with the reports in so far (on start:
+        the store applies each fill, and each report, once)."""
+        fills = await self._today()
+        out = []
+        for group in _groups_of(self._grouper, fills):
+            if group.bag is None and not group.whole():
+                continue
+            execution = group.execution(partial=True)
+            if not group.passed and execution is not None:
+                self._filled[group.order_ref] = (
+                    self._filled.get(group.order_ref, 0) + execution.quantity
+                )
+            group.passed = True
+            if execution is not None:
+                group.said.update(r for r, _ in execution.reports)
+                out.append(execution)
+        return out
+
+    async def _pass_missed_fills(self) -> None:
+        """The combo fills of our orders that happened while no one listened, and reports
+        that came meanwhile, passed on (those passed before are not)."""
+        fills = await self._today()
+        fresh, late = [], []
+        for group in _groups_of(self._grouper, fills):
+            if group.passed:
+                late += late_reports(group)
+            elif group.bag is not None or group.whole():
+                fresh.append(group)
+        self._say(late)
+        if fresh:
+            self._pass(fresh)
+
+
+def _groups_of(grouper: Grouper, fills: Sequence[Any]) -> list[Group]:
+    """The groups of ``fills``, each once, in the order of their first execution."""
+    out: dict[int, Group] = {}
+    for f in fills:
+        group = grouper.where.get(f.execution.execId)
+        if group is not None:
+            out.setdefault(id(group), group)
+    return list(out.values())
