@@ -132,3 +132,68 @@ def test_options_are_quoted_in_regular_hours_only(start: datetime, quoted: bool)
     put, spy = asyncio.run(main())
     assert (put.bid > 0) is quoted
     assert 0 < spy.bid < spy.ask
+
+
+MONDAY_BEFORE_THE_OPEN = datetime(2027, 3, 8, 14, 29, 50, tzinfo=UTC)  # 09:29:50 New York
+
+
+def place_a_close(start: datetime, wait: float) -> tuple[list[str], list[tuple[int, str]], int]:
+    """A marketable closing BAG placed at ``start`` (market time, 20x the wall): its
+    statuses as ib_async logged them, the errors IB sent for it, how many openOrder."""
+    from ib_async import ComboLeg, Contract, LimitOrder  # noqa: PLC0415
+
+    async def main() -> tuple[list[str], list[tuple[int, str]], int]:
+        clock = SpeedClock(start, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        said: list[tuple[int, str]] = []
+        ib.errorEvent += lambda req_id, code, text, *rest: said.append((code, text))
+        opened: list[Any] = []
+        ib.openOrderEvent += opened.append
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            short, long = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), spy_put(EXPIRY, 445))
+            bag = Contract(secType="BAG", symbol="SPY", exchange="SMART", currency="USD",
+                           comboLegs=[ComboLeg(conId=short.conId, ratio=1, action="BUY",
+                                               exchange="SMART"),
+                                      ComboLeg(conId=long.conId, ratio=1, action="SELL",
+                                               exchange="SMART")])  # fmt: skip
+            trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 9.99, orderRef="T:1"))
+            for _ in range(int(wait / 0.05)):  # (at most ``wait`` seconds: until it is done)
+                await asyncio.sleep(0.05)
+                if trade.isDone():
+                    break
+            return [e.status for e in trade.log], [x for x in said if x[0] < 2100], len(opened)
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    return asyncio.run(main())
+
+
+def test_an_order_is_presubmitted_then_submitted_and_each_change_has_its_open_order() -> None:
+    """As IB: PreSubmitted (accepted), Submitted (at the exchange), then Filled, each change
+    told with an openOrder and an orderStatus (the fake said Submitted at once, and no
+    openOrder after the first)."""
+    statuses, said, opened = place_a_close(T0, 10.0)
+    changes = [s for k, s in enumerate(statuses) if k == 0 or statuses[k - 1] != s]
+    assert [s for s in changes if s != "PendingSubmit"] == ["PreSubmitted", "Submitted", "Filled"]
+    assert said == []
+    assert opened >= 3
+
+
+def test_a_day_order_before_the_open_waits_presubmitted_with_ib_s_399() -> None:
+    """Placed at 09:29:50: IB holds it (PreSubmitted) with warning 399, "will not be
+    placed at the exchange until" the open, sends it at 09:30, and only then can it fill.
+    The fake filled it at once."""
+    statuses, said, _ = place_a_close(MONDAY_BEFORE_THE_OPEN, 0.3)  # (09:29:56)
+    assert "Filled" not in statuses
+    assert statuses[-1] in ("PreSubmitted", "ValidationError")  # (ib_async's word on a 399)
+    ((code, text),) = said
+    assert code == 399
+    assert text.endswith("will not be placed at the exchange until 2027-03-08 09:30:00 US/Eastern")
+    later, _, _ = place_a_close(MONDAY_BEFORE_THE_OPEN, 10.0)  # (after 09:30: filled)
+    assert "Filled" in later

@@ -124,7 +124,9 @@ class MarketDataMixin(OrdersMixin):
         """Move the market to the clock's now and send each line what changed."""
         now = self.clock.now()
         stepped = self.market.step(now)
-        self._relay(self.broker.trade(stepped, now))
+        if market_time(now).regular_hours:  # (options trade then only: no fill outside them)
+            self._at_the_open()
+            self._relay(self.broker.trade(stepped, now))
         updates = {u.leg: u for u in stepped}
         if self._paused:
             return

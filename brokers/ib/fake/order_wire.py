@@ -4,7 +4,20 @@ texts IB answers some orders with."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+from brokers.ib.fake.versions import (
+    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
+    MIN_SERVER_VER_DURATION,
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
+    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
+    MIN_SERVER_VER_POST_TO_ATS,
+    before,
+    since,
+)
+from rules.clock import OPEN, new_york
 
 UNSET = 1e300  # IB's "no value" double (1.7976931348623157e308), written as such
 
@@ -61,3 +74,53 @@ def what_if(fields: list[str]) -> bool:
 def off_tick(limit: Decimal) -> bool:
     """A limit that is not a whole number of the minimum price variation (IB's 110)."""
     return limit % TICK != 0
+
+
+def held_text(action: str, quantity: int, ref: str, now: datetime) -> str:
+    """IB's warning 399 for a DAY order placed outside regular hours: it waits for the open
+    (IB: "Order Message: ... Warning: your order will not be placed at the exchange until
+    <time> US/Eastern")."""
+    day = now.astimezone(new_york())
+    opens = datetime.combine(day.date(), OPEN, new_york())
+    while opens <= day or opens.weekday() >= 5:
+        opens = datetime.combine(opens.date() + timedelta(days=1), OPEN, new_york())
+    return (
+        f"Order Message:\n{action} {quantity} {ref or 'BAG'}\nWarning: your order will not "
+        f"be placed at the exchange until {opens:%Y-%m-%d %H:%M:%S} US/Eastern"
+    )
+
+
+def open_order(order: Any, account: str, *, what_if: bool = False) -> tuple[object, ...]:
+    """openOrder as server version 176 writes it (faProfile included, before 177); a
+    what-if's carries ``whatIf`` and the margin the order would take."""
+    legs: list[object] = [len(order.legs) if order.bag else 0]
+    for ins, ratio, action in order.legs if order.bag else ():
+        legs += [ins.con_id, ratio, action, "SMART", 0, 0, "", -1]
+    contract = order.contract
+    if order.bag:
+        symbol = order.legs[0][0].symbol if order.legs else ""
+        contract = [0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
+    margin = ["0.0", "0.0", "0.0", "1000.0", "1000.0", "0.0", "1000.0", "1000.0", "0.0",
+              1.3, 1.3, 1.3, "USD", ""] if what_if else [""] * 14  # fmt: skip
+    return (
+        5, order.order_id,
+        *contract,
+        order.action, order.quantity, "LMT", order.limit, "", "DAY", "", account,
+        "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
+        before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
+        "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
+        0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
+        0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
+        *legs,
+        0, 0,  # order combo legs, smart combo routing params
+        "", "", "",  # scale init level size, subs level size, price increment
+        "",  # hedge type
+        0, "", "", 0, 0,  # optOutSmartRouting, clearing account/intent, notHeld, no DNC
+        "",  # algo strategy
+        0, int(what_if), order.status, *margin, 0, 0,
+        0,  # conditions
+        "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
+        since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),
+        since(MIN_SERVER_VER_AUTO_CANCEL_PARENT, 0),
+        since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
+    )  # fmt: skip

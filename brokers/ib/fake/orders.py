@@ -18,6 +18,7 @@ from brokers.ib.codes import (
     CANCELLED,
     CANNOT_CANCEL,
     CANNOT_MODIFY,
+    HELD,
     NOT_FOUND,
     PRICE_INCREMENT,
     READ_ONLY,
@@ -37,21 +38,14 @@ from brokers.ib.fake.order_wire import (
     QUANTITY,
     READ_ONLY_TEXT,
     SEC_TYPE,
+    held_text,
     off_tick,
+    open_order,
     what_if,
-)
-from brokers.ib.fake.versions import (
-    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
-    MIN_SERVER_VER_DURATION,
-    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
-    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
-    MIN_SERVER_VER_POST_TO_ATS,
-    before,
-    since,
 )
 from brokers.sim.broker import COMMISSION_PER_CONTRACT, OrderRefused
 from brokers.sim.market import SimMarket
-from rules.clock import new_york
+from rules.clock import market_time, new_york
 from service.ports import Action, Clock, ComboLeg, ComboOrder, Execution, OrderEvent
 
 DONE = ("Filled", "Cancelled")  # IB's statuses of orders no longer working (Inactive may pass)
@@ -249,11 +243,25 @@ class OrdersMixin(AccountMixin):
             self.market.subscribe(ins.leg)  # the broker needs the legs' quotes to fill
         self._orders[order.key] = order
         self.broker.place(combo, self.clock.now())
+        order.status = "PreSubmitted"  # IB: accepted, not yet at the exchange
+        self._send_order(s, order)
+        if not market_time(self.clock.now()).regular_hours:  # a DAY order waits for the open
+            s.error(order_id, HELD, held_text(order.action, order.quantity, order.ref,
+                                              self.clock.now()))  # fmt: skip
+            return
         order.status = "Submitted"
         if self.inactive_then_submitted:  # IB: Inactive, which may pass (then Submitted)
             order.status, order.inactive = "Inactive", True
             asyncio.get_running_loop().call_later(INACTIVE_SECONDS, self._activate, order)
         self._send_order(s, order)
+
+    def _at_the_open(self) -> None:
+        """The orders held outside regular hours go to the exchange (Submitted)."""
+        for order in self._orders.values():
+            if order.status == "PreSubmitted":
+                order.status = "Submitted"
+                for s in self._sessions:
+                    self._send_order(s, order)
 
     def _activate(self, order: _Order) -> None:
         """An order that was Inactive works again (fault inactive_then_submitted)."""
@@ -303,10 +311,10 @@ class OrdersMixin(AccountMixin):
             if event.execution is not None:
                 order.paid += event.execution.price * event.execution.quantity
                 order.last_price = event.execution.price
-            for s in self._sessions:
+            for s in self._sessions:  # (IB: openOrder, then orderStatus, at each change)
                 if event.status == "cancelled":
                     s.error(order.order_id, CANCELLED, "Order Canceled - reason:")
-                self._send_status(s, order)
+                self._send_order(s, order)
 
     def _leg_prices(self, order: _Order) -> LegFills:
         """Each leg's side and price in a fill at the natural: buys at the ask, sells at the
@@ -362,36 +370,5 @@ class OrdersMixin(AccountMixin):
                 loop.call_later(self.commission_delay * (k + 1), send_report, s, exec_id, amount)
 
     def _send_open_order(self, s: Session, order: _Order, *, what_if: bool = False) -> None:
-        """openOrder as server version 176 writes it (faProfile included, before 177); a
-        what-if's carries ``whatIf`` and the margin the order would take."""
-        legs: list[object] = [len(order.legs) if order.bag else 0]
-        for ins, ratio, action in order.legs if order.bag else ():
-            legs += [ins.con_id, ratio, action, "SMART", 0, 0, "", -1]
-        contract = order.contract
-        if order.bag:
-            symbol = order.legs[0][0].symbol if order.legs else ""
-            contract = [0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
-        margin = ["0.0", "0.0", "0.0", "1000.0", "1000.0", "0.0", "1000.0", "1000.0", "0.0",
-                  1.3, 1.3, 1.3, "USD", ""] if what_if else [""] * 14  # fmt: skip
-        s.send(
-            5, order.order_id,
-            *contract,
-            order.action, order.quantity, "LMT", order.limit, "", "DAY", "", self.account,
-            "", 0, order.ref, order.client_id, order.perm_id, 0, 0, 0.0, "", "", "", "", "",
-            before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
-            "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, 0,
-            0, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
-            0, 0, "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
-            *legs,
-            0, 0,  # order combo legs, smart combo routing params
-            "", "", "",  # scale init level size, subs level size, price increment
-            "",  # hedge type
-            0, "", "", 0, 0,  # optOutSmartRouting, clearing account/intent, notHeld, no DNC
-            "",  # algo strategy
-            0, int(what_if), order.status, *margin, 0, 0,
-            0,  # conditions
-            "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
-            since(MIN_SERVER_VER_DURATION, ""), since(MIN_SERVER_VER_POST_TO_ATS, ""),
-            since(MIN_SERVER_VER_AUTO_CANCEL_PARENT, 0),
-            since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
-        )  # fmt: skip
+        """openOrder (:func:`brokers.ib.fake.order_wire.open_order`)."""
+        s.send(*open_order(order, self.account, what_if=what_if))
