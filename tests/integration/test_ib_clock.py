@@ -106,6 +106,7 @@ def test_on_ib_time_a_fast_fake_gateway_is_followed_at_its_speed() -> None:
     )
 
 
+@pytest.mark.ib_errors("^Peer closed connection")
 def test_after_a_reconnect_ib_time_is_asked_afresh() -> None:
     """The gateway's clock set back while the connection was down (another gateway): the
     reconnected adapter takes its time, though behind what it said before."""

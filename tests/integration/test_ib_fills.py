@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from brokers.ib.broker import IbBroker
@@ -22,7 +23,6 @@ from tests.integration.test_ib_adapter import (
     POSITION,
     SHORT,
     Seen,
-    no_decoder_error,  # noqa: F401  (autouse: whatever the fake sent, ib_async decoded)
     session,
 )
 
@@ -116,6 +116,7 @@ def test_legs_stamped_a_second_after_their_bag_keep_their_commissions_after_a_re
     assert len(executions[0].reports) == 2  # each leg's report, by its execId
 
 
+@pytest.mark.ib_errors("^Peer closed connection")
 def test_a_fill_while_disconnected_is_passed_on_after_the_reconnect_with_its_commissions() -> None:
     """The socket drops while a close works; it fills in the gap: after the reconnect the
     fill comes from reqExecutions with its legs' commissions (legs a second after)."""
@@ -137,6 +138,7 @@ def test_a_fill_while_disconnected_is_passed_on_after_the_reconnect_with_its_com
     assert total + sum(e.commission.amount for e in late) == 2 * LEG_REPORT  # type: ignore[union-attr]
 
 
+@pytest.mark.ib_errors("^Peer closed connection")
 def test_leg_only_fills_are_fills_counted_once_and_the_order_is_not_said_cancelled() -> None:
     """No BAG execution (legs only): the fill is the legs' (4 spreads at the bought leg
     less the sold one), with their commissions; after a reconnect it is not counted

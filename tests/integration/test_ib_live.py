@@ -97,6 +97,7 @@ async def selloff_on_ib(
     return monitor, details["P1"], gateway, held
 
 
+@pytest.mark.ib_errors(r"^Error 104, ")
 @pytest.mark.parametrize(("fill_size", "fills"), [(None, [10]), (3, [3, 3, 3, 1])])
 def test_a_selloff_closes_everything_through_ib_combo_orders(
     db_url: str, fill_size: int | None, fills: list[int]
@@ -131,6 +132,7 @@ def test_nan_quotes_from_ib_are_never_acted_on(db_url: str) -> None:
     assert held == {leg_key(POSITION, 0): -10, leg_key(POSITION, 1): 10}
 
 
+@pytest.mark.ib_errors(r"^Error 104, ")
 @pytest.mark.slow
 def test_the_demo_s_every_exit_type_through_ib(db_url: str) -> None:
     """The demo's five spreads and scripted market, served by the fake gateway, watched

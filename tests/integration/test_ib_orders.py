@@ -25,7 +25,6 @@ from tests.factories import LOOP_T0 as T0
 from tests.integration.test_ib_adapter import (
     POSITION,
     Seen,
-    no_decoder_error,  # noqa: F401  (autouse: whatever the fake sent, ib_async decoded)
     session,
 )
 
@@ -106,6 +105,7 @@ def test_a_read_only_api_stops_the_connect_in_one_line_that_says_how_to_fix_it()
     assert READ_ONLY_TEXT in line
 
 
+@pytest.mark.ib_errors(r"^Error 110, ")
 def test_an_order_ib_refuses_is_a_rejection_with_its_code_and_text() -> None:
     """IB's 110 on a new order (ib_async: an error, the trade Cancelled with the error in
     its log) reaches the service as a rejection with IB's code and text, not a silent
@@ -144,6 +144,7 @@ def test_inactive_then_submitted_is_working_again_and_can_be_modified() -> None:
     assert at_ib == ("Submitted", Decimal("0.03"))
 
 
+@pytest.mark.ib_errors(r"^Error 202, ")
 def test_a_cancel_goes_through_the_order_ib_async_knows(caplog: pytest.LogCaptureFixture) -> None:
     """ib_async's cancelOrder finds the trade by the order's client and order id: it sets
     PendingCancel, and never logs "Unknown orderId"."""
@@ -162,6 +163,7 @@ def test_a_cancel_goes_through_the_order_ib_async_knows(caplog: pytest.LogCaptur
     assert not [r for r in caplog.records if "Unknown orderId" in r.getMessage()]
 
 
+@pytest.mark.ib_errors(r"^Error 10147, ")
 def test_a_cancel_of_an_order_ib_does_not_know_ends_it_with_ibs_10147() -> None:
     """IB answers a cancel of an order it does not know with 10147 (ib_async: the trade
     Cancelled, the error in its log): the service hears the end with IB's code and text."""

@@ -7,6 +7,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
@@ -62,6 +64,7 @@ def stream(
     return asyncio.run(main())
 
 
+@pytest.mark.ib_errors(r"^Error 10089, ")
 def test_a_leg_whose_market_data_ib_refuses_is_told_with_ib_s_words() -> None:
     """A paper account without options data: IB answers the line with 10089. The leg is
     told once, with IB's code and words and what to check; the underlying's line (an
@@ -75,6 +78,7 @@ def test_a_leg_whose_market_data_ib_refuses_is_told_with_ib_s_words() -> None:
     assert not [u for u in seen.quotes if u.leg in (SHORT, LONG) and u.quote.bid is not None]
 
 
+@pytest.mark.ib_errors(r"^Error 200, ")
 def test_a_leg_ib_knows_not_at_a_connect_is_told_and_stops_nothing() -> None:
     """One unknown contract among the subscribed legs: before, the first resume raised and
     the stream (and the daemon) stopped; now that leg is told and the others stream."""

@@ -12,6 +12,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from rules.books import DEFAULT_BOOKS
@@ -55,6 +57,7 @@ async def on_ib(store: Store, work: Any) -> Any:
         await gateway.close()
 
 
+@pytest.mark.ib_errors(r"^Error 104, ")
 def test_legs_closed_at_the_broker_behind_our_back_need_attention_and_no_order(
     db_url: str,
 ) -> None:
@@ -91,6 +94,7 @@ def test_legs_closed_at_the_broker_behind_our_back_need_attention_and_no_order(
     assert attention.text == f"NEEDS ATTENTION: P1: {why}"
 
 
+@pytest.mark.ib_errors(r"^Error 200, ", r"^Error 104, ")
 def test_a_contract_ib_knows_not_is_quarantined_and_the_rest_watched(db_url: str) -> None:
     """IB answers error 200 for Z1's legs: Z1 needs attention (with its id and the leg),
     P1 and P2 are watched, subscribed and close in the selloff; no exception."""
@@ -118,6 +122,7 @@ def test_a_contract_ib_knows_not_is_quarantined_and_the_rest_watched(db_url: str
     assert all(c is not None for c in con_ids.values())
 
 
+@pytest.mark.ib_errors(r"^Error 104, ")
 def test_commissions_ib_reports_seconds_after_the_fills_reach_the_stored_fills(
     db_url: str,
 ) -> None:

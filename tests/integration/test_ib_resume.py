@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
@@ -17,6 +19,7 @@ from tests.integration.test_ib_adapter import SHORT, Seen
 REQ_EXECUTIONS = 7  # the TWS API's message id of reqExecutions
 
 
+@pytest.mark.ib_errors("^Peer closed connection")
 def test_a_drop_in_the_first_resume_reconnects_rather_than_stopping_the_stream() -> None:
     """The connection drops while the first resume asks for the executions (ib_async fails
     that request with ConnectionError): before, it escaped the stream and stopped the
