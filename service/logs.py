@@ -146,6 +146,10 @@ def configure(
 class _Library(logging.Handler):
     """A library's log record as one of our lines (see the module's docstring)."""
 
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             detail = record.getMessage()
@@ -154,12 +158,16 @@ class _Library(logging.Handler):
                 method = "debug"
             else:
                 method = "error" if record.levelno >= logging.ERROR else "warning"
+            exc = record.exc_info[1] if record.exc_info else None
             getattr(get_logger(record.name), method)(
                 "ib.library" if ib else "lib.log",
                 logger=record.name,
                 library_level=record.levelname.lower(),
                 detail=detail,
-                exc_info=record.exc_info or None,
+                # its exception in one line; the traceback at debug only (a library's
+                # words on an interrupted connection are no traceback for a human)
+                error=None if exc is None else f"{type(exc).__name__}: {exc}",
+                exc_info=record.exc_info if exc is not None and self.tracebacks else None,
             )
         except Exception:  # a log line must never take the service down
             self.handleError(record)
@@ -171,7 +179,7 @@ def _route_libraries(level: int) -> None:
     library's info is our debug)."""
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not isinstance(h, _Library)]
-    root.addHandler(_Library())
+    root.addHandler(_Library(tracebacks=level <= logging.DEBUG))
     root.setLevel(logging.INFO if level <= logging.DEBUG else logging.WARNING)
     for name in ("ib_async", "asyncpg", "sqlalchemy", "alembic", "aiohttp"):
         library = logging.getLogger(name)  # (their own handlers, if any: ours instead)

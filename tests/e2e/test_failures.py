@@ -21,7 +21,7 @@ def assert_one_line(run: Run, *words: str) -> str:
     """Exit 2, no traceback, and the last line of stderr the error (the lines before it, if
     any, are JSON log lines)."""
     assert run.code == 2, run.err
-    assert "Traceback" not in run.err
+    assert "Traceback" not in run.err, run.err[-4000:]
     last = run.err_lines[-1]
     assert last.startswith("spreadwatch: "), run.err
     assert all(line.startswith("{") for line in run.err_lines[:-1]), run.err
@@ -132,7 +132,7 @@ def test_ctrl_c_during_the_start_of_run_is_130_then_a_normal_start_works(
     env = {"DATABASE_URL": db_url}
     run = interrupt(start("run", "--start", FAST[1], **env), after)
     assert run.code in INTERRUPTED, run.err
-    assert "Traceback" not in run.err
+    assert "Traceback" not in run.err, run.err[-4000:]
     again = spreadwatch("run", *FAST, **env)
     assert again.code == 0, again.err
     assert again.out.splitlines()[-1].startswith("stopped: ")

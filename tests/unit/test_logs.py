@@ -224,7 +224,8 @@ def test_libraries_logging_goes_through_ours_as_json_lines() -> None:
         == "connection to postgresql+asyncpg://trader:***@db.internal:5432/spreadwatch lost"
     )
     assert server["event"] == "lib.log"
-    assert "ConnectionResetError: reset by peer" in server["exception"]
+    assert server["error"] == "ConnectionResetError: reset by peer"
+    assert "exception" not in server  # (its traceback at debug only)
     assert (warned["logger"], warned["level"]) == ("py.warnings", "warning")
     assert "something old" in warned["detail"]
 
@@ -237,8 +238,14 @@ def test_at_debug_a_library_s_info_and_echoes_are_kept_as_debug() -> None:
     logging.getLogger("ib_async.wrapper").error("Error 201, reqId 7: Order rejected")
     logging.getLogger("ib_async.ib").info("placeOrder: New order Trade(...)")
     logging.getLogger("ib_async.client").debug("<<< 1,2,3")  # below a library's info
-    echo, info = _lines(stream)
+    try:
+        raise ConnectionResetError("reset by peer")
+    except ConnectionResetError:
+        logging.getLogger("asyncpg.pool").exception("connection lost")
+    echo, info, lost = _lines(stream)
     assert (echo["event"], echo["level"], echo["library_level"]) == ("ib.library", "debug", "error")
     assert (info["level"], info["library_level"]) == ("debug", "info")
+    assert lost["error"] == "ConnectionResetError: reset by peer"
+    assert "Traceback" in lost["exception"]  # (at debug: the whole of it)
     logs.configure(stream, json=True)  # and back at info: the libraries' info not asked
     assert logging.getLogger("ib_async.ib").getEffectiveLevel() == logging.WARNING
