@@ -197,3 +197,34 @@ def test_a_day_order_before_the_open_waits_presubmitted_with_ib_s_399() -> None:
     assert text.endswith("will not be placed at the exchange until 2027-03-08 09:30:00 US/Eastern")
     later, _, _ = place_a_close(MONDAY_BEFORE_THE_OPEN, 10.0)  # (after 09:30: filled)
     assert "Filled" in later
+
+
+def test_a_chain_query_lists_the_chain_and_a_snapshot_ends() -> None:
+    """reqContractDetails with the strike and right left out lists every listed option of
+    that expiry (the fake answered 200); a snapshot request gets what there is, then
+    tickSnapshotEnd (the fake streamed on and never ended it)."""
+
+    async def main() -> tuple[list[Any], bool]:
+        clock = SpeedClock(T0, speed=20)
+        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
+        port = await gateway.start("127.0.0.1", 0)
+        ticking = asyncio.create_task(gateway.run())
+        ib = IB()
+        try:
+            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+            chain = Option("SPY", f"{EXPIRY:%Y%m%d}", 0.0, "", "SMART", currency="USD")
+            found = await ib.reqContractDetailsAsync(chain)
+            (put,) = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450))
+            snapshot = await asyncio.wait_for(ib.reqTickersAsync(put), 5)
+            return found, bool(snapshot)
+        finally:
+            ib.disconnect()
+            ticking.cancel()
+            await gateway.close()
+
+    found, ended = asyncio.run(main())
+    strikes = {(d.contract.right, d.contract.strike) for d in found}
+    assert {("P", 450.0), ("C", 450.0), ("P", 452.5)} <= strikes
+    assert len(strikes) == len(found) > 500  # both rights, the half-dollar strikes
+    assert {d.contract.lastTradeDateOrContractMonth for d in found} == {f"{EXPIRY:%Y%m%d}"}
+    assert ended

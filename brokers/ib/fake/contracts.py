@@ -3,6 +3,7 @@ connections) and ``reqContractDetails``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -89,11 +90,43 @@ class ContractsMixin(GatewayBase):
         return expiry >= today and expiry.weekday() < 5 and doubled == doubled.to_integral_value()
 
     def _contract_details(self, s: Session, fields: list[str]) -> None:
+        """reqContractDetails: the contract's details; for an option with no strike, right
+        or expiry (a chain query), every listed option that matches, as IB answers it
+        (TWS API, "Option Chains": reqContractDetails "with the strike, right or expiry
+        left out"); error 200 when nothing matches."""
         req_id = int(fields[2])
-        ins = self._describe(fields, 3)
-        if ins is None:
+        con_id, symbol, sec_type, expiry, strike, right = fields[3:9]
+        chain = sec_type == "OPT" and con_id in ("", "0")
+        if chain and (not expiry or not right or strike in ("", "0", "0.0")):
+            found = list(self._matching(symbol, expiry, strike, right))
+        else:
+            one = self._describe(fields, 3)
+            found = [] if one is None else [one]
+        if not found:
             s.no_security(req_id)
             return
+        for ins in found:
+            self._send_details(s, req_id, ins)
+        s.send(52, 1, req_id)
+
+    def _matching(self, symbol: str, expiry: str, strike: str, right: str) -> Iterator[Instrument]:
+        """The listed options of ``symbol`` a chain query's fields admit ("" admits any)."""
+        if symbol not in self.market.underlyings:
+            return
+        expiries, strikes = self._chain(symbol)
+        for day in expiries:
+            if expiry and f"{day:%Y%m%d}" != expiry[:8]:
+                continue
+            for price in strikes:
+                if strike not in ("", "0", "0.0") and price != Decimal(strike):
+                    continue
+                for side in (Right.CALL, Right.PUT):
+                    if not right or side.value == right[:1]:
+                        found = self.instrument(symbol, "OPT", day, side, price)
+                        if found is not None:
+                            yield found
+
+    def _send_details(self, s: Session, req_id: int, ins: Instrument) -> None:
         option = ins.sec_type == "OPT"
         last = f"{ins.expiry:%Y%m%d} 16:00 US/Eastern" if option else ""
         s.send(
@@ -110,7 +143,6 @@ class ContractsMixin(GatewayBase):
             since(MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT, before(MIN_SERVER_VER_SIZE_RULES, 1)),
             since(MIN_SERVER_VER_SIZE_RULES, 1, 1, 1),  # minSize .. suggestedSizeIncrement
         )  # fmt: skip
-        s.send(52, 1, req_id)
 
     def _option_chains(self, s: Session, fields: list[str]) -> None:
         """reqSecDefOptParams (reqId, underlying's symbol, futFopExchange, its secType, its
@@ -120,19 +152,23 @@ class ContractsMixin(GatewayBase):
         every option the gateway knows of (the positions' legs)."""
         req_id, symbol = int(fields[1]), fields[2]
         if symbol in self.market.underlyings:
-            today = self.clock.now().astimezone(new_york()).date()
-            near = today + timedelta(weeks=8)
-            days = (today + timedelta(days=n) for n in range(366))
-            expiries = {d for d in days if d.weekday() == 4 or (d.weekday() < 5 and d < near)}
-            spot = Decimal(str(self.market.spot(symbol)))
-            strikes = {Decimal(k) / 2 for k in range(int(spot * Decimal("1.4")),
-                                                     int(spot * Decimal("2.6")) + 1)}  # fmt: skip
-            for ins in self._instruments.values():
-                if ins.symbol == symbol and ins.expiry is not None and ins.strike is not None:
-                    expiries.add(ins.expiry)
-                    strikes.add(ins.strike)
-            listed = sorted(e for e in expiries if e >= today)
-            s.send(75, req_id, "SMART", self._stock_id(symbol), symbol, "100", len(listed),
-                   *(f"{e:%Y%m%d}" for e in listed), len(strikes),
-                   *(float(k) for k in sorted(strikes)))  # fmt: skip
+            expiries, strikes = self._chain(symbol)
+            s.send(75, req_id, "SMART", self._stock_id(symbol), symbol, "100", len(expiries),
+                   *(f"{e:%Y%m%d}" for e in expiries), len(strikes),
+                   *(float(k) for k in strikes))  # fmt: skip
         s.send(76, req_id)
+
+    def _chain(self, symbol: str) -> tuple[list[date], list[Decimal]]:
+        """The expirations and strikes listed for ``symbol`` (see :meth:`_option_chains`)."""
+        today = self.clock.now().astimezone(new_york()).date()
+        near = today + timedelta(weeks=8)
+        days = (today + timedelta(days=n) for n in range(366))
+        expiries = {d for d in days if d.weekday() == 4 or (d.weekday() < 5 and d < near)}
+        spot = Decimal(str(self.market.spot(symbol)))
+        strikes = {Decimal(k) / 2 for k in range(int(spot * Decimal("1.4")),
+                                                 int(spot * Decimal("2.6")) + 1)}  # fmt: skip
+        for ins in self._instruments.values():
+            if ins.symbol == symbol and ins.expiry is not None and ins.strike is not None:
+                expiries.add(ins.expiry)
+                strikes.add(ins.strike)
+        return sorted(e for e in expiries if e >= today), sorted(strikes)

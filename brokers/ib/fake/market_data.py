@@ -104,6 +104,9 @@ class MarketDataMixin(OrdersMixin):
             self._quote_option(s, req_id, ins)
         else:
             self._quote_stock(s, req_id, ins)
+        if fields[-3] == "1":  # a snapshot: what there is now, its end, and no line
+            s.send(57, 1, req_id)  # tickSnapshotEnd (TWS API, "Top Market Data": snapshots)
+            self._cancel_line(s, req_id)
 
     def _cancel_market_data(self, s: Session, fields: list[str]) -> None:
         self._cancel_line(s, int(fields[2]))
