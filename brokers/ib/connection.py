@@ -20,7 +20,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from brokers.ib.clock import BrokerClock
 from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE, READ_ONLY
-from brokers.ib.convert import _leg_text
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
@@ -244,7 +243,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         self._blind = False
         self._farms_down.clear()  # (a new connection: IB says its farms' state afresh)
         for leg in await self._qualify(list(self._wanted)):  # (one unknown leg stops
-            self._trouble(leg, f"contract unknown to IB: {_leg_text(leg)}")  # no other)
+            self._trouble(leg, self.unknown_reason(leg))  # no other)
         for leg in list(self._wanted):
             if leg in self._contracts:
                 self._open_line(leg)

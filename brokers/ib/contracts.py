@@ -22,12 +22,13 @@ class ContractsMixin(IbClient):
         self._legs: dict[int, LegKey] = {}  # conId -> leg
         self._stocks: dict[str, Contract] = {}  # underlying -> its stock contract
         self._stock_ids: dict[int, str] = {}  # conId -> underlying
+        self._unknown: dict[LegKey, str] = {}  # a leg IB could not qualify -> why
 
     async def qualify(self, legs: Sequence[LegKey]) -> dict[LegKey, int]:
         """Each leg's conId (qualified once, then kept); refused when IB knows one not."""
         unknown = await self._qualify(legs)
         if unknown:
-            raise BrokerRefused(f"{_leg_text(unknown[0])}: IB knows no such option")
+            raise BrokerRefused(self.unknown_reason(unknown[0]))
         return {leg: self._contracts[leg].conId for leg in legs}
 
     async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
@@ -43,7 +44,7 @@ class ContractsMixin(IbClient):
         for pid, legs in keys.items():
             missing = [leg for leg in legs if leg in unknown]
             if missing:
-                refused[pid] = f"contract unknown to IB: {_leg_text(missing[0])}"
+                refused[pid] = self.unknown_reason(missing[0])
             else:
                 con_ids[pid] = {i: self._contracts[leg].conId for i, leg in enumerate(legs)}
         return Admitted(con_ids, refused)
@@ -60,6 +61,7 @@ class ContractsMixin(IbClient):
                 float(leg.strike),
                 leg.right.value,
                 "SMART",
+                multiplier="100",  # (a standard contract: not an adjusted or mini one)
                 currency="USD",
             )
             for leg in todo
@@ -70,15 +72,30 @@ class ContractsMixin(IbClient):
             if isinstance(stock, Contract) and stock.conId:
                 self._stocks[stock.symbol] = stock
                 self._stock_ids[stock.conId] = stock.symbol
-        done = await self.ib.qualifyContractsAsync(*asked)
+        # (returnAll: where several contracts match, ib_async gives them all, not None)
+        done = await self.ib.qualifyContractsAsync(*asked, returnAll=True)
         unknown = []
         for leg, contract in zip(todo, done, strict=True):  # (None where IB knows none)
+            if isinstance(contract, list):  # SPX and SPXW on a third Friday...
+                classes = sorted({c.tradingClass for c in contract if c is not None})
+                self._unknown[leg] = (
+                    f"ambiguous at IB: {_leg_text(leg)} is {len(contract)} contracts "
+                    f"(trading classes {', '.join(classes)}); spreadwatch cannot tell which "
+                    "is held: close or void the position by hand"
+                )
+                unknown.append(leg)
+                continue
             if not isinstance(contract, Contract) or not contract.conId:
+                self._unknown[leg] = f"contract unknown to IB: {_leg_text(leg)}"
                 unknown.append(leg)
                 continue
             self._contracts[leg] = contract
             self._legs[contract.conId] = leg
         return unknown
+
+    def unknown_reason(self, leg: LegKey) -> str:
+        """Why IB could not qualify ``leg``: unknown, or ambiguous (several contracts)."""
+        return self._unknown.get(leg, f"contract unknown to IB: {_leg_text(leg)}")
 
     def _bag(self, order: ComboOrder) -> Contract:
         legs = []

@@ -4,6 +4,7 @@ or crashed over: the adapter against the fake gateway over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from brokers.ib.fake import FakeGateway
 from brokers.sim.market import SimMarket, Underlying
 from rules.model import Right
 from service.clock import SpeedClock
+from service.errors import BrokerRefused
 from service.ports import LegKey
 from service.settings import IbSettings
 from tests.factories import LOOP_T0 as T0
@@ -86,3 +88,35 @@ def test_a_leg_ib_knows_not_at_a_connect_is_told_and_stops_nothing() -> None:
     assert running
     assert problems == [(UNKNOWN, "contract unknown to IB: QQQ 2027-04-16 P 400")]
     assert any(u.leg == SHORT and u.quote.bid is not None for u in seen.quotes)
+
+
+def test_a_leg_ib_lists_in_two_trading_classes_is_ambiguous_and_said_so() -> None:
+    """SPX's options on a third Friday come as SPX (monthly) and SPXW (weekly), alike in
+    all but the trading class: IB answers both. Before, ib_async's None made it "unknown
+    to IB"; now the leg is said ambiguous, with the classes, and no guess is made. On
+    another Friday, SPXW alone: qualified."""
+    monthly = LegKey("SPX", date(2027, 3, 19), Right.PUT, Decimal(4800))
+    weekly = LegKey("SPX", date(2027, 3, 12), Right.PUT, Decimal(4800))
+
+    async def main() -> tuple[str, dict[LegKey, int]]:
+        clock = SpeedClock(T0, speed=20)
+        market = SimMarket([Underlying("SPX", 5000.0), Underlying("SPY", 470.0)], T0, seed=3)
+        gateway = FakeGateway(market, clock, account="DU1234567")
+        gateway.classes = {"SPX": ("SPX", "SPXW")}
+        port = await gateway.start("127.0.0.1", 0)
+        broker = IbBroker(IbSettings(port=port, timeout=5))
+        try:
+            await broker.connect()
+            with pytest.raises(BrokerRefused) as refused:
+                await broker.qualify([monthly])
+            return str(refused.value), await broker.qualify([weekly])
+        finally:
+            await broker.close()
+            await gateway.close()
+
+    why, qualified = asyncio.run(main())
+    assert why == (
+        "ambiguous at IB: SPX 2027-03-19 P 4800 is 2 contracts (trading classes SPX, SPXW); "
+        "spreadwatch cannot tell which is held: close or void the position by hand"
+    )
+    assert list(qualified) == [weekly]

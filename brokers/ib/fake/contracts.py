@@ -26,6 +26,9 @@ class ContractsMixin(GatewayBase):
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self._instruments: dict[tuple[object, ...], Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
+        # an underlying whose options come in several trading classes (SPX: the monthly SPX,
+        # the weekly SPXW; both on a third Friday, SPXW alone on other days)
+        self.classes: dict[str, tuple[str, ...]] = {}
 
     def instrument(
         self,
@@ -34,22 +37,41 @@ class ContractsMixin(GatewayBase):
         expiry: date | None = None,
         right: Right | None = None,
         strike: Decimal | None = None,
+        trading_class: str = "",
     ) -> Instrument | None:
-        """The instrument for a contract description, None if the market has no such."""
+        """The instrument for a contract description, None if the market has no such (of
+        several trading classes, the first that lists ``expiry`` unless one is named)."""
         if symbol not in self.market.underlyings or sec_type not in ("STK", "OPT"):
             return None
         if sec_type == "OPT" and (expiry is None or right is None or strike is None):
             return None
         if sec_type == "STK":  # a stock's contract may carry strike 0.0 (ib_async's default)
             expiry, right, strike = None, None, None
-        key = (symbol, sec_type, expiry, right, None if strike is None else strike.normalize())
+        elif symbol in self.classes:
+            listing = self.classes_of(symbol, expiry)
+            if trading_class and trading_class not in listing:
+                return None
+            trading_class = trading_class or listing[0]
+        elif trading_class not in ("", symbol):
+            return None
+        else:
+            trading_class = ""  # (one class, the symbol's own)
+        key = (symbol, sec_type, expiry, right, None if strike is None else strike.normalize(),
+               trading_class)  # fmt: skip
         found = self._instruments.get(key)
         if found is None:
             found = Instrument(700_000 + len(self._instruments), symbol, sec_type, expiry, right,
-                               strike)  # fmt: skip
+                               strike, trading_class)  # fmt: skip
             self._instruments[key] = found
             self._by_id[found.con_id] = found
         return found
+
+    def classes_of(self, symbol: str, expiry: date | None) -> tuple[str, ...]:
+        """The trading classes ``symbol``'s options of ``expiry`` come in (its own name, but
+        where :attr:`classes` says more): all on a third Friday, the weekly ones else."""
+        classes = self.classes.get(symbol, (symbol,))
+        third_friday = expiry is not None and expiry.weekday() == 4 and 15 <= expiry.day <= 21
+        return classes if third_friday or len(classes) == 1 else classes[1:]
 
     def _option(self, leg: LegKey) -> Instrument:
         found = self.instrument(leg.underlying, "OPT", leg.expiry, leg.right, leg.strike)
@@ -102,6 +124,14 @@ class ContractsMixin(GatewayBase):
         else:
             one = self._describe(fields, 3)
             found = [] if one is None else [one]
+            asked = fields[14] if len(fields) > 14 else ""  # the trading class asked, if any
+            if one is not None and one.sec_type == "OPT" and con_id in ("", "0"):
+                # the class asked, else each class that has it (IB: an ambiguous description)
+                each = [
+                    self.instrument(one.symbol, "OPT", one.expiry, one.right, one.strike, c)
+                    for c in ((asked,) if asked else self.classes_of(one.symbol, one.expiry))
+                ]
+                found = [f for f in each if f is not None]
         if not found:
             s.no_security(req_id)
             return
@@ -133,7 +163,7 @@ class ContractsMixin(GatewayBase):
             10, before(MIN_SERVER_VER_SIZE_RULES, 8),  # the message's version, till 164
             req_id, ins.symbol, ins.sec_type, last, ins.strike or 0.0,
             ins.right.value if ins.right else "", "SMART", "USD", ins.local_symbol(),
-            ins.symbol, ins.symbol, ins.con_id, 0.01 if option else 0.0001,
+            ins.symbol, ins.trading_class or ins.symbol, ins.con_id, 0.01 if option else 0.0001,
             before(MIN_SERVER_VER_SIZE_RULES, 1),  # mdSizeMultiplier
             "100" if option else "", "LMT,MKT", "SMART,CBOE", 1,
             self._stock_id(ins.symbol) if option else 0, ins.symbol,

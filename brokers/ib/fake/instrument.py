@@ -20,6 +20,7 @@ class Instrument:
     expiry: date | None = None
     right: Right | None = None
     strike: Decimal | None = None
+    trading_class: str = ""  # its options' class (SPX, SPXW): the symbol's when empty
 
     @property
     def leg(self) -> LegKey:
@@ -36,7 +37,7 @@ class Instrument:
         return [
             self.con_id, self.symbol, "OPT", f"{self.expiry:%Y%m%d}", self.strike,
             self.right.value if self.right else "", "100", "SMART", "", "USD",
-            self.local_symbol(), self.symbol,
+            self.local_symbol(), self.trading_class or self.symbol,
         ]  # fmt: skip
 
     def fields_without_primary(self) -> list[object]:
@@ -51,4 +52,5 @@ class Instrument:
         assert self.strike is not None
         assert self.right is not None
         strike = int(self.strike * 1000)
-        return f"{self.symbol:<6}{self.expiry:%y%m%d}{self.right.value}{strike:08d}"
+        root = self.trading_class or self.symbol  # (OCC's root: SPXW for SPX's weeklies)
+        return f"{root:<6}{self.expiry:%y%m%d}{self.right.value}{strike:08d}"
