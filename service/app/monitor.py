@@ -64,6 +64,8 @@ class Monitor:
         # nothing, a dry run's) is logged at debug only
         self._said: dict[str, tuple[object, ...]] = {}
         self._walk_after: datetime | None = None  # check_stale walks the positions after it
+        self._first_look: dict[str, datetime] = {}  # a position with no quote: first looked at
+        self._no_quote: set[str] = set()  # said to have had no quote in its grace
 
     def on_quotes(self, updates: Iterable[LegUpdate]) -> None:
         """Keep the latest quote per leg for the next evaluation (the feed calls this)."""
@@ -204,7 +206,12 @@ class Monitor:
 
     async def check_stale(self, now: datetime) -> None:
         """Log ``data.stale`` once when an open position's newest quote grows older than its
-        book's limit in regular hours, and ``data.fresh`` when quotes come again."""
+        book's limit in regular hours, and ``data.fresh`` when quotes come again.
+
+        A position with no quote yet is not stale (stale is a quote that stopped moving):
+        it has its book's limit from when it was first looked at in regular hours (a
+        start, an addition, the open) for its first quote, then ``data.no_quote`` is said
+        once; a restart no longer says every position stale before its first quotes."""
         at = self._market_time(now)
         if not at.regular_hours:
             return
@@ -219,7 +226,15 @@ class Monitor:
         for pid, watch, newest in self.book.newest_quotes():
             await turns.take()
             limit = watch.state.plan.stale_after
-            is_stale = newest is None or now - newest > limit
+            if newest is None:  # no quote yet: its own grace, then said once
+                first = self._first_look.setdefault(pid, now)
+                walk_after = min(walk_after, first + limit)
+                if now - first > limit and pid not in self._no_quote:
+                    self._no_quote.add(pid)
+                    _log.warning("data.no_quote", position_id=pid, waited_s=limit.total_seconds())
+                continue
+            self._no_quote.discard(pid)
+            is_stale = now - newest > limit
             if newest is not None and not is_stale:
                 walk_after = min(walk_after, newest + limit)
             if is_stale and pid not in stale:
