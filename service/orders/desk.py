@@ -27,7 +27,13 @@ from service.logs import get_logger
 from service.orders.closing import NotAClose
 from service.orders.events import EventWriter
 from service.orders.execute import Executor, NotPlaced, Result, WouldClose
-from service.orders.failures import ORDER_FAILURES, STORE_FAILURES, said
+from service.orders.failures import (
+    ORDER_FAILURES,
+    STORE_FAILURES,
+    StoreOutage,
+    said,
+    transient,
+)
 from service.orders.intents import CloseRequest, Decided, Intents
 from service.orders.needs import Book, OrderViews, Unread
 from service.orders.policy import ClosePolicy
@@ -64,7 +70,8 @@ class OrderDesk:
         self.policy = ClosePolicy() if policy is None else policy
         self.book = book  # None: a desk on its own (no exit states to apply events to)
         self.views: OrderViews = Unread() if views is None else views
-        self.writer = EventWriter(store, working)
+        self.outage = StoreOutage()  # the database away: said once, however many fail
+        self.writer = EventWriter(store, working, self.outage)
         self._events: asyncio.Queue[OrderEvent] = asyncio.Queue()
 
     def live_for(self, position_id: str) -> str | None:
@@ -125,9 +132,12 @@ class OrderDesk:
             elif isinstance(result, NotPlaced):
                 if self.policy.rejected(pid, str(result), item.at.now):
                     await self.hold(pid, f"close not placed: {result}")
+            elif isinstance(result, Exception) and transient(result):
+                self.outage.failed(result)  # (decided again; the outage said once)
             elif isinstance(result, Exception):
                 _log.error("order.failed", detail=said(result))
             else:
+                self.outage.answered()
                 ref = result
         if close.replaces:
             if ref is None and self.working.live_for(pid) is None:

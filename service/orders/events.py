@@ -1,7 +1,10 @@
 """What the broker says of an order, into the store: fills, acknowledgements, ends.
 
-A lost database connection is retried with backoff (a fill is applied once
-per execution id, so a retry can never apply it twice); a refusal is final.
+A lost database connection is retried with backoff until the database answers
+(a fill is applied once per execution id, so a retry can never apply it twice):
+an event is never dropped for an outage, however long; the events after it wait
+in memory, in order. The outage is said once (:class:`StoreOutage`). A refusal
+is final.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
+    stop_never,
     wait_exponential_jitter,
 )
 
 from service.logs import ORDER_REJECTED, get_logger
-from service.orders.failures import transient
+from service.orders.failures import StoreOutage, transient
 from service.orders.working import WorkingOrders
 from service.ports import (
     ENDED_STATUSES,
@@ -30,45 +33,46 @@ from service.ports import (
 )
 
 _log = get_logger("spreadwatch.orders")
-_monitor_log = get_logger("spreadwatch.monitor")
-EVENT_ATTEMPTS = 6  # tries of an order event's store write when the database is not there
-
-
-def _said_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    _monitor_log.warning("store.retry", attempt=state.attempt_number, detail=f"{exc}")
-
-
-def _retrying() -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(transient),
-        stop=stop_after_attempt(EVENT_ATTEMPTS),
-        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
-        before_sleep=_said_retry,
-        reraise=True,
-    )
+RETRY_WAIT = 2.0  # seconds between tries at most, while the database is away
 
 
 class EventWriter:
-    def __init__(self, store: Store, working: WorkingOrders) -> None:
+    def __init__(self, store: Store, working: WorkingOrders, outage: StoreOutage) -> None:
         self.store = store
         self.working = working
+        self.outage = outage
+
+    def _retrying(self) -> AsyncRetrying:
+        def said(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if exc is not None:
+                self.outage.failed(exc)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(transient),
+            stop=stop_never,  # (never dropped: the events after it wait in memory)
+            wait=wait_exponential_jitter(multiplier=0.05, max=RETRY_WAIT),
+            before_sleep=said,
+            reraise=True,
+        )
 
     async def write(self, event: OrderEvent) -> FillApplied | None:
-        """:meth:`write_once`, tried again while the database is not there."""
+        """:meth:`write_once`, tried again until the database answers."""
         applied: FillApplied | None = None
-        async for attempt in _retrying():
+        async for attempt in self._retrying():
             with attempt:
                 applied = await self.write_once(event)
+        self.outage.answered()
         return applied
 
     async def add_commission(self, c: Commission) -> Decimal | None:
         """A late commission report into the store (once per report id), tried again while
         the database is not there: its fill's commission now, None when added before."""
         total: Decimal | None = None
-        async for attempt in _retrying():
+        async for attempt in self._retrying():
             with attempt:
                 total = await self.store.add_commission(c)
+        self.outage.answered()
         if total is not None:
             _log.info("order.commission", exec_id=c.exec_id, report_id=c.report_id,
                       amount=str(c.amount), commission=str(total))  # fmt: skip

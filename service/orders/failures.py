@@ -10,6 +10,8 @@ beside it.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from service.errors import (
     BrokerRefused,
@@ -17,6 +19,9 @@ from service.errors import (
     StoreRefused,
     StoreUnavailable,
 )
+from service.logs import get_logger
+
+_log = get_logger("spreadwatch.orders")
 
 # a broker call: refused (a contract it cannot qualify, an order done: BrokerRefused; a
 # malformed or unknown order: ValueError, LookupError) or not there (a socket's OSError,
@@ -49,3 +54,27 @@ def transient(exc: BaseException) -> bool:
 def said(exc: BaseException) -> str:
     """``exc`` on one line, its kind first."""
     return f"{type(exc).__name__}: {exc}"
+
+
+class StoreOutage:
+    """The database away, said once per outage (``store.unavailable``, an error) and its
+    end once (``store.available``), however many writes fail meanwhile: an outage of a
+    few seconds printed thousands of "close failed" lines."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        if self._since is None:
+            self._since = self._clock()
+            _log.error("store.unavailable", detail=said(exc))
+
+    def answered(self) -> None:
+        if self._since is not None:
+            _log.info("store.available", after_s=round(self._clock() - self._since, 1))
+            self._since = None
