@@ -159,15 +159,17 @@ class _Library(logging.Handler):
             else:
                 method = "error" if record.levelno >= logging.ERROR else "warning"
             exc = record.exc_info[1] if record.exc_info else None
+            extra: dict[str, Any] = {}
+            if exc is not None:  # its exception in one line; the traceback at debug only
+                extra["error"] = f"{type(exc).__name__}: {exc}"  # (a library's words on
+                if self.tracebacks:  # an interrupted connection are no traceback for a human)
+                    extra["exc_info"] = record.exc_info
             getattr(get_logger(record.name), method)(
                 "ib.library" if ib else "lib.log",
                 logger=record.name,
                 library_level=record.levelname.lower(),
                 detail=detail,
-                # its exception in one line; the traceback at debug only (a library's
-                # words on an interrupted connection are no traceback for a human)
-                error=None if exc is None else f"{type(exc).__name__}: {exc}",
-                exc_info=record.exc_info if exc is not None and self.tracebacks else None,
+                **extra,
             )
         except Exception:  # a log line must never take the service down
             self.handleError(record)

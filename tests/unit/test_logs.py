@@ -207,6 +207,7 @@ def test_libraries_logging_goes_through_ours_as_json_lines() -> None:
         logging.captureWarnings(True)
         warnings.warn("something old", DeprecationWarning, stacklevel=1)
     peer, pool, server, warned = _lines(stream)
+    assert "error" not in peer  # (no exception: no field for one)
     assert (peer["event"], peer["level"], peer["logger"], peer["detail"]) == (
         "ib.library",
         "error",
