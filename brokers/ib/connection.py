@@ -44,6 +44,11 @@ READ_ONLY_FIX = (
 )
 
 
+def resume_failed(exc: BaseException) -> None:
+    """A resume cut short by a dropped connection, said (the reconnect resumes again)."""
+    _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+
+
 class NotPaper(BrokerRefused):
     """The account is a live one and live trading was not allowed."""
 
@@ -215,7 +220,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
             except DROPPED as exc:  # dropped while resuming: connected again, with backoff
                 if self._closing:
                     return
-                _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+                resume_failed(exc)
                 with contextlib.suppress(Exception):
                     self.ib.disconnect()
                 self._gap("the connection to IB dropped while resuming")

@@ -22,7 +22,7 @@ class ContractsMixin(IbClient):
         self._legs: dict[int, LegKey] = {}  # conId -> leg
         self._stocks: dict[str, Contract] = {}  # underlying -> its stock contract
         self._stock_ids: dict[int, str] = {}  # conId -> underlying
-        self._unknown: dict[LegKey, str] = {}  # a leg IB could not qualify -> why
+        self._ambiguous: dict[LegKey, str] = {}  # a leg IB knows as several contracts -> why
 
     async def qualify(self, legs: Sequence[LegKey]) -> dict[LegKey, int]:
         """Each leg's conId (qualified once, then kept); refused when IB knows one not."""
@@ -78,15 +78,15 @@ class ContractsMixin(IbClient):
         for leg, contract in zip(todo, done, strict=True):  # (None where IB knows none)
             if isinstance(contract, list):  # SPX and SPXW on a third Friday...
                 classes = sorted({c.tradingClass for c in contract if c is not None})
-                self._unknown[leg] = (
+                self._ambiguous[leg] = (
                     f"ambiguous at IB: {_leg_text(leg)} is {len(contract)} contracts "
                     f"(trading classes {', '.join(classes)}); spreadwatch cannot tell which "
                     "is held: close or void the position by hand"
                 )
                 unknown.append(leg)
                 continue
+            self._ambiguous.pop(leg, None)
             if not isinstance(contract, Contract) or not contract.conId:
-                self._unknown[leg] = f"contract unknown to IB: {_leg_text(leg)}"
                 unknown.append(leg)
                 continue
             self._contracts[leg] = contract
@@ -95,7 +95,7 @@ class ContractsMixin(IbClient):
 
     def unknown_reason(self, leg: LegKey) -> str:
         """Why IB could not qualify ``leg``: unknown, or ambiguous (several contracts)."""
-        return self._unknown.get(leg, f"contract unknown to IB: {_leg_text(leg)}")
+        return self._ambiguous.get(leg, f"contract unknown to IB: {_leg_text(leg)}")
 
     def _bag(self, order: ComboOrder) -> Contract:
         legs = []

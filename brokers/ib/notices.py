@@ -28,7 +28,7 @@ from typing import Any
 from ib_async import IB
 
 from brokers.ib.codes import CODES, DELAYED_DATA, QUOTE_FARMS, Effect
-from brokers.ib.connection import DROPPED, ConnectionMixin
+from brokers.ib.connection import DROPPED, ConnectionMixin, resume_failed
 from brokers.ib.convert import _leg_text
 from service.logs import get_logger
 from service.ports import LegKey
@@ -45,6 +45,8 @@ class NoticesMixin(ConnectionMixin):
     def _on_error(self, req_id: int, code: int, message: str, *rest: Any) -> None:
         known = CODES.get(code)
         effect = Effect.LOG if known is None else known.effect
+        farm = _farm(message) if effect in (Effect.FARM_DOWN, Effect.FARM_UP) else ""
+        live_only = code == DELAYED_DATA and self.settings.market_data == "live"
         leg = None
         if effect is Effect.GAP:
             self._gap(f"IB lost its connectivity ({code})")
@@ -55,18 +57,17 @@ class NoticesMixin(ConnectionMixin):
             task.add_done_callback(self._tasks.discard)
         elif effect is Effect.FLOWING:  # it flows again
             self._blind = False
-        elif effect is Effect.FARM_DOWN and _farm(message).startswith(QUOTE_FARMS):
-            self._farms_down.add(_farm(message))  # the quotes stop: none is fresh until OK
-            self._gap(f"IB's market data farm {_farm(message)} is broken ({code})")
-        elif effect is Effect.FARM_UP and _farm(message) in self._farms_down:
-            self._farms_down.discard(_farm(message))
+        elif effect is Effect.FARM_DOWN and farm.startswith(QUOTE_FARMS):
+            self._farms_down.add(farm)  # the quotes stop: none is fresh until it is OK
+            self._gap(f"IB's market data farm {farm} is broken ({code})")
+        elif effect is Effect.FARM_UP and farm in self._farms_down:
+            self._farms_down.discard(farm)
             self._blind = bool(self._farms_down)
-        elif effect is Effect.LINE_REFUSED or (
-            code == DELAYED_DATA and self.settings.market_data == "live"
-        ):  # a line refused: which leg, said once; its positions need a human
+        elif effect is Effect.LINE_REFUSED or live_only:
+            # a line refused: which leg, said once; its positions need a human
             leg = self._refused_leg(req_id)
             if leg is not None:
-                self._trouble(leg, _no_data(leg, code, message, self.settings.market_data))
+                self._trouble(leg, _no_data(leg, code, message, live_only))
         log = _log.warning if known is not None and not known.info else _log.info
         log(
             known.event if known is not None else "ib.message",
@@ -83,7 +84,7 @@ class NoticesMixin(ConnectionMixin):
         try:
             await self._resume(recheck=True)
         except DROPPED as exc:
-            _log.warning("ib.resume_failed", detail=f"{type(exc).__name__}: {exc}")
+            resume_failed(exc)
 
     def _refused_leg(self, req_id: int) -> LegKey | None:
         """The leg of the refused line ``req_id`` (kept in ``refused``), if it is one."""
@@ -94,11 +95,12 @@ class NoticesMixin(ConnectionMixin):
         return leg
 
 
-def _no_data(leg: LegKey, code: int, message: str, market_data: str) -> str:
-    """Why a leg has no quotes, in IB's words, with what to do."""
+def _no_data(leg: LegKey, code: int, message: str, live_only: bool) -> str:
+    """Why a leg has no quotes, in IB's words, with what to do (``live_only``: IB offers
+    delayed data the settings do not take)."""
     fix = (
         "accept delayed data (ib.market_data = delayed) or subscribe to live data"
-        if code == DELAYED_DATA and market_data == "live"
+        if live_only
         else "check the account's market data subscriptions (and API access to them)"
     )
     words = " ".join(message.split())

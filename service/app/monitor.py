@@ -233,16 +233,17 @@ class Monitor:
                     self._no_quote.add(pid)
                     _log.warning("data.no_quote", position_id=pid, waited_s=limit.total_seconds())
                 continue
+            self._first_look.pop(pid, None)
             self._no_quote.discard(pid)
             is_stale = now - newest > limit
-            if newest is not None and not is_stale:
+            if not is_stale:
                 walk_after = min(walk_after, newest + limit)
             if is_stale and pid not in stale:
                 stale.add(pid)
                 _log.warning(
                     DATA_STALE,
                     position_id=pid,
-                    newest=None if newest is None else newest.isoformat(),
+                    newest=newest.isoformat(),
                     limit_s=limit.total_seconds(),
                 )
             elif not is_stale and pid in stale:

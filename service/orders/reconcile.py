@@ -72,19 +72,20 @@ class Reconciler:
         working = {o.order_ref for o in await self.gateway.open_orders()}
         seen_from = self.gateway.executions_from(now)
         for ref, order in live.items():
-            if ref not in working and seen_from is not None and order.created_at < seen_from:
+            if ref in working:
+                if self.working.live_for(order.position_id) is None:
+                    self.working.adopt(order, now)
+                    done.append(f"{ref}: working at the broker: adopted")
+            elif seen_from is not None and order.created_at < seen_from:
                 # placed before the executions the broker reports: it may have filled unseen
                 why = unknown_outcome(ref, order.created_at)
                 await self.store.end_order(ref, "cancelled", why)
                 await self.store.mark_attention(order.position_id, why)
                 done.append(f"{ref}: {why}: ended, its position needs attention")
-            elif ref not in working:
+            else:
                 detail = "not working at the broker on start"
                 await self.store.end_order(ref, "cancelled", detail)
                 done.append(f"{ref}: {detail}: ended as cancelled")
-            elif self.working.live_for(order.position_id) is None:
-                self.working.adopt(order, now)
-                done.append(f"{ref}: working at the broker: adopted")
         for line in done:
             _log.info("reconcile.line", detail=line)
         await self.attempts.load()  # now, not on the first decision

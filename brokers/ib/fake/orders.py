@@ -103,6 +103,7 @@ class OrdersMixin(AccountMixin):
         self.commission_first = False  # fault: commission reports before their executions
         self.leg_only_fills = False  # fault: no BAG execution, the legs' only
         self._orders: dict[str, _Order] = {}  # the simulated broker's key -> the IB order
+        self._held: list[_Order] = []  # placed outside regular hours: sent at the open
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
 
@@ -246,6 +247,7 @@ class OrdersMixin(AccountMixin):
         order.status = "PreSubmitted"  # IB: accepted, not yet at the exchange
         self._send_order(s, order)
         if not market_time(self.clock.now()).regular_hours:  # a DAY order waits for the open
+            self._held.append(order)
             s.error(order_id, HELD, held_text(order.action, order.quantity, order.ref,
                                               self.clock.now()))  # fmt: skip
             return
@@ -257,8 +259,9 @@ class OrdersMixin(AccountMixin):
 
     def _at_the_open(self) -> None:
         """The orders held outside regular hours go to the exchange (Submitted)."""
-        for order in self._orders.values():
-            if order.status == "PreSubmitted":
+        held, self._held = self._held, []
+        for order in held:
+            if order.status == "PreSubmitted":  # (not cancelled meanwhile)
                 order.status = "Submitted"
                 for s in self._sessions:
                     self._send_order(s, order)
