@@ -118,7 +118,8 @@ class Daemon:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
+        self.code: int = self.proc.wait(timeout=20)
+        return self.code
 
 
 def plain_url(url: str) -> str:

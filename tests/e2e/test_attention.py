@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from service.store.repository import SqlStore
-from tests.e2e.test_run import fake_gateway
+from tests.e2e.test_run import fake_gateway, on_the_fake_gateway
 from tests.fakes import WebhookReceiver
 from tests.support import ROOT, Daemon, Run, StoreRun
 
@@ -120,24 +120,13 @@ def test_a_position_ib_sends_no_market_data_for_needs_attention_not_silence(
     """A paper account without XLF's options data (IB's 10089 on those lines): the XLF
     example would wait for quotes that never come. It needs attention, said once with
     IB's code and words, and listed; the other examples are watched and closed as ever."""
-    gateway, port = fake_gateway(*CLOCK, "--no-subscription", "XLF")
-    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    try:
-        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
-        daemon = Daemon(env)
-        try:
-            said = f"NEEDS ATTENTION: {XLF}: no market data for XLF 2026-12-18 P "
-            daemon.until(lambda: any(line.startswith(said) for line in daemon.out), 40)
-            daemon.until(lambda: any(" FILLED: " in line for line in daemon.out), 60)
-            listed = cli("positions", "list").out.splitlines()
-        finally:
-            code = daemon.stop()
-    finally:
-        gateway.terminate()
-        gateway.communicate(timeout=10)
-    assert code == 0, "".join(daemon.errors[-20:])
+    flags = (*CLOCK, "--no-subscription", "XLF")
+    with on_the_fake_gateway(db_url, monkeypatch, cli, *flags) as (daemon, _):
+        said = f"NEEDS ATTENTION: {XLF}: no market data for XLF 2026-12-18 P "
+        daemon.until(lambda: any(line.startswith(said) for line in daemon.out), 40)
+        daemon.until(lambda: any(" FILLED: " in line for line in daemon.out), 60)
+        listed = cli("positions", "list").out.splitlines()
+    assert daemon.code == 0, "".join(daemon.errors[-20:])
     (line,) = [x for x in daemon.out if x.startswith("NEEDS ATTENTION")]
     assert ": IB 10089: Requested market data requires additional subscription for API" in line
     assert XLF not in "".join(x for x in daemon.out if " CLOSING: " in x or " FILLED: " in x)

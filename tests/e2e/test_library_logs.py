@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.test_run import fake_gateway
-from tests.support import ROOT, Daemon, Run
+from tests.e2e.test_run import on_the_fake_gateway
+from tests.support import Run
 
 Cli = Callable[..., Run]
 CLOCK = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "1")  # (the fake gateway's)
@@ -23,30 +23,19 @@ CLOCK = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "1")  # (the fake ga
 def test_libraries_log_through_ours_and_start_up_says_the_data_types_once(
     db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    gateway, port = fake_gateway(*CLOCK, "--restore", "1101")
-    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-    try:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
-        daemon = Daemon(env)
-        try:
-            daemon.until(lambda: daemon.logged("ib.market_data_types"), 60)
-            time.sleep(1.0)  # (every leg's first ticks in)
-            for _ in range(2):  # IB's 1100, then 1101: every line requested afresh
-                gateway.send_signal(signal.SIGUSR2)
-                time.sleep(0.5)
-            daemon.until(lambda: daemon.logged("ib.connectivity_restored_data_lost"), 30)
-            time.sleep(1.0)
-            gateway.send_signal(signal.SIGUSR1)  # the connection dropped: a reconnect
-            daemon.until(lambda: daemon.logged("ib.reconnected"), 60)
-            time.sleep(2.0)  # (the lines opened again, ticks flowing)
-        finally:
-            code = daemon.stop()
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.communicate(timeout=10)
-    assert code == 0, "".join(daemon.errors[-20:])
+    flags = (*CLOCK, "--restore", "1101")
+    with on_the_fake_gateway(db_url, monkeypatch, cli, *flags) as (daemon, gateway):
+        daemon.until(lambda: daemon.logged("ib.market_data_types"), 60)
+        time.sleep(1.0)  # (every leg's first ticks in)
+        for _ in range(2):  # IB's 1100, then 1101: every line requested afresh
+            gateway.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
+        daemon.until(lambda: daemon.logged("ib.connectivity_restored_data_lost"), 30)
+        time.sleep(1.0)
+        gateway.send_signal(signal.SIGUSR1)  # the connection dropped: a reconnect
+        daemon.until(lambda: daemon.logged("ib.reconnected"), 60)
+        time.sleep(2.0)  # (the lines opened again, ticks flowing)
+    assert daemon.code == 0, "".join(daemon.errors[-20:])
     lines = [json.loads(line) for line in daemon.errors]  # every line one JSON object
     assert len(lines) == len(daemon.log) > 10
     events = [line["event"] for line in lines]

@@ -4,13 +4,14 @@ tests/integration/test_run_command.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -109,22 +110,11 @@ def test_a_commission_ib_reports_late_is_added_to_the_fill_when_it_comes(
     each, ``--commission-delay 3``): the fill is recorded and said at once ("commission
     pending"), each leg's report is added to it when it comes, said in a COMMISSION line,
     and the store's fill, its realised P&L and ``spreadwatch report`` carry it."""
-    gateway, port = fake_gateway(*FAST[:4], "--commission-delay", "3")
-    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-    try:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
-        daemon = Daemon(env)
-        try:
-            said = lambda: sum("COMMISSION: XLF-P-3" in line for line in daemon.out)  # noqa: E731
-            daemon.until(lambda: said() == 2, 60)
-        finally:
-            code = daemon.stop()
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.communicate(timeout=10)
-    assert code == 0, "".join(daemon.errors[-20:])
+    flags = (*FAST[:4], "--commission-delay", "3")
+    with on_the_fake_gateway(db_url, monkeypatch, cli, *flags) as (daemon, _):
+        said = lambda: sum("COMMISSION: XLF-P-3" in line for line in daemon.out)  # noqa: E731
+        daemon.until(lambda: said() == 2, 60)
+    assert daemon.code == 0, "".join(daemon.errors[-20:])
     lines = [line.rstrip("\n") for line in daemon.out]
     (filled,) = [line for line in lines if "FILLED: XLF-P-3" in line]
     assert "commission pending" in filled
@@ -159,6 +149,30 @@ def fake_gateway(*flags: str) -> tuple[subprocess.Popen[str], str]:
     banner = proc.stdout.readline()
     assert banner.startswith("fake IB gateway on 127.0.0.1:"), banner
     return proc, banner.split(":")[1].split()[0]
+
+
+@contextlib.contextmanager
+def on_the_fake_gateway(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli, *flags: str
+) -> Iterator[tuple[Daemon, subprocess.Popen[str]]]:
+    """``spreadwatch fake-gateway`` (with ``flags``) and ``spreadwatch run`` on it with
+    ``broker = ib``, as a user runs them, the examples imported: the daemon and the
+    gateway (to signal); after, the daemon stopped (its exit code in ``daemon.code``), then
+    the gateway."""
+    gateway, port = fake_gateway(*flags)
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
+    try:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert cli("positions", "import", str(ROOT / "examples" / "positions.toml")).code == 0
+        daemon = Daemon(env)
+        try:
+            yield daemon, gateway
+        finally:
+            daemon.stop()
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=10)
 
 
 @pytest.mark.slow

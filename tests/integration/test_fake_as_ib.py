@@ -6,6 +6,8 @@ regular hours). Through the unmodified ib_async client over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,23 +21,33 @@ from tests.factories import LOOP_T0 as T0
 from tests.factories import STORE_EXPIRY as EXPIRY
 
 
+@contextlib.asynccontextmanager
+async def connected(start: datetime = T0) -> AsyncIterator[tuple[IB, list[tuple[int, str]]]]:
+    """ib_async connected to a fake gateway on SPY's market from ``start`` (20x the wall),
+    and each (code, text) the gateway sends it, as they come."""
+    clock = SpeedClock(start, speed=20)
+    gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
+    port = await gateway.start("127.0.0.1", 0)
+    ticking = asyncio.create_task(gateway.run())
+    ib = IB()
+    said: list[tuple[int, str]] = []
+    ib.errorEvent += lambda req_id, code, text, *rest: said.append((code, text))
+    try:
+        await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        yield ib, said
+    finally:
+        ib.disconnect()
+        ticking.cancel()
+        await gateway.close()
+
+
 def details(contract: Option) -> tuple[int, list[int]]:
     """How many contract details IB's fake gives for ``contract``, and the codes it sent."""
 
     async def main() -> tuple[int, list[int]]:
-        clock = SpeedClock(T0, speed=1)
-        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
-        port = await gateway.start("127.0.0.1", 0)
-        ib = IB()
-        codes: list[int] = []
-        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
-        try:
-            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        async with connected() as (ib, said):
             found = await ib.reqContractDetailsAsync(contract)
-            return len(found), [c for c in codes if not 2100 <= c < 2200]  # (farms' notices)
-        finally:
-            ib.disconnect()
-            await gateway.close()
+            return len(found), [c for c, _ in said if not 2100 <= c < 2200]  # (farms': no)
 
     return asyncio.run(main())
 
@@ -71,25 +83,13 @@ def test_a_line_streams_changes_its_parameters_first_and_the_farms_are_said() ->
     fake resent every quote four times a second, moved or not)."""
 
     async def main() -> tuple[list[int], Any, list[tuple[int, float]]]:
-        clock = SpeedClock(T0, speed=20)
-        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        ib = IB()
-        codes: list[int] = []
-        ib.errorEvent += lambda req_id, code, *rest: codes.append(code)
         ticks: list[tuple[int, float]] = []
-        try:
-            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        async with connected() as (ib, said):
             (contract,) = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450))
             ticker = ib.reqMktData(contract, "", False, False)
             ticker.updateEvent += lambda t: ticks.extend((k.tickType, k.price) for k in t.ticks)
             await asyncio.sleep(2.0)
-            return codes, ticker, ticks
-        finally:
-            ib.disconnect()
-            ticking.cancel()
-            await gateway.close()
+            return [code for code, _ in said], ticker, ticks
 
     codes, ticker, ticks = asyncio.run(main())
     assert codes[:3] == [2104, 2106, 2158]
@@ -113,21 +113,11 @@ def test_options_are_quoted_in_regular_hours_only(start: datetime, quoted: bool)
     (the stock still streams). The fake streamed them at any hour."""
 
     async def main() -> tuple[Any, Any]:
-        clock = SpeedClock(start, speed=20)
-        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        ib = IB()
-        try:
-            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        async with connected(start) as (ib, _):
             option, stock = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), Stock("SPY"))
             put, spy = ib.reqMktData(option), ib.reqMktData(stock)
             await asyncio.sleep(1.5)
             return put, spy
-        finally:
-            ib.disconnect()
-            ticking.cancel()
-            await gateway.close()
 
     put, spy = asyncio.run(main())
     assert (put.bid > 0) is quoted
@@ -143,17 +133,9 @@ def place_a_close(start: datetime, wait: float) -> tuple[list[str], list[tuple[i
     from ib_async import ComboLeg, Contract, LimitOrder  # noqa: PLC0415
 
     async def main() -> tuple[list[str], list[tuple[int, str]], int]:
-        clock = SpeedClock(start, speed=20)
-        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], start, seed=3), clock)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        ib = IB()
-        said: list[tuple[int, str]] = []
-        ib.errorEvent += lambda req_id, code, text, *rest: said.append((code, text))
-        opened: list[Any] = []
-        ib.openOrderEvent += opened.append
-        try:
-            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        async with connected(start) as (ib, said):
+            opened: list[Any] = []
+            ib.openOrderEvent += opened.append
             short, long = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), spy_put(EXPIRY, 445))
             bag = Contract(secType="BAG", symbol="SPY", exchange="SMART", currency="USD",
                            comboLegs=[ComboLeg(conId=short.conId, ratio=1, action="BUY",
@@ -166,10 +148,6 @@ def place_a_close(start: datetime, wait: float) -> tuple[list[str], list[tuple[i
                 if trade.isDone():
                     break
             return [e.status for e in trade.log], [x for x in said if x[0] < 2100], len(opened)
-        finally:
-            ib.disconnect()
-            ticking.cancel()
-            await gateway.close()
 
     return asyncio.run(main())
 
@@ -205,22 +183,12 @@ def test_a_chain_query_lists_the_chain_and_a_snapshot_ends() -> None:
     tickSnapshotEnd (the fake streamed on and never ended it)."""
 
     async def main() -> tuple[list[Any], bool]:
-        clock = SpeedClock(T0, speed=20)
-        gateway = FakeGateway(SimMarket([Underlying("SPY", 470.0)], T0, seed=3), clock)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        ib = IB()
-        try:
-            await ib.connectAsync("127.0.0.1", port, clientId=7, timeout=5)
+        async with connected() as (ib, _):
             chain = Option("SPY", f"{EXPIRY:%Y%m%d}", 0.0, "", "SMART", currency="USD")
             found = await ib.reqContractDetailsAsync(chain)
             (put,) = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450))
             snapshot = await asyncio.wait_for(ib.reqTickersAsync(put), 5)
             return found, bool(snapshot)
-        finally:
-            ib.disconnect()
-            ticking.cancel()
-            await gateway.close()
 
     found, ended = asyncio.run(main())
     strikes = {(d.contract.right, d.contract.strike) for d in found}

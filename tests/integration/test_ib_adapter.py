@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -53,27 +54,37 @@ def commission_of(fill: OrderEvent, events: list[OrderEvent]) -> Decimal:
     return (fill.execution.commission or Decimal(0)) + sum(later, Decimal(0))
 
 
+@contextlib.asynccontextmanager
+async def on_fake(
+    *underlyings: Underlying, account: str = "DU1234567", **settings: Any
+) -> AsyncIterator[tuple[IbBroker, FakeGateway]]:
+    """An adapter connected to a fake gateway (its market stepped at 20x the wall from T0,
+    on ``underlyings``, SPY by default), closed after."""
+    clock = SpeedClock(T0, speed=20)
+    market = SimMarket(list(underlyings) or [Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
+    gateway = FakeGateway(market, clock, account=account)
+    port = await gateway.start("127.0.0.1", 0)
+    ticking = asyncio.create_task(gateway.run())
+    broker = IbBroker(IbSettings(port=port, timeout=5, **settings))
+    try:
+        await broker.connect()
+        yield broker, gateway
+    finally:
+        await broker.close()
+        ticking.cancel()
+        await gateway.close()
+
+
 def session(work: Work, *, account: str = "DU1234567", **settings: Any) -> Any:
     async def main() -> Any:
-        clock = SpeedClock(T0, speed=20)
-        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
-        gateway = FakeGateway(market, clock, account=account)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        broker = IbBroker(IbSettings(port=port, timeout=5, **settings))
-        seen = Seen()
-        streaming: asyncio.Task[None] | None = None
-        try:
-            await broker.connect()
+        async with on_fake(account=account, **settings) as (broker, gateway):
+            seen = Seen()
             await broker.qualify([SHORT, LONG])
             streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
-            return await work(broker, gateway, seen)
-        finally:
-            if streaming is not None:
+            try:
+                return await work(broker, gateway, seen)
+            finally:
                 streaming.cancel()
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
 
     return asyncio.run(main())
 

@@ -10,17 +10,12 @@ from typing import Any
 
 import pytest
 
-from brokers.ib.broker import IbBroker
-from brokers.ib.fake import FakeGateway
-from brokers.sim.market import SimMarket, Underlying
+from brokers.sim.market import Underlying
 from rules.model import Right
-from service.clock import SpeedClock
 from service.errors import BrokerRefused
 from service.ports import LegKey
-from service.settings import IbSettings
-from tests.factories import LOOP_T0 as T0
 from tests.factories import STORE_EXPIRY as EXPIRY
-from tests.integration.test_ib_adapter import LONG, SHORT, Seen
+from tests.integration.test_ib_adapter import LONG, SHORT, Seen, on_fake
 
 UNKNOWN = LegKey("QQQ", EXPIRY, Right.PUT, Decimal(400))  # an underlying IB has not here
 
@@ -33,17 +28,10 @@ def stream(
     whether it still ran."""
 
     async def main() -> tuple[Seen, list[Any], bool]:
-        clock = SpeedClock(T0, speed=20)
-        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
-        gateway = FakeGateway(market, clock, account="DU1234567")
-        for name, value in gateway_faults.items():
-            setattr(gateway, name, value)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        broker = IbBroker(IbSettings(port=port, timeout=5))
         seen, problems = Seen(), []
-        try:
-            await broker.connect()  # (as the daemon: connected, then streaming)
+        async with on_fake() as (broker, gateway):  # (as the daemon: connected, then streams)
+            for name, value in gateway_faults.items():
+                setattr(gateway, name, value)
             for leg in subscribed:
                 broker.subscribe(leg)
             streaming = asyncio.create_task(
@@ -58,10 +46,6 @@ def stream(
             running = not streaming.done()
             streaming.cancel()
             return seen, problems, running
-        finally:
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
 
     return asyncio.run(main())
 
@@ -99,20 +83,12 @@ def test_a_leg_ib_lists_in_two_trading_classes_is_ambiguous_and_said_so() -> Non
     weekly = LegKey("SPX", date(2027, 3, 12), Right.PUT, Decimal(4800))
 
     async def main() -> tuple[str, dict[LegKey, int]]:
-        clock = SpeedClock(T0, speed=20)
-        market = SimMarket([Underlying("SPX", 5000.0), Underlying("SPY", 470.0)], T0, seed=3)
-        gateway = FakeGateway(market, clock, account="DU1234567")
-        gateway.classes = {"SPX": ("SPX", "SPXW")}
-        port = await gateway.start("127.0.0.1", 0)
-        broker = IbBroker(IbSettings(port=port, timeout=5))
-        try:
-            await broker.connect()
+        spx, spy = Underlying("SPX", 5000.0), Underlying("SPY", 470.0)
+        async with on_fake(spx, spy) as (broker, gateway):
+            gateway.classes = {"SPX": ("SPX", "SPXW")}
             with pytest.raises(BrokerRefused) as refused:
                 await broker.qualify([monthly])
             return str(refused.value), await broker.qualify([weekly])
-        finally:
-            await broker.close()
-            await gateway.close()
 
     why, qualified = asyncio.run(main())
     assert why == (

@@ -32,6 +32,21 @@ from tests.support import on_database
 UNKNOWN = replace(P1, id="Z1", underlying="ZZZZ")  # no such underlying at the gateway
 
 
+async def loop_on(store: Store, venue: IbBroker, clock: SpeedClock) -> Any:
+    """The daemon's loop on ``venue`` (connected here), built as the composition root
+    builds it (holdings checked every second), not yet loaded."""
+    await venue.connect()
+    app = await bootstrap.build(
+        Settings(reconcile=1.0),
+        store=store,
+        venue=venue,
+        books=dict(DEFAULT_BOOKS),
+        schedule=LOOP_SCHEDULE,
+        clock=clock,
+    )
+    return app.loop
+
+
 async def on_ib(store: Store, work: Any) -> Any:
     clock = SpeedClock(T0, speed=20)
     gateway = FakeGateway(market(), clock, account="DU1234567")
@@ -41,16 +56,7 @@ async def on_ib(store: Store, work: Any) -> Any:
     ticking = asyncio.create_task(gateway.run())
     venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
     try:
-        await venue.connect()
-        app = await bootstrap.build(
-            Settings(reconcile=1.0),
-            store=store,
-            venue=venue,
-            books=dict(DEFAULT_BOOKS),
-            schedule=LOOP_SCHEDULE,
-            clock=clock,
-        )
-        return await work(app.loop, venue, gateway, clock)
+        return await work(await loop_on(store, venue, clock), venue, gateway, clock)
     finally:
         await venue.close()
         ticking.cancel()

@@ -10,28 +10,16 @@ import pytest
 
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
-from rules.books import DEFAULT_BOOKS
-from service import bootstrap
 from service.clock import SpeedClock
 from service.ports import Store
-from service.settings import IbSettings, Settings
+from service.settings import IbSettings
 from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
-from tests.factories import LOOP_SCHEDULE, market
 from tests.factories import LOOP_T0 as T0
+from tests.factories import market
+from tests.integration.test_ib_reconcile import loop_on
 from tests.loop import run_until
 from tests.support import on_database
-
-
-async def daemon(store: Store, gateway: FakeGateway, port: int, clock: SpeedClock) -> Any:
-    """A daemon's loop on its own adapter (a client of the one gateway), built and loaded."""
-    venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
-    await venue.connect()
-    app = await bootstrap.build(
-        Settings(reconcile=1.0), store=store, venue=venue, books=dict(DEFAULT_BOOKS),
-        schedule=LOOP_SCHEDULE, clock=clock,
-    )  # fmt: skip
-    return app.loop, venue
 
 
 @pytest.mark.ib_errors(r"^Error 104, ")  # (a reprice racing its fill, at 20x the wall)
@@ -52,7 +40,8 @@ def test_a_restart_replays_none_of_the_day_s_executions_as_missed(db_url: str) -
         port = await gateway.start("127.0.0.1", 0)
         ticking = asyncio.create_task(gateway.run())
         try:
-            first, venue = await daemon(store, gateway, port, clock)
+            venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+            first = await loop_on(store, venue, clock)
             await first.load(clock.now())
 
             def filled(a: Any) -> bool:
@@ -61,7 +50,8 @@ def test_a_restart_replays_none_of_the_day_s_executions_as_missed(db_url: str) -
 
             await run_until(first, venue, clock, filled, limit=60)
             await venue.close()
-            second, venue = await daemon(store, gateway, port, clock)
+            venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+            second = await loop_on(store, venue, clock)
             lines = await second.load(clock.now())
             unapplied: list[dict[str, int]] = []  # each time any execution awaits applying
 

@@ -8,13 +8,7 @@ from typing import Any
 
 import pytest
 
-from brokers.ib.broker import IbBroker
-from brokers.ib.fake import FakeGateway
-from brokers.sim.market import SimMarket, Underlying
-from service.clock import SpeedClock
-from service.settings import IbSettings
-from tests.factories import LOOP_T0 as T0
-from tests.integration.test_ib_adapter import SHORT, Seen
+from tests.integration.test_ib_adapter import SHORT, Seen, on_fake
 
 REQ_EXECUTIONS = 7  # the TWS API's message id of reqExecutions
 
@@ -27,15 +21,8 @@ def test_a_drop_in_the_first_resume_reconnects_rather_than_stopping_the_stream()
     quotes flow."""
 
     async def main() -> tuple[bool, int, list[Any], list[str]]:
-        clock = SpeedClock(T0, speed=20)
-        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
-        gateway = FakeGateway(market, clock, account="DU1234567")
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        broker = IbBroker(IbSettings(port=port, timeout=5))
         seen = Seen()
-        try:
-            await broker.connect()
+        async with on_fake() as (broker, gateway):
             await broker.qualify([SHORT])
             broker.subscribe(SHORT)
             gateway.drop_on = {REQ_EXECUTIONS}  # in the middle of the first resume
@@ -54,10 +41,6 @@ def test_a_drop_in_the_first_resume_reconnects_rather_than_stopping_the_stream()
             streaming.cancel()
             fresh = [u for u in seen.quotes[after:] if u.quote.bid is not None]
             return running, broker.reconnects, fresh, sorted(gateway.drop_on)
-        finally:
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
 
     running, reconnects, fresh, left = asyncio.run(main())
     assert running
@@ -74,16 +57,9 @@ def test_the_options_farm_broken_is_a_gap_until_it_is_ok_again() -> None:
     and the last quotes stood as if current."""
 
     async def main() -> tuple[list[bool], list[Any]]:
-        clock = SpeedClock(T0, speed=20)
-        market = SimMarket([Underlying("SPY", 470.0, vol=0.15)], T0, seed=3)
-        gateway = FakeGateway(market, clock, account="DU1234567")
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        broker = IbBroker(IbSettings(port=port, timeout=5))
         seen = Seen()
         connected: list[bool] = []
-        try:
-            await broker.connect()
+        async with on_fake() as (broker, gateway):
             await broker.qualify([SHORT])
             broker.subscribe(SHORT)
             streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
@@ -102,10 +78,6 @@ def test_the_options_farm_broken_is_a_gap_until_it_is_ok_again() -> None:
             connected.append(broker.connected())
             streaming.cancel()
             return connected, [seen.quotes[down - 1], *during]
-        finally:
-            await broker.close()
-            ticking.cancel()
-            await gateway.close()
 
     connected, around = asyncio.run(main())
     assert connected == [True, False, True]
