@@ -58,6 +58,9 @@ class Position:
     entry_credit: Decimal
     opened_at: datetime
     multiplier: int = 100
+    # the exchange's name for its options' class where the underlying has several (SPX's
+    # monthly SPX and weekly SPXW); empty: the underlying's only one
+    trading_class: str = ""
 
     @property
     def expiry(self) -> date:

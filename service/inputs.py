@@ -124,6 +124,7 @@ class _PositionRecord(BaseModel):
     entry_credit: Decimal
     opened_at: Annotated[AwareDatetime, BeforeValidator(opened_at_of)]
     multiplier: int = 100
+    trading_class: str = ""
     legs: list[_LegRecord]
 
 
@@ -141,6 +142,7 @@ def _position(r: _PositionRecord) -> Position:
         entry_credit=r.entry_credit,
         opened_at=r.opened_at,
         multiplier=r.multiplier,
+        trading_class=r.trading_class.strip().upper(),
     )
 
 

@@ -43,8 +43,9 @@ class AccountMixin(IbClient):
                 continue
             cost = Decimal(str(p.avgCost)) if math.isfinite(p.avgCost) else Decimal(0)
             out.append(
-                Holding(leg, p.contract.conId, int(p.position), cost, multiplier_of(p.contract))
-            )
+                Holding(leg, p.contract.conId, int(p.position), cost, multiplier_of(p.contract),
+                        p.contract.tradingClass)
+            )  # fmt: skip
         return sorted(out, key=lambda h: h.leg)
 
     async def leg_fills(self) -> list[LegFill]:

@@ -10,6 +10,7 @@ from ib_async import IB, ComboLeg, Contract, Option, Stock
 
 from brokers.ib.client import IbClient
 from brokers.ib.convert import _leg_text
+from rules.model import Position
 from service.errors import BrokerRefused
 from service.ports import Admitted, ComboOrder, LegKey, StoredPosition, leg_key
 from service.settings import IbSettings
@@ -23,6 +24,7 @@ class ContractsMixin(IbClient):
         self._stocks: dict[str, Contract] = {}  # underlying -> its stock contract
         self._stock_ids: dict[int, str] = {}  # conId -> underlying
         self._ambiguous: dict[LegKey, str] = {}  # a leg IB knows as several contracts -> why
+        self._classes: dict[LegKey, str] = {}  # a leg -> the trading class its position names
 
     async def qualify(self, legs: Sequence[LegKey]) -> dict[LegKey, int]:
         """Each leg's conId (qualified once, then kept); refused when IB knows one not."""
@@ -32,15 +34,29 @@ class ContractsMixin(IbClient):
         return {leg: self._contracts[leg].conId for leg in legs}
 
     async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
-        """Every position's legs qualified in one batch; a position with a leg IB knows not
-        (it answers error 200, "No security definition has been found", and ib_async's
-        ``qualifyContractsAsync`` gives None in that leg's place) is refused, with the leg,
-        and the others are admitted with their legs' conIds."""
-        keys = {s.position.id: [leg_key(s.position, i) for i in range(len(s.position.legs))]
-                for s in positions}  # fmt: skip
+        """Every position's legs qualified in one batch (in the trading class the position
+        names); a position with a leg IB knows not (it answers error 200, "No security
+        definition has been found", and ib_async's ``qualifyContractsAsync`` gives None in
+        that leg's place) or knows as several contracts is refused, with the leg, and so is
+        one naming a leg already watched in another class; the others are admitted with
+        their legs' conIds."""
+        keys: dict[str, list[LegKey]] = {}
+        refused: dict[str, str] = {}
+        for s in positions:
+            legs = [leg_key(s.position, i) for i in range(len(s.position.legs))]
+            clash = next((leg for leg in legs if self._class_clash(leg, s.position)), None)
+            if clash is None:
+                self._classes.update(dict.fromkeys(legs, s.position.trading_class))
+                keys[s.position.id] = legs
+            else:
+                refused[s.position.id] = (
+                    f"{_leg_text(clash)} is watched in trading class "
+                    f"{self._classes[clash] or '(unnamed)'} already, and this position names "
+                    f"{s.position.trading_class or '(unnamed)'}: one leg is watched in one "
+                    "class only; close or void one of them by hand"
+                )
         unknown = set(await self._qualify([leg for legs in keys.values() for leg in legs]))
         con_ids: dict[str, dict[int, int]] = {}
-        refused: dict[str, str] = {}
         for pid, legs in keys.items():
             missing = [leg for leg in legs if leg in unknown]
             if missing:
@@ -48,6 +64,10 @@ class ContractsMixin(IbClient):
             else:
                 con_ids[pid] = {i: self._contracts[leg].conId for i, leg in enumerate(legs)}
         return Admitted(con_ids, refused)
+
+    def _class_clash(self, leg: LegKey, position: Position) -> bool:
+        """Whether ``leg`` is watched already in another class than ``position`` names."""
+        return self._classes.get(leg, position.trading_class) != position.trading_class
 
     async def _qualify(self, legs: Sequence[LegKey]) -> list[LegKey]:
         """Qualify the legs not qualified yet (their stocks too); the legs IB knows not."""
@@ -63,6 +83,7 @@ class ContractsMixin(IbClient):
                 "SMART",
                 multiplier="100",  # (a standard contract: not an adjusted or mini one)
                 currency="USD",
+                tradingClass=self._classes.get(leg, ""),  # (narrows SPX to SPX or SPXW)
             )
             for leg in todo
         ]
@@ -81,7 +102,8 @@ class ContractsMixin(IbClient):
                 self._ambiguous[leg] = (
                     f"ambiguous at IB: {_leg_text(leg)} is {len(contract)} contracts "
                     f"(trading classes {', '.join(classes)}); spreadwatch cannot tell which "
-                    "is held: close or void the position by hand"
+                    "is held: void the position and add it again with its trading_class, or "
+                    "close it by hand"
                 )
                 unknown.append(leg)
                 continue

@@ -208,7 +208,8 @@ def render_detail(detail: PositionDetail) -> str:
         f"  contracts {s.remaining}/{p.contracts} remaining, stage {s.stage}, status "
         f"{s.shown_status()}{asked}",
         f"  entry credit {_money(p.entry_credit)} x {p.multiplier}, opened "
-        f"{p.opened_at.isoformat()}, initial DTE {s.initial_dte}",
+        f"{p.opened_at.isoformat()}, initial DTE {s.initial_dte}"
+        + (f", trading class {p.trading_class}" if p.trading_class else ""),
         "legs:",
     ]
     lines += [
@@ -295,4 +296,6 @@ def record_of(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.multiplier is not None:
         record["multiplier"] = args.multiplier
+    if args.trading_class is not None:
+        record["trading_class"] = args.trading_class
     return record

@@ -217,6 +217,8 @@ def _add_positions_commands(sub: Any) -> None:
         "(2026-12-04T10:00:00-05:00)",
     )
     add.add_argument("--multiplier", help="shares per contract (default 100)")
+    add.add_argument("--trading-class", help="the options' class where there are several "
+                     "(SPX: SPX monthly, SPXW weekly; default: the only one)")  # fmt: skip
     add.add_argument(
         "--leg",
         action="append",

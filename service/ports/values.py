@@ -318,6 +318,7 @@ class Holding:
     quantity: int  # contracts, short < 0
     avg_cost: Decimal  # per contract, multiplier included (IB's avgCost), >= 0 either side
     multiplier: int
+    trading_class: str = ""  # the exchange's class of the option (IB: SPX or SPXW for SPX)
 
 
 @dataclass(frozen=True)

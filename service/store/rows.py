@@ -63,6 +63,7 @@ def position_of(row: Any, legs: Sequence[Any]) -> Position:
         entry_credit=plain(row.entry_credit),
         opened_at=row.opened_at,
         multiplier=row.multiplier,
+        trading_class=row.trading_class,
     )
 
 
@@ -116,6 +117,7 @@ def position_values(stored: StoredPosition) -> dict[str, Any]:
         "underlying": p.underlying,
         "strategy": p.strategy.value,
         "multiplier": p.multiplier,
+        "trading_class": p.trading_class,
         "entry_credit": p.entry_credit,
         "contracts": p.contracts,
         "remaining": stored.remaining,

@@ -69,6 +69,8 @@ class PositionRow(Base):
     underlying: Mapped[str] = mapped_column(String(16))
     strategy: Mapped[str] = mapped_column(String(16))
     multiplier: Mapped[int] = mapped_column(Integer)
+    # the exchange's class of its options (SPX or SPXW); empty: the underlying's only one
+    trading_class: Mapped[str] = mapped_column(String(16), server_default=text("''"))
     entry_credit: Mapped[Decimal] = mapped_column(MONEY)
     contracts: Mapped[int] = mapped_column(Integer)  # as opened
     remaining: Mapped[int] = mapped_column(Integer)

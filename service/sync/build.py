@@ -121,4 +121,5 @@ def _position(spread: Spread, pid: str, book: str, now: datetime) -> Position:
         entry_credit=spread.credit,
         opened_at=spread.opened_at or now,
         multiplier=spread.multiplier,
+        trading_class=spread.trading_class,
     )

@@ -4,7 +4,7 @@ Theory of operation. Holdings already in a stored position (matched by conId, or
 leg when either side has no conId) are set apart first, so they never take part in
 the pairing of the others; they are grouped the same way, by the position holding
 them, and said as stored. The rest are paired per (underlying, expiry, right,
-multiplier):
+multiplier, trading class: SPX's monthly options never pair with its weekly SPXW):
 
 1. Shorts are taken nearest the money first (puts: highest strike first; calls:
    lowest first). Each pairs with the unpaired long **of the same quantity** on its
@@ -17,7 +17,7 @@ multiplier):
    pair (a ratio); a short alone is a naked short; a long alone is a long alone.
 
 A put credit vertical and a call credit vertical of the same underlying, expiry,
-quantity and multiplier make an iron condor: puts by short strike from the highest,
+quantity, multiplier and trading class make an iron condor: puts by short strike from the highest,
 each with the call vertical whose short strike is the nearest at or above its own.
 
 Holdings split across spreads of different quantities are not divided: their
@@ -117,6 +117,10 @@ class Spread:
         return self.verticals[0].short.multiplier
 
     @property
+    def trading_class(self) -> str:
+        return self.verticals[0].short.trading_class
+
+    @property
     def credit(self) -> Decimal:
         """The spread's credit a share: an iron condor's is its verticals' sum."""
         return sum((v.credit for v in self.verticals), Decimal(0))
@@ -169,9 +173,10 @@ def _owner(holding: Holding, stored: Sequence[StoredLeg]) -> str | None:
 def _place(
     holdings: Sequence[Holding], fills: Sequence[LegFill]
 ) -> tuple[list[Spread], list[Unplaced]]:
-    groups: dict[tuple[str, date, Right, int], list[Holding]] = {}
+    groups: dict[tuple[str, date, Right, int, str], list[Holding]] = {}
     for h in holdings:
-        groups.setdefault((h.leg.underlying, h.leg.expiry, h.leg.right, h.multiplier), []).append(h)
+        key = (h.leg.underlying, h.leg.expiry, h.leg.right, h.multiplier, h.trading_class)
+        groups.setdefault(key, []).append(h)
     verticals: list[Vertical] = []
     unplaced: list[Unplaced] = []
     for key in sorted(groups):
@@ -311,10 +316,11 @@ def _condors(verticals: list[Vertical]) -> list[Spread]:
 
 def _fits(put: Vertical, call: Vertical) -> bool:
     p, c = put.short, call.short
-    return (p.leg.underlying, p.leg.expiry, p.multiplier, put.quantity) == (
+    return (p.leg.underlying, p.leg.expiry, p.multiplier, p.trading_class, put.quantity) == (
         c.leg.underlying,
         c.leg.expiry,
         c.multiplier,
+        c.trading_class,
         call.quantity,
     ) and c.leg.strike >= p.leg.strike
 

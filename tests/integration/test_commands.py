@@ -34,12 +34,12 @@ def test_commands_refuse_a_schema_not_at_head_until_db_upgrade(bare_cli: Cli) ->
     refused = bare_cli("positions", "list")
     assert (refused.code, refused.out) == (2, "")
     assert refused.err.count("\n") == 1
-    assert "no schema, this version needs 0005: run `spreadwatch db upgrade`" in refused.err
-    assert "revision none (head is 0005" in bare_cli("db", "current").out
+    assert "no schema, this version needs 0006: run `spreadwatch db upgrade`" in refused.err
+    assert "revision none (head is 0006" in bare_cli("db", "current").out
     upgraded = bare_cli("db", "upgrade")
     assert upgraded.code == 0
-    assert upgraded.out.endswith(": empty -> 0005\n")
-    assert "revision 0005 (at head)" in bare_cli("db", "current").out
+    assert upgraded.out.endswith(": empty -> 0006\n")
+    assert "revision 0006 (at head)" in bare_cli("db", "current").out
     assert bare_cli("positions", "list").out == "no open positions\n"
 
 
@@ -126,6 +126,19 @@ def test_add_takes_an_opening_date_and_expiries_as_ib_writes_them(db_cli: Cli) -
         "opened 2027-03-01T05:00:00+00:00" in shown or "opened 2027-03-01T00:00:00-05:00" in shown
     )
     assert "  short  P  450  2027-04-16" in shown
+
+
+def test_a_trading_class_is_stored_and_reloads(db_cli: Cli, run: StoreRun[Any]) -> None:
+    """``--trading-class spxw`` (as IB writes it: SPXW) is kept with the position: shown, and
+    read back as the position's class by a new store (the broker qualifies by it)."""
+    assert db_cli(*ADD, "--credit", "1.10", "--trading-class", "spxw").out == "added X1\n"
+    assert ", trading class SPXW" in db_cli("positions", "show", "X1").out
+
+    async def load(store: SqlStore) -> Any:
+        return await store.open_positions()
+
+    [stored] = run(load)
+    assert stored.position.trading_class == "SPXW"
 
 
 @pytest.mark.parametrize(

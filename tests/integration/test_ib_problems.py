@@ -9,14 +9,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from ib_async import Contract
 
 from brokers.sim.market import Underlying
-from rules.model import Right
+from rules.model import Leg, Position, Right, Side, Strategy
 from service.errors import BrokerRefused
-from service.ports import LegKey
+from service.ports import Admitted, LegKey, StoredPosition
+from service.store.rows import new_stored
+from tests.factories import OPENED
 from tests.factories import STORE_EXPIRY as EXPIRY
 from tests.integration.test_ib_adapter import LONG, SHORT, Seen, on_fake
 
+THIRD_FRIDAY = date(2027, 3, 19)
 UNKNOWN = LegKey("QQQ", EXPIRY, Right.PUT, Decimal(400))  # an underlying IB has not here
 
 
@@ -93,6 +97,49 @@ def test_a_leg_ib_lists_in_two_trading_classes_is_ambiguous_and_said_so() -> Non
     why, qualified = asyncio.run(main())
     assert why == (
         "ambiguous at IB: SPX 2027-03-19 P 4800 is 2 contracts (trading classes SPX, SPXW); "
-        "spreadwatch cannot tell which is held: close or void the position by hand"
+        "spreadwatch cannot tell which is held: void the position and add it again with its "
+        "trading_class, or close it by hand"
     )
     assert list(qualified) == [weekly]
+
+
+def spx_put_spread(pid: str, short: int, trading_class: str = "") -> StoredPosition:
+    """An SPX put spread of the third Friday of March 2027 (SPX and SPXW both list it)."""
+    legs = (Leg(Right.PUT, Decimal(short), THIRD_FRIDAY, Side.SHORT),
+            Leg(Right.PUT, Decimal(short - 50), THIRD_FRIDAY, Side.LONG))  # fmt: skip
+    position = Position(pid, "PRIMARY", "SPX", Strategy.PUT_CREDIT, legs, 2, Decimal(3),
+                        OPENED, trading_class=trading_class)  # fmt: skip
+    return new_stored(position, "DU1234567")
+
+
+def test_a_position_naming_its_trading_class_is_admitted_in_that_class() -> None:
+    """An SPX spread that names SPXW is qualified as SPXW (IB narrows a description by its
+    trading class): admitted with the weekly contracts' conIds, as IB describes them
+    when asked by conId. One naming no class is still refused as ambiguous, and one naming
+    SPX on a leg already watched as SPXW is refused (quotes are filed by strike, expiry and
+    right: one class per leg). Before, every SPX third-Friday position was refused."""
+
+    async def main() -> tuple[Admitted, list[str]]:
+        async with on_fake(Underlying("SPX", 5000.0), Underlying("SPY", 470.0)) as (
+            broker,
+            gateway,
+        ):
+            gateway.classes = {"SPX": ("SPX", "SPXW")}
+            admitted = await broker.admit([
+                spx_put_spread("W1", 4800, "SPXW"), spx_put_spread("U1", 4700),
+                spx_put_spread("M1", 4800, "SPX"),
+            ])  # fmt: skip
+            described = []
+            for con_id in admitted.con_ids.get("W1", {}).values():
+                [details] = await broker.ib.reqContractDetailsAsync(Contract(conId=con_id))
+                described.append(details.contract.tradingClass if details.contract else "")
+            return admitted, described
+
+    admitted, described = asyncio.run(main())
+    assert list(admitted.con_ids) == ["W1"]
+    assert described == ["SPXW", "SPXW"]
+    assert admitted.refused["U1"].startswith("ambiguous at IB: SPX 2027-03-19 P 4700 is 2 ")
+    assert admitted.refused["M1"] == (
+        "SPX 2027-03-19 P 4800 is watched in trading class SPXW already, and this position "
+        "names SPX: one leg is watched in one class only; close or void one of them by hand"
+    )

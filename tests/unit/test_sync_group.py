@@ -28,11 +28,12 @@ def h(
     expiry: date = EXPIRY,
     con_id: int | None = None,
     multiplier: int = 100,
+    trading_class: str = "",
 ) -> Holding:
     """A holding of ``quantity`` contracts opened at ``price`` a share (avgCost: x100)."""
     leg = LegKey(underlying, expiry, Right(right), Decimal(strike))
-    cid = con_id if con_id is not None else abs(hash(leg)) % 10**9 + 1
-    return Holding(leg, cid, quantity, Decimal(price) * multiplier, multiplier)
+    cid = con_id if con_id is not None else abs(hash((leg, trading_class))) % 10**9 + 1
+    return Holding(leg, cid, quantity, Decimal(price) * multiplier, multiplier, trading_class)
 
 
 def fill(holding: Holding, quantity: int, price: str, minutes: int, n: int = 1) -> LegFill:
@@ -207,6 +208,26 @@ def test_found_spreads_become_valid_positions_with_the_book_and_a_free_id() -> N
         ("SPY-20270416-P450-445-2", "PRIMARY", Decimal("1.150000"), NOW),
     ]
     assert str(made.new[1].legs[0].strike) == "450"
+
+
+def test_options_of_two_trading_classes_never_pair_and_a_position_keeps_its_class() -> None:
+    """SPX's third-Friday options come as SPX (monthly) and SPXW (weekly): a short SPX
+    and a long SPXW are two contracts, not a spread. An SPXW vertical is one, and its
+    position names SPXW, so the broker can tell which contracts it holds."""
+
+    def spx(strike: str, quantity: int, price: str, trading_class: str) -> Holding:
+        expiry = date(2027, 3, 19)
+        return h("P", strike, quantity, price, underlying="SPX", expiry=expiry,
+                 trading_class=trading_class)  # fmt: skip
+
+    held = [spx("4800", -1, "30", "SPX"), spx("4750", 1, "20", "SPXW"),
+            spx("4700", -1, "15", "SPXW"), spx("4650", 1, "10", "SPXW")]  # fmt: skip
+    found = group(held)
+    assert reasons(held) == [(Why.NAKED_SHORT, 1), (Why.LONG_ALONE, 1)]
+    [spread] = found.spreads
+    [position] = plan(found, book="PRIMARY", books={}, taken=set(), now=NOW).new
+    assert [str(x.leg.strike) for x in spread.holdings] == ["4700", "4650"]
+    assert position.trading_class == "SPXW"
 
 
 def test_a_spread_that_is_not_a_valid_position_is_unplaced() -> None:
