@@ -22,6 +22,7 @@ from service.ports import (
     Admitted,
     Clock,
     ComboOrder,
+    Completed,
     EventSink,
     Execution,
     Holding,
@@ -75,6 +76,10 @@ class SimGateway:
 
     async def open_orders(self) -> list[OrderEvent]:
         return self.broker.open_orders()
+
+    async def completed_orders(self) -> list[Completed]:
+        """(None: the simulated broker keeps every execution, so no outcome is unknown.)"""
+        return []
 
     async def holdings(self) -> list[Holding]:
         return self.broker.holdings()

@@ -16,6 +16,7 @@ from service.ports.values import (
     CloseIntent,
     ComboOrder,
     Commission,
+    Completed,
     Execution,
     Fill,
     FillApplied,
@@ -207,6 +208,10 @@ class OrderGateway(Protocol):
         ...
 
     async def open_orders(self) -> list[OrderEvent]: ...
+
+    async def completed_orders(self) -> list[Completed]:
+        """The orders the broker lists as done (IB: the current day's), with what filled."""
+        ...
 
 
 class Admits(Protocol):

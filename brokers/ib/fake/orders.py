@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from brokers.ib.codes import (
@@ -38,6 +39,7 @@ from brokers.ib.fake.order_wire import (
     QUANTITY,
     READ_ONLY_TEXT,
     SEC_TYPE,
+    completed_order,
     held_text,
     off_tick,
     open_order,
@@ -82,6 +84,7 @@ class _Order:
     paid: Decimal = Decimal(0)
     last_price: Decimal = Decimal(0)
     inactive: bool = False  # held Inactive for a while (fault inactive_then_submitted)
+    ended: datetime | None = None  # when it was done (filled or cancelled)
     contract: list[object] = field(default_factory=list)  # openOrder's contract fields
 
     @property
@@ -127,6 +130,12 @@ class OrdersMixin(AccountMixin):
         s.send(53, 1)
 
     def _completed_orders(self, s: Session, fields: list[str]) -> None:
+        """The orders done today (IB: the current trading day's; here New York's), each as
+        a completedOrder with its final status and the quantity filled; then the end."""
+        today = self.clock.now().astimezone(new_york()).date()
+        for order in self._orders.values():
+            if order.ended is not None and order.ended.astimezone(new_york()).date() == today:
+                s.send(*completed_order(order, self.account))
         s.send(102)
 
     def _executions(self, s: Session, fields: list[str]) -> None:
@@ -311,6 +320,8 @@ class OrdersMixin(AccountMixin):
             if order.inactive and status == "Submitted":
                 continue  # still Inactive for a while (fault inactive_then_submitted)
             order.status = status
+            if order.done and order.ended is None:
+                order.ended = event.at
             if event.execution is not None:
                 order.paid += event.execution.price * event.execution.quantity
                 order.last_price = event.execution.price
