@@ -25,7 +25,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.databases import on_database
 from benchmarks.spreads import put_spread_at_mid
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
@@ -46,7 +46,6 @@ from service.app.assembly import App as Loop
 from service.clock import ManualClock
 from service.orders.execute import LiveExecutor
 from service.ports import EventSink, LegKey, LegUpdate, ProblemSink, QuoteSink, leg_key
-from service.store import database
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)
@@ -265,17 +264,11 @@ def main() -> None:
     )
     ap.add_argument("--local-greeks", action="store_true", help="the broker sends no delta")
     args = ap.parse_args()
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        asyncio.run(
-            bench(
-                database.async_url(url), args.positions, args.minutes, args.local_greeks, args.pace
-            )
+    on_database(
+        lambda url: asyncio.run(
+            bench(url, args.positions, args.minutes, args.local_greeks, args.pace)
         )
-        return
-    with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
-        asyncio.run(database.upgrade(db.url))
-        asyncio.run(bench(db.url, args.positions, args.minutes, args.local_greeks, args.pace))
+    )
 
 
 if __name__ == "__main__":
