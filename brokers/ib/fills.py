@@ -212,6 +212,12 @@ class FillsMixin(ContractsMixin):
         self._grouper = Grouper()
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (combo fills counted)
         self._asking: asyncio.Task[None] | None = None  # reqExecutions again, for reports
+        self._stored: set[str] = set()  # exec ids of the fills the store holds (told at start)
+
+    def stored_executions(self, exec_ids: Iterable[str]) -> None:
+        """The fills the store holds already, by exec id (told on start, before the stream
+        starts): none is ever passed on as a missed fill; its late reports still are."""
+        self._stored.update(exec_ids)
 
     def _ordered(self, order_ref: str) -> int | None:
         """The spreads an order of ours is for (None: not ours)."""
@@ -253,8 +259,13 @@ class FillsMixin(ContractsMixin):
 
     def _pass(self, groups: Sequence[Group]) -> None:
         """Each combo fill, counted once, passed on (its commission pending when not all
-        its reports are in: those ask for ``reqExecutions`` again)."""
+        its reports are in: those ask for ``reqExecutions`` again). Not before the stream
+        starts: the first resume passes them on. A fill the store holds is counted, never
+        passed on again (its reports that are new are)."""
+        if self._events is None:
+            return
         events: list[OrderEvent] = []
+        stored: list[Commission] = []
         for group in groups:
             if group.timer is not None:
                 group.timer.cancel()
@@ -263,10 +274,17 @@ class FillsMixin(ContractsMixin):
             group.passed = True
             if execution is None:
                 continue
+            if execution.exec_id in self._stored:
+                self._filled[group.order_ref] = (
+                    self._filled.get(group.order_ref, 0) + execution.quantity
+                )
+                stored += late_reports(group)
+                continue
             events += self._fill_events(group, execution)
+        self._say(stored)
         if any(not g.reported() for g in groups) and self._asking is None:
             self._asking = asyncio.get_running_loop().create_task(self._ask_again())
-        if events and self._events is not None:
+        if events:
             self._events(events)
 
     def _fill_events(self, group: Group, execution: Execution) -> list[OrderEvent]:

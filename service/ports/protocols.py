@@ -3,7 +3,7 @@ connections), the broker's (orders, the feed, the account, admission) and the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
@@ -155,6 +155,10 @@ class OrderStore(Protocol):
 
     async def live_orders(self) -> list[StoredOrder]: ...
 
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        """The exec ids of the fills recorded at or after ``since`` (None: all)."""
+        ...
+
 
 class StoreControl(Protocol):
     """The store's connections: kept by a task, opened ahead, checked."""
@@ -207,6 +211,11 @@ class OrderGateway(Protocol):
         ...
 
     async def open_orders(self) -> list[OrderEvent]: ...
+
+    def stored_executions(self, exec_ids: Iterable[str]) -> None:
+        """The executions the store holds (told on start, before :meth:`executions` and
+        before the stream starts): never passed on as events again."""
+        ...
 
 
 class Admits(Protocol):

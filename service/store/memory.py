@@ -266,13 +266,8 @@ class InMemoryStore:
             self._orders[ref] = replace(order, status=sent, updated_at=_now())
             self._audit(self._sent_values(order, sent, None))
 
-    async def order_sent(
-        self,
-        order_ref: str,
-        status: str,
-        broker_order_id: int | None = None,
-        perm_id: int | None = None,
-    ) -> None:
+    async def order_sent(self, order_ref: str, status: str, broker_order_id: int | None = None,
+                         perm_id: int | None = None) -> None:  # fmt: skip
         sent = changes.sent_status(status)
         order = self._orders.get(order_ref)
         if order is None:
@@ -370,6 +365,9 @@ class InMemoryStore:
 
     async def live_orders(self) -> list[StoredOrder]:
         return [o for o in self._orders.values() if not o.status.final]
+
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        return {i for i, f in self._fills.items() if since is None or f.time >= since}
 
     # Control ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +32,7 @@ from service.ports import (
 from service.store import changes, driver, rows, sql
 from service.store.driver import edge
 from service.store.positions import SqlBase
-from service.store.schema import CloseOrderRow, ExitEventRow, PositionRow
+from service.store.schema import CloseOrderRow, ExitEventRow, FillRow, PositionRow
 
 FILL_TRIES = 1000  # reads and writes of one fill while other writers change its position
 
@@ -289,6 +290,15 @@ class SqlOrders(SqlBase):
                 await s.scalars(select(CloseOrderRow).where(CloseOrderRow.status.not_in(_FINAL)))
             ).all()
         return [rows.order_of(r) for r in found]
+
+    @edge
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        """The exec ids of the fills at or after ``since`` (None: all)."""
+        query = select(FillRow.exec_id)
+        if since is not None:
+            query = query.where(FillRow.time >= since)
+        async with self._sessions() as s:
+            return set((await s.scalars(query)).all())
 
 
 def _text(value: object) -> str | None:
