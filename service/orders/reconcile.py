@@ -6,7 +6,9 @@ broker no longer works is ended as cancelled; one it still works is adopted
 (repriced and followed from now). One placed before the executions the broker
 reports (IB: today's only; a daemon down overnight after a late fill) may have filled
 unseen: it is ended, and its position needs attention, rather than ended as
-cancelled as if nothing had happened. :meth:`Reconciler.holdings` runs after: it
+cancelled as if nothing had happened. An order still ``queued`` (handed to the broker's
+client, never acknowledged) that the broker neither works nor filled today never reached
+it: ended as cancelled, no alarm. :meth:`Reconciler.holdings` runs after: it
 says where the account holds other than the open positions imply (not fixed:
 closes of those legs are refused until a human looks).
 """
@@ -20,10 +22,12 @@ from service.errors import StoreRefused
 from service.logs import get_logger
 from service.orders.execute import Attempts
 from service.orders.working import WorkingOrders
-from service.ports import Commission, Execution, Fill, LegKey, OrderGateway, Store
+from service.ports import Commission, Execution, Fill, LegKey, OrderGateway, OrderStatus, Store
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
+NOT_WORKING = "not working at the broker on start"
+NEVER_SENT = "queued, never acknowledged: never reached the broker"
 
 
 def unknown_outcome(order_ref: str, placed: datetime) -> str:
@@ -82,8 +86,8 @@ class Reconciler:
                 await self.store.end_order(ref, "cancelled", why)
                 await self.store.mark_attention(order.position_id, why)
                 done.append(f"{ref}: {why}: ended, its position needs attention")
-            else:
-                detail = "not working at the broker on start"
+            else:  # (queued: handed to the broker's client, which never sent it)
+                detail = NEVER_SENT if order.status is OrderStatus.QUEUED else NOT_WORKING
                 await self.store.end_order(ref, "cancelled", detail)
                 done.append(f"{ref}: {detail}: ended as cancelled")
         for line in done:

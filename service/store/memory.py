@@ -257,11 +257,11 @@ class InMemoryStore:
             self._audit(rows.decision_values(pid, stored.remaining, decision, quotes))
         self._audit(rows.intent_values(intent, stored.remaining))
 
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
+    async def orders_sent(self, refs: Sequence[str], status: str = "queued") -> None:
         sent = changes.sent_status(status)
         for ref in refs:
             order = self._orders.get(ref)
-            if order is None or order.status in changes.ONWARD:
+            if order is None or order.status not in changes.REPLACES[sent]:
                 continue
             self._orders[ref] = replace(order, status=sent, updated_at=_now())
             self._audit(self._sent_values(order, sent, None))
@@ -274,7 +274,7 @@ class InMemoryStore:
             raise changes.no_order(order_ref)
         after = replace(
             order,
-            status=order.status if order.status in changes.ONWARD else sent,
+            status=sent if order.status in changes.REPLACES[sent] else order.status,
             broker_order_id=broker_order_id or order.broker_order_id,
             perm_id=perm_id or order.perm_id,
         )

@@ -126,7 +126,7 @@ class SqlOrders(SqlBase):
         return again
 
     @edge
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
+    async def orders_sent(self, refs: Sequence[str], status: str = "queued") -> None:
         """:meth:`order_sent` for several orders (no broker ids yet), in one statement: the
         orders not yet further along take ``status``, and the audit trail says so."""
         sent = changes.sent_status(status)
@@ -141,7 +141,8 @@ class SqlOrders(SqlBase):
         broker_order_id: int | None = None,
         perm_id: int | None = None,
     ) -> None:
-        """The broker has the order: submitted, or working; its ids are kept."""
+        """The order is the broker's: queued (handed to it), submitted (acknowledged), or
+        working; its ids are kept. A status only goes on (:data:`changes.REPLACES`)."""
         sent = changes.sent_status(status)
         args = (order_ref, sent.value, rows.order_kind(sent), broker_order_id or None)
         async with driver.driver(self._engine, "order sent") as conn:
