@@ -4,12 +4,15 @@ outlives two daemons, on one PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from brokers.ib.broker import IbBroker
 from brokers.ib.fake import FakeGateway
+from rules.clock import market_time
+from rules.machine import Close, ExitReason
 from service.clock import SpeedClock
 from service.ports import OrderEvent, Store
 from service.settings import IbSettings
@@ -164,3 +167,35 @@ def test_a_restart_tells_the_adapter_the_stored_fills_before_it_reconciles(db_ur
     told, stored = _on_gateway(db_url, work)
     assert stored
     assert told == [(stored, False)]  # all of them, before executions were asked for
+
+
+@pytest.mark.ib_errors(r"^Error 104, ")
+def test_a_fill_that_comes_before_the_stream_starts_is_passed_on_when_it_starts(
+    db_url: str,
+) -> None:
+    """Between the start's reconciliation and the stream's start (an adopted order filling
+    then), IB sends a fill: it is passed on by the stream's first resume. (It was marked
+    seen with no one to pass it to, and dropped: the store never had it.)"""
+
+    async def work(store: Store, clock: SpeedClock, venue: IbBroker) -> Any:
+        app = await loop_on(store, venue, clock)
+        await app.load(clock.now())
+        (stored,) = [s for s in await store.open_positions() if s.position.id == P1.id]
+        close = Close(contracts=1, reason=ExitReason.PROFIT_TARGET, label="50% profit target",
+                      target=Decimal("0.50"), tranche=0, debit=Decimal("1.00"),
+                      pnl=Decimal(0), pct_of_max=Decimal(0),
+                      triggers=(ExitReason.PROFIT_TARGET,))  # fmt: skip
+        ref = await app.desk.close(stored, close, Decimal("1.00"), market_time(clock.now()))
+        await asyncio.sleep(2.5)  # filled at IB, its reports in, FILL_WAIT over: no stream yet
+        events: list[OrderEvent] = []
+        streaming = asyncio.create_task(venue.run(lambda _: None, events.extend))
+        try:
+            await asyncio.sleep(2.0)  # the first resume
+        finally:
+            streaming.cancel()
+            await venue.close()
+        return ref, [e for e in events if e.order_ref == ref and e.execution is not None]
+
+    ref, fills = _on_gateway(db_url, work)
+    assert ref is not None
+    assert [e.execution.quantity for e in fills if e.execution is not None] == [1]

@@ -439,3 +439,23 @@ def test_an_order_is_queued_until_the_broker_acknowledges_it_and_never_goes_back
     seen, live = run(go)
     assert live == ["P1:0:1"]
     assert seen == ["queued", "submitted", "working", "working"]
+
+
+def test_the_fill_ids_are_the_exec_ids_of_the_fills_since_an_instant(run: Run[Any]) -> None:
+    """Issue 19, item 3: what the broker is told on start (the executions the store
+    holds): every fill's exec id, or those at or after an instant."""
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        before = await store.fill_ids()
+        await store.record_intent(intent(quantity=4))
+        at = fill("E1", 1).time
+        await store.apply_fill(fill("E1", 1))
+        await store.apply_fill(replace(fill("E2", 1), time=at + timedelta(hours=1)))
+        later = await store.fill_ids(at + timedelta(minutes=1))
+        return before, await store.fill_ids(), await store.fill_ids(at), later
+
+    before, every, since, later = run(go)
+    assert before == set()
+    assert every == since == {"E1", "E2"}
+    assert later == {"E2"}
