@@ -8,7 +8,8 @@ reports (IB: today's only; a daemon down overnight after a late fill) may have f
 unseen: it is ended, and its position needs attention, rather than ended as
 cancelled as if nothing had happened. An order still ``queued`` (handed to the broker's
 client, never acknowledged) that the broker neither works nor filled today never reached
-it: ended as cancelled, no alarm. :meth:`Reconciler.holdings` runs after: it
+it: ended as cancelled, no alarm; one the broker works is recorded as acknowledged
+(``submitted``) and adopted. :meth:`Reconciler.holdings` runs after: it
 says where the account holds other than the open positions imply (not fixed:
 closes of those legs are refused until a human looks).
 """
@@ -77,6 +78,8 @@ class Reconciler:
         seen_from = self.gateway.executions_from(now)
         for ref, order in live.items():
             if ref in working:
+                if order.status is OrderStatus.QUEUED:  # the broker has it: acknowledged
+                    await self.store.order_sent(ref, "submitted")
                 if self.working.live_for(order.position_id) is None:
                     self.working.adopt(order, now)
                     done.append(f"{ref}: working at the broker: adopted")

@@ -14,11 +14,12 @@ from rules.clock import market_time
 from rules.machine import Close, ExitReason
 from service.clock import SpeedClock
 from service.ports import CloseIntent, OrderEvent, OrderStatus, Store
+from service.settings import IbSettings
 from service.store.repository import SqlStore
 from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
 from tests.factories import LOOP_T0 as T0
-from tests.integration.test_ib_reconcile import on_ib
+from tests.integration.test_ib_reconcile import loop_on, on_ib
 from tests.support import admin, on_database
 
 BEHIND = 120  # requests ahead of the order in ib_async's queue (8 each 0.2 s: 3 s)
@@ -107,3 +108,37 @@ def test_a_queued_order_the_broker_does_not_know_is_ended_on_start_without_alarm
     assert [o.status for o in p2.orders] == ["cancelled"]
     assert p2.stored.attention is None
     assert app.views.attention == {}
+
+
+def test_a_queued_order_the_broker_works_is_adopted_as_acknowledged_on_start(
+    db_url: str,
+) -> None:
+    """A kill came after IB had P1's order but before its acknowledgement was written (the
+    store says ``queued``): on start the order is adopted, as one working at the broker is,
+    and recorded as acknowledged (``submitted``), not ended."""
+
+    async def first(app: Any, venue: IbBroker, gateway: FakeGateway, clock: SpeedClock) -> Any:
+        await app.load(clock.now())
+        (stored,) = [s for s in await app.desk.store.open_positions() if s.position.id == P1.id]
+        ref = await app.desk.close(stored, _close(), Decimal("0.60"), market_time(clock.now()))
+        await _until(lambda: gateway.order(ref) is not None)  # IB has it; nothing streamed
+        before = (await app.desk.store.detail(P1.id)).orders[-1].status
+        await venue.close()  # (the kill: no acknowledgement written)
+        venue = IbBroker(IbSettings(port=venue.settings.port, timeout=5), now=clock.now)
+        try:
+            second = await loop_on(app.desk.store, venue, clock)
+            lines = await second.load(clock.now())
+        finally:
+            await venue.close()
+        return ref, before, lines, second
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([P1, P2], "DU1234567")
+        return *await on_ib(store, first), await store.detail(P1.id)
+
+    ref, before, lines, second, p1 = on_database(db_url)(go)
+    assert before == "queued"
+    assert f"{ref}: working at the broker: adopted" in lines
+    assert [o.status for o in p1.orders] == ["submitted"]
+    assert second.desk.live_for(P1.id) == ref
+    assert p1.stored.attention is None
