@@ -11,6 +11,7 @@ Modify and cancel go through the order ib_async knows (by client and order id).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +25,7 @@ from brokers.ib.fills import FillsMixin
 from brokers.ib.verdicts import INACTIVE, judge
 from service.errors import BrokerRefused
 from service.logs import get_logger
-from service.ports import ComboOrder, LegKey, OrderEvent, OrderStatus
+from service.ports import ComboOrder, Completed, LegKey, OrderEvent, OrderStatus
 from service.settings import IbSettings
 
 _log = get_logger("spreadwatch.ib")
@@ -152,29 +153,46 @@ class OrdersMixin(FillsMixin):
             if not ref:
                 continue
             o, st = t.order, t.orderStatus
+            foreign = ""
             if o.clientId != self.ib.wrapper.clientId:  # another client's: left alone
-                self._foreign_order(ref, o)
+                foreign = self._foreign_order(ref, o)
             elif ref not in self._placed:  # ours from before a restart: adopt the ids
                 self._placed[ref] = _Placed(
                     o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice)),
                     working=True,
                 )  # fmt: skip
             status = STATUS.get(st.status, OrderStatus.WORKING)
-            out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now))
+            out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now,
+                                  foreign=foreign))  # fmt: skip
         return out
 
-    def _foreign_order(self, ref: str, order: Any) -> None:
+    async def completed_orders(self) -> list[Completed]:
+        """The orders IB lists as done (``reqCompletedOrders``; API orders only): each with
+        its final status and the quantity filled (``filledQuantity``)."""
+        out = []
+        for t in await self.ib.reqCompletedOrdersAsync(apiOnly=True):
+            o = t.order
+            if o.orderRef:
+                filled = o.filledQuantity if math.isfinite(o.filledQuantity) else 0
+                out.append(Completed(o.orderRef, o.permId, t.orderStatus.status, int(filled)))
+        return out
+
+    def _foreign_order(self, ref: str, order: Any) -> str:
         """An open order placed by another client (another client id, or TWS itself): its
         ids are that client's, so a modify from here would be a new order at IB and a
-        cancel would not reach it. It is said once, never adopted, never modified."""
-        if order.permId in self._foreign:
-            return
-        self._foreign.add(order.permId)
-        _log.warning(
-            "ib.foreign_order", order_ref=ref, client_id=order.clientId, perm_id=order.permId,
-            detail="an open order placed by another client: left alone (not repriced, not "
-            "cancelled); use that client, or TWS, to manage it",
-        )  # fmt: skip
+        cancel would not reach it. Never adopted, never modified; said once, and why (the
+        service puts its position before a human)."""
+        why = (
+            f"order {ref} works at IB under another client (client id {order.clientId}, perm "
+            f"id {order.permId}): spreadwatch cannot reprice or cancel it from client id "
+            f"{self.ib.wrapper.clientId}; manage it in that client or in TWS, then resume the "
+            "position"
+        )
+        if order.permId not in self._foreign:
+            self._foreign.add(order.permId)
+            _log.warning("ib.foreign_order", order_ref=ref, client_id=order.clientId,
+                         perm_id=order.permId, detail=why)  # fmt: skip
+        return why
 
     async def _recheck_orders(self) -> None:
         """After a gap: an order of ours IB no longer works, and that did not fill, ended

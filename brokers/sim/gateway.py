@@ -22,6 +22,7 @@ from service.ports import (
     Admitted,
     Clock,
     ComboOrder,
+    Completed,
     EventSink,
     Execution,
     Holding,
@@ -78,6 +79,10 @@ class SimGateway:
 
     def stored_executions(self, exec_ids: Iterable[str]) -> None:
         """(The simulated broker passes each execution on once, as it happens.)"""
+
+    async def completed_orders(self) -> list[Completed]:
+        """(None: the simulated broker keeps every execution, so no outcome is unknown.)"""
+        return []
 
     async def holdings(self) -> list[Holding]:
         return self.broker.holdings()

@@ -31,7 +31,7 @@ from service.logs import get_logger
 from service.orders.desk import OrderDesk
 from service.orders.failures import ORDER_FAILURES, said
 from service.orders.reconcile import Reconciler
-from service.ports import Clock, Feed, LegUpdate, OrderEvent, Store
+from service.ports import Clock, Feed, LegKey, LegUpdate, OrderEvent, Store, leg_key
 from service.turns import TURN
 
 _log = get_logger("spreadwatch.monitor")
@@ -104,7 +104,12 @@ class Runner:
         with _collector_paused():  # thousands of new objects, all kept: none to collect
             self.book.load(admitted, working, only)
         self.monitor.positions_changed()
-        done += await self.reconciler.holdings(self.book.expected_holdings())
+        expected = self.book.expected_holdings()
+        decided, attention = await self.reconciler.unseen(expected, self._legs_of)
+        for pid, why in attention.items():
+            await self.intake.quarantine(pid, why)
+        done += decided
+        done += await self.reconciler.holdings(expected)
         self.views.realised_before(await self.store.realised())  # FILLED lines' totals
         return done
 
@@ -116,6 +121,14 @@ class Runner:
         since = gateway.executions_from(now)
         day = None if since is None else since - timedelta(days=1)
         gateway.stored_executions(await self.store.fill_ids(day))
+
+    def _legs_of(self, position_id: str) -> list[LegKey]:
+        """The contracts of a watched position (none: not watched)."""
+        watch = self.book.watch(position_id)
+        if watch is None:
+            return []
+        position = watch.state.position
+        return [leg_key(position, i) for i in range(len(position.legs))]
 
     async def step(
         self,

@@ -16,6 +16,7 @@ from service.ports.values import (
     CloseIntent,
     ComboOrder,
     Commission,
+    Completed,
     Execution,
     Fill,
     FillApplied,
@@ -215,6 +216,10 @@ class OrderGateway(Protocol):
     def stored_executions(self, exec_ids: Iterable[str]) -> None:
         """The executions the store holds (told on start, before :meth:`executions` and
         before the stream starts): never passed on as events again."""
+        ...
+
+    async def completed_orders(self) -> list[Completed]:
+        """The orders the broker lists as done (IB: the current day's), with what filled."""
         ...
 
 

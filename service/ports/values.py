@@ -136,6 +136,17 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Completed:
+    """An order the broker no longer works, as it lists it (IB: ``reqCompletedOrders``):
+    its final status in the broker's word, and how many spreads filled in all."""
+
+    order_ref: str
+    perm_id: int
+    status: str
+    filled: int
+
+
+@dataclass(frozen=True)
 class Commission:
     """A commission report that came after its fill was passed on: ``amount`` added to the
     fill ``exec_id``'s commission, once per ``report_id`` (IB: a leg's execution id)."""
@@ -159,6 +170,7 @@ class OrderEvent:
     broker_order_id: int | None = None  # the broker's ids, when it says them (IB: order id,
     perm_id: int | None = None  # perm id)
     commission: Commission | None = None  # a late commission report of a fill passed on
+    foreign: str = ""  # an open order another client works: why it is not ours to manage
 
 
 def order_ref(position_id: str, stage: int | None, attempt: int) -> str:

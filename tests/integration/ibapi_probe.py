@@ -208,6 +208,14 @@ class Probe(EWrapper, EClient):
             "exec_id": r.execId, "commission": r.commission, "currency": r.currency,
         })  # fmt: skip
 
+    def completedOrder(self, contract: Any, order: Any, orderState: Any) -> None:
+        self.note("completedOrder", {
+            "sec_type": contract.secType, "order_ref": order.orderRef, "perm_id": order.permId,
+            "status": orderState.status, "filled": float(order.filledQuantity),
+            "quantity": float(order.totalQuantity), "completed_status": orderState.completedStatus,
+            "legs": [[leg.conId, leg.ratio, leg.action] for leg in contract.comboLegs or []],
+        })  # fmt: skip
+
     def completedOrdersEnd(self) -> None:
         self.note("completedOrdersEnd")
 

@@ -127,21 +127,28 @@ def test_options_are_quoted_in_regular_hours_only(start: datetime, quoted: bool)
 MONDAY_BEFORE_THE_OPEN = datetime(2027, 3, 8, 14, 29, 50, tzinfo=UTC)  # 09:29:50 New York
 
 
+async def spy_close(ib: IB) -> Any:
+    """The BAG that closes the SPY 450/445 put spread: buy the short, sell the long."""
+    from ib_async import ComboLeg, Contract  # noqa: PLC0415
+
+    short, long = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), spy_put(EXPIRY, 445))
+    return Contract(secType="BAG", symbol="SPY", exchange="SMART", currency="USD",
+                    comboLegs=[ComboLeg(conId=short.conId, ratio=1, action="BUY",
+                                        exchange="SMART"),
+                               ComboLeg(conId=long.conId, ratio=1, action="SELL",
+                                        exchange="SMART")])  # fmt: skip
+
+
 def place_a_close(start: datetime, wait: float) -> tuple[list[str], list[tuple[int, str]], int]:
     """A marketable closing BAG placed at ``start`` (market time, 20x the wall): its
     statuses as ib_async logged them, the errors IB sent for it, how many openOrder."""
-    from ib_async import ComboLeg, Contract, LimitOrder  # noqa: PLC0415
+    from ib_async import LimitOrder  # noqa: PLC0415
 
     async def main() -> tuple[list[str], list[tuple[int, str]], int]:
         async with connected(start) as (ib, said):
             opened: list[Any] = []
             ib.openOrderEvent += opened.append
-            short, long = await ib.qualifyContractsAsync(spy_put(EXPIRY, 450), spy_put(EXPIRY, 445))
-            bag = Contract(secType="BAG", symbol="SPY", exchange="SMART", currency="USD",
-                           comboLegs=[ComboLeg(conId=short.conId, ratio=1, action="BUY",
-                                               exchange="SMART"),
-                                      ComboLeg(conId=long.conId, ratio=1, action="SELL",
-                                               exchange="SMART")])  # fmt: skip
+            bag = await spy_close(ib)
             trade = ib.placeOrder(bag, LimitOrder("BUY", 2, 9.99, orderRef="T:1"))
             for _ in range(int(wait / 0.05)):  # (at most ``wait`` seconds: until it is done)
                 await asyncio.sleep(0.05)
@@ -196,3 +203,26 @@ def test_a_chain_query_lists_the_chain_and_a_snapshot_ends() -> None:
     assert len(strikes) == len(found) > 500  # both rights, the half-dollar strikes
     assert {d.contract.lastTradeDateOrContractMonth for d in found} == {f"{EXPIRY:%Y%m%d}"}
     assert ended
+
+
+def test_completed_orders_list_the_day_s_filled_and_cancelled_orders() -> None:
+    """reqCompletedOrders lists the orders done today, each with its final status and the
+    quantity filled (IB's completedOrder); the fake answered with its end alone."""
+    from ib_async import LimitOrder  # noqa: PLC0415
+
+    async def main() -> list[tuple[str, str, float, bool]]:
+        async with connected() as (ib, _):
+            bag = await spy_close(ib)
+            filled = ib.placeOrder(bag, LimitOrder("BUY", 2, 9.99, orderRef="T:1"))
+            working = ib.placeOrder(bag, LimitOrder("BUY", 3, 0.01, orderRef="T:2"))
+            while not filled.isDone() or working.orderStatus.status != "Submitted":
+                await asyncio.sleep(0.05)
+            ib.cancelOrder(working.order)
+            while not working.isDone():
+                await asyncio.sleep(0.05)
+            done = await ib.reqCompletedOrdersAsync(apiOnly=True)
+            return [(t.order.orderRef, t.orderStatus.status, t.order.filledQuantity,
+                     t.order.permId == p.order.permId) for t, p in zip(done, (filled, working),
+                                                                       strict=True)]  # fmt: skip
+
+    assert asyncio.run(main()) == [("T:1", "Filled", 2.0, True), ("T:2", "Cancelled", 0.0, True)]

@@ -226,6 +226,8 @@ def test_an_open_order_of_another_client_is_said_once_and_left_alone() -> None:
 
     found, logs, orders = session(work)
     assert [(e.order_ref, e.status) for e in found] == [("P1:0:1", "working")]
+    assert found[0].foreign.startswith("order P1:0:1 works at IB under another client (client "
+                                       "id 99, perm id ")  # fmt: skip
     said = [e for e in logs if e["event"] == "ib.foreign_order"]
     assert [(e["order_ref"], e["client_id"]) for e in said] == [("P1:0:1", 99)]
     assert orders == [(99, "Submitted", Decimal("0.01"))]

@@ -84,3 +84,39 @@ def test_the_options_farm_broken_is_a_gap_until_it_is_ok_again() -> None:
     blank, *during = around
     assert (blank.leg, blank.quote.bid, blank.quote.ask) == (SHORT, None, None)
     assert all(u.quote.bid is None for u in during)
+
+
+@pytest.mark.ib_errors(r"^Error 1101, ")
+def test_two_1101_back_to_back_resume_one_after_the_other() -> None:
+    """IB may say 1101 (restored, data lost) twice in a row (a flapping link): each starts
+    a resume, and they run one after the other, never interleaved (lines closed by one
+    while the other opens them, executions asked twice at once). Before, nothing kept
+    them apart: the second began while the first waited on IB."""
+
+    async def main() -> tuple[list[str], int]:
+        seen, steps = Seen(), []
+        async with on_fake() as (broker, gateway):
+            await broker.qualify([SHORT])
+            broker.subscribe(SHORT)
+            streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
+            await seen.until(lambda: any(u.quote.bid is not None for u in seen.quotes))
+            resume_now = broker._resume_now
+
+            async def traced(recheck: bool) -> None:
+                steps.append("in")
+                try:
+                    await resume_now(recheck)
+                finally:
+                    steps.append("out")
+
+            broker._resume_now = traced  # type: ignore[method-assign]
+            for _ in range(2):
+                gateway.say(1101, "Connectivity restored - data lost.")
+            await seen.until(lambda: steps.count("out") == 2, 10)
+            await asyncio.sleep(0.2)
+            streaming.cancel()
+            return steps, sum(gateway._leg_lines.values())
+
+    steps, lines = asyncio.run(main())
+    assert steps == ["in", "out", "in", "out"]
+    assert lines == 1  # one line for the leg: not one per resume

@@ -140,7 +140,7 @@ EVERY_MESSAGE = {
     "nextValidId", "managedAccounts", "currentTime", "position", "positionEnd",
     "contractDetails", "contractDetailsEnd", "marketDataType", "tickPrice", "tickSize",
     "tickOptionComputation", "accountDownloadEnd", "openOrder", "orderStatus", "execDetails",
-    "commissionReport", "execDetailsEnd", "openOrderEnd", "completedOrdersEnd",
+    "commissionReport", "execDetailsEnd", "openOrderEnd", "completedOrder", "completedOrdersEnd",
 }  # fmt: skip
 
 
@@ -294,6 +294,17 @@ def test_a_working_order_is_listed_and_cancelled_as_ibapi_reads_it(run: Run) -> 
     assert (listed["quantity"], listed["limit"]) == (2.0, 0.01)
     statuses = [s["status"] for s in run.received("orderStatus") if s["order_id"] == working]
     assert statuses[-1] == "Cancelled"
+
+
+def test_completed_orders_list_the_filled_and_the_cancelled_as_ibapi_reads_them(run: Run) -> None:
+    """reqCompletedOrders: the day's done orders, each decoded whole at 157 (the fake sent
+    the end alone)."""
+    done = [(o["order_ref"], o["status"], o["filled"], o["quantity"], o["sec_type"], o["legs"])
+            for o in run.received("completedOrder")]  # fmt: skip
+    short, long = run.report["con_ids"]
+    legs = [[short, 1, "BUY"], [long, 1, "SELL"]]
+    assert done == [("OC:1", "Filled", 4.0, 4.0, "BAG", legs),
+                    ("OC:2", "Cancelled", 0.0, 2.0, "BAG", legs)]  # fmt: skip
 
 
 # The handshake itself, over a raw socket (no ibapi needed) -----------------------------

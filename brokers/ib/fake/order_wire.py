@@ -90,9 +90,10 @@ def held_text(action: str, quantity: int, ref: str, now: datetime) -> str:
     )
 
 
-def open_order(order: Any, account: str, *, what_if: bool = False) -> tuple[object, ...]:
-    """openOrder as server version 176 writes it (faProfile included, before 177); a
-    what-if's carries ``whatIf`` and the margin the order would take."""
+def _contract_and_legs(order: Any) -> tuple[list[object], list[object]]:
+    """An order's contract fields (conId .. tradingClass; a BAG's with conId 0) and its
+    combo legs (the count, then 8 fields a leg), as openOrder and completedOrder write
+    them."""
     legs: list[object] = [len(order.legs) if order.bag else 0]
     for ins, ratio, action in order.legs if order.bag else ():
         legs += [ins.con_id, ratio, action, "SMART", 0, 0, "", -1]
@@ -100,6 +101,43 @@ def open_order(order: Any, account: str, *, what_if: bool = False) -> tuple[obje
     if order.bag:
         symbol = order.legs[0][0].symbol if order.legs else ""
         contract = [0, symbol, "BAG", "", 0.0, "", "", "SMART", "USD", "", ""]
+    return contract, legs
+
+
+def completed_order(order: Any, account: str) -> tuple[object, ...]:
+    """completedOrder (message 101, no version field) as server version 176 writes it: the
+    order's final status, the quantity filled and when it was done (ib_async's
+    ``Decoder.completedOrder``; IB's ``ibapi/decoder.py``, ``processCompletedOrderMsg``)."""
+    contract, legs = _contract_and_legs(order)
+    done = order.ended.astimezone(new_york()) if order.ended is not None else None
+    return (
+        101,
+        *contract,
+        order.action, order.quantity, "LMT", order.limit, "", "DAY", "", account,
+        "", 0, order.ref, order.perm_id, 0, 0, 0.0, "", "", "", "",  # openClose .. faPercentage
+        before(MIN_SERVER_VER_FA_PROFILE_DESUPPORT, ""),  # faProfile
+        "", "", "", "", "", 0, "", -1,  # modelCode .. exemptCode
+        "", "", "", "", "", "", 0, 0, "", 0, 0, "", 0, "", "",  # startingPrice .. deltaNeutral
+        0, 0, "", "", "",  # continuousUpdate .. comboLegsDescrip
+        *legs,
+        0, 0,  # order combo legs, smart combo routing params
+        "", "", "",  # scale init level size, subs level size, price increment
+        "",  # hedge type
+        "", "", 0, 0,  # clearing account/intent, notHeld, no delta-neutral contract
+        "",  # algo strategy
+        0, order.status, 0, 0,  # solicited, the status, randomize size/price
+        0,  # conditions
+        "", "", "", 0, 0, "",  # trailStopPrice .. autoCancelDate
+        order.filled, 0, 0, "", 0, 0, 0,  # filledQuantity .. parentPermId
+        f"{done:%Y%m%d %H:%M:%S} America/New_York" if done else "", order.status,
+        since(MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS, "", "", "", "", ""),  # minTradeQty ..
+    )  # fmt: skip
+
+
+def open_order(order: Any, account: str, *, what_if: bool = False) -> tuple[object, ...]:
+    """openOrder as server version 176 writes it (faProfile included, before 177); a
+    what-if's carries ``whatIf`` and the margin the order would take."""
+    contract, legs = _contract_and_legs(order)
     margin = ["0.0", "0.0", "0.0", "1000.0", "1000.0", "0.0", "1000.0", "1000.0", "0.0",
               1.3, 1.3, 1.3, "USD", ""] if what_if else [""] * 14  # fmt: skip
     return (
