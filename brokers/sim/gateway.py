@@ -10,7 +10,7 @@ broker's order events to the service; tests and the demo call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -80,6 +80,9 @@ class SimGateway:
 
     async def open_orders(self) -> list[OrderEvent]:
         return self.broker.open_orders()
+
+    def stored_executions(self, exec_ids: Iterable[str]) -> None:
+        """(The simulated broker passes each execution on once, as it happens.)"""
 
     async def completed_orders(self) -> list[Completed]:
         """(None: the simulated broker keeps every execution, so no outcome is unknown.)"""
