@@ -1,17 +1,21 @@
 """Time ``spreadwatch replay`` end to end on the seeded benchmark streams.
 
-    .venv/bin/python benchmarks/bench_replay.py [--updates 1000000] [--local-updates 100000]
+    .venv/bin/python benchmarks/bench_replay.py [--updates 1000000] [--small 100000]
+        [--local-updates 100000] [--repeat 3]
 
 Generates the streams into benchmarks/data/ when they are missing (seeded, so
 the same bytes every time), then runs the real command in a subprocess, as a
-user would: CSV parsing, Decimal money, JSON output. Prints rows per second and
-peak resident memory for:
+user would: CSV parsing, Decimal money, JSON output. For each stream it prints
+rows per second and peak resident memory, beside the naive single-file evaluator
+(benchmarks/naive.py) on the same stream in the same run, the ratio, and whether
+the targets are met:
 
-- broker deltas in the file (the 1,000,000-row stream),
-- local Greeks (empty delta column: BSM IV and delta with vollib per short leg
-  per evaluation; a shorter stream, as it is ~10x slower),
-- the naive single-file evaluator (benchmarks/naive.py) on the first stream,
-  the yardstick replay must at least match.
+- broker deltas, millisecond timestamps (--updates rows): >= 2.0x the naive
+  evaluator, peak < 60 MB;
+- the same with microsecond timestamps (--ts-precision us): the same targets;
+- microsecond timestamps, --small rows (start-up weighs more): >= 1.5x;
+- local Greeks (empty delta column, --local-updates rows): >= 80,000 rows/s,
+  peak < 80 MB.
 
 The hot modules run as the install built them: compiled by mypyc where a C
 compiler was found (setup.py), else pure Python; the first line says which.
@@ -35,11 +39,12 @@ ROOT = HERE.parent
 DATA = HERE / "data"
 
 
-def ensure(name: str, updates: int, no_delta: bool) -> Path:
+def ensure(name: str, updates: int, no_delta: bool, ts_precision: str = "ms") -> Path:
     out = DATA / name
     if not (out / "ticks.csv").exists():
         args = [sys.executable, str(HERE / "generate.py"), "--out", str(out)]
-        args += ["--updates", str(updates)] + (["--no-delta"] if no_delta else [])
+        args += ["--updates", str(updates), "--ts-precision", ts_precision]
+        args += ["--no-delta"] if no_delta else []
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     return out
 
@@ -93,30 +98,49 @@ def build_kind() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--updates", type=int, default=1_000_000)
-    ap.add_argument("--local-updates", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-    deltas = ensure(f"deltas-{args.updates}", args.updates, no_delta=False)
-    local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
 
-    print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
-    seconds_deltas, peak, err = best(replay_cmd(deltas), args.repeat)
-    report(f"replay, broker deltas ({args.updates:,})", args.updates, seconds_deltas, peak, err)
+
+def against_naive(label: str, data: Path, rows: int, ratio: float, repeat: int) -> None:
+    """Replay and the naive evaluator on ``data``, side by side: the figures, the ratio and
+    whether it is at least ``ratio``, and whether replay's peak stays under 60 MB."""
+    seconds, peak, err = best(replay_cmd(data), repeat)
+    report(f"replay, {label}", rows, seconds, peak, err)
     inner = re.search(r"in ([\d.]+)s \(([\d,]+) rows/s\)", err)
     if inner:
         print(f"{'':<34} loop alone: {inner.group(2)} rows/s ({inner.group(1)} s)")
+    naive = [sys.executable, str(HERE / "naive.py")]
+    naive += [str(data / "positions.toml"), str(data / "ticks.csv")]
+    naive_seconds, naive_peak, _ = best(naive, repeat)
+    report(f"naive evaluator, {label}", rows, naive_seconds, naive_peak, "")
+    times = naive_seconds / seconds
+    print(f"{'':<34} replay / naive: {times:.2f}x (target >= {ratio:g}x: {met(times >= ratio)});"
+          f" peak {peak} MB (target < 60 MB: {met(peak < 60)})")  # fmt: skip
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--updates", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=100_000, help="rows of the short stream")
+    ap.add_argument("--local-updates", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n, small = args.updates, args.small
+    print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
+    for label, data, rows, ratio in (
+        (f"deltas, ms stamps ({n:,})", ensure(f"deltas-{n}", n, False), n, 2.0),
+        (f"deltas, us stamps ({n:,})", ensure(f"deltas-us-{n}", n, False, "us"), n, 2.0),
+        (f"deltas, us stamps ({small:,})", ensure(f"deltas-us-{small}", small, False, "us"),
+         small, 1.5),
+    ):  # fmt: skip
+        against_naive(label, data, rows, ratio, args.repeat)
+    local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
     seconds, peak, err = best(replay_cmd(local), 1)
     report(f"replay, local Greeks ({args.local_updates:,})", args.local_updates, seconds, peak, err)
-
-    naive = [sys.executable, str(HERE / "naive.py")]
-    naive += [str(deltas / "positions.toml"), str(deltas / "ticks.csv")]
-    seconds, peak, _ = best(naive, args.repeat)
-    report(f"naive evaluator ({args.updates:,})", args.updates, seconds, peak, "")
-    print(f"replay's speed / the naive evaluator's, end to end: {seconds / seconds_deltas:.2f}")
+    rate = args.local_updates / seconds
+    print(f"{'':<34} {rate:,.0f} rows/s (target >= 80,000: {met(rate >= 80_000)}); peak "
+          f"{peak} MB (target < 80 MB: {met(peak < 80)})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/generate.py --out benchmarks/data [--seed 7]
         [--positions 1000] [--underlyings 50] [--updates 1000000] [--days 5] [--no-delta]
+        [--ts-precision ms|us|ns]
 
 The same arguments give the same bytes. The market:
 
@@ -73,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first session (a Monday; weekends are skipped)",
     )
     ap.add_argument("--no-delta", action="store_true", help="leave the delta column empty")
+    ap.add_argument(
+        "--ts-precision",
+        choices=["ms", "us", "ns"],
+        default="ms",
+        help="timestamps' fraction: milliseconds (default), or micro- or nanoseconds",
+    )
     args = ap.parse_args(argv)
     if min(args.positions, args.underlyings, args.updates, args.days) < 1:
         ap.error("--positions, --underlyings, --updates and --days must be >= 1")
@@ -92,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     positions_path, ticks_path = args.out / "positions.toml", args.out / "ticks.csv"
     write_positions(positions_path, made)
     n_read = reread_positions(positions_path)
-    stream = write_ticks(ticks_path, rng, days, args.updates, args.no_delta, und, con)
+    stream = write_ticks(
+        ticks_path, rng, days, args.updates, args.no_delta, und, con, args.ts_precision
+    )
     written = time.perf_counter() - began
     summary, good = self_check(made, stream, days)
     paths = (positions_path, ticks_path)

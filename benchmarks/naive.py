@@ -13,10 +13,16 @@ import sys
 import time
 import tomllib
 from datetime import date
+from decimal import Decimal
 
 TARGETS = {"PRIMARY": (0.5, 0.75, 0.9), "INCOME_POP": (0.35, 0.6, 0.8)}
 TIME_STOP = {"PRIMARY": 21, "INCOME_POP": 14}
 CREDIT, CONTRACTS, SIDES, MIDS, DELTAS, STAGE, TARGET, STOP_DATE, OPEN = range(9)
+
+
+def strike_key(text: str) -> str:
+    """A strike as legs are keyed, however it is written: "185", "185.0", "185.00"."""
+    return format(Decimal(text).normalize(), "f")
 
 
 def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int]]], list[list]]:  # type: ignore[type-arg]
@@ -26,7 +32,7 @@ def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int
     state = []
     for n, p in enumerate(positions):
         for i, leg in enumerate(p["legs"]):
-            key = (p["underlying"], leg["expiry"], leg["right"], str(leg["strike"]))
+            key = (p["underlying"], leg["expiry"], leg["right"], strike_key(str(leg["strike"])))
             legs.setdefault(key, []).append((n, i))
         expiry = date.fromisoformat(p["legs"][0]["expiry"])
         opened = date.fromisoformat(p["opened_at"][:10])
@@ -49,6 +55,7 @@ def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int
 
 def main(positions_path: str, ticks_path: str) -> None:
     legs, state = load(positions_path)
+    keys: dict[str, str] = {}  # a strike as the CSV writes it -> as legs are keyed
     rows = exits = 0
     started = time.perf_counter()
     with open(ticks_path) as f:
@@ -56,7 +63,11 @@ def main(positions_path: str, ticks_path: str) -> None:
         for line in f:
             rows += 1
             ts, und, exp, right, strike, bid, ask, delta, _spot = line.split(",")
-            holders = legs.get((und, exp, right, strike))
+            try:
+                key = keys[strike]
+            except KeyError:
+                key = keys[strike] = strike_key(strike)
+            holders = legs.get((und, exp, right, key))
             if holders is None:
                 continue
             for n, i in holders:

@@ -273,6 +273,19 @@ def regular_rows(
     return c_reg, ms_reg.astype(np.int64)
 
 
+SUB_MS_DIGITS = {"ms": 0, "us": 3, "ns": 6}  # --ts-precision: digits after the millisecond
+
+
+def sub_ms(sub: np.random.Generator | None, ms: Ints, digits: int) -> list[str]:
+    """Digits after each row's millisecond (none for "ms"): random, and not decreasing
+    within a millisecond (the rows keep their order, the stamps never go back)."""
+    if sub is None or not digits:
+        return [""] * len(ms)
+    extra = sub.integers(0, 10**digits, len(ms))
+    extra = extra[np.lexsort((extra, ms))]  # (ms is sorted: each millisecond's, ascending)
+    return [f"{e:0{digits}d}" for e in extra.tolist()]
+
+
 def write_rows(
     f: TextIO,
     d: date,
@@ -282,15 +295,18 @@ def write_rows(
     cells: dict[str, Table],
     times: list[str],
     chunk: int = 100_000,
+    sub: tuple[np.random.Generator | None, int] = (None, 0),
 ) -> None:
-    """One session's rows (ms, contract, bid, ask, delta4, underlying cents) as CSV lines."""
+    """One session's rows (ms, contract, bid, ask, delta4, underlying cents) as CSV lines;
+    ``sub``: a generator of their digits after the millisecond, and how many."""
     ms, c, bid, ask, delta4, s_c = day
     offset = session_open(d).isoformat()[-6:]
     prefix = f"{d.isoformat()}T"
+    finer = sub_ms(sub[0], ms, sub[1])
     for a in range(0, len(ms), chunk):
         sl = slice(a, a + chunk)
         sec = (ms[sl] // 1000).tolist()
-        milli = cells["ms"](ms[sl] % 1000)
+        milli = [m + x for m, x in zip(cells["ms"](ms[sl] % 1000), finer[sl], strict=True)]
         b, k, up = cells["cents"](bid[sl]), cells["cents"](ask[sl]), cells["cents"](s_c[sl])
         dl = [""] * len(sec) if no_delta else cells["delta"](delta4[sl] + 10_000)
         lines = [
@@ -319,8 +335,13 @@ def write_ticks(
     no_delta: bool,
     und: Underlyings,
     con: Contracts,
+    ts_precision: str = "ms",
 ) -> Stream:
-    """Every session's rows, ``updates`` in all, to ``path``; their compact copy for the check."""
+    """Every session's rows, ``updates`` in all, to ``path``; their compact copy for the check.
+    ``ts_precision`` "us" or "ns": the timestamps' digits after the millisecond drawn from a
+    generator of their own (the rest of the stream is the "ms" one's, byte for byte)."""
+    digits = SUB_MS_DIGITS[ts_precision]
+    sub = np.random.default_rng(len(days) * 1_000_003 + updates) if digits else None
     first = datetime.combine(days[0], OPEN)
     times = [(first + timedelta(seconds=s)).strftime("%H:%M:%S") for s in range(SESSION_S)]
     cells = csv_cells()
@@ -341,7 +362,8 @@ def write_ticks(
             close_log, ms, c, bid, ask, delta4, s_c = generate_day(
                 rng, k, d, int(per_day[k]), log_open, und, con, profile
             )
-            write_rows(f, d, (ms, c, bid, ask, delta4, s_c), no_delta, con.key, cells, times)
+            write_rows(f, d, (ms, c, bid, ask, delta4, s_c), no_delta, con.key, cells, times,
+                       sub=(sub, digits))  # fmt: skip
             stream.t.append(ms + k * DAY_MS)
             stream.contract.append(c)
             stream.mid2.append(bid + ask)
