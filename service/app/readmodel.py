@@ -20,7 +20,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import TypeVar
 
-from rules.clock import MarketTime, exchange_date
+from rules.clock import MarketTime, exchange_date, market_time
 from rules.greeks import Rates
 from rules.machine import Close
 from rules.model import Position
@@ -56,6 +56,7 @@ class ReadModel:
         self._book = book  # quote ages and contracts remaining, read at scrape time
         self.working: Callable[[str], Working | None] = _no_order  # the desk's (assembly)
         self.rates = Rates()  # the monitor's (assembly)
+        self.market_time: Callable[[datetime], MarketTime] = market_time  # the monitor's
         self.heartbeat = time.monotonic()  # the loop's last housekeeping round
         self.updates = 0  # leg updates taken (screened or evaluated)
         self.screened = 0  # leg updates every holder's screen admitted: kept, not evaluated
@@ -220,9 +221,10 @@ class ReadModel:
         """Contracts remaining per position."""
         return self._book.remaining()
 
-    def positions(self, at: MarketTime) -> list[PositionView]:
-        """Each open position's figures and distances to its triggers now, nearest trigger
-        first (see :mod:`service.app.distances`): computed here, when read."""
+    def positions(self, now: datetime) -> list[PositionView]:
+        """Each open position's figures and distances to its triggers at ``now``, nearest
+        trigger first (see :mod:`service.app.distances`): computed here, when read."""
+        at = self.market_time(now)
         fills: dict[str, list[FillView]] = {}
         for f in self._fills:
             if exchange_date(f.at) == at.session_date:

@@ -367,6 +367,7 @@ async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -
         broker_connected=venue.connected,
         database_ok=app.store.ping,
         reconnects=lambda: int(getattr(venue, "reconnects", 0)),
+        detail=app.store.detail,
     )
     host = settings.http_host
     try:

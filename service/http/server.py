@@ -1,4 +1,5 @@
-"""The daemon's small HTTP server: ``/healthz``, ``/readyz``, ``/metrics``.
+"""The daemon's small HTTP server: ``/healthz``, ``/readyz``, ``/metrics``, and the status
+API (:mod:`service.http.api`: ``/api/positions``, ``/api/positions/{id}``, ``/api/events``).
 
 - ``/healthz``: the loop is alive (its housekeeping ran in the last
   ``heartbeat_max`` seconds). 200 or 503.
@@ -36,6 +37,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service.app.readmodel import ReadModel
+from service.http.api import Api
+from service.ports import PositionDetail
 
 HEARTBEAT_MAX = 5.0  # seconds without a housekeeping round before /healthz fails
 
@@ -115,6 +118,7 @@ class Ops:
         database_ok: Callable[[], Awaitable[bool]],
         reconnects: Callable[[], int] = lambda: 0,
         heartbeat_max: float = HEARTBEAT_MAX,
+        detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
     ) -> None:
         self.views = views
         self.now = now
@@ -125,12 +129,14 @@ class Ops:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ViewsCollector(self))
         self._runner: web.AppRunner | None = None
+        self.api = Api(views, now, detail)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        self.api.add_routes(app)
         return app
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:

@@ -1,0 +1,115 @@
+"""``spreadwatch status`` as a process: from a running daemon (its API, marks and all), and
+from the database alone when no daemon answers (marks blank); the JSON's schema."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.support import EXAMPLES, Daemon, spreadwatch
+
+START = ("--start", "2026-12-07T10:00:00-05:00")  # a Monday's session, on the simulated market
+POSITION_KEYS = {
+    "id", "book", "underlying", "strategy", "phase", "contracts", "remaining", "stage",
+    "tranches", "manual", "entry_credit", "max_profit", "mark", "legs", "quote_age",
+    "debit_mid", "debit_natural", "debit", "pnl", "pnl_pct", "dte", "initial_dte",
+    "time_stop_dte", "next_target", "triggers", "nearest", "order", "realised",
+    "fills_today", "attention",
+}  # fmt: skip
+TRIGGER_KEYS = {"reason", "label", "unit", "value", "threshold", "distance", "left", "reached"}
+LEG_KEYS = {"right", "strike", "side", "bid", "ask", "age", "delta", "delta_source"}
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A money or share field: an exact decimal string, or null."""
+    assert value is None or isinstance(value, str), value
+    return None if value is None else Decimal(value)
+
+
+def check_schema(body: dict[str, Any], source: str) -> None:
+    """The documented form of ``/api/positions`` and ``status --json`` (docs/status.md)."""
+    assert set(body) == {"schema", "at", "source", "positions"}
+    assert (body["schema"], body["source"]) == (1, source)
+    for p in body["positions"]:
+        assert set(p) == POSITION_KEYS, set(p) ^ POSITION_KEYS
+        for key in ("entry_credit", "max_profit", "debit", "pnl", "pnl_pct", "realised"):
+            decimal_or_none(p[key])
+        assert all(set(leg) == LEG_KEYS for leg in p["legs"])
+        assert [t["reason"] for t in p["triggers"]][:3] == ["loss_stop", "delta_stop", "time_stop"]
+        for t in p["triggers"]:
+            assert set(t) == TRIGGER_KEYS
+            assert t["reached"] == (t["distance"] is not None and Decimal(t["distance"]) <= 0)
+        assert p["nearest"] in {t["reason"] for t in p["triggers"]}
+
+
+def nearest_left(p: dict[str, Any]) -> Decimal:
+    return next(Decimal(t["left"]) for t in p["triggers"] if t["reason"] == p["nearest"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def daemon(db_url: str) -> Iterator[tuple[Daemon, str]]:
+    """The daemon on the simulated market, its HTTP server on a free port: (it, the port)."""
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP": "true", "SPREADWATCH_HTTP_PORT": "0"}
+    d = Daemon(env, *START)
+    d.until(lambda: any(line.startswith("health and metrics on") for line in d.out), 60)
+    line = next(line for line in d.out if line.startswith("health and metrics on"))
+    yield d, line.split()[4].rstrip("/").rsplit(":", 1)[1]
+    d.stop()
+
+
+def api(port: str, path: str = "/api/positions") -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return json.load(answer)
+
+
+@pytest.mark.slow
+def test_status_reads_the_running_daemon_marks_and_all_nearest_first(
+    db_url: str, daemon: tuple[Daemon, str]
+) -> None:
+    d, port = daemon
+    d.until(lambda: all(p["debit"] is not None for p in api(port)["positions"]), 30)
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP_PORT": port}
+    run = spreadwatch("status", "--json", **env)
+    assert run.code == 0, run.err
+    body = json.loads(run.out)
+    check_schema(body, "daemon")
+    positions = body["positions"]
+    assert len(positions) >= 6  # the examples, XLF closed at its time stop
+    assert all(p["debit"] is not None and p["legs"][0]["bid"] is not None for p in positions)
+    lefts = [nearest_left(p) for p in positions]
+    assert lefts == sorted(lefts)  # nearest trigger first
+    table = spreadwatch("status", **env)
+    assert table.code == 0, table.err
+    lines = table.out.splitlines()
+    assert "(from the daemon)" in lines[0]
+    assert "\x1b[" not in table.out  # no colour off a terminal
+    shown = {line.split()[0] for line in lines[3:] if not line.startswith("!")}
+    assert shown == {p["id"] for p in positions}  # (marks move: the order may have, too)
+
+
+@pytest.mark.slow
+def test_status_without_a_daemon_reads_the_database_with_blank_marks(db_url: str) -> None:
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP_PORT": str(free_port())}
+    assert spreadwatch("positions", "import", str(EXAMPLES / "positions.toml"), **env).code == 0
+    run = spreadwatch("status", "--json", **env)
+    assert run.code == 0, run.err
+    body = json.loads(run.out)
+    check_schema(body, "database")
+    positions = body["positions"]
+    assert len(positions) == 7
+    assert all(p["debit"] is None and p["pnl"] is None for p in positions)
+    assert {p["nearest"] for p in positions} == {"time_stop"}  # the one figure without quotes
+    table = spreadwatch("status", **env)
+    assert "no daemon answers: marks are blank" in table.out
