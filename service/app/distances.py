@@ -99,6 +99,7 @@ class Working:
 
 @dataclass(frozen=True, slots=True)
 class FillView:
+    position: str
     at: datetime
     contracts: int
     price: Decimal

@@ -221,16 +221,22 @@ class ReadModel:
         """Contracts remaining per position."""
         return self._book.remaining()
 
+    def fills_today(self, now: datetime) -> list[FillView]:
+        """The fills of today's session this process applied, oldest first (those kept)."""
+        day = self.market_time(now).session_date
+        return [
+            FillView(f.position.id, f.at, f.contracts, f.price, f.realised)
+            for f in self._fills
+            if exchange_date(f.at) == day
+        ]
+
     def positions(self, now: datetime) -> list[PositionView]:
         """Each open position's figures and distances to its triggers at ``now``, nearest
         trigger first (see :mod:`service.app.distances`): computed here, when read."""
         at = self.market_time(now)
         fills: dict[str, list[FillView]] = {}
-        for f in self._fills:
-            if exchange_date(f.at) == at.session_date:
-                fills.setdefault(f.position.id, []).append(
-                    FillView(f.at, f.contracts, f.price, f.realised)
-                )
+        for f in self.fills_today(now):
+            fills.setdefault(f.position, []).append(f)
         book, out = self._book, []
         for pid, watch, _ in book.newest_quotes():
             why = [self.attention[pid]] if pid in self.attention else []

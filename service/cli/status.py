@@ -11,18 +11,18 @@ body; ``--watch`` redraws it in place every ``--every`` seconds until Ctrl-C.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
+from time import sleep
 from typing import Any, TextIO
 
-from rules.clock import market_time
+from rules.clock import market_time, new_york
 from rules.greeks import Rates
 from service.app.book import exit_state
-from service.app.distances import PositionView, ordered, position_view
+from service.app.distances import FillView, PositionView, ordered, position_view
 from service.cli.admin import realised_by_position, table, with_store
 from service.http.api import positions_json
 from service.inputs import load_books
@@ -68,13 +68,19 @@ def from_daemon(settings: Settings) -> dict[str, Any] | None:
 def from_database(settings: Settings) -> dict[str, Any]:
     """The same body from the store alone: no quotes, so no marks."""
     books = load_books(settings.books_file)
+    now = datetime.now(UTC)
+    at = market_time(now)
 
-    async def read(store: Store) -> list[PositionView]:
+    async def read(store: Store) -> tuple[list[PositionView], list[FillView]]:
         positions = [p for p in await store.open_positions() if p.watched]
         live = {o.position_id: o for o in await store.live_orders()}
         realised = realised_by_position(await store.realised())
-        at = market_time(datetime.now(UTC))
-        return [
+        day = datetime.combine(at.session_date, time.min, new_york())
+        fills = [
+            FillView(r.position_id, r.time, r.contracts, r.price, r.realised)
+            for r in await store.realised(since=day)
+        ]
+        views = [
             position_view(
                 exit_state(p, books[p.position.book], live.get(p.position.id)),
                 [None] * len(p.position.legs),
@@ -82,11 +88,14 @@ def from_database(settings: Settings) -> dict[str, Any]:
                 Rates(),
                 realised=realised.get(p.position.id, Decimal(0)),
                 attention=() if p.attention is None else (p.attention,),
+                fills=[f for f in fills if f.position == p.position.id],
             )
             for p in positions
         ]
+        return views, fills
 
-    return positions_json(ordered(with_store(settings, read)), datetime.now(UTC), "database")
+    views, fills = with_store(settings, read)
+    return positions_json(ordered(views), fills, now, "database")
 
 
 def _cell(value: Any, suffix: str = "") -> str:
@@ -157,7 +166,8 @@ def render(body: Mapping[str, Any], tty: bool) -> str:
             f"{colour(p)}{line}{RESET}" for p, line in zip(positions, lines[2:], strict=True)
         ]
     notes = [f"! {p['id']}: {why}" for p in positions for why in p["attention"]]
-    return head + "\n".join([*lines, *notes]) + "\n"
+    today = f"today: {len(body['fills_today'])} fill(s), realised {body['realised_today']}"
+    return head + "\n".join([*lines, *notes, today]) + "\n"
 
 
 def status(settings: Settings, out: TextIO, *, as_json: bool, watch: bool, every: float) -> int:
@@ -173,7 +183,7 @@ def status(settings: Settings, out: TextIO, *, as_json: bool, watch: bool, every
             out.flush()
             if not watch:
                 return 0
-            time.sleep(every)
+            sleep(every)
     except KeyboardInterrupt:
         if watch:  # the way a watch ends
             return 0

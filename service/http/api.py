@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.app.distances import PositionView, TriggerView
+from service.app.distances import FillView, PositionView, TriggerView
 from service.app.readmodel import ReadModel
 from service.errors import SpreadwatchError
 from service.ports import PositionDetail
@@ -54,13 +54,18 @@ def position_json(view: PositionView) -> dict[str, Any]:
     return out
 
 
-def positions_json(views: list[PositionView], at: datetime, source: str) -> dict[str, Any]:
-    """The body of ``/api/positions`` (``source``: "daemon", or "database" with no marks)."""
+def positions_json(
+    views: list[PositionView], fills: list[FillView], at: datetime, source: str
+) -> dict[str, Any]:
+    """The body of ``/api/positions`` (``source``: "daemon", or "database" with no marks):
+    the open positions, and today's fills (of closed positions too)."""
     return {
         "schema": SCHEMA_VERSION,
         "at": at.isoformat(),
         "source": source,
         "positions": [position_json(v) for v in views],
+        "fills_today": plain(fills),
+        "realised_today": f"{sum((f.realised for f in fills), Decimal(0)):f}",
     }
 
 
@@ -92,7 +97,8 @@ class Api:
 
     def body(self) -> dict[str, Any]:
         now = self.now()
-        return positions_json(self.views.positions(now), now, "daemon")
+        views = self.views
+        return positions_json(views.positions(now), views.fills_today(now), now, "daemon")
 
     async def positions(self, request: web.Request) -> web.Response:
         return web.json_response(self.body())

@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from service.app.readmodel import ReadModel
 from service.http.api import Api
+from service.http.page import add_page
 from service.ports import PositionDetail
 
 HEARTBEAT_MAX = 5.0  # seconds without a housekeeping round before /healthz fails
@@ -119,6 +120,7 @@ class Ops:
         reconnects: Callable[[], int] = lambda: 0,
         heartbeat_max: float = HEARTBEAT_MAX,
         detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
+        token: str | None = None,
     ) -> None:
         self.views = views
         self.now = now
@@ -130,6 +132,7 @@ class Ops:
         self.registry.register(_ViewsCollector(self))
         self._runner: web.AppRunner | None = None
         self.api = Api(views, now, detail)
+        self.token = token  # asked of every request but /healthz (None: none asked)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -137,6 +140,7 @@ class Ops:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         self.api.add_routes(app)
+        add_page(app, self.token)
         return app
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:

@@ -23,6 +23,7 @@ POSITION_KEYS = {
     "fills_today", "attention",
 }  # fmt: skip
 TRIGGER_KEYS = {"reason", "label", "unit", "value", "threshold", "distance", "left", "reached"}
+FILL_KEYS = {"position", "at", "contracts", "price", "realised"}
 LEG_KEYS = {"right", "strike", "side", "bid", "ask", "age", "delta", "delta_source"}
 
 
@@ -34,7 +35,10 @@ def decimal_or_none(value: Any) -> Decimal | None:
 
 def check_schema(body: dict[str, Any], source: str) -> None:
     """The documented form of ``/api/positions`` and ``status --json`` (docs/status.md)."""
-    assert set(body) == {"schema", "at", "source", "positions"}
+    assert set(body) == {"schema", "at", "source", "positions", "fills_today", "realised_today"}
+    decimal_or_none(body["realised_today"])
+    for f in body["fills_today"]:
+        assert set(f) == FILL_KEYS
     assert (body["schema"], body["source"]) == (1, source)
     for p in body["positions"]:
         assert set(p) == POSITION_KEYS, set(p) ^ POSITION_KEYS
@@ -95,8 +99,11 @@ def test_status_reads_the_running_daemon_marks_and_all_nearest_first(
     lines = table.out.splitlines()
     assert "(from the daemon)" in lines[0]
     assert "\x1b[" not in table.out  # no colour off a terminal
-    shown = {line.split()[0] for line in lines[3:] if not line.startswith("!")}
-    assert shown == {p["id"] for p in positions}  # (marks move: the order may have, too)
+    n = int(lines[0].split()[0])  # "6 open position(s) at ..."
+    shown = {line.split()[0] for line in lines[3 : 3 + n]}
+    assert len(shown) == n
+    assert shown <= {p["id"] for p in positions}  # (one may have closed in between)
+    assert lines[-1].startswith("today: ")
 
 
 @pytest.mark.slow
