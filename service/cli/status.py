@@ -54,9 +54,8 @@ def from_daemon(settings: Settings) -> dict[str, Any] | None:
     if not settings.http or settings.http_port == 0:
         return None
     request = urllib.request.Request(f"{daemon_url(settings)}/api/positions")
-    token = getattr(settings, "http_token", None)
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token.get_secret_value()}")
+    if settings.http_token is not None:
+        request.add_header("Authorization", f"Bearer {settings.http_token.get_secret_value()}")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
             body: dict[str, Any] = json.load(answer)

@@ -4,6 +4,7 @@ process on the simulated market. And the token rule over HTTP."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.error
 import urllib.request
@@ -133,6 +134,11 @@ def test_beyond_loopback_a_token_is_needed_to_start_and_to_read(
         assert status_of(base + "/api/positions", "wrong-token-of-sixteen") == 401
         assert status_of(base + "/api/positions", TOKEN) == 200
         assert status_of(base + "/healthz") == 200
+        port = base.rsplit(":", 1)[1]
+        status = spreadwatch(
+            "status", "--json", SPREADWATCH_HTTP_PORT=port, SPREADWATCH_HTTP_TOKEN=TOKEN, **env
+        )
+        assert json.loads(status.out)["source"] == "daemon"  # its token sent as a bearer
         from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
         with sync_playwright() as p:
