@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from aiohttp import web
@@ -36,6 +36,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from rules.exits import ExitReason
+from service.app.distances import PositionView
 from service.app.readmodel import ReadModel
 from service.http.api import Api
 from service.http.page import add_page
@@ -107,6 +109,33 @@ class _ViewsCollector(Collector):
             "positions no order goes for until a human looks (quarantined)",
             value=len(m.attention),
         )
+        yield from position_gauges(m.positions(self.ops.now()))
+
+
+def position_gauges(views: Sequence[PositionView]) -> Iterator[Metric]:
+    """What the status page draws, per open position (label: its id only, a bounded set):
+    P&L % of max, the nearest trigger's share of its way left, the largest short |delta|."""
+    families = (
+        ("spreadwatch_position_pnl_pct_of_max", "P&L at the mark, as a share of max profit"),
+        (
+            "spreadwatch_position_nearest_trigger_left",
+            "the nearest exit trigger's share of its way from entry still to go (<= 0: reached)",
+        ),
+        ("spreadwatch_position_short_delta", "the largest |delta| of the short legs"),
+    )
+    gauges = [GaugeMetricFamily(name, text, labels=["position"]) for name, text in families]
+    for view in views:
+        near = next((t for t in view.triggers if t.reason is view.nearest), None)
+        delta = next((t for t in view.triggers if t.reason is ExitReason.DELTA_STOP), None)
+        figures = (
+            view.pnl_pct,
+            None if near is None else near.left,
+            None if delta is None else delta.value,
+        )
+        for gauge, figure in zip(gauges, figures, strict=True):
+            if figure is not None:  # (not known: no sample, rather than a made-up 0)
+                gauge.add_metric([view.id], float(figure))
+    yield from gauges
 
 
 class Ops:

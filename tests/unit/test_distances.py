@@ -3,18 +3,26 @@ nearest trigger chosen right at each boundary (the reached ones are those the ru
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
 
+from rules.books import DEFAULT_BOOKS
 from rules.evaluate import DEFAULT_RATES
 from rules.exits import ExitReason, fired
 from rules.model import Quote
+from service.app.book import PositionBook
 from service.app.distances import PositionView, TriggerView, ordered, position_view
+from service.app.readmodel import ReadModel
+from service.http.server import Ops, position_gauges
 from tests.factories import at_dte, call_spread, iron_condor, opened_before, put_spread, state_of
+from tests.support import ROOT
 
 D = Decimal
 LOSS, DELTA, TIME, PROFIT = (
@@ -193,3 +201,47 @@ def test_positions_are_ordered_nearest_trigger_first_a_reached_one_before_all() 
     views = [seen("quiet", None), seen("near", "0.75"), seen("stopped", "1.70")]
     assert [v.id for v in ordered(views)] == ["stopped", "near", "quiet"]
     assert [v.nearest for v in ordered(views)] == [LOSS, PROFIT, TIME]
+
+
+def test_the_metrics_carry_each_positions_pnl_share_nearest_left_and_short_delta() -> None:
+    """The put spread worked by hand above: 45% of max, its first target 0.1 of its way
+    off, a short delta of 0.22; a position without quotes has the time stop's share only."""
+    at = at_dte(30)
+    quotes = [Quote(D("0.73"), D("0.77"), at.now, -0.22), Quote(D("0.18"), D("0.22"), at.now)]
+    seen = position_view(state_of(put_spread()), quotes, at, DEFAULT_RATES)
+    quiet = position_view(
+        state_of(replace(put_spread(), id="quiet")), [None, None], at, DEFAULT_RATES
+    )
+    samples = {
+        (family.name, sample.labels["position"]): sample.value
+        for family in position_gauges([seen, quiet])
+        for sample in family.samples
+    }
+    assert samples == {
+        ("spreadwatch_position_pnl_pct_of_max", "put-1"): 0.45,
+        ("spreadwatch_position_nearest_trigger_left", "put-1"): 0.1,
+        ("spreadwatch_position_short_delta", "put-1"): 0.22,
+        ("spreadwatch_position_nearest_trigger_left", "quiet"): 0.375,
+    }
+
+
+def test_the_sample_grafana_dashboard_reads_only_metrics_the_daemon_exposes() -> None:
+    """docker/grafana-dashboard.json: every spreadwatch_* series its panels ask for is one
+    /metrics names (a renamed metric fails here, not on a trader's empty panel)."""
+    views = ReadModel(PositionBook(dict(DEFAULT_BOOKS), subscribe=lambda leg: None))
+
+    async def ok() -> bool:
+        return True
+
+    ops = Ops(views, lambda: at_dte(30).now, broker_connected=lambda: True, database_ok=ok)
+    exposed = set(re.findall(r"^# TYPE (\w+)", generate_latest(ops.registry).decode(), re.M))
+    exposed |= {f"{name}_total" for name in exposed}  # (counters are scraped as name_total)
+    board = json.loads((ROOT / "docker" / "grafana-dashboard.json").read_text())
+    asked = {
+        name
+        for panel in board["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"spreadwatch_\w+", target["expr"])
+    }
+    assert "spreadwatch_position_nearest_trigger_left" in asked
+    assert asked <= exposed, asked - exposed
