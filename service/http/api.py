@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, is_dataclass
 from datetime import datetime
@@ -28,25 +29,32 @@ SCHEMA_VERSION = 1
 AUDIT_SHOWN = 100  # the newest audit events a position's detail carries
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, looked up once
+
+
 def plain(value: Any) -> Any:
     """``value`` in JSON's types: dataclasses by field, Decimals as exact strings."""
+    kind = type(value)
+    if kind in _SCALARS:  # (most values: first, and by exact type, so an enum is not one)
+        return value
+    if kind is Decimal:
+        return f"{value:f}"
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, Decimal):
-        return f"{value:f}"
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, TriggerView):
-        return {**_fields(value), "reached": value.reached}
-    if is_dataclass(value) and not isinstance(value, type):
-        return _fields(value)
     if isinstance(value, (tuple, list)):
         return [plain(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        names = _NAMES.get(kind)
+        if names is None:
+            names = _NAMES[kind] = tuple(f.name for f in fields(value))
+        out = {name: plain(getattr(value, name)) for name in names}
+        if isinstance(value, TriggerView):
+            out["reached"] = value.reached
+        return out
     return value
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
 
 
 def position_json(view: PositionView) -> dict[str, Any]:
@@ -72,10 +80,12 @@ def positions_json(
 class Api:
     """``/api/positions``, ``/api/positions/{id}`` and ``/api/events`` on the read model.
 
-    ``/api/events`` is server-sent events: an ``positions`` event with the body of
+    ``/api/events`` is server-sent events: a ``positions`` event with the body of
     ``/api/positions`` at once, then whenever it has changed, looked at every ``period``
     seconds in this process's memory (never the database; nothing on the tick path),
-    and a comment line every ``keepalive`` seconds so proxies keep the stream open.
+    and a comment line every ``keepalive`` seconds so proxies keep the stream open. The
+    body is made at most once a ``period``, whoever asks: a second client costs nothing
+    more, and ``/api/positions`` is at most that old.
     """
 
     def __init__(
@@ -89,19 +99,28 @@ class Api:
     ) -> None:
         self.views, self.now, self.detail = views, now, detail
         self.period, self.keepalive = period, keepalive
+        self._made: tuple[float, str, str] | None = None  # (when, body, body without "at")
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/positions", self.positions)
         app.router.add_get("/api/positions/{id}", self.position)
         app.router.add_get("/api/events", self.events)
 
-    def body(self) -> dict[str, Any]:
-        now = self.now()
-        views = self.views
-        return positions_json(views.positions(now), views.fills_today(now), now, "daemon")
+    def body(self) -> tuple[str, str]:
+        """The body of ``/api/positions`` as JSON, and the same without its time (what a
+        change is judged on); made at most once a ``period`` (every client shares it)."""
+        clock = time.monotonic()
+        if self._made is None or clock - self._made[0] >= self.period:
+            now = self.now()
+            views = self.views
+            body = positions_json(views.positions(now), views.fills_today(now), now, "daemon")
+            at = json.dumps(body.pop("at"))
+            rest = json.dumps(body)
+            self._made = (clock, f'{{"at": {at}, {rest[1:]}', rest)
+        return self._made[1], self._made[2]
 
     async def positions(self, request: web.Request) -> web.Response:
-        return web.json_response(self.body())
+        return web.Response(text=self.body()[0], content_type="application/json")
 
     async def position(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -124,10 +143,9 @@ class Api:
         await response.prepare(request)
         sent, quiet = None, 0.0
         while True:
-            body = self.body()
-            text = json.dumps({k: v for k, v in body.items() if k != "at"})
+            body, text = self.body()
             if text != sent:
-                await response.write(f"event: positions\ndata: {json.dumps(body)}\n\n".encode())
+                await response.write(f"event: positions\ndata: {body}\n\n".encode())
                 sent, quiet = text, 0.0
             elif quiet >= self.keepalive:
                 await response.write(b": keepalive\n\n")
