@@ -34,19 +34,12 @@ def _file(name: str) -> str:
     return resources.files("service.http").joinpath("static", name).read_text("utf-8")
 
 
-@web.middleware
-async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The security headers on every response (errors included)."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        response = exc
+async def headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The security headers on every response, as it is prepared (streams and errors
+    too: a stream's headers go before its handler returns)."""
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
-    if isinstance(response, web.HTTPException):
-        raise response
-    return response
 
 
 def guard(token: str) -> tuple[Middleware, Handler]:
@@ -93,7 +86,7 @@ def add_page(app: web.Application, token: str | None) -> None:
 
     app.router.add_get("/", page)
     app.router.add_get("/static/{name}", static)
-    app.middlewares.append(headers)
+    app.on_response_prepare.append(headers)
     if token is not None:
         check, login = guard(token)
         app.middlewares.append(check)

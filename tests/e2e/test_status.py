@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -120,3 +121,26 @@ def test_status_without_a_daemon_reads_the_database_with_blank_marks(db_url: str
     assert {p["nearest"] for p in positions} == {"time_stop"}  # the one figure without quotes
     table = spreadwatch("status", **env)
     assert "no daemon answers: marks are blank" in table.out
+
+
+@pytest.mark.slow
+def test_the_api_details_one_position_and_streams_the_table(daemon: tuple[Daemon, str]) -> None:
+    """``/api/positions/{id}``: the position and its audit trail (404 for an unknown id);
+    ``/api/events``: server-sent events whose first carries the body of /api/positions;
+    the CSP on every response."""
+    _, port = daemon
+    detail = api(port, "/api/positions/SPY-P-10")
+    assert set(detail) == {"schema", "position", "events"}
+    assert detail["position"]["id"] == "SPY-P-10"
+    assert [e["kind"] for e in detail["events"]][:1] == ["imported"]
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        api(port, "/api/positions/NO-SUCH-1")
+    assert unknown.value.code == 404
+    url = f"http://127.0.0.1:{port}/api/events"
+    with urllib.request.urlopen(url, timeout=5) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert "default-src 'none'" in stream.headers["Content-Security-Policy"]
+        assert stream.readline() == b"event: positions\n"
+        data = stream.readline()
+    assert data.startswith(b"data: ")
+    check_schema(json.loads(data[len(b"data: ") :]), "daemon")

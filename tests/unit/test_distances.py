@@ -16,9 +16,17 @@ from prometheus_client import generate_latest
 from rules.books import DEFAULT_BOOKS
 from rules.evaluate import DEFAULT_RATES
 from rules.exits import ExitReason, fired
+from rules.machine import Close, CloseSent, Filled, apply
 from rules.model import Quote
 from service.app.book import PositionBook
-from service.app.distances import PositionView, TriggerView, ordered, position_view
+from service.app.distances import (
+    OrderView,
+    PositionView,
+    TriggerView,
+    Working,
+    ordered,
+    position_view,
+)
 from service.app.readmodel import ReadModel
 from service.http.server import Ops, position_gauges
 from tests.factories import at_dte, call_spread, iron_condor, opened_before, put_spread, state_of
@@ -245,3 +253,17 @@ def test_the_sample_grafana_dashboard_reads_only_metrics_the_daemon_exposes() ->
     }
     assert "spreadwatch_position_nearest_trigger_left" in asked
     assert asked <= exposed, asked - exposed
+
+
+def test_a_working_close_is_shown_with_the_desks_limit_step_and_age() -> None:
+    """The loss stop's close of all 10 sent at a 1.60 mark, 4 filled; the desk walks it at
+    1.65, step 2, sent 12 s ago."""
+    at = at_dte(30)
+    close = Close(10, LOSS, "Loss Stop (150% of credit)", None, None, D("1.60"), D("-600"),
+                  D("-0.6"), (LOSS,))  # fmt: skip
+    state = apply(apply(state_of(put_spread()), CloseSent(close)), Filled(4))
+    working = Working(D("1.65"), 2, at.now - timedelta(seconds=12))
+    view = position_view(state, [None, None], at, DEFAULT_RATES, working=working)
+    assert (view.phase, view.remaining) == ("closing", 6)
+    assert view.order == OrderView("loss_stop", "Loss Stop (150% of credit)", 10, 4, D("1.60"),
+                                   D("1.65"), 2, 12.0)  # fmt: skip
