@@ -4,7 +4,9 @@ from the database alone when no daemon answers (marks blank); the JSON's schema.
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import EXAMPLES, Daemon, spreadwatch
+from tests.support import EXAMPLES, Daemon, spreadwatch, start
 
 START = ("--start", "2026-12-07T10:00:00-05:00")  # a Monday's session, on the simulated market
 POSITION_KEYS = {
@@ -144,3 +146,23 @@ def test_the_api_details_one_position_and_streams_the_table(daemon: tuple[Daemon
         data = stream.readline()
     assert data.startswith(b"data: ")
     check_schema(json.loads(data[len(b"data: ") :]), "daemon")
+
+
+@pytest.mark.slow
+def test_status_watch_redraws_until_ctrl_c_then_exits_0(db_url: str) -> None:
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP_PORT": str(free_port())}
+    assert spreadwatch("positions", "import", str(EXAMPLES / "positions.toml"), **env).code == 0
+    proc = start("status", "--watch", "--every", "0.2", **env)
+    assert proc.stdout is not None
+    deadline = threading.Timer(60, proc.kill)  # a hung watch ends the read below
+    deadline.start()
+    tables = 0
+    while tables < 2:
+        line = proc.stdout.readline()
+        assert line, "the watch ended or hung before its second table"
+        tables += "open position(s) at" in line
+    deadline.cancel()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
