@@ -25,7 +25,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
+from benchmarks.databases import on_database
 from benchmarks.spreads import put_spread_at_mid
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimGateway
@@ -58,7 +58,6 @@ from service.ports import (
     StoredPosition,
     leg_key,
 )
-from service.store import database
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)
@@ -312,24 +311,11 @@ def main() -> None:
         "--page", action="store_true", help="with the status page's event stream open (one client)"
     )
     args = ap.parse_args()
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        asyncio.run(
-            bench(
-                database.async_url(url),
-                args.positions,
-                args.minutes,
-                args.local_greeks,
-                args.pace,
-                args.page,
-            )
+    on_database(
+        lambda url: asyncio.run(
+            bench(url, args.positions, args.minutes, args.local_greeks, args.pace, args.page)
         )
-        return
-    with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
-        asyncio.run(database.upgrade(db.url))
-        asyncio.run(
-            bench(db.url, args.positions, args.minutes, args.local_greeks, args.pace, args.page)
-        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.databases import on_database
 from benchmarks.spreads import put_spread_at_mid
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
@@ -167,13 +168,7 @@ def main() -> None:
             child += ["--monitor", str(args.monitor)]
             subprocess.run(child, check=True)
 
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        run(database.async_url(url))
-        return
-    with tempfile.TemporaryDirectory() as tmp, database.EmbeddedPostgres(Path(tmp)) as db:
-        asyncio.run(database.upgrade(db.url))
-        run(db.url)
+    on_database(run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ one per concern:
   underlying, each ticker as a quote;
 - :mod:`brokers.ib.orders`: place, modify and cancel; statuses, open orders,
   positions; :mod:`brokers.ib.fills`: combo fills (the BAG's execution, else the
-  legs') and their commission reports, whenever they come;
+  legs') and their commission reports, whenever they come; :mod:`brokers.ib.stored`:
+  the fills the store holds (told on start), never passed on again;
 - :mod:`brokers.ib.account`: the account's option positions with their average
   costs, and its legs' executions (the :class:`service.ports.Account` of positions sync);
 - :mod:`brokers.ib.notices`: IB's error and notice messages, acted on by the
@@ -44,6 +45,7 @@ from brokers.ib.contracts import ContractsMixin
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.notices import NoticesMixin
 from brokers.ib.orders import OrdersMixin
+from brokers.ib.stored import StoredFillsMixin
 from rules.clock import new_york
 from service.settings import IbSettings
 
@@ -51,7 +53,13 @@ __all__ = ["BrokerClock", "IbBroker", "NotPaper"]
 
 
 class IbBroker(
-    NoticesMixin, ConnectionMixin, MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin
+    NoticesMixin,
+    ConnectionMixin,
+    MarketDataMixin,
+    OrdersMixin,
+    StoredFillsMixin,
+    AccountMixin,
+    ContractsMixin,
 ):
     """The service's feed, order gateway and account on IB. Each mixin sets up its own state and
     passes the arguments on; this wires ib_async's events to their handlers."""

@@ -17,6 +17,11 @@ report that comes after is passed on as a :class:`service.ports.Commission`
 (the store adds it once, by the leg's execId), and reports still missing are
 asked again with ``reqExecutions`` (IB sends each execution's report again).
 
+An execId that differs from one seen only after the final period is IB's correction
+of it (TWS API, ``Execution.ExecId``), which IB does not say replaces or adds to it
+(erdewit/ib_insync issue 364): never a fill of its own; said, and the positions
+holding its legs need a human (the stored fill is left as it is).
+
 Where IB sends no BAG execution (legs only), the fill is the legs': as many
 spreads as the smallest leg, at the legs' prices (bought +, sold -) times their
 ratios. Either way a combo fill is counted once. A BAG price below zero (a debit
@@ -142,6 +147,14 @@ class Grouper:
     def __init__(self) -> None:
         self.groups: list[Group] = []
         self.where: dict[str, Group] = {}  # execId -> its group
+        self.bases: dict[str, str] = {}  # execId up to its final period -> the execId seen
+
+    def corrects(self, fill: Any) -> str | None:
+        """The execId seen before that ``fill``'s corrects (same but for the digits after
+        the final period), or None: not a correction."""
+        exec_id = fill.execution.execId
+        seen = self.bases.setdefault(exec_id.rpartition(".")[0] or exec_id, exec_id)
+        return None if seen == exec_id else seen
 
     def add(self, fill: Any, size: int) -> Group | None:
         """The fill's group (None: an execution of no combo of ours, or seen before)."""
@@ -222,6 +235,8 @@ class FillsMixin(ContractsMixin):
         return len(trade.contract.comboLegs or []) if trade is not None else 0
 
     def _on_execution(self, trade: Trade, fill: Any) -> None:
+        if self._corrected(fill):
+            return
         group = self._grouper.add(fill, self._size(fill.execution.orderRef, trade))
         if group is None:
             return
@@ -231,6 +246,25 @@ class FillsMixin(ContractsMixin):
             self._pass([group])
         elif group.timer is None:
             group.timer = asyncio.get_running_loop().call_later(FILL_WAIT, self._due, group)
+
+    def _corrected(self, fill: Any) -> bool:
+        """Whether ``fill`` corrects an execution seen before: if so, said, and the
+        positions holding its legs (or its combo fill's) told to need a human."""
+        ex = fill.execution
+        original = self._grouper.corrects(fill) if ex.orderRef else None
+        if original is None:
+            return False
+        group = self._grouper.where.get(original)
+        con_ids = {*(group.legs if group is not None else ()), int(fill.contract.conId)}
+        why = (f"IB corrected execution {original} of order {ex.orderRef} with {ex.execId} "
+               f"({ex.side} {ex.shares:g} at {ex.price:g}): IB does not say whether a "
+               "correction replaces or adds to an execution, so the stored fill is unchanged; "
+               "check it against the account, then void or resume the position")  # fmt: skip
+        _log.warning("ib.execution_corrected", order_ref=ex.orderRef, exec_id=ex.execId,
+                     corrects=original, detail=why)  # fmt: skip
+        for leg in sorted({self._legs[c] for c in con_ids if c in self._legs}):
+            self._trouble(leg, why)
+        return True
 
     def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
         group = self._grouper.report(fill, _commission(report.commission))
@@ -311,10 +345,14 @@ class FillsMixin(ContractsMixin):
         """Today's executions IB has (IB: since midnight in the gateway's zone), each with
         the report ib_async holds for it, in IB's order, grouped into combo fills."""
         fills = with_reports(await self.ib.reqExecutionsAsync(), self.ib.fills())
+        kept = []
         for f in fills:
+            if f.execution.execId not in self._grouper.where and self._corrected(f):
+                continue
+            kept.append(f)
             if self._grouper.add(f, self._size(f.execution.orderRef, None)) is None:
                 self._grouper.report(f)
-        return fills
+        return kept
 
     async def executions(self) -> list[Execution]:
         """Today's combo fills of our orders, each with the reports in so far (on start:

@@ -10,7 +10,7 @@ broker's order events to the service; tests and the demo call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from brokers.sim import seed
 from brokers.sim.broker import SimBroker
 from brokers.sim.market import SimMarket
 from rules.clock import expiry_instant
+from service.logs import get_logger
 from service.ports import (
     Admitted,
     Clock,
@@ -36,6 +37,9 @@ from service.ports import (
 )
 
 TICK = timedelta(milliseconds=250)
+MAX_BEHIND = timedelta(seconds=1)  # market time the market may lag its clock before it skips
+_log = get_logger("spreadwatch.sim")
+BEHIND = "the simulated market fell behind its clock: the quotes due meanwhile are skipped"
 
 
 class SimGateway:
@@ -76,6 +80,9 @@ class SimGateway:
 
     async def open_orders(self) -> list[OrderEvent]:
         return self.broker.open_orders()
+
+    def stored_executions(self, exec_ids: Iterable[str]) -> None:
+        """(The simulated broker passes each execution on once, as it happens.)"""
 
     async def completed_orders(self) -> list[Completed]:
         """(None: the simulated broker keeps every execution, so no outcome is unknown.)"""
@@ -137,9 +144,22 @@ class SimVenue(SimGateway):
     async def run(
         self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
     ) -> None:
-        """(The simulated market serves every leg: ``problems`` is never told.)"""
+        """(The simulated market serves every leg: ``problems`` is never told.) A market
+        more than :data:`MAX_BEHIND` behind the clock (more legs than it can quote at this
+        speed, or a stalled process) skips to it rather than making every quote due
+        meanwhile: each leg is quoted once more, at the clock's time, as a feed under load
+        conflates (said once). Before, the quotes due piled up with the lag, in memory and
+        in time, and the lag grew with them."""
+        said = False
         while True:
-            updates, happened = self.step(self.clock.now())
+            now = self.clock.now()
+            if now - self.market.now > MAX_BEHIND:
+                if not said:
+                    said = True
+                    _log.warning("sim.behind", behind=str(now - self.market.now),
+                                 legs=len(self.market.subscribed), detail=BEHIND)  # fmt: skip
+                self.market.skip_to(now - TICK)
+            updates, happened = self.step(now)
             if updates:
                 quotes(updates)
             if happened:

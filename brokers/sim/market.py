@@ -190,6 +190,17 @@ class SimMarket:
     def subscribed(self) -> set[LegKey]:
         return set(self._due)
 
+    def skip_to(self, t: datetime) -> None:
+        """Move to ``t`` quoting nothing on the way: a market that fell behind its clock
+        catches up (as a feed under load conflates), each leg next due at ``t``; the paths
+        move on when next asked."""
+        if t <= self.now:
+            return
+        for leg, due in self._due.items():
+            if due < t:
+                self._due[leg] = t
+        self.now = t
+
     def step(self, now: datetime) -> list[LegUpdate]:
         """Move the market to ``now``: every quote due by then, in time order."""
         if now < self.now:

@@ -1,6 +1,7 @@
 """The runner: start-up, then the monitor and the order desk beside the broker's feed.
 
-:meth:`Runner.load` reconciles the store's live orders with the broker, then
+:meth:`Runner.load` tells the broker which executions the store holds (never passed on
+again), reconciles the store's live orders with the broker, then
 builds the exit states from the store (what remains, what profit targets have
 closed, which order still works), then says where the account's holdings
 differ from what the open positions imply.
@@ -19,7 +20,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from service.app.book import PositionBook
 from service.app.holdings import HoldingsCheck
@@ -90,6 +91,7 @@ class Runner:
         (or those of ``only``) and subscribe its legs. Returns the reconciliation's lines."""
         # every connection the running loop will use, opened now (not on the order path)
         await self.store.warm(self.workers + 2)
+        await self._stored_fills(now)
         done = await self.reconciler.orders(now)
         live = {o.position_id: o for o in await self.store.live_orders()}
         # (one not working at the broker has been ended by the reconciliation)
@@ -110,6 +112,15 @@ class Runner:
         done += await self.reconciler.holdings(expected)
         self.views.realised_before(await self.store.realised())  # FILLED lines' totals
         return done
+
+    async def _stored_fills(self, now: datetime) -> None:
+        """The broker told which executions the store holds, before it reconciles and before
+        its stream starts: none is passed on as missed (a day before the earliest it reports:
+        a gateway's day may start before New York's)."""
+        gateway = self.reconciler.gateway
+        since = gateway.executions_from(now)
+        day = None if since is None else since - timedelta(days=1)
+        gateway.stored_executions(await self.store.fill_ids(day))
 
     def _legs_of(self, position_id: str) -> list[LegKey]:
         """The contracts of a watched position (none: not watched)."""

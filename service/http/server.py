@@ -12,7 +12,7 @@ API (:mod:`service.http.api`: ``/api/positions``, ``/api/positions/{id}``, ``/ap
   twice, and the tick path only bumps plain counters):
   updates processed, evaluations, decisions by reason, order events by
   status, fill latency, quote age per position, open positions, contracts
-  remaining, reconnects.
+  remaining, reconnects, asyncio tasks alive.
 
 It binds to 127.0.0.1 unless configured (``http_host``; the container image
 sets its own interface).
@@ -20,6 +20,7 @@ sets its own interface).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -104,10 +105,20 @@ class _ViewsCollector(Collector):
         yield CounterMetricFamily(
             "spreadwatch_reconnects", "broker reconnects", value=self.ops.reconnects()
         )
+        yield from self._standing(m)
+
+    def _standing(self, m: ReadModel) -> Iterator[Metric]:
+        """What stands now: the positions needing a human, the loop's tasks alive, and each
+        open position's gauges (what the status page draws)."""
         yield GaugeMetricFamily(
             "spreadwatch_positions_needing_attention",
             "positions no order goes for until a human looks (quarantined)",
             value=len(m.attention),
+        )
+        yield GaugeMetricFamily(  # (scraped in the loop's thread: its tasks, each a coroutine)
+            "spreadwatch_asyncio_tasks",
+            "asyncio tasks alive in the daemon (flat over a long run)",
+            value=len(asyncio.all_tasks()),
         )
         yield from position_gauges(m.positions(self.ops.now()))
 

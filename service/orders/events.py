@@ -98,8 +98,8 @@ class EventWriter:
                     commission="pending" if e.commission is None else str(e.commission),
                     remaining=applied.remaining,
                 )
-        if event.status is OrderStatus.WORKING:
-            await self.store.order_sent(ref, "working", event.broker_order_id, event.perm_id)
+        if event.status in (OrderStatus.SUBMITTED, OrderStatus.WORKING):  # acknowledged
+            await self.store.order_sent(ref, event.status, event.broker_order_id, event.perm_id)
         elif event.status in ENDED_STATUSES:
             await self.store.end_order(ref, event.status, event.reason)
             self.working.done(ref)

@@ -132,8 +132,8 @@ class LiveExecutor:
                 placed.append((k, req, order))
             elif not isinstance(refused_by, AWAY):
                 results[k] = NotPlaced(str(refused_by))
-        if placed:
-            await self.store.orders_sent([order.order_ref for _, _, order in placed])
+        if placed:  # queued: handed to the broker, submitted once it acknowledges them
+            await self.store.orders_sent([order.order_ref for _, _, order in placed], "queued")
         for k, req, order in placed:
             results[k] = order.order_ref
             _log.info(

@@ -8,7 +8,10 @@ reports (IB: today's only; a daemon down overnight after a late fill) may have f
 unseen: it is ended, and the account decides once the positions are loaded
 (:meth:`Reconciler.unseen`): where the account holds what the open positions imply on
 each of the position's legs, it did not fill (said so); else the position needs
-attention, with the holdings, rather than traded on as if nothing had happened.
+attention, with the holdings, rather than traded on as if nothing had happened. An order
+still ``queued`` (handed to the broker's client, never acknowledged) that the broker
+neither works, lists nor filled today never reached it: ended as cancelled, no alarm;
+one the broker works is recorded as acknowledged (``submitted``) and adopted.
 :meth:`Reconciler.holdings` runs after: it says where the account holds other than the
 open positions imply (not fixed: closes of those legs are refused until a human looks).
 """
@@ -30,12 +33,15 @@ from service.ports import (
     Fill,
     LegKey,
     OrderGateway,
+    OrderStatus,
     Store,
     StoredOrder,
 )
 
 _log = get_logger("spreadwatch.orders")
 _monitor_log = get_logger("spreadwatch.monitor")
+NOT_WORKING = "not working at the broker on start"
+NEVER_SENT = "queued, never acknowledged: never reached the broker"
 
 
 def unknown_outcome(order_ref: str, placed: datetime) -> str:
@@ -125,6 +131,8 @@ class Reconciler:
                 await self.store.mark_attention(order.position_id, working[ref].foreign)
                 done.append(f"{ref}: {working[ref].foreign}: its position needs attention")
             elif ref in working:
+                if order.status is OrderStatus.QUEUED:  # the broker has it: acknowledged
+                    await self.store.order_sent(ref, "submitted")
                 if self.working.live_for(order.position_id) is None:
                     self.working.adopt(order, now)
                     done.append(f"{ref}: working at the broker: adopted")
@@ -163,7 +171,8 @@ class Reconciler:
             await self.store.end_order(ref, "cancelled", why)
             self._unseen.append(Unseen(ref, order.position_id, order.created_at))
             return f"{ref}: {why}: ended; the account's holdings decide"
-        detail = "not working at the broker on start"
+        # (queued: handed to the broker's client, which never sent it)
+        detail = NEVER_SENT if order.status is OrderStatus.QUEUED else NOT_WORKING
         await self.store.end_order(ref, "cancelled", detail)
         return f"{ref}: {detail}: ended as cancelled"
 

@@ -3,7 +3,7 @@ connections), the broker's (orders, the feed, the account, admission) and the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
@@ -120,7 +120,7 @@ class OrderStore(Protocol):
         self, items: Sequence[tuple[CloseIntent, Decision | None]]
     ) -> list[str | None]: ...
 
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None: ...
+    async def orders_sent(self, refs: Sequence[str], status: str = "queued") -> None: ...
 
     async def order_attempts(self) -> dict[tuple[str, int | None], int]: ...
 
@@ -155,6 +155,10 @@ class OrderStore(Protocol):
     async def end_order(self, order_ref: str, status: str, detail: str = "") -> None: ...
 
     async def live_orders(self) -> list[StoredOrder]: ...
+
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        """The exec ids of the fills recorded at or after ``since`` (None: all)."""
+        ...
 
 
 class StoreControl(Protocol):
@@ -208,6 +212,11 @@ class OrderGateway(Protocol):
         ...
 
     async def open_orders(self) -> list[OrderEvent]: ...
+
+    def stored_executions(self, exec_ids: Iterable[str]) -> None:
+        """The executions the store holds (told on start, before :meth:`executions` and
+        before the stream starts): never passed on as events again."""
+        ...
 
     async def completed_orders(self) -> list[Completed]:
         """The orders the broker lists as done (IB: the current day's), with what filled."""

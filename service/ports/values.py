@@ -18,7 +18,8 @@ class OrderStatus(StrEnum):
     """A close order's status in the store."""
 
     INTENT = "intent"  # written, not yet sent
-    SUBMITTED = "submitted"
+    QUEUED = "queued"  # handed to the broker's client, not yet acknowledged by the broker
+    SUBMITTED = "submitted"  # acknowledged: the broker has it (not yet working)
     WORKING = "working"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
@@ -34,7 +35,8 @@ class OrderStatus(StrEnum):
 FINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 
 
-SENT_STATUSES = frozenset({OrderStatus.SUBMITTED, OrderStatus.WORKING})  # order_sent's
+# order_sent's: handed to the broker, then acknowledged by it
+SENT_STATUSES = frozenset({OrderStatus.QUEUED, OrderStatus.SUBMITTED, OrderStatus.WORKING})
 
 
 ENDED_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED})  # end_order's

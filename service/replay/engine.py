@@ -56,6 +56,7 @@ from service.replay.rows import (
     parse_price,
     parse_units,
     row_of,
+    shaped,
     unparseable,
 )
 
@@ -180,12 +181,10 @@ class Replay:
     # rare (a new leg, a bad row, a new second) is done in functions of its own.
     def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:  # noqa: PLR0915
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
-        price_units = self._units
         latest, gates = self.watchlist.latest, self.watchlist.gates
-        bad, judge = summary.bad, self._judge
-        stamps = self._stamps
-        last_ts_text, prefix, base, tails = stamps.last, stamps.prefix, stamps.base, stamps.tails
-        # (prefix: "YYYY-MM-DDTHH:MM:SS", or "\0" that no timestamp starts with)
+        bad, judge, price_units, stamps = summary.bad, self._judge, self._units, self._stamps
+        last_ts_text, prefix, base = stamps.last, stamps.prefix, stamps.base
+        width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
         line, idle, screened = 1, 0, 0
         for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
             if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
@@ -219,10 +218,12 @@ class Replay:
                 bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                 continue
             if ts_text != last_ts_text:
-                if ts_text.startswith(prefix) and ts_text[19:] in tails and ts_text > last_ts_text:
-                    last_ts_text = ts_text  # the same second, later: no parsing (Stamps)
-                elif _later(stamps, ts_text, last_ts_text):  # a new second, parsed
+                same = ts_text.startswith(prefix) and shaped(ts_text, width, zone, end)
+                if same and ts_text[:cut] >= last_ts_text[:cut]:
+                    last_ts_text = ts_text  # the same second, not earlier: no parsing (Stamps)
+                elif _later(stamps, ts_text, last_ts_text):  # a new second, or parsed
                     last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
+                    width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
                 else:
                     bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                     continue

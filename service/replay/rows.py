@@ -153,9 +153,9 @@ def naive_utc_of(instant: datetime) -> datetime:
 
 
 # A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail
-_TAIL = re.compile(r"(?:\.[0-9]{1,6})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
+_TAIL = re.compile(r"(?:\.[0-9]{1,9})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
 _NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none starts so
-TAILS_LIMIT = 4096  # tails kept for one offset: a millisecond clock has 1,000
+KEPT_DIGITS = 6  # fraction digits a parse keeps (datetime: microseconds; more are cut)
 
 
 def _canonical(text: str) -> bool:
@@ -163,30 +163,42 @@ def _canonical(text: str) -> bool:
     return text[4] == text[7] == "-" and text[10] == "T" and text[13] == text[16] == ":"
 
 
+def shaped(text: str, width: int, zone: str, end: int) -> bool:
+    """``text`` has the last canonical timestamp's shape: its length, its zone, and (where
+    it has one, up to ``end``) a fraction of ASCII digits. Two such texts of one second
+    order as their instants do, digit by digit."""
+    if len(text) != width or not text.endswith(zone):
+        return False
+    return end == 19 or (text[19] == "." and text[20:end].isdigit() and text.isascii())
+
+
 class Stamps:
     """The rows' timestamps: parsed where it matters, compared as text where that is exact.
 
-    Most rows fall in the same second as the row before and differ from it only
-    in the fraction (``.021-05:00``). For a timestamp of the canonical shape
-    ``YYYY-MM-DDTHH:MM:SS`` + tail, the loop keeps the accepted second's text
-    (``prefix``), that second as naive UTC (``base``, what gates compare) and
-    the tails already parsed with one offset and one length (``tails``). A row
-    with that prefix, a known tail and a text greater than the last accepted
-    one is a valid timestamp later than it: fields of one width and one offset
-    order as their text does. Any other row is parsed here (:meth:`accept`);
-    the exact instant of a row is worked out only when it is judged.
+    Most rows fall in the same second as the row before, or the next one, and have
+    its shape: ``YYYY-MM-DDTHH:MM:SS``, a fraction of as many digits, the same offset
+    (``.021-05:00``, ``.123456789Z``). The loop keeps the accepted second's text
+    (``prefix``), that second as naive UTC (``base``, what gates compare) and the
+    shape (``width``, ``zone``, the fraction's ``end``). A row of that shape whose text,
+    to the digits a parse keeps (``cut``: microseconds), is not below the last accepted
+    one's is a valid timestamp not before it: fields of one width and one offset order
+    as their text does. Its cost does not depend on having seen its fraction before
+    (any digits, any width). Any other row is parsed here (:meth:`accept`); the exact
+    instant of a row is worked out only when it is judged.
     """
 
     __slots__ = (
         "base",
+        "cut",
+        "end",
         "last",
         "now",
         "now_text",
         "offset",
         "offsets",
         "prefix",
-        "shape",
-        "tails",
+        "width",
+        "zone",
     )
 
     def __init__(self) -> None:
@@ -196,17 +208,22 @@ class Stamps:
         self.now_text = ""
         self.base = datetime.min  # noqa: DTZ901  (last's second, naive UTC)
         self.prefix = _NO_PREFIX  # last's "YYYY-MM-DDTHH:MM:SS" when canonical
-        self.tails: set[str] = set()  # tails parsed in canonical rows, all of ``shape``
-        self.shape = ("", 0)  # their offset and length
-        self.offset = timedelta(0)  # their offset's value
+        self.width = 0  # the shape of the last canonical timestamp: its length,
+        self.zone = "\0"  # its zone ("Z" or "+hh:mm"),
+        self.end = 19  # where its fraction ends (19: none),
+        self.cut = 19  # and where the digits a parse keeps end
+        self.offset = timedelta(0)  # its zone's value
         self.offsets: dict[str, timedelta] = {}  # "+hh:mm" -> its value
 
     def instant(self, text: str) -> datetime:
         """``text`` as naive UTC; ValueError if it is no timestamp with an offset."""
         offset = self.offsets.get(text[-6:])
         if offset is not None:  # a "+hh:mm" seen before: the wall clock less it (faster)
-            local = datetime.fromisoformat(text[:-6])
-            if local.tzinfo is None:
+            try:
+                local = datetime.fromisoformat(text[:-6])
+            except ValueError:  # (CPython reads some texts only with their offset:
+                local = None  # "...00.002000x00-05:00" is 10:00:00.002 there; a full parse)
+            if local is not None and local.tzinfo is None:
                 return local - offset
         return _naive_utc(text, self.offsets)
 
@@ -220,10 +237,13 @@ class Stamps:
     def accept(self, text: str, last: str) -> bool:
         """Take ``text`` as the timestamp after ``last``: False if it goes backwards;
         ValueError if it is no timestamp with an offset."""
-        if self.prefix is not _NO_PREFIX and text[19:] in self.tails and _canonical(text):
-            # a new second, canonical, of the last one's shape: compared as text
+        if (
+            self.prefix is not _NO_PREFIX
+            and shaped(text, self.width, self.zone, self.end)
+            and _canonical(text)
+        ):  # a new second, canonical, of the last one's shape: compared as text
             base = datetime.fromisoformat(text[:19]) - self.offset
-            if text < last:
+            if text[: self.cut] < last[: self.cut]:
                 return False
             self.prefix, self.base = text[:19], base
             return True
@@ -234,18 +254,16 @@ class Stamps:
         self.now_text = text
         self.base = ts.replace(microsecond=0)
         if len(text) > 19 and _canonical(text) and _TAIL.fullmatch(text, 19):
-            tail = text[19:]
-            shape = ("Z" if tail[-1] == "Z" else tail[-6:], len(tail))
-            if shape != self.shape or len(self.tails) >= TAILS_LIMIT:
-                self.tails.clear()
-                self.shape = shape
+            zone = "Z" if text[-1] == "Z" else text[-6:]
+            end = len(text) - len(zone)
+            if (zone, len(text)) != (self.zone, self.width):
                 self.offset = datetime.fromisoformat(text[:19]) - self.base
-            self.tails.add(tail)
+            self.width, self.zone, self.end = len(text), zone, end
+            self.cut = min(end, 20 + KEPT_DIGITS)
             self.prefix = text[:19]
-        else:  # (no tails either: the loop's fast path cannot match)
+        else:  # (no shape either: the loop's fast path cannot match)
             self.prefix = _NO_PREFIX
-            self.tails.clear()
-            self.shape = ("", 0)
+            self.width, self.zone, self.end, self.cut = 0, "\0", 19, 19
         return True
 
 

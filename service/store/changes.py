@@ -39,8 +39,16 @@ from service.store.rows import event_values
 # the position's status once a close intent is written, and once its order ended
 ON_INTENT = TRANSITIONS[(Phase.OPEN, EventKind.CLOSE_SENT)]
 ON_END = TRANSITIONS[(Phase.CLOSING, EventKind.ORDER_ENDED)]
-# order statuses no "submitted"/"working" replaces: the broker's word comes in any order
-ONWARD = FINAL_ORDER_STATUSES | {OrderStatus.PARTIALLY_FILLED}
+# what each sent status replaces: the broker's word comes in any order, and an order only
+# goes on (queued, written once the order is handed to the broker, never replaces the
+# acknowledgement written before it; nothing replaces partly filled or a final status)
+REPLACES: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.QUEUED: frozenset({OrderStatus.INTENT}),
+    OrderStatus.SUBMITTED: frozenset({OrderStatus.INTENT, OrderStatus.QUEUED}),
+    OrderStatus.WORKING: frozenset(
+        {OrderStatus.INTENT, OrderStatus.QUEUED, OrderStatus.SUBMITTED, OrderStatus.WORKING}
+    ),
+}
 
 
 PRICE = Decimal("0.000001")  # an order's average price
@@ -133,7 +141,7 @@ def intent_refusal(
 
 
 def sent_status(status: str) -> OrderStatus:
-    """``order_sent``'s status, checked: submitted or working."""
+    """``order_sent``'s status, checked: queued, submitted or working."""
     if status not in SENT_STATUSES:
         raise ValueError(status)
     return OrderStatus(status)

@@ -257,29 +257,24 @@ class InMemoryStore:
             self._audit(rows.decision_values(pid, stored.remaining, decision, quotes))
         self._audit(rows.intent_values(intent, stored.remaining))
 
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
+    async def orders_sent(self, refs: Sequence[str], status: str = "queued") -> None:
         sent = changes.sent_status(status)
         for ref in refs:
             order = self._orders.get(ref)
-            if order is None or order.status in changes.ONWARD:
+            if order is None or order.status not in changes.REPLACES[sent]:
                 continue
             self._orders[ref] = replace(order, status=sent, updated_at=_now())
             self._audit(self._sent_values(order, sent, None))
 
-    async def order_sent(
-        self,
-        order_ref: str,
-        status: str,
-        broker_order_id: int | None = None,
-        perm_id: int | None = None,
-    ) -> None:
+    async def order_sent(self, order_ref: str, status: str, broker_order_id: int | None = None,
+                         perm_id: int | None = None) -> None:  # fmt: skip
         sent = changes.sent_status(status)
         order = self._orders.get(order_ref)
         if order is None:
             raise changes.no_order(order_ref)
         after = replace(
             order,
-            status=order.status if order.status in changes.ONWARD else sent,
+            status=sent if order.status in changes.REPLACES[sent] else order.status,
             broker_order_id=broker_order_id or order.broker_order_id,
             perm_id=perm_id or order.perm_id,
         )
@@ -370,6 +365,9 @@ class InMemoryStore:
 
     async def live_orders(self) -> list[StoredOrder]:
         return [o for o in self._orders.values() if not o.status.final]
+
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        return {i for i, f in self._fills.items() if since is None or f.time >= since}
 
     # Control ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +32,7 @@ from service.ports import (
 from service.store import changes, driver, rows, sql
 from service.store.driver import edge
 from service.store.positions import SqlBase
-from service.store.schema import CloseOrderRow, ExitEventRow, PositionRow
+from service.store.schema import CloseOrderRow, ExitEventRow, FillRow, PositionRow
 
 FILL_TRIES = 1000  # reads and writes of one fill while other writers change its position
 
@@ -125,7 +126,7 @@ class SqlOrders(SqlBase):
         return again
 
     @edge
-    async def orders_sent(self, refs: Sequence[str], status: str = "submitted") -> None:
+    async def orders_sent(self, refs: Sequence[str], status: str = "queued") -> None:
         """:meth:`order_sent` for several orders (no broker ids yet), in one statement: the
         orders not yet further along take ``status``, and the audit trail says so."""
         sent = changes.sent_status(status)
@@ -140,7 +141,8 @@ class SqlOrders(SqlBase):
         broker_order_id: int | None = None,
         perm_id: int | None = None,
     ) -> None:
-        """The broker has the order: submitted, or working; its ids are kept."""
+        """The order is the broker's: queued (handed to it), submitted (acknowledged), or
+        working; its ids are kept. A status only goes on (:data:`changes.REPLACES`)."""
         sent = changes.sent_status(status)
         args = (order_ref, sent.value, rows.order_kind(sent), broker_order_id or None)
         async with driver.driver(self._engine, "order sent") as conn:
@@ -289,6 +291,15 @@ class SqlOrders(SqlBase):
                 await s.scalars(select(CloseOrderRow).where(CloseOrderRow.status.not_in(_FINAL)))
             ).all()
         return [rows.order_of(r) for r in found]
+
+    @edge
+    async def fill_ids(self, since: datetime | None = None) -> set[str]:
+        """The exec ids of the fills at or after ``since`` (None: all)."""
+        query = select(FillRow.exec_id)
+        if since is not None:
+            query = query.where(FillRow.time >= since)
+        async with self._sessions() as s:
+            return set((await s.scalars(query)).all())
 
 
 def _text(value: object) -> str | None:

@@ -57,7 +57,7 @@ class SqlStore(SqlPositions, SqlOrders):
             conn = await self._engine.connect()
             raw: Any = (await conn.get_raw_connection()).driver_connection
             await raw.fetch(sql.INTENTS, "[]")
-            await raw.execute(sql.SENT_MANY, [], "submitted", "")
+            await raw.execute(sql.SENT_MANY, [], "queued", "")
             await raw.fetchrow(sql.SENT, "", "working", "", None, None, None)
             await raw.fetchrow(sql.FILL_READ, "", "")
             zero, now = Decimal(0), datetime.now(UTC)

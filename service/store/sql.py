@@ -8,11 +8,18 @@ never restated here.
 from __future__ import annotations
 
 from service.ports import FINAL_ORDER_STATUSES
-from service.store.changes import ON_INTENT, ONWARD
+from service.store.changes import ON_INTENT, REPLACES
 from service.store.rows import sql_list
 
 _FINAL = sql_list(FINAL_ORDER_STATUSES)
-_ONWARD = sql_list(ONWARD)
+
+
+def _takes(status: str) -> str:
+    """SQL: whether an order's ``status`` (a column) takes the sent status $2 (an order
+    only goes on: :data:`service.store.changes.REPLACES`)."""
+    cases = " ".join(f"WHEN '{s}' THEN {status} IN ({sql_list(b)})" for s, b in REPLACES.items())
+    return f"(CASE CAST($2 AS text) {cases} ELSE false END)"
+
 
 # Close intents in one statement: the positions that can take them are updated (row locks,
 # re-checked after any wait), their orders inserted, and the audit rows (the decision, then
@@ -75,9 +82,10 @@ FROM positions p WHERE p.id = ANY($1)
 
 REFS_TAKEN = "SELECT order_ref FROM close_orders WHERE order_ref = ANY($1)"
 
-# The broker has an order (submitted or working, with its ids), in one statement under the
-# position's row lock taken first (as every writer does): the broker's word comes in any
-# order, so a status already further along (partly filled, final) stays; the audit row.
+# The broker has an order (queued, submitted or working, with its ids), in one statement
+# under the position's row lock taken first (as every writer does): the broker's word comes
+# in any order, so a status already further along (acknowledged, partly filled, final)
+# stays; the audit row.
 # No row back: no such order.
 SENT = f"""
 WITH lk AS (
@@ -87,11 +95,11 @@ WITH lk AS (
 ),
 o AS (
     UPDATE close_orders c SET
-        status = CASE WHEN c.status IN ({_ONWARD}) THEN c.status ELSE $2 END,
+        status = CASE WHEN {_takes("c.status")} THEN $2 ELSE c.status END,
         broker_order_id = coalesce(CAST($4 AS bigint), c.broker_order_id),
         perm_id = coalesce(CAST($5 AS bigint), c.perm_id),
         updated_at = CASE  -- (the ORM's onupdate: only when something changes)
-            WHEN c.status NOT IN ({_ONWARD}) AND c.status <> $2 THEN now()
+            WHEN {_takes("c.status")} AND c.status <> $2 THEN now()
             WHEN c.broker_order_id IS DISTINCT FROM
                  coalesce(CAST($4 AS bigint), c.broker_order_id) THEN now()
             WHEN c.perm_id IS DISTINCT FROM coalesce(CAST($5 AS bigint), c.perm_id)
@@ -113,7 +121,7 @@ SELECT position_id FROM o
 SENT_MANY = f"""
 WITH sent AS (
     UPDATE close_orders SET status = $2, updated_at = now()
-    WHERE order_ref = ANY($1) AND status NOT IN ({_ONWARD})
+    WHERE order_ref = ANY($1) AND {_takes("status")}
     RETURNING order_ref, position_id
 )
 INSERT INTO exit_events (position_id, kind, order_ref, contracts_remaining)

@@ -75,6 +75,7 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
                 seen["ready"] = await get(port, "/readyz")
                 seen["healthy"] = await get(port, "/healthz")
                 seen["before"] = metrics((await get(port, "/metrics"))[1])
+                seen["tasks"] = len(asyncio.all_tasks())
                 broker.drop()
                 seen["dropped"] = await get(port, "/readyz")
                 await run_for(
@@ -136,6 +137,8 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
     assert before['spreadwatch_quote_age_seconds{position="P1"}'] < 1
     assert after["spreadwatch_reconnects_total"] == 0
     assert before["spreadwatch_positions_needing_attention"] == 0
+    # the tasks alive: this test's and the server's, and the scrape's own while it runs
+    assert before["spreadwatch_asyncio_tasks"] == seen["tasks"] + 1
     assert seen["attention"]["spreadwatch_positions_needing_attention"] == 1
     status, body = seen["attention_ready"]  # (listed, not a failure: the rest trade)
     assert (status, json.loads(body)["needs_attention"]) == (

@@ -33,6 +33,10 @@ POSITION = vertical()  # SPY 450/445 P x10, expiry 2027-04-16
 class Seen:
     quotes: list[LegUpdate] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
+    problems: list[tuple[LegKey, str]] = field(default_factory=list)  # legs IB cannot serve
+
+    def problem(self, leg: LegKey, why: str) -> None:
+        self.problems.append((leg, why))
 
     async def until(self, check: Callable[[], bool], seconds: float = 5.0) -> None:
         for _ in range(int(seconds / 0.02)):
@@ -80,7 +84,9 @@ def session(work: Work, *, account: str = "DU1234567", **settings: Any) -> Any:
         async with on_fake(account=account, **settings) as (broker, gateway):
             seen = Seen()
             await broker.qualify([SHORT, LONG])
-            streaming = asyncio.create_task(broker.run(seen.quotes.extend, seen.events.extend))
+            streaming = asyncio.create_task(
+                broker.run(seen.quotes.extend, seen.events.extend, seen.problem)
+            )
             try:
                 return await work(broker, gateway, seen)
             finally:

@@ -193,3 +193,28 @@ def test_a_bag_fill_at_a_credit_is_passed_on_and_said_not_dropped() -> None:
     assert [(e["order_ref"], e["price"]) for e in said] == [
         ("P1:stop:1", str(fill.execution.price))
     ]
+
+
+def test_an_execution_ib_corrects_is_not_a_second_fill_and_its_positions_need_a_human() -> None:
+    """IB corrects an execution with an execId that differs only after the final period
+    (".02" corrects ".01"), without saying whether it replaces or adds. Before, the
+    correction was a second fill of 4 (8 closed of 4 ordered); now the fill stands as it
+    was, and the legs' positions are told to need a human, with both execution ids."""
+
+    async def work(broker: IbBroker, gateway: FakeGateway, seen: Seen) -> Any:
+        await close_four(broker, gateway, seen)
+        [first] = fills(seen)
+        gateway.correct("P1:stop:1", Decimal("1.50"))
+        await seen.until(lambda: len(seen.problems) == 2)
+        await asyncio.sleep(0.5)
+        return first, fills(seen), seen.problems, await broker.executions()
+
+    first, passed, problems, executions = session(work)
+    assert first.execution is not None
+    assert passed == [first]
+    assert {leg for leg, _ in problems} == {SHORT, LONG}
+    original = first.execution.exec_id
+    why = problems[0][1]
+    assert why.startswith(f"IB corrected execution {original} of order P1:stop:1 with "
+                          f"{original[:-2]}02 (BOT 4 at 1.5): ")  # fmt: skip
+    assert [e.exec_id for e in executions] == [original]

@@ -3,6 +3,7 @@ nearest trigger chosen right at each boundary (the reached ones are those the ru
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import replace
@@ -242,7 +243,11 @@ def test_the_sample_grafana_dashboard_reads_only_metrics_the_daemon_exposes() ->
         return True
 
     ops = Ops(views, lambda: at_dte(30).now, broker_connected=lambda: True, database_ok=ok)
-    exposed = set(re.findall(r"^# TYPE (\w+)", generate_latest(ops.registry).decode(), re.M))
+
+    async def scrape() -> str:  # (in the loop's thread, as the daemon's server scrapes)
+        return generate_latest(ops.registry).decode()
+
+    exposed = set(re.findall(r"^# TYPE (\w+)", asyncio.run(scrape()), re.M))
     exposed |= {f"{name}_total" for name in exposed}  # (counters are scraped as name_total)
     board = json.loads((ROOT / "docker" / "grafana-dashboard.json").read_text())
     asked = {

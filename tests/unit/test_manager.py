@@ -139,6 +139,7 @@ def test_a_profit_close_is_written_sent_and_filled(desk: Callable[..., Any]) -> 
         "imported",
         "decision",
         "close intent",
+        "order queued",
         "order submitted",
         "order working",
         "filled",

@@ -175,3 +175,42 @@ def test_a_selloff_moves_a_put_spread_toward_its_loss_stop() -> None:
     assert after.delta is not None
     assert before.delta is not None
     assert after.delta < before.delta - 0.1
+
+
+def test_a_market_far_behind_its_clock_skips_ahead_instead_of_making_every_quote() -> None:
+    """The daemon's simulated venue at a speed its legs cannot be quoted at (or a stalled
+    process): its clock an hour ahead of the market. Each leg is quoted about once, at
+    the clock's time, where before every quote due in the hour was made (14,400 a leg,
+    held in memory at once, and the lag grew with them: 230 MB to 1.1 GB of resident
+    memory in three simulated days of benchmarks/soak.py at 3000x)."""
+    import asyncio  # noqa: PLC0415
+
+    from brokers.sim.broker import SimBroker  # noqa: PLC0415
+    from brokers.sim.gateway import SimVenue  # noqa: PLC0415
+    from service.clock import ManualClock  # noqa: PLC0415
+    from service.ports import LegUpdate  # noqa: PLC0415
+
+    async def main() -> tuple[list[LegUpdate], list[LegUpdate]]:
+        clock = ManualClock(START)
+        venue = SimVenue(market(), SimBroker(), clock)
+        venue.subscribe(PUT)
+        venue.subscribe(CALL)
+        got: list[LegUpdate] = []
+        running = asyncio.create_task(venue.run(got.extend, lambda events: None))
+        for _ in range(8):  # a second of market time, stepped as the loop does
+            clock.now_ += timedelta(milliseconds=125)
+            await asyncio.sleep(0)
+        before = list(got)
+        clock.now_ += timedelta(hours=1)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        running.cancel()
+        return before, got[len(before) :]
+
+    before, after = asyncio.run(main())
+    assert {u.leg for u in before} == {PUT, CALL}
+    assert 2 <= len(after) <= 4
+    assert {u.leg for u in after} == {PUT, CALL}
+    assert min(u.quote.ts for u in after) >= START + timedelta(hours=1, seconds=1) - timedelta(
+        milliseconds=250
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from brokers.ib.fake.base import Session
 from brokers.ib.fake.instrument import Instrument
@@ -60,6 +61,13 @@ def execution_rows(
         rows.append(Row(f"{prefix}{k + 1:04x}.01.01", ins.fields_without_primary(), side,
                         execution.quantity * ratio, price, execution.time + LEG_LAG))  # fmt: skip
     return rows
+
+
+def exec_details(req_id: int, order: Any, r: Row, time: str, account: str) -> tuple[object, ...]:
+    """execDetails of row ``r`` of ``order``'s fill (``time``: as the gateway writes it)."""
+    return (11, req_id, order.order_id, *r.contract, r.exec_id, time, account, "SMART", r.side,
+            r.shares, r.price, order.perm_id, order.client_id, 0, r.shares, r.price, order.ref,
+            "", "", "", 0)  # fmt: skip
 
 
 def send_report(s: Session, exec_id: str, amount: Decimal) -> None:

@@ -11,7 +11,7 @@ answers every placeOrder (what-if included) and cancel with 321."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,7 +27,7 @@ from brokers.ib.codes import (
 )
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session
-from brokers.ib.fake.fills import COMMISSION_DELAY, execution_rows, send_report
+from brokers.ib.fake.fills import COMMISSION_DELAY, exec_details, execution_rows, send_report
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.order_wire import (
     ACTION,
@@ -122,6 +122,22 @@ class OrdersMixin(AccountMixin):
         if order is not None:
             self.broker.cancel(order.key, self.clock.now())
             self._relay(self.broker.events())
+
+    def correct(self, ref: str, price: Decimal) -> None:
+        """Fault: IB corrects the latest fill of ``ref``: its BAG execution again at ``price``,
+        the execId's digits after the final period counted up (TWS API, Execution.ExecId)."""
+        n, (order, execution, legs) = next((k, f) for k, f in reversed(list(
+            enumerate(self._fills))) if f[0].ref == ref)  # fmt: skip
+        bag = execution_rows(
+            f"{order.perm_id:08x}.{n:04x}",
+            order.action,
+            True,
+            replace(execution, price=price),
+            [(*leg, 1) for leg in legs],
+        )[0]
+        fixed = replace(bag, exec_id=bag.exec_id[:-2] + "02")
+        for s in self._sessions:
+            s.send(*exec_details(-1, order, fixed, self.exec_time(fixed.time), self.account))
 
     def _open_orders(self, s: Session, fields: list[str]) -> None:
         for order in self._orders.values():
@@ -370,11 +386,7 @@ class OrdersMixin(AccountMixin):
             for exec_id, amount in reports:
                 send_report(s, exec_id, amount)
         for r in rows:
-            s.send(
-                11, req_id, order.order_id, *r.contract, r.exec_id, self.exec_time(r.time),
-                self.account, "SMART", r.side, r.shares, r.price, order.perm_id,
-                order.client_id, 0, r.shares, r.price, order.ref, "", "", "", 0,
-            )  # fmt: skip
+            s.send(*exec_details(req_id, order, r, self.exec_time(r.time), self.account))
         if not live:
             for exec_id, amount in reports:
                 send_report(s, exec_id, amount)

@@ -384,11 +384,11 @@ def test_orders_sent_in_a_burst_attempts_and_ends(run: Run[Any]) -> None:
     assert live == []
     assert (p1.stored.status, p1.orders[0].status) == ("open", "cancelled")
     assert [(e.kind, e.detail) for e in p1.events if e.kind.startswith("order")] == [
-        ("order submitted", None),
+        ("order queued", None),
         ("order cancelled", "by hand"),
     ]
     assert (p2.stored.status, p2.stored.remaining, p2.orders[0].status) == ("open", 8, "filled")
-    assert [e.kind for e in p2.events] == ["imported", "close intent", "order submitted", "filled"]
+    assert [e.kind for e in p2.events] == ["imported", "close intent", "order queued", "filled"]
 
 
 def test_a_closed_position_takes_no_manual_close_and_leaves_the_attempts(run: Run[Any]) -> None:
@@ -405,3 +405,57 @@ def test_a_closed_position_takes_no_manual_close_and_leaves_the_attempts(run: Ru
     assert (detail.stored.status, detail.stored.version) == ("closed", 3)
     (filled,) = [e for e in detail.events if e.kind == "filled"]
     assert (filled.pnl, filled.pct_of_max) == (Decimal("-500.00"), Decimal("-0.50"))
+
+
+def test_an_order_is_queued_until_the_broker_acknowledges_it_and_never_goes_back(
+    run: Run[Any],
+) -> None:
+    """Issue 19, item 4: an order handed to the broker is ``queued`` (live: it blocks a
+    second intent), ``submitted`` once the broker acknowledges it, then ``working``; a
+    ``queued`` or ``submitted`` written after the acknowledgement (the broker's word
+    comes in any order) changes nothing."""
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([vertical(), vertical("P2")], "DU1")
+        await store.record_intent(intent(quantity=4))
+        await store.orders_sent(["P1:0:1"], "queued")
+        seen = [(await store.detail("P1")).orders[0].status]
+        live = [o.order_ref for o in await store.live_orders()]
+        with pytest.raises(StoreRefused, match="live"):
+            await store.record_intent(replace(intent(quantity=1), order_ref="P1:0:2", attempt=2))
+        await store.order_sent("P1:0:1", "submitted", broker_order_id=17)
+        seen.append((await store.detail("P1")).orders[0].status)
+        await store.order_sent("P1:0:1", "working")
+        await store.orders_sent(["P1:0:1"], "queued")  # late: stays working
+        await store.order_sent("P1:0:1", "submitted")  # late: stays working
+        seen.append((await store.detail("P1")).orders[0].status)
+        second = replace(intent("P2", quantity=2), order_ref="P2:0:1")
+        await store.record_intent(second)
+        await store.order_sent("P2:0:1", "working")  # acknowledged before it was queued
+        await store.orders_sent(["P2:0:1"], "queued")
+        seen.append((await store.detail("P2")).orders[0].status)
+        return seen, live
+
+    seen, live = run(go)
+    assert live == ["P1:0:1"]
+    assert seen == ["queued", "submitted", "working", "working"]
+
+
+def test_the_fill_ids_are_the_exec_ids_of_the_fills_since_an_instant(run: Run[Any]) -> None:
+    """Issue 19, item 3: what the broker is told on start (the executions the store
+    holds): every fill's exec id, or those at or after an instant."""
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([vertical()], "DU1")
+        before = await store.fill_ids()
+        await store.record_intent(intent(quantity=4))
+        at = fill("E1", 1).time
+        await store.apply_fill(fill("E1", 1))
+        await store.apply_fill(replace(fill("E2", 1), time=at + timedelta(hours=1)))
+        later = await store.fill_ids(at + timedelta(minutes=1))
+        return before, await store.fill_ids(), await store.fill_ids(at), later
+
+    before, every, since, later = run(go)
+    assert before == set()
+    assert every == since == {"E1", "E2"}
+    assert later == {"E2"}
