@@ -45,6 +45,9 @@ from rules.pnl import pct_of_max, realised_pnl
 from rules.state import ExitState
 
 POINTS, DELTA, DAYS = "points", "delta", "days"
+# the screens' "near": a nearest trigger with less than this share of its way left is
+# shown amber (the page) or yellow (the table); sent with the API's body for the page
+NEAR = Decimal("0.25")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from rules.clock import market_time, new_york
 from rules.greeks import Rates
 from service.app.book import exit_state
-from service.app.distances import FillView, PositionView, ordered, position_view
+from service.app.distances import NEAR, FillView, PositionView, ordered, position_view
 from service.cli.admin import realised_by_position, table, with_store
 from service.http.api import positions_json
 from service.inputs import load_books
@@ -35,7 +35,6 @@ COLUMNS = (
     "realised",
 )  # fmt: skip
 RED, YELLOW, GREEN, RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[0m"
-NEAR = Decimal("0.25")  # a nearest trigger with less than this share left is yellow
 
 
 def daemon_url(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.app.distances import FillView, PositionView, TriggerView
+from service.app.distances import NEAR, FillView, PositionView, TriggerView
 from service.app.readmodel import ReadModel
 from service.errors import SpreadwatchError
 from service.ports import PositionDetail
@@ -73,6 +73,7 @@ def positions_json(
         "source": source,
         "positions": [position_json(v) for v in views],
         "fills_today": plain(fills),
+        "near": plain(NEAR),
         "realised_today": f"{sum((f.realised for f in fills), Decimal(0)):f}",
     }
 

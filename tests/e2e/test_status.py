@@ -38,8 +38,10 @@ def decimal_or_none(value: Any) -> Decimal | None:
 
 def check_schema(body: dict[str, Any], source: str) -> None:
     """The documented form of ``/api/positions`` and ``status --json`` (docs/status.md)."""
-    assert set(body) == {"schema", "at", "source", "positions", "fills_today", "realised_today"}
+    keys = {"schema", "at", "source", "positions", "fills_today", "realised_today", "near"}
+    assert set(body) == keys
     decimal_or_none(body["realised_today"])
+    assert Decimal(body["near"]) > 0
     for f in body["fills_today"]:
         assert set(f) == FILL_KEYS
     assert (body["schema"], body["source"]) == (1, source)

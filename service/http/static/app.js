@@ -2,7 +2,7 @@
 // position's detail from /api/positions/{id}. Every value is set as text, never as HTML.
 "use strict";
 
-const NEAR = 0.25; // a nearest trigger with less than this share of its way left: amber
+let nearShare = 0; // a nearest trigger with less than this share of its way left: amber (the API's)
 let shown = null; // the id of the position whose detail is open
 let latest = [];
 
@@ -16,7 +16,7 @@ function cell(row, text, numeric) {
 function kind(trigger) {
   if (!trigger || trigger.left === null) return "";
   if (trigger.reached) return "reached";
-  return Number(trigger.left) < NEAR ? "near" : "far";
+  return Number(trigger.left) < nearShare ? "near" : "far";
 }
 
 function toGo(t) {
@@ -74,6 +74,7 @@ function row(body, p) {
 
 function draw(body) {
   latest = body.positions;
+  nearShare = Number(body.near);
   document.getElementById("at").textContent = body.at;
   const tbody = document.querySelector("#positions tbody");
   tbody.replaceChildren();
