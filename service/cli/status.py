@@ -69,8 +69,13 @@ def from_database(settings: Settings) -> dict[str, Any]:
     now = datetime.now(UTC)
     at = market_time(now)
 
-    async def read(store: Store) -> tuple[list[PositionView], list[FillView]]:
-        positions = [p for p in await store.open_positions() if p.watched]
+    async def read(store: Store) -> tuple[list[PositionView], list[FillView], dict[str, str]]:
+        watched = [p for p in await store.open_positions() if p.watched]
+        attention = {p.position.id: p.attention for p in watched if p.attention is not None}
+        for p in watched:
+            if p.position.book not in books:  # (the daemon would not watch it either)
+                attention[p.position.id] = f"book {p.position.book}: not in the books"
+        positions = [p for p in watched if p.position.book in books]
         live = {o.position_id: o for o in await store.live_orders()}
         realised = realised_by_position(await store.realised())
         day = datetime.combine(at.session_date, time.min, new_york())
@@ -90,10 +95,10 @@ def from_database(settings: Settings) -> dict[str, Any]:
             )
             for p in positions
         ]
-        return views, fills
+        return views, fills, attention
 
-    views, fills = with_store(settings, read)
-    return positions_json(ordered(views), fills, now, "database")
+    views, fills, attention = with_store(settings, read)
+    return positions_json(ordered(views), fills, now, "database", attention)
 
 
 def _cell(value: Any, suffix: str = "") -> str:
@@ -156,14 +161,12 @@ def render(body: Mapping[str, Any], tty: bool) -> str:
     head = f"{len(positions)} open position(s) at {body['at']} (from the {body['source']})\n"
     if body["source"] == "database":
         head += "no daemon answers: marks are blank\n"
-    if not positions:
-        return head
-    lines = table(COLUMNS, [row(p) for p in positions]).splitlines()
+    lines = table(COLUMNS, [row(p) for p in positions]).splitlines() if positions else []
     if tty:
         lines[2:] = [
             f"{colour(p)}{line}{RESET}" for p, line in zip(positions, lines[2:], strict=True)
         ]
-    notes = [f"! {p['id']}: {why}" for p in positions for why in p["attention"]]
+    notes = [f"! {a['position']}: {a['reason']}" for a in body["attention"]]
     today = f"today: {len(body['fills_today'])} fill(s), realised {body['realised_today']}"
     return head + "\n".join([*lines, *notes, today]) + "\n"
 

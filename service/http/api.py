@@ -12,7 +12,7 @@ import asyncio
 import enum
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -63,11 +63,17 @@ def position_json(view: PositionView) -> dict[str, Any]:
 
 
 def positions_json(
-    views: list[PositionView], fills: list[FillView], at: datetime, source: str
+    views: list[PositionView],
+    fills: list[FillView],
+    at: datetime,
+    source: str,
+    attention: Mapping[str, str],
 ) -> dict[str, Any]:
     """The body of ``/api/positions`` (``source``: "daemon", or "database" with no marks):
-    the open positions, and today's fills (of closed positions too)."""
+    the open positions, today's fills (of closed positions too), and every position that
+    needs a human (``attention``: those not watched too, such as one of an unknown book)."""
     return {
+        "attention": [{"position": pid, "reason": why} for pid, why in sorted(attention.items())],
         "schema": SCHEMA_VERSION,
         "at": at.isoformat(),
         "source": source,
@@ -114,7 +120,9 @@ class Api:
         if self._made is None or clock - self._made[0] >= self.period:
             now = self.now()
             views = self.views
-            body = positions_json(views.positions(now), views.fills_today(now), now, "daemon")
+            body = positions_json(
+                views.positions(now), views.fills_today(now), now, "daemon", views.attention
+            )
             at = json.dumps(body.pop("at"))
             rest = json.dumps(body)
             self._made = (clock, f'{{"at": {at}, {rest[1:]}', rest)

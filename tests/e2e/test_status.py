@@ -39,9 +39,11 @@ def decimal_or_none(value: Any) -> Decimal | None:
 def check_schema(body: dict[str, Any], source: str) -> None:
     """The documented form of ``/api/positions`` and ``status --json`` (docs/status.md)."""
     keys = {"schema", "at", "source", "positions", "fills_today", "realised_today", "near"}
+    keys.add("attention")
     assert set(body) == keys
     decimal_or_none(body["realised_today"])
     assert Decimal(body["near"]) > 0
+    assert all(set(a) == {"position", "reason"} for a in body["attention"])
     for f in body["fills_today"]:
         assert set(f) == FILL_KEYS
     assert (body["schema"], body["source"]) == (1, source)

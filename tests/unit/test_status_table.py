@@ -34,7 +34,8 @@ def body() -> dict[str, object]:
         seen("stopped", "1.70"),  # a 1.50 debit: the loss stop reached
         seen("held", None, ("close rejected by the broker",)),
     ]
-    return positions_json(ordered(views), [], AT.now, "daemon")
+    attention = {"held": "close rejected by the broker", "unwatched": "book X: not in the books"}
+    return positions_json(ordered(views), [], AT.now, "daemon", attention)
 
 
 def test_on_a_terminal_rows_are_coloured_by_their_nearest_trigger() -> None:
@@ -44,6 +45,7 @@ def test_on_a_terminal_rows_are_coloured_by_their_nearest_trigger() -> None:
     assert coloured == {"stopped": RED, "near": YELLOW, "far": GREEN, "held": RED}
     assert all(line.endswith(RESET) for line in rows)
     assert "! held: close rejected by the broker" in lines
+    assert "! unwatched: book X: not in the books" in lines  # needs a human, not in the table
 
 
 def test_off_a_terminal_the_same_table_has_no_colour_and_is_nearest_first() -> None:

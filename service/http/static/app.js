@@ -82,13 +82,11 @@ function draw(body) {
   document.getElementById("empty").hidden = latest.length > 0;
   const banners = document.getElementById("banners");
   banners.replaceChildren();
-  for (const p of latest) {
-    for (const why of p.attention) {
-      const div = document.createElement("div");
-      div.className = "banner";
-      div.textContent = p.id + " needs attention: " + why;
-      banners.appendChild(div);
-    }
+  for (const a of body.attention) {
+    const div = document.createElement("div");
+    div.className = "banner";
+    div.textContent = a.position + " needs attention: " + a.reason;
+    banners.appendChild(div);
   }
   if (shown !== null) fill(latest.find((p) => p.id === shown), null);
   document.getElementById("fills-count").textContent = String(body.fills_today.length);
