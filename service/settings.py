@@ -208,6 +208,7 @@ NOT_SETTINGS = frozenset(
         "SPREADWATCH_PURE",  # service.native, setup.py: the .py sources, not compiled modules
         "SPREADWATCH_EXPECT_NATIVE",  # the tests: fail unless the hot modules ran compiled
         "SPREADWATCH_EXPECT_IBAPI",  # the tests: fail unless IB's official client installs
+        "SPREADWATCH_EXPECT_CHROMIUM",  # the tests: fail unless the system's Chromium is there
         "SPREADWATCH_HTTP_PUBLISH",  # docker compose (.env): the host port of the HTTP server
     }
 )

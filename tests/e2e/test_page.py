@@ -5,6 +5,7 @@ process on the simulated market. And the token rule over HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -26,9 +27,16 @@ ARTEFACTS = ROOT / ".artefacts"  # gitignored: the screenshot, kept for a human 
 CLOCK = ("--start", "2026-12-07T10:00:00-05:00", "--speed", "5")
 TOKEN = "a-token-of-sixteen-chars"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="no Chromium (apt-get install chromium)"
-)
+
+@pytest.fixture(autouse=True)
+def chromium() -> None:
+    """The system's Chromium, or a skip that says so; CI (``.ci/run``) installs it and sets
+    ``SPREADWATCH_EXPECT_CHROMIUM=1``, which makes its absence a failure, not a skip."""
+    if shutil.which(CHROMIUM) is None:
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("SPREADWATCH_EXPECT_CHROMIUM"):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def serving(env: dict[str, str], *args: str) -> tuple[Daemon, str]:
