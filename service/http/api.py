@@ -9,6 +9,7 @@ written once here (``SCHEMA_VERSION`` rises when a field changes meaning or goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import time
@@ -107,6 +108,7 @@ class Api:
         self.views, self.now, self.detail = views, now, detail
         self.period, self.keepalive = period, keepalive
         self._made: tuple[float, str, str] | None = None  # (when, body, body without "at")
+        self.closing = asyncio.Event()  # set as the server stops: every stream ends
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/positions", self.positions)
@@ -151,7 +153,7 @@ class Api:
         )
         await response.prepare(request)
         sent, quiet = None, 0.0
-        while True:
+        while not self.closing.is_set():
             body, text = self.body()
             if text != sent:
                 await response.write(f"event: positions\ndata: {body}\n\n".encode())
@@ -159,5 +161,7 @@ class Api:
             elif quiet >= self.keepalive:
                 await response.write(b": keepalive\n\n")
                 quiet = 0.0
-            await asyncio.sleep(self.period)
+            with contextlib.suppress(TimeoutError):  # (the period, or the server stopping)
+                await asyncio.wait_for(self.closing.wait(), self.period)
             quiet += self.period
+        return response

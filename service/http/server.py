@@ -198,6 +198,7 @@ class Ops:
         return port
 
     async def stop(self) -> None:
+        self.api.closing.set()  # the page's streams end: the server stops without waiting
         if self._runner is not None:
             await self._runner.cleanup()
 

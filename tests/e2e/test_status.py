@@ -170,3 +170,16 @@ def test_status_watch_redraws_until_ctrl_c_then_exits_0(db_url: str) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_daemon_stops_cleanly_while_a_page_streams(daemon: tuple[Daemon, str]) -> None:
+    """SIGTERM with the page's event stream open: the stream ends and the daemon exits 0
+    (before, the server waited on the stream: the stop hung)."""
+    d, port = daemon
+    url = f"http://127.0.0.1:{port}/api/events"
+    with urllib.request.urlopen(url, timeout=30) as stream:
+        assert stream.readline() == b"event: positions\n"
+        assert d.stop() == 0  # (Daemon.stop waits 20 s at most)
+        while stream.readline():  # the server ends the stream: no hang
+            pass
