@@ -160,3 +160,32 @@ def test_beyond_loopback_a_token_is_needed_to_start_and_to_read(
             browser.close()
     finally:
         d.stop()
+
+
+def body_of(url: str, token: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        if answer.headers["Content-Type"] == "text/event-stream":
+            return answer.readline().decode() + answer.readline().decode()
+        return str(answer.read().decode())
+
+
+@pytest.mark.slow
+def test_no_response_carries_a_secret_of_the_settings(db_url: str) -> None:
+    """A webhook URL (its token in the path) and the HTTP token in the settings: neither is
+    in the page, its files, the API (the list, a detail, the stream), /readyz, /metrics."""
+    hook = "http://127.0.0.1:9/hooks/not-to-be-shown-4f9c"
+    webhooks = json.dumps([{"url": hook, "format": "slack"}])
+    env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP_TOKEN": TOKEN}
+    env["SPREADWATCH_WEBHOOKS"] = webhooks
+    d, base = serving(env, *CLOCK)
+    try:
+        paths = ("/", "/static/app.js", "/static/style.css", "/api/positions",
+                 "/api/positions/SPY-P-10", "/api/events", "/readyz", "/metrics")  # fmt: skip
+        for path in paths:
+            text = body_of(base + path, TOKEN)
+            assert text, path
+            assert "not-to-be-shown-4f9c" not in text, path
+            assert TOKEN not in text, path
+    finally:
+        d.stop()
