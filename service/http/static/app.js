@@ -104,6 +104,11 @@ function rows(selector, items, cells) {
   }
 }
 
+function trail(events) { // the audit trail, newest first
+  rows("#events", events.slice().reverse(), (e) => [e.at, e.kind, e.label || e.reason,
+    e.order_ref, e.detail]);
+}
+
 function fill(p, events) {
   if (!p) return;
   document.getElementById("detail-title").textContent =
@@ -112,10 +117,7 @@ function fill(p, events) {
     l.delta_source, l.age === null ? null : l.age.toFixed(1)]);
   rows("#triggers", p.triggers, (t) => [t.label, t.value, t.threshold, toGo(t),
     t.left === null ? null : Number(t.left).toFixed(3)]);
-  if (events !== null) {
-    rows("#events", events.slice().reverse(), (e) => [e.at, e.kind, e.label || e.reason,
-      e.order_ref, e.detail]);
-  }
+  if (events !== null) trail(events);
 }
 
 async function open(id) {
@@ -124,7 +126,15 @@ async function open(id) {
   if (!answer.ok) return;
   const body = await answer.json();
   document.getElementById("detail").hidden = false;
-  fill(body.position || latest.find((p) => p.id === id), body.events);
+  const p = body.position || latest.find((q) => q.id === id);
+  if (p) {
+    fill(p, body.events);
+  } else { // closed since the click: its audit trail only
+    document.getElementById("detail-title").textContent = id + " (closed)";
+    rows("#legs", [], () => []);
+    rows("#triggers", [], () => []);
+    trail(body.events);
+  }
 }
 
 function connect() {
