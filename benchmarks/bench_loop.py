@@ -26,13 +26,15 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
 
 from benchmarks.databases import on_database
 from benchmarks.spreads import put_spread_at_mid
@@ -44,8 +46,18 @@ from rules.model import Position
 from service import bootstrap, logs
 from service.app.assembly import App as Loop
 from service.clock import ManualClock
+from service.http.server import Ops
 from service.orders.execute import LiveExecutor
-from service.ports import EventSink, LegKey, LegUpdate, ProblemSink, QuoteSink, leg_key
+from service.ports import (
+    Admitted,
+    EventSink,
+    LegKey,
+    LegUpdate,
+    ProblemSink,
+    QuoteSink,
+    StoredPosition,
+    leg_key,
+)
 
 T0 = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 4, 16)
@@ -180,7 +192,29 @@ def report(loop: Loop, timings: Timings, offered: int, seconds: float, local: bo
     print(f"peak memory: {rss:.0f} MB")
 
 
-async def bench(url: str, n: int, minutes: float, local: bool, pace: float | None) -> None:
+async def watch_page(views: Any, now: Callable[[], datetime], seen: list[int]) -> None:
+    """The status page's stream, open through the run: the daemon's HTTP server on
+    loopback and one client reading ``/api/events`` (``seen[0]``: events read)."""
+    ops = Ops(views, now, broker_connected=lambda: True, database_ok=_ok)
+    port = await ops.start("127.0.0.1", 0)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/api/events") as stream,
+        ):
+            async for chunk in stream.content.iter_any():  # (an event of 1000s of positions
+                seen[0] += chunk.count(b"event: positions")  # is longer than a line may be)
+    finally:
+        await ops.stop()
+
+
+async def _ok() -> bool:
+    return True
+
+
+async def bench(
+    url: str, n: int, minutes: float, local: bool, pace: float | None, page: bool = False
+) -> None:
     opened, steps = stream(n, minutes, local)
     async with bootstrap.sql_store(url) as store:
         await store.import_positions(opened, "BENCH")
@@ -198,8 +232,14 @@ async def bench(url: str, n: int, minutes: float, local: bool, pace: float | Non
         await loop.load(T0)
         feed.backlog = loop.monitor.backlog
         timings = Timings(loop)
+        seen = [0]
+        watching = asyncio.create_task(watch_page(loop.views, clock.now, seen)) if page else None
         seconds = await drive(loop, feed, clock)
+        if watching is not None:
+            watching.cancel()
     report(loop, timings, sum(len(u) for _, u in steps), seconds, local)
+    if page:
+        print(f"the status page's stream was open: {seen[0]} events read")
 
 
 class ReplayFeed(SimGateway):
@@ -232,6 +272,10 @@ class ReplayFeed(SimGateway):
     def unsubscribe(self, leg: LegKey) -> None:
         pass
 
+    async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
+        """Every position as it is: the broker holds them already (``hold_spreads``)."""
+        return Admitted({}, {})
+
     async def run(
         self, quotes: QuoteSink, events: EventSink, problems: ProblemSink | None = None
     ) -> None:
@@ -263,10 +307,13 @@ def main() -> None:
         help="market seconds per wall second (default: as fast as the loop takes them)",
     )
     ap.add_argument("--local-greeks", action="store_true", help="the broker sends no delta")
+    ap.add_argument(
+        "--page", action="store_true", help="with the status page's event stream open (one client)"
+    )
     args = ap.parse_args()
     on_database(
         lambda url: asyncio.run(
-            bench(url, args.positions, args.minutes, args.local_greeks, args.pace)
+            bench(url, args.positions, args.minutes, args.local_greeks, args.pace, args.page)
         )
     )
 

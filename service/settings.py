@@ -8,6 +8,7 @@ variable ``SPREADWATCH_<NAME>`` (nested with ``__``), the TOML file given with
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -111,7 +112,15 @@ class Settings(BaseSettings):
     http_port: int = Field(
         default=8080, ge=0, le=65535, description="its port (0: any free port, printed)"
     )
-    http: bool = Field(default=True, description="serve /healthz, /readyz and /metrics")
+    http: bool = Field(
+        default=True, description="serve /healthz, /readyz, /metrics, the status page and API"
+    )
+    http_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="the HTTP server's token (a bearer token, or the page's login): needed "
+        "to bind http_host beyond loopback; unset: no token asked",
+    )
     webhooks: list[Webhook] = Field(
         default_factory=list, description="alert webhooks (TOML [[webhooks]]; env: JSON list)"
     )
@@ -143,6 +152,15 @@ class Settings(BaseSettings):
     ib: IbSettings = Field(default_factory=IbSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
 
+    def check_http_token(self) -> None:
+        """Refuse (one line) to serve beyond loopback without ``http_token``."""
+        if self.http and self.http_token is None and not loopback(self.http_host):
+            raise InputError(
+                f"http_host: {self.http_host} is beyond loopback: set http_token "
+                "(SPREADWATCH_HTTP_TOKEN, 16 characters or more) so that only its holders "
+                "read the page and the API"
+            )
+
     def secrets(self) -> list[str]:
         """Every secret in the settings, for the logs to mask wherever it appears: the
         database URL's password, each webhook's URL (its token is in the path)."""
@@ -153,7 +171,8 @@ class Settings(BaseSettings):
             except ValueError:  # (not a URL: the store says so, in one line)
                 password = None
             out += [] if not password else [password, unquote(password)]
-        return out + [str(hook.url) for hook in self.webhooks]
+        token = [] if self.http_token is None else [self.http_token.get_secret_value()]
+        return out + token + [str(hook.url) for hook in self.webhooks]
 
     @classmethod
     def settings_customise_sources(
@@ -171,6 +190,16 @@ class Settings(BaseSettings):
         )
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
+
+
 PREFIX = "SPREADWATCH_"
 # The variables named SPREADWATCH_* that are not settings (the model never reads them);
 # any other SPREADWATCH_* variable that names no setting is an error, not ignored.
@@ -179,6 +208,7 @@ NOT_SETTINGS = frozenset(
         "SPREADWATCH_PURE",  # service.native, setup.py: the .py sources, not compiled modules
         "SPREADWATCH_EXPECT_NATIVE",  # the tests: fail unless the hot modules ran compiled
         "SPREADWATCH_EXPECT_IBAPI",  # the tests: fail unless IB's official client installs
+        "SPREADWATCH_EXPECT_CHROMIUM",  # the tests: fail unless the system's Chromium is there
         "SPREADWATCH_HTTP_PUBLISH",  # docker compose (.env): the host port of the HTTP server
     }
 )

@@ -39,8 +39,9 @@ def _shorts(sides: tuple[Side, ...]) -> tuple[int, ...]:
     return tuple(i for i, side in enumerate(sides) if side is Side.SHORT)
 
 
-def _local_delta(leg: Leg, q: Quote, now: datetime, rates: Rates) -> float | None:
-    """The leg's delta from its mid by BSM, or None when there is nothing to compute it from."""
+def leg_delta_local(leg: Leg, q: Quote, now: datetime, rates: Rates) -> float | None:
+    """The leg's delta from its mid by BSM, or None when there is nothing to compute it from
+    (the rule's fallback; the status screens show the same figure)."""
     if q.underlying_price is None:
         return None
     mid = float((q.bid + q.ask) * _HALF)  # type: ignore[operator]
@@ -78,7 +79,7 @@ class DeltaStop:
             q = quotes[i]
             d = usable_delta(q.delta)
             if d is None:
-                d = _local_delta(self._legs[i], q, at.now, rates)
+                d = leg_delta_local(self._legs[i], q, at.now, rates)
                 if d is None:
                     continue
             if d >= stop or d <= -stop:

@@ -175,6 +175,7 @@ def assemble(
         store, working, executor, intents=intents, policy=policy, book=book, views=views
     )
     monitor = Monitor(book, intents, policy, views, market_time=market_time, rates=rates)
+    views.working, views.rates, views.market_time = working.shown, monitor.rates, market_time
     reconciler = Reconciler(store, gateway, working, attempts)
     venue = admits if admits is not None else _Admitted()
     intake = Intake(store, venue, book, monitor, policy, views, books)

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from itertools import islice
 from typing import TypeVar
 
+from rules.clock import MarketTime, exchange_date, market_time
+from rules.greeks import Rates
 from rules.machine import Close
 from rules.model import Position
 from rules.pnl import realised_net
 from service.app.book import PositionBook
+from service.app.distances import FillView, PositionView, Working, ordered, position_view
 from service.ports import (
     FINAL_ORDER_STATUSES,
     Commission,
@@ -43,9 +47,16 @@ def _since(kept: deque[T], ever: int, since: int) -> list[T]:
     return list(islice(kept, max(0, since - (ever - len(kept))), None))
 
 
+def _no_order(position_id: str) -> Working | None:
+    return None
+
+
 class ReadModel:
     def __init__(self, book: PositionBook, keep: int = KEEP) -> None:
         self._book = book  # quote ages and contracts remaining, read at scrape time
+        self.working: Callable[[str], Working | None] = _no_order  # the desk's (assembly)
+        self.rates = Rates()  # the monitor's (assembly)
+        self.market_time: Callable[[datetime], MarketTime] = market_time  # the monitor's
         self.heartbeat = time.monotonic()  # the loop's last housekeeping round
         self.updates = 0  # leg updates taken (screened or evaluated)
         self.screened = 0  # leg updates every holder's screen admitted: kept, not evaluated
@@ -209,3 +220,32 @@ class ReadModel:
     def remaining(self) -> dict[str, int]:
         """Contracts remaining per position."""
         return self._book.remaining()
+
+    def fills_today(self, now: datetime) -> list[FillView]:
+        """The fills of today's session this process applied, oldest first (those kept)."""
+        day = self.market_time(now).session_date
+        return [
+            FillView(f.position.id, f.at, f.contracts, f.price, f.realised)
+            for f in self._fills
+            if exchange_date(f.at) == day
+        ]
+
+    def positions(self, now: datetime) -> list[PositionView]:
+        """Each open position's figures and distances to its triggers at ``now``, nearest
+        trigger first (see :mod:`service.app.distances`): computed here, when read."""
+        at = self.market_time(now)
+        fills: dict[str, list[FillView]] = {}
+        for f in self.fills_today(now):
+            fills.setdefault(f.position, []).append(f)
+        book, out = self._book, []
+        for pid, watch, _ in book.newest_quotes():
+            why = [self.attention[pid]] if pid in self.attention else []
+            if pid in self.stale:
+                why.append("market data stale")
+            view = position_view(
+                watch.state, book.watchlist.quotes(watch), at, self.rates,
+                realised=self.realised.get(pid, Decimal(0)), attention=why,
+                working=self.working(pid), fills=fills.get(pid, ()),
+            )  # fmt: skip
+            out.append(view)
+        return ordered(out)

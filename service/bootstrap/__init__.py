@@ -360,13 +360,14 @@ async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -
         return None
     from service.http.server import Ops  # noqa: PLC0415  (aiohttp, prometheus)
 
-    venue = app.venue
     ops = Ops(
         app.loop.views,
         app.clock.now,
-        broker_connected=venue.connected,
+        broker_connected=app.venue.connected,
         database_ok=app.store.ping,
-        reconnects=lambda: int(getattr(venue, "reconnects", 0)),
+        reconnects=lambda: int(getattr(app.venue, "reconnects", 0)),
+        detail=app.store.detail,
+        token=None if settings.http_token is None else settings.http_token.get_secret_value(),
     )
     host = settings.http_host
     try:
@@ -375,7 +376,7 @@ async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -
         raise InputError(
             f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
         ) from exc
-    out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics)\n")
+    out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics, status)\n")
     _log.info("daemon.http", host=host, port=port)
     return ops
 

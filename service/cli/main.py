@@ -174,6 +174,30 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from service.cli.status import status  # noqa: PLC0415
+
+    if args.every <= 0:
+        raise InputError(f"--every: must be positive: {args.every}")
+    settings = _settings(args)
+    return status(settings, sys.stdout, as_json=args.json, watch=args.watch, every=args.every)
+
+
+def _add_status_command(sub: Any) -> None:
+    st = sub.add_parser(
+        "status",
+        help="each open position's distance to every exit trigger, nearest first",
+        description="Each open position's marks, P&L and distance to every exit trigger, "
+        "nearest first: from the running daemon (http_host:http_port), or from the database "
+        "when none answers (marks blank). See docs/status.md.",
+    )
+    st.add_argument("--json", action="store_true", help="the API's JSON (docs/status.md)")
+    st.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+    st.add_argument("--every", type=float, default=2.0, help="seconds between redraws (2)")
+    _config(st)
+    st.set_defaults(run=_status)
+
+
 def _add_report_command(sub: Any) -> None:
     rep = sub.add_parser(
         "report", help="realised P&L from the fills, net of commissions, grouped, with a total"
@@ -326,6 +350,7 @@ def parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     add_fake_gateway(sub, _fake_gateway, _config)
     _add_report_command(sub)
+    _add_status_command(sub)
     return top
 
 

@@ -58,6 +58,7 @@ async def run_daemon(
     duration: timedelta | None = None,
 ) -> int:
     clock = bootstrap.daemon_clock(settings, start, speed)  # None: the broker's time
+    settings.check_http_token()  # beyond loopback: a token, or no start
     sock = bootstrap.bind_http(settings)  # first: a port in use is said before anything starts
     try:
         return await _start(settings, out, sock, dry_run, clock, duration)

@@ -1,4 +1,5 @@
-"""The daemon's small HTTP server: ``/healthz``, ``/readyz``, ``/metrics``.
+"""The daemon's small HTTP server: ``/healthz``, ``/readyz``, ``/metrics``, and the status
+API (:mod:`service.http.api`: ``/api/positions``, ``/api/positions/{id}``, ``/api/events``).
 
 - ``/healthz``: the loop is alive (its housekeeping ran in the last
   ``heartbeat_max`` seconds). 200 or 503.
@@ -23,7 +24,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from aiohttp import web
@@ -36,7 +37,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from rules.exits import ExitReason
+from service.app.distances import PositionView
 from service.app.readmodel import ReadModel
+from service.http.api import Api
+from service.http.page import add_page
+from service.ports import PositionDetail
 
 HEARTBEAT_MAX = 5.0  # seconds without a housekeeping round before /healthz fails
 
@@ -102,7 +108,8 @@ class _ViewsCollector(Collector):
         yield from self._standing(m)
 
     def _standing(self, m: ReadModel) -> Iterator[Metric]:
-        """What stands now: the positions needing a human, the loop's tasks alive."""
+        """What stands now: the positions needing a human, the loop's tasks alive, and each
+        open position's gauges (what the status page draws)."""
         yield GaugeMetricFamily(
             "spreadwatch_positions_needing_attention",
             "positions no order goes for until a human looks (quarantined)",
@@ -113,6 +120,33 @@ class _ViewsCollector(Collector):
             "asyncio tasks alive in the daemon (flat over a long run)",
             value=len(asyncio.all_tasks()),
         )
+        yield from position_gauges(m.positions(self.ops.now()))
+
+
+def position_gauges(views: Sequence[PositionView]) -> Iterator[Metric]:
+    """What the status page draws, per open position (label: its id only, a bounded set):
+    P&L % of max, the nearest trigger's share of its way left, the largest short |delta|."""
+    families = (
+        ("spreadwatch_position_pnl_pct_of_max", "P&L at the mark, as a share of max profit"),
+        (
+            "spreadwatch_position_nearest_trigger_left",
+            "the nearest exit trigger's share of its way from entry still to go (<= 0: reached)",
+        ),
+        ("spreadwatch_position_short_delta", "the largest |delta| of the short legs"),
+    )
+    gauges = [GaugeMetricFamily(name, text, labels=["position"]) for name, text in families]
+    for view in views:
+        near = next((t for t in view.triggers if t.reason is view.nearest), None)
+        delta = next((t for t in view.triggers if t.reason is ExitReason.DELTA_STOP), None)
+        figures = (
+            view.pnl_pct,
+            None if near is None else near.left,
+            None if delta is None else delta.value,
+        )
+        for gauge, figure in zip(gauges, figures, strict=True):
+            if figure is not None:  # (not known: no sample, rather than a made-up 0)
+                gauge.add_metric([view.id], float(figure))
+    yield from gauges
 
 
 class Ops:
@@ -125,6 +159,8 @@ class Ops:
         database_ok: Callable[[], Awaitable[bool]],
         reconnects: Callable[[], int] = lambda: 0,
         heartbeat_max: float = HEARTBEAT_MAX,
+        detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
+        token: str | None = None,
     ) -> None:
         self.views = views
         self.now = now
@@ -135,12 +171,16 @@ class Ops:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ViewsCollector(self))
         self._runner: web.AppRunner | None = None
+        self.api = Api(views, now, detail)
+        self.token = token  # asked of every request but /healthz (None: none asked)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        self.api.add_routes(app)
+        add_page(app, self.token)
         return app
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
@@ -158,6 +198,7 @@ class Ops:
         return port
 
     async def stop(self) -> None:
+        self.api.closing.set()  # the page's streams end: the server stops without waiting
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from structlog.contextvars import bound_contextvars
 
 from rules.pricing import RepriceSchedule
+from service.app.distances import Working
 from service.logs import get_logger
 from service.orders.failures import BROKER_FAILURES
 from service.ports import OrderGateway, StoredOrder
@@ -53,6 +54,12 @@ class WorkingOrders:
 
     def live_for(self, position_id: str) -> str | None:
         return self._by_position.get(position_id)
+
+    def shown(self, position_id: str) -> Working | None:
+        """The position's live order as the status screens show it (None: none works)."""
+        ref = self._by_position.get(position_id)
+        live = None if ref is None else self._live.get(ref)
+        return None if live is None else Working(live.limit, live.step, live.sent_at)
 
     def work(
         self, ref: str, position_id: str, mark: Decimal, limit: Decimal, at: datetime, stop: bool
