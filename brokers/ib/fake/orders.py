@@ -26,8 +26,9 @@ from brokers.ib.codes import (
 )
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session
-from brokers.ib.fake.fills import COMMISSION_DELAY, execution_rows, send_report
+from brokers.ib.fake.fills import COMMISSION_DELAY, Row, execution_rows, send_report
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.ledger import Ledger
 from brokers.ib.fake.order_wire import (
     ACTION,
     FIRST_LEG_COUNT,
@@ -106,6 +107,7 @@ class OrdersMixin(AccountMixin):
         self._held: list[_Order] = []  # placed outside regular hours: sent at the open
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
+        self.ledger: Ledger | None = None  # --ledger: every order received, every execution
 
     def order(self, ref: str) -> _Order | None:
         """The latest order with orderRef ``ref`` (for tests and tools: IB itself keys
@@ -212,6 +214,8 @@ class OrdersMixin(AccountMixin):
             s.error(order.order_id, CANNOT_MODIFY, "Can't modify a filled order.")
             return
         order.limit = limit
+        if self.ledger is not None:
+            self.ledger.modify(order, self.clock.now())
         self._send_open_order(s, order)
 
     def _new_order(self, s: Session, order_id: int, fields: list[str], legs: Legs) -> None:
@@ -224,6 +228,8 @@ class OrdersMixin(AccountMixin):
                        bag=fields[SEC_TYPE] == "BAG")  # fmt: skip
         if not order.bag:
             order.contract = legs[0][0].fields_without_primary()
+        if self.ledger is not None:
+            self.ledger.place(order, self.clock.now())
         combo = ComboOrder(
             order_ref=order.key,
             legs=tuple(
@@ -302,6 +308,8 @@ class OrdersMixin(AccountMixin):
                 legs = self._leg_prices(order)
                 self._fills.append((order, event.execution, legs))
                 n, held = len(self._fills) - 1, self.broker.positions()
+                if self.ledger is not None:
+                    self.ledger.executions(order, self._rows(n, order, event.execution, legs))
                 for s in self._sessions:
                     self._send_execution(s, -1, n, order, event.execution, legs)
                     if s.positions:
@@ -348,11 +356,7 @@ class OrdersMixin(AccountMixin):
         message of its own: live, each :attr:`commission_delay` after the one before (fault
         commission_first: all of them before the executions), for reqExecutions at once.
         (A single option: its execution and its report.) ``n``: the fill's number here."""
-        rows = execution_rows(
-            f"{order.perm_id:08x}.{n:04x}", order.action, order.bag and not self.leg_only_fills,
-            execution, [(ins, side, price, order.legs[k][1]) for k, (ins, side, price)
-                        in enumerate(legs)],
-        )  # fmt: skip
+        rows = self._rows(n, order, execution, legs)
         reports = [(r.exec_id, COMMISSION_PER_CONTRACT * r.shares) for r in rows if not r.bag]
         live = req_id == -1
         if live and self.commission_first:
@@ -371,6 +375,14 @@ class OrdersMixin(AccountMixin):
             loop = asyncio.get_running_loop()
             for k, (exec_id, amount) in enumerate(reports):
                 loop.call_later(self.commission_delay * (k + 1), send_report, s, exec_id, amount)
+
+    def _rows(self, n: int, order: _Order, execution: Execution, legs: LegFills) -> list[Row]:
+        """The executions of fill ``n`` of ``order``, the BAG's and its legs'."""
+        return execution_rows(
+            f"{order.perm_id:08x}.{n:04x}", order.action, order.bag and not self.leg_only_fills,
+            execution, [(ins, side, price, order.legs[k][1]) for k, (ins, side, price)
+                        in enumerate(legs)],
+        )  # fmt: skip
 
     def _send_open_order(self, s: Session, order: _Order, *, what_if: bool = False) -> None:
         """openOrder (:func:`brokers.ib.fake.order_wire.open_order`)."""

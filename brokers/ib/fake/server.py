@@ -82,6 +82,8 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
             await asyncio.wait(set(self._tasks), timeout=2)
         if self._server is not None:
             await self._server.wait_closed()
+        if self.ledger is not None:
+            self.ledger.close()
 
     def drop(self) -> None:
         """Fault: every client connection is closed at once (a dropped socket)."""
