@@ -36,6 +36,7 @@ START_WAIT = 40.0  # wall seconds a daemon may take to start monitoring
 SETTLE_WAIT = 10.0
 REFUSED = ("order.refused_for_now", "order.refused")
 QUOTE_AGE = "spreadwatch_quote_age_seconds{"
+GIVE_UP = 10  # violations during the kills (a daemon that cannot start): the round ends
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,12 @@ class Round:
 
     def _kill_all(self, db: Db) -> Daemon:
         daemon = self._start()
-        while len(self.result.kills) < self.kills:
+        while len(self.result.kills) < self.kills and len(self.result.violations) < GIVE_UP:
             aim = self.rng.choice(AIMS)
             if aim != "startup" and not self._until(daemon, lambda d=daemon: _monitoring(d)):
+                if daemon.proc.poll() is None:  # (one that ended is said in _until)
+                    self.result.violations.append(f"a daemon not monitoring after {START_WAIT} s")
+                    daemon.proc.kill()
                 daemon = self._start()
                 continue
             if aim not in ("startup", "intent"):  # the start's requests and orders out first
