@@ -27,7 +27,8 @@ from tests.e2e.test_run import fake_gateway
 from tests.support import Daemon, spreadwatch
 
 AIMS = (*PHASES, "random")
-AIM_WAIT = 12.0  # wall seconds an aim waits for its moment before the kill goes anyway
+AIM_WAIT = 6.0  # wall seconds an aim waits for its moment (closes come every ~2.5) before
+# the kill goes anyway
 START_WAIT = 40.0  # wall seconds a daemon may take to start monitoring
 # wall seconds an aim (but start-up's and intent's) waits for the daemon to be quoted on
 # every position and for its live orders to be at the gateway: ib_async holds the orders
