@@ -8,9 +8,10 @@ end, the account as a separate IB client sees it must be what the store implies:
 contract's holding, no order_ref placed twice, every execution stored once, no position
 negative or flipped. (The harness: tests/e2e/chaos/; 200+ kills: benchmarks/chaos.py.)
 
-``CHAOS_SEED`` sets the seed (else a random one, printed); ``CHAOS_KILLS`` the number
-of kills (20 by default). (Not ``SPREADWATCH_*``: the daemon refuses a setting it does not
-know, and its processes inherit the environment.)"""
+``CHAOS_SEED`` sets the seed (else a random one, printed): it fixes the market's script,
+the aims and their delays, not the processes' timing, so a run is replayed closely, not
+exactly. ``CHAOS_KILLS`` sets the number of kills (20 by default). (Not ``SPREADWATCH_*``:
+the daemon refuses a setting it does not know, and its processes inherit the environment.)"""
 
 from __future__ import annotations
 
