@@ -141,6 +141,13 @@ class SimMarket:
         """The underlying's price now (moves its path to ``now``)."""
         return self._paths[symbol].at(self.now)
 
+    def shift(self, symbol: str, *, to: float | None = None, by: float | None = None) -> None:
+        """A scripted jump of ``symbol``'s price now: to ``to``, or by the fraction ``by``
+        (0.02 = 2%); its path goes on from there."""
+        path = self._paths[symbol]
+        size = to / path.at(self.now) - 1 if to is not None else by or 0.0
+        path.u.moves.append(Move("gap", max(self.now, path.t), size))
+
     def vol(self, symbol: str) -> float:
         """The underlying's volatility: the implied volatility its options are priced at."""
         return self._paths[symbol].u.vol

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from brokers.sim import seed
@@ -17,6 +18,7 @@ from brokers.sim.gateway import SimVenue
 from rules.model import Position
 from rules.pricing import RepriceSchedule
 from service.clock import ManualClock
+from service.errors import InputError
 from service.ports import Clock
 
 if TYPE_CHECKING:
@@ -68,14 +70,32 @@ class Faults:
 
 
 def fake_gateway(
-    positions: Iterable[Position], clock: Clock, start: datetime, account: str, faults: Faults
+    positions: Iterable[Position],
+    clock: Clock,
+    start: datetime,
+    account: str,
+    faults: Faults,
+    *,
+    script: Path | None = None,
+    ledger: Path | None = None,
 ) -> FakeGateway:
     """A fake IB gateway on the simulated market seeded from ``positions``, its paper
-    account holding their legs, with ``faults``."""
+    account holding their legs, with ``faults``; its market moved by the ``script`` file's
+    moves, what it sees written to the ``ledger`` file (an InputError for a bad script or
+    a ledger that cannot be written)."""
     from brokers.ib.fake import FakeGateway  # noqa: PLC0415
+    from brokers.ib.fake.ledger import Ledger  # noqa: PLC0415
+    from brokers.ib.fake.script import Script, load_script  # noqa: PLC0415
 
     held = list(positions)
     gateway = FakeGateway(seed.market_for(held, start), clock, account=account)
+    if script is not None:
+        gateway.script = Script(load_script(script, start, gateway.market.underlyings))
+    if ledger is not None:
+        try:
+            gateway.ledger = Ledger(ledger)
+        except OSError as exc:
+            raise InputError(f"--ledger: cannot write {ledger}: {exc.strerror}") from exc
     gateway.delayed_only = faults.delayed_only
     gateway.bad_quotes = faults.bad_quotes
     gateway.reject = faults.reject

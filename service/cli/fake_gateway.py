@@ -10,7 +10,9 @@ SIGINT or SIGTERM. SIGUSR1 drops every client connection; SIGUSR2 sends IB's
 1100 (connectivity lost), and the next SIGUSR2 1102 (restored, data kept)
 or, with ``--restore 1101``, 1101 (restored, data lost: lines to request
 again). Flags start it with faults: delayed data only, bad quotes,
-rejections, a line limit, partial fills.
+rejections, a line limit, partial fills. ``--script FILE`` moves its market at given
+times (:mod:`brokers.ib.fake.script`); ``--ledger FILE`` writes what it sees, one JSON
+line per order received and execution sent (:mod:`brokers.ib.fake.ledger`).
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ async def run_fake_gateway(
     faults: Faults | None = None,
     restore: int = 1102,
     farm_flap: float | None = None,
+    script: Path | None = None,
+    ledger: Path | None = None,
 ) -> int:
     source = positions_file or EXAMPLES
     positions = load_positions(source, load_books(settings.books_file))
     clock = SpeedClock(start, speed)
-    gateway = bootstrap.fake_gateway(positions, clock, clock.start, account, faults or Faults())
+    gateway = bootstrap.fake_gateway(positions, clock, clock.start, account, faults or Faults(),
+                                     script=script, ledger=ledger)  # fmt: skip
     try:
         bound = await gateway.start(host, port)
     except OSError as exc:

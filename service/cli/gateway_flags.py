@@ -48,6 +48,10 @@ def add_fake_gateway(sub: Any, run: Callable[[Any], int], config: Callable[[Any]
                     "comma-separated")  # fmt: skip
     flap = "every SECONDS the options' data farm breaks (2103, 2105), then is OK again (2104, 2106)"
     fg.add_argument("--farm-flap", type=float, metavar="SECONDS", help=f"fault: {flap}")
+    moves = "move the market by FILE's [[moves]]: an underlying's price set or moved at a time"
+    fg.add_argument("--script", type=Path, metavar="FILE", help=moves)
+    ledger = "append one JSON line to FILE per order received and per execution sent"
+    fg.add_argument("--ledger", type=Path, metavar="FILE", help=ledger)
     restore = "the code the second SIGUSR2 sends after 1100 (default 1102: data kept)"
     fg.add_argument("--restore", type=int, choices=[1101, 1102], default=1102, help=restore)
     config(fg)

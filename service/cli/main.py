@@ -135,6 +135,8 @@ def _fake_gateway(args: argparse.Namespace) -> int:
             faults=faults,
             restore=args.restore,
             farm_flap=args.farm_flap,
+            script=args.script,
+            ledger=args.ledger,
         )
     )
 

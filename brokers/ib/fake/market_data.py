@@ -20,6 +20,7 @@ from brokers.ib.codes import (
 from brokers.ib.fake.base import Session
 from brokers.ib.fake.instrument import Instrument
 from brokers.ib.fake.orders import OrdersMixin
+from brokers.ib.fake.script import Script
 from brokers.sim.market import SimMarket
 from rules.clock import market_time
 from service.ports import Clock, LegKey
@@ -55,6 +56,7 @@ class MarketDataMixin(OrdersMixin):
         self.bad_quotes = ""  # fault: "-1" or "nan" sent for every option bid and ask
         self._leg_lines: dict[LegKey, int] = {}  # subscribers per option leg
         self.unsubscribed: frozenset[str] = frozenset()  # fault: no data for their options
+        self.script: Script | None = None  # --script: moves of the market at given times
 
     def _tick(self, kind: int) -> int:
         """The tick type ``kind`` as sent now: its delayed one when only delayed data is on."""
@@ -126,6 +128,8 @@ class MarketDataMixin(OrdersMixin):
     def tick(self) -> None:
         """Move the market to the clock's now and send each line what changed."""
         now = self.clock.now()
+        if self.script is not None:
+            self.script.play(self.market, now)
         stepped = self.market.step(now)
         if market_time(now).regular_hours:  # (options trade then only: no fill outside them)
             self._at_the_open()

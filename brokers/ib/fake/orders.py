@@ -11,7 +11,7 @@ answers every placeOrder (what-if included) and cancel with 321."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,8 +27,15 @@ from brokers.ib.codes import (
 )
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session
-from brokers.ib.fake.fills import COMMISSION_DELAY, exec_details, execution_rows, send_report
+from brokers.ib.fake.fills import (
+    COMMISSION_DELAY,
+    Row,
+    exec_details,
+    execution_rows,
+    send_report,
+)
 from brokers.ib.fake.instrument import Instrument
+from brokers.ib.fake.ledger import Ledger
 from brokers.ib.fake.order_wire import (
     ACTION,
     FIRST_LEG_COUNT,
@@ -39,7 +46,6 @@ from brokers.ib.fake.order_wire import (
     QUANTITY,
     READ_ONLY_TEXT,
     SEC_TYPE,
-    completed_order,
     held_text,
     off_tick,
     open_order,
@@ -109,50 +115,18 @@ class OrdersMixin(AccountMixin):
         self._held: list[_Order] = []  # placed outside regular hours: sent at the open
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
+        self.ledger: Ledger | None = None  # --ledger: every order received, every execution
 
     def order(self, ref: str) -> _Order | None:
         """The latest order with orderRef ``ref`` (for tests and tools: IB itself keys
         orders by ids, never by orderRef)."""
         return next((o for o in reversed(self._orders.values()) if o.ref == ref), None)
 
-    def end_at_ib(self, ref: str) -> None:
-        """Fault: IB cancels the latest order ``ref`` on its own (a DAY order expiring, a
-        margin check), telling the connected clients."""
-        order = self.order(ref)
-        if order is not None:
-            self.broker.cancel(order.key, self.clock.now())
-            self._relay(self.broker.events())
-
-    def correct(self, ref: str, price: Decimal) -> None:
-        """Fault: IB corrects the latest fill of ``ref``: its BAG execution again at ``price``,
-        the execId's digits after the final period counted up (TWS API, Execution.ExecId)."""
-        n, (order, execution, legs) = next((k, f) for k, f in reversed(list(
-            enumerate(self._fills))) if f[0].ref == ref)  # fmt: skip
-        bag = execution_rows(
-            f"{order.perm_id:08x}.{n:04x}",
-            order.action,
-            True,
-            replace(execution, price=price),
-            [(*leg, 1) for leg in legs],
-        )[0]
-        fixed = replace(bag, exec_id=bag.exec_id[:-2] + "02")
-        for s in self._sessions:
-            s.send(*exec_details(-1, order, fixed, self.exec_time(fixed.time), self.account))
-
     def _open_orders(self, s: Session, fields: list[str]) -> None:
         for order in self._orders.values():
             if not order.done:
                 self._send_order(s, order)
         s.send(53, 1)
-
-    def _completed_orders(self, s: Session, fields: list[str]) -> None:
-        """The orders done today (IB: the current trading day's; here New York's), each as
-        a completedOrder with its final status and the quantity filled; then the end."""
-        today = self.clock.now().astimezone(new_york()).date()
-        for order in self._orders.values():
-            if order.ended is not None and order.ended.astimezone(new_york()).date() == today:
-                s.send(*completed_order(order, self.account))
-        s.send(102)
 
     def _executions(self, s: Session, fields: list[str]) -> None:
         """The executions of the day (IB: since midnight in the gateway's zone; here New
@@ -237,6 +211,8 @@ class OrdersMixin(AccountMixin):
             s.error(order.order_id, CANNOT_MODIFY, "Can't modify a filled order.")
             return
         order.limit = limit
+        if self.ledger is not None:
+            self.ledger.modify(order, self.clock.now())
         self._send_open_order(s, order)
 
     def _new_order(self, s: Session, order_id: int, fields: list[str], legs: Legs) -> None:
@@ -249,6 +225,8 @@ class OrdersMixin(AccountMixin):
                        bag=fields[SEC_TYPE] == "BAG")  # fmt: skip
         if not order.bag:
             order.contract = legs[0][0].fields_without_primary()
+        if self.ledger is not None:
+            self.ledger.place(order, self.clock.now())
         combo = ComboOrder(
             order_ref=order.key,
             legs=tuple(
@@ -327,6 +305,8 @@ class OrdersMixin(AccountMixin):
                 legs = self._leg_prices(order)
                 self._fills.append((order, event.execution, legs))
                 n, held = len(self._fills) - 1, self.broker.positions()
+                if self.ledger is not None:
+                    self.ledger.executions(order, self._rows(n, order, event.execution, legs))
                 for s in self._sessions:
                     self._send_execution(s, -1, n, order, event.execution, legs)
                     if s.positions:
@@ -375,11 +355,7 @@ class OrdersMixin(AccountMixin):
         message of its own: live, each :attr:`commission_delay` after the one before (fault
         commission_first: all of them before the executions), for reqExecutions at once.
         (A single option: its execution and its report.) ``n``: the fill's number here."""
-        rows = execution_rows(
-            f"{order.perm_id:08x}.{n:04x}", order.action, order.bag and not self.leg_only_fills,
-            execution, [(ins, side, price, order.legs[k][1]) for k, (ins, side, price)
-                        in enumerate(legs)],
-        )  # fmt: skip
+        rows = self._rows(n, order, execution, legs)
         reports = [(r.exec_id, COMMISSION_PER_CONTRACT * r.shares) for r in rows if not r.bag]
         live = req_id == -1
         if live and self.commission_first:
@@ -394,6 +370,14 @@ class OrdersMixin(AccountMixin):
             loop = asyncio.get_running_loop()
             for k, (exec_id, amount) in enumerate(reports):
                 loop.call_later(self.commission_delay * (k + 1), send_report, s, exec_id, amount)
+
+    def _rows(self, n: int, order: _Order, execution: Execution, legs: LegFills) -> list[Row]:
+        """The executions of fill ``n`` of ``order``, the BAG's and its legs'."""
+        return execution_rows(
+            f"{order.perm_id:08x}.{n:04x}", order.action, order.bag and not self.leg_only_fills,
+            execution, [(ins, side, price, order.legs[k][1]) for k, (ins, side, price)
+                        in enumerate(legs)],
+        )  # fmt: skip
 
     def _send_open_order(self, s: Session, order: _Order, *, what_if: bool = False) -> None:
         """openOrder (:func:`brokers.ib.fake.order_wire.open_order`)."""

@@ -18,8 +18,8 @@ from brokers.ib.codes import (
 from brokers.ib.fake.account import AccountMixin
 from brokers.ib.fake.base import Session, ib_time
 from brokers.ib.fake.contracts import ContractsMixin
+from brokers.ib.fake.done import DoneOrdersMixin
 from brokers.ib.fake.market_data import MarketDataMixin
-from brokers.ib.fake.orders import OrdersMixin
 from brokers.ib.fake.versions import negotiate
 from brokers.ib.wire import API_PREFIX, HEADER, Reader, WireError, encode
 from brokers.sim.market import SimMarket
@@ -41,7 +41,7 @@ FARMS_OK = (
 )
 
 
-class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
+class FakeGateway(MarketDataMixin, DoneOrdersMixin, AccountMixin, ContractsMixin):
     """A fake IB Gateway on a simulated market, for trying spreadwatch's IB path and
     testing it (see :mod:`brokers.ib.fake`)."""
 
@@ -82,6 +82,8 @@ class FakeGateway(MarketDataMixin, OrdersMixin, AccountMixin, ContractsMixin):
             await asyncio.wait(set(self._tasks), timeout=2)
         if self._server is not None:
             await self._server.wait_closed()
+        if self.ledger is not None:
+            self.ledger.close()
 
     def drop(self) -> None:
         """Fault: every client connection is closed at once (a dropped socket)."""
