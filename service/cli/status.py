@@ -3,13 +3,15 @@
 Read from the running daemon's API (``/api/positions`` on ``http_host:http_port``) or,
 when none answers, from the database: then the marks (quotes, debits, P&L, deltas) are
 blank and only what the store knows is shown (DTE and the time stop, the exit state,
-the working order, realised P&L, needs attention). One table, plain aligned text (no
-dependency: colour is three ANSI codes, on a terminal only); ``--json`` prints the API's
-body; ``--watch`` redraws it in place every ``--every`` seconds until Ctrl-C.
+the working order, realised P&L, needs attention). One table, drawn by rich: each row
+coloured by its nearest trigger on a terminal only; ``--json`` prints the API's body;
+``--watch`` keeps it live in place (rich's Live) every ``--every`` seconds until Ctrl-C
+(off a terminal: each refresh printed after the last).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
@@ -19,11 +21,17 @@ from decimal import Decimal
 from time import sleep
 from typing import Any, TextIO
 
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
 from rules.clock import market_time, new_york
 from rules.greeks import Rates
 from service.app.book import exit_state
 from service.app.distances import NEAR, FillView, PositionView, ordered, position_view
-from service.cli.admin import realised_by_position, table, with_store
+from service.cli.admin import realised_by_position, with_store
 from service.http.api import positions_json
 from service.inputs import load_books
 from service.ports import Store
@@ -34,7 +42,8 @@ COLUMNS = (
     "id", "spread", "left", "debit", "P&L", "% max", "DTE", "nearest", "to go", "order",
     "realised",
 )  # fmt: skip
-RED, YELLOW, GREEN, RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[0m"
+RED, YELLOW, GREEN = "red", "yellow", "green"  # a row's colour: its nearest trigger's
+WIDTH = 160  # columns off a terminal (a terminal's own width on one)
 
 
 def daemon_url(settings: Settings) -> str:
@@ -155,32 +164,54 @@ def colour(p: Mapping[str, Any]) -> str:
     return GREEN
 
 
-def render(body: Mapping[str, Any], tty: bool) -> str:
-    """The table, nearest trigger first, then each attention reason below it."""
+def renderable(body: Mapping[str, Any], tty: bool) -> Group:
+    """The heading, the table (nearest trigger first; on a terminal, each row in its
+    nearest trigger's colour), each attention reason, today's fills."""
     positions = body["positions"]
-    head = f"{len(positions)} open position(s) at {body['at']} (from the {body['source']})\n"
+    head = f"{len(positions)} open position(s) at {body['at']} (from the {body['source']})"
     if body["source"] == "database":
-        head += "no daemon answers: marks are blank\n"
-    lines = table(COLUMNS, [row(p) for p in positions]).splitlines() if positions else []
-    if tty:
-        lines[2:] = [
-            f"{colour(p)}{line}{RESET}" for p, line in zip(positions, lines[2:], strict=True)
-        ]
+        head += "\nno daemon answers: marks are blank"
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+    ids = max((len(p["id"]) + 2 for p in positions), default=2)  # (" !": needs a human)
+    for name in COLUMNS:  # an id whole; on a narrow terminal the other cells fold
+        grid.add_column(
+            name, no_wrap=name == "id", min_width=ids if name == "id" else None, overflow="fold"
+        )  # fmt: skip  (folded, never cut short)
+    for p in positions:
+        grid.add_row(*row(p), style=colour(p) if tty else None)
     notes = [f"! {a['position']}: {a['reason']}" for a in body["attention"]]
     today = f"today: {len(body['fills_today'])} fill(s), realised {body['realised_today']}"
-    return head + "\n".join([*lines, *notes, today]) + "\n"
+    parts: list[Any] = [Text(head), *([grid] if positions else []), *map(Text, notes)]
+    return Group(*parts, Text(today))
+
+
+def render(body: Mapping[str, Any], tty: bool) -> str:
+    """:func:`renderable` as text: with colour on a terminal only."""
+    console = _console(io.StringIO(), tty)
+    console.print(renderable(body, tty))
+    return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]
+
+
+def _console(out: TextIO, tty: bool) -> Console:
+    """Rich's console on ``out``: colour when ``tty``; a terminal's width, else WIDTH."""
+    width = None if out.isatty() else WIDTH
+    return Console(file=out, force_terminal=tty, no_color=not tty, highlight=False,
+                   width=width, soft_wrap=False)  # fmt: skip
 
 
 def status(settings: Settings, out: TextIO, *, as_json: bool, watch: bool, every: float) -> int:
-    """Print the table (or the JSON) once, or every ``every`` seconds while ``watch``."""
+    """Print the table (or the JSON) once, or every ``every`` seconds while ``watch``: in
+    place on a terminal (rich's Live), one after the other off one."""
+    tty = out.isatty()
     try:
+        if watch and tty and not as_json:
+            with Live(console=_console(out, tty), auto_refresh=False) as live:
+                while True:
+                    live.update(renderable(_read(settings), tty), refresh=True)
+                    sleep(every)
         while True:
-            body = from_daemon(settings) or from_database(settings)
-            if as_json:
-                out.write(json.dumps(body, indent=2) + "\n")
-            else:
-                tty = out.isatty()
-                out.write(("\x1b[H\x1b[2J" if tty and watch else "") + render(body, tty))
+            body = _read(settings)
+            out.write(json.dumps(body, indent=2) + "\n" if as_json else render(body, tty))
             out.flush()
             if not watch:
                 return 0
@@ -189,3 +220,7 @@ def status(settings: Settings, out: TextIO, *, as_json: bool, watch: bool, every
         if watch:  # the way a watch ends
             return 0
         raise
+
+
+def _read(settings: Settings) -> dict[str, Any]:
+    return from_daemon(settings) or from_database(settings)
