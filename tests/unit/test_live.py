@@ -46,14 +46,18 @@ def venue_subscribed(monitor: App) -> set[Any]:
 
 def test_stopping_leaves_a_working_order_working_and_recorded() -> None:
     """Stopped while its stop order works (the broker is slow to take it): the order is
-    left working at the broker, and the store has it live, nothing half-written."""
+    left working at the broker, and the store has it live, nothing half-written: queued,
+    or submitted where the broker's acknowledgement was applied before the stop (a race
+    the next start's reconciliation settles: a queued order the broker works is recorded
+    acknowledged and adopted)."""
     broker = SimBroker(latency=timedelta(hours=1))  # the order never starts working
     clock = SpeedClock(T0, speed=600)
     _, detail, _ = asyncio.run(
         live(InMemoryStore(), broker, lambda m: len(m.decisions) == 1, clock)
     )
     (order,) = detail.orders
-    assert (order.status, order.filled) == ("submitted", 0)
+    assert order.status in ("queued", "submitted")
+    assert order.filled == 0
     assert [o.order_ref for o in broker.open_orders()] == [order.order_ref]
     assert detail.stored.status == "closing"
 
