@@ -15,10 +15,12 @@ Each reaches the user as one line; ``exit_code`` is the process's exit code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # (pydantic: a second to import; the command line imports this first)
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound="BaseModel")
 
 INTERRUPTED = 130  # the exit code of a command ended by SIGINT (Ctrl-C): the shell's 128 + 2
 
@@ -64,3 +66,15 @@ def first_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> tup
         msg = rest
     field = ".".join(str(p) for p in loc) or "(record)"
     return field, " ".join(msg.split())
+
+
+def validated(model: type[M], raw: object, where: str) -> M:
+    """``raw`` (a TOML table's shape) as ``model``, or an InputError of one line: ``where``,
+    then the first problem's field and message."""
+    from pydantic import ValidationError  # noqa: PLC0415  (its callers have it loaded)
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise InputError(f"{where}: {field}: {msg}") from exc

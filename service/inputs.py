@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rules.books import DEFAULT_BOOKS, BookPolicy
 from rules.clock import new_york
 from rules.model import InvalidPosition, Leg, Position, Right, Side, Strategy, check_position
-from service.errors import InputError, first_error
+from service.errors import InputError, validated
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -55,11 +55,7 @@ def load_books(path: Path | None) -> dict[str, BookPolicy]:
     tables = read_section(path, "books", dict, "[books.NAME]")
     books: dict[str, BookPolicy] = {}
     for name, table in tables.items():
-        try:
-            books[name] = BookPolicy.model_validate(table)
-        except ValidationError as exc:
-            field, msg = first_error(exc)
-            raise InputError(f"{path}: book '{name}': {field}: {msg}") from exc
+        books[name] = validated(BookPolicy, table, f"{path}: book '{name}'")
     return books
 
 
@@ -164,11 +160,7 @@ def load_positions(path: Path, books: dict[str, BookPolicy]) -> list[Position]:
 
 def position_of(raw: Any, books: dict[str, BookPolicy], where: str) -> Position:
     """One position record (a TOML table's shape), validated; errors start with ``where``."""
-    try:
-        record = _PositionRecord.model_validate(raw)
-    except ValidationError as exc:
-        field, msg = first_error(exc)
-        raise InputError(f"{where}: {field}: {msg}") from exc
+    record = validated(_PositionRecord, raw, where)
     if record.book not in books:
         known = ", ".join(sorted(books))
         raise InputError(f"{where}: book: unknown book '{record.book}' (known: {known})")

@@ -175,15 +175,21 @@ def on_the_fake_gateway(
         gateway.communicate(timeout=10)
 
 
-@pytest.mark.slow
-def test_run_refuses_a_live_account_in_one_line(db_url: str) -> None:
-    gateway, port = fake_gateway("--account", "U7654321")
+def run_on_a_fake_gateway(db_url: str, *flags: str) -> tuple[Run, str]:
+    """``spreadwatch run --for 5`` with ``broker = ib`` on ``fake-gateway`` with ``flags``:
+    what it said, and the gateway's port."""
+    gateway, port = fake_gateway(*flags)
     try:
         env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-        out = spreadwatch("run", "--for", "5", **env)
+        return spreadwatch("run", "--for", "5", **env), port
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_run_refuses_a_live_account_in_one_line(db_url: str) -> None:
+    out, _ = run_on_a_fake_gateway(db_url, "--account", "U7654321")
     assert out.code == 2
     assert out.err.endswith(
         "spreadwatch: ib.account: U7654321 is not a paper account (paper ids start with DU): "
@@ -195,13 +201,7 @@ def test_run_refuses_a_live_account_in_one_line(db_url: str) -> None:
 def test_run_stops_on_a_read_only_api_in_one_line_before_deciding(db_url: str) -> None:
     """IB Gateway's API is read-only by default (IB answers placeOrder with 321): found at
     connect, exit 2, one line that says where to uncheck it; no order decided."""
-    gateway, port = fake_gateway("--read-only")
-    try:
-        env = {"DATABASE_URL": db_url, "SPREADWATCH_BROKER": "ib", "SPREADWATCH_IB__PORT": port}
-        out = spreadwatch("run", "--for", "5", **env)
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.communicate(timeout=10)
+    out, port = run_on_a_fake_gateway(db_url, "--read-only")
     assert out.code == 2
     line = out.err.splitlines()[-1]  # (log lines, JSON off a terminal, come before it)
     assert line.startswith(f"spreadwatch: IB at 127.0.0.1:{port}: the gateway's API is read-only")

@@ -8,6 +8,8 @@ The fake gateway's account holds P1 (SPY 450/445 P x10, sold at 0.80) and P2 (SP
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -47,20 +49,30 @@ async def loop_on(store: Store, venue: IbBroker, clock: SpeedClock) -> Any:
     return app.loop
 
 
-async def on_ib(store: Store, work: Any) -> Any:
+@contextlib.asynccontextmanager
+async def holding_both() -> AsyncIterator[tuple[FakeGateway, SpeedClock, int]]:
+    """A fake gateway whose account holds P1 and P2, its market stepped at 20x the wall
+    from T0: the gateway, its clock and its port; closed after."""
     clock = SpeedClock(T0, speed=20)
     gateway = FakeGateway(market(), clock, account="DU1234567")
     for p in (P1, P2):
         gateway.hold_spreads(p, p.contracts)
     port = await gateway.start("127.0.0.1", 0)
     ticking = asyncio.create_task(gateway.run())
-    venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
     try:
-        return await work(await loop_on(store, venue, clock), venue, gateway, clock)
+        yield gateway, clock, port
     finally:
-        await venue.close()
         ticking.cancel()
         await gateway.close()
+
+
+async def on_ib(store: Store, work: Any) -> Any:
+    async with holding_both() as (gateway, clock, port):
+        venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+        try:
+            return await work(await loop_on(store, venue, clock), venue, gateway, clock)
+        finally:
+            await venue.close()
 
 
 @pytest.mark.ib_errors(r"^Error 104, ")

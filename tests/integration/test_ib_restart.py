@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from brokers.ib.broker import IbBroker
-from brokers.ib.fake import FakeGateway
 from rules.clock import market_time
 from rules.machine import Close, ExitReason
 from service.clock import SpeedClock
@@ -18,9 +17,7 @@ from service.ports import OrderEvent, Store
 from service.settings import IbSettings
 from tests.factories import LOOP_BESIDE as P2
 from tests.factories import LOOP_POSITION as P1
-from tests.factories import LOOP_T0 as T0
-from tests.factories import market
-from tests.integration.test_ib_reconcile import loop_on
+from tests.integration.test_ib_reconcile import holding_both, loop_on
 from tests.loop import run_until
 from tests.support import on_database
 
@@ -36,23 +33,8 @@ def test_a_restart_replays_none_of_the_day_s_executions_as_missed(db_url: str) -
 
     async def go(store: Store) -> Any:
         await store.import_positions([P1, P2], "DU1234567")
-        clock = SpeedClock(T0, speed=20)
-        gateway = FakeGateway(market(), clock, account="DU1234567")
-        for p in (P1, P2):
-            gateway.hold_spreads(p, p.contracts)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        try:
-            venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
-            first = await loop_on(store, venue, clock)
-            await first.load(clock.now())
-
-            def filled(a: Any) -> bool:
-                return any(w.state.remaining < w.state.position.contracts
-                           for w in a.book.watches.values())  # fmt: skip
-
-            await run_until(first, venue, clock, filled, limit=60)
-            await venue.close()
+        async with holding_both() as (_, clock, port):
+            await _first_fills(store, clock, port)
             venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
             second = await loop_on(store, venue, clock)
             lines = await second.load(clock.now())
@@ -67,9 +49,6 @@ def test_a_restart_replays_none_of_the_day_s_executions_as_missed(db_url: str) -
             expected = second.book.expected_holdings()
             await venue.close()
             return lines, second, held, expected, unapplied
-        finally:
-            ticking.cancel()
-            await gateway.close()
 
     lines, second, held, expected, unapplied = on_database(db_url)(go)
     assert not [line for line in lines if "applied missed execution" in line], lines
@@ -80,9 +59,9 @@ def test_a_restart_replays_none_of_the_day_s_executions_as_missed(db_url: str) -
     assert second.views.attention == {}
 
 
-async def _filled_then_restarted(store: Store, clock: SpeedClock, port: int) -> IbBroker:
+async def _first_fills(store: Store, clock: SpeedClock, port: int) -> None:
     """A first daemon runs until the selloff has filled a close (fills at the gateway and in
-    the store) and stops; a new adapter, connected, is returned."""
+    the store), and stops."""
     venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
     first = await loop_on(store, venue, clock)
     await first.load(clock.now())
@@ -92,25 +71,18 @@ async def _filled_then_restarted(store: Store, clock: SpeedClock, port: int) -> 
 
     await run_until(first, venue, clock, filled, limit=60)
     await venue.close()
-    venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
-    await venue.connect()
-    return venue
 
 
 def _on_gateway(db_url: str, work: Any) -> Any:
+    """``work`` with a new adapter, connected, after a first daemon's fills."""
+
     async def go(store: Store) -> Any:
         await store.import_positions([P1, P2], "DU1234567")
-        clock = SpeedClock(T0, speed=20)
-        gateway = FakeGateway(market(), clock, account="DU1234567")
-        for p in (P1, P2):
-            gateway.hold_spreads(p, p.contracts)
-        port = await gateway.start("127.0.0.1", 0)
-        ticking = asyncio.create_task(gateway.run())
-        try:
-            return await work(store, clock, await _filled_then_restarted(store, clock, port))
-        finally:
-            ticking.cancel()
-            await gateway.close()
+        async with holding_both() as (_, clock, port):
+            await _first_fills(store, clock, port)
+            venue = IbBroker(IbSettings(port=port, timeout=5), now=clock.now)
+            await venue.connect()
+            return await work(store, clock, venue)
 
     return on_database(db_url)(go)
 

@@ -27,10 +27,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from brokers.sim.market import SimMarket
-from service.errors import InputError, first_error
+from service.errors import InputError, validated
 from service.inputs import read_section
 from service.logs import get_logger
 
@@ -69,11 +69,7 @@ def load_script(path: Path, start: datetime, underlyings: list[str]) -> list[Scr
     moves: list[ScriptedMove] = []
     for n, raw in enumerate(read_section(path, "moves", list, "[[moves]]"), start=1):
         where = f"{path}: move {n}"
-        try:
-            r = _MoveRecord.model_validate(raw)
-        except ValidationError as exc:
-            field, msg = first_error(exc)
-            raise InputError(f"{where}: {field}: {msg}") from exc
+        r = validated(_MoveRecord, raw, where)
         if r.underlying not in underlyings:
             known = ", ".join(sorted(underlyings))
             raise InputError(f"{where}: underlying: '{r.underlying}' is not in the fake "
