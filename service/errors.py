@@ -43,12 +43,22 @@ class StoreUnavailable(SpreadwatchError):
     """The store cannot be reached now (a lost connection, a server restarting)."""
 
 
+class NotHolding(SpreadwatchError):
+    """This process does not hold the account's trading lease (any more): it writes no
+    order and sends none (the database refuses the one it tries: a fencing token)."""
+
+
 class BrokerRefused(SpreadwatchError):
     """The broker refuses: an order it rejects, an account it is not allowed to trade."""
 
 
 class BrokerUnavailable(SpreadwatchError):
     """The broker cannot be reached now (a dropped socket, a gateway restarting)."""
+
+
+class ClientIdInUse(BrokerUnavailable):
+    """The broker refuses the connection: another connection holds its client id (IB's
+    326), such as a standby's predecessor whose connection is not gone yet."""
 
 
 def first_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -71,6 +72,34 @@ class SyncSettings(BaseModel):
     books: dict[str, str] = Field(
         default_factory=dict, description='a book per underlying, over `book` (SPY = "NAME")'
     )
+
+
+class LeaseSettings(BaseModel):
+    """The trading lease: of the daemons of one account (one database), one trades."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        default="",
+        max_length=200,
+        description="this daemon's name as the lease's holder (empty: host:pid); a restart "
+        "under the same name takes its lease back at once; never two daemons of one name",
+    )
+    ttl: float = Field(
+        default=5.0, ge=1.0, le=60, description="seconds a lease lasts unrenewed (failover time)"
+    )
+    renew: float = Field(
+        default=1.0, gt=0, le=20, description="seconds between renewals, and a standby's looks"
+    )
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> LeaseSettings:
+        if self.renew * 2 > self.ttl:
+            raise ValueError(
+                f"renew: {self.renew:g} s is more than half of ttl ({self.ttl:g} s): one "
+                "late renewal would lose the lease"
+            )
+        return self
 
 
 class Webhook(BaseModel):
@@ -151,6 +180,7 @@ class Settings(BaseSettings):
     )
     ib: IbSettings = Field(default_factory=IbSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
 
     def check_http_token(self) -> None:
         """Refuse (one line) to serve beyond loopback without ``http_token``."""
@@ -210,6 +240,7 @@ NOT_SETTINGS = frozenset(
         "SPREADWATCH_EXPECT_IBAPI",  # the tests: fail unless IB's official client installs
         "SPREADWATCH_EXPECT_CHROMIUM",  # the tests: fail unless the system's Chromium is there
         "SPREADWATCH_HTTP_PUBLISH",  # docker compose (.env): the host port of the HTTP server
+        "SPREADWATCH_STANDBY_HTTP_PUBLISH",  # docker compose (.env): the standby's
     }
 )
 

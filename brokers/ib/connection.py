@@ -23,7 +23,7 @@ from brokers.ib.codes import CLIENT_ID_IN_USE, DELAYED, LIVE, READ_ONLY
 from brokers.ib.market_data import MarketDataMixin
 from brokers.ib.orders import OrdersMixin
 from rules.model import Quote
-from service.errors import BrokerRefused, BrokerUnavailable, InputError
+from service.errors import BrokerRefused, BrokerUnavailable, ClientIdInUse, InputError
 from service.logs import DATA_STALE, get_logger
 from service.ports import EventSink, LegUpdate, ProblemSink, QuoteSink
 from service.settings import IbSettings
@@ -164,7 +164,7 @@ class ConnectionMixin(MarketDataMixin, OrdersMixin):
         try:
             await asyncio.wait({opening, waiting}, return_when=asyncio.FIRST_COMPLETED)
             if refused.is_set():
-                raise BrokerUnavailable(
+                raise ClientIdInUse(
                     f"{where}: client id {s.client_id} is in use by another connection: stop "
                     "that client (another spreadwatch?) or set ib.client_id to another id"
                 )

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,13 +42,13 @@ from service.app.assembly import assemble
 from service.clock import SpeedClock
 from service.errors import InputError
 from service.logs import get_logger
+from service.orders.fence import Fenced
 from service.ports import Account, Admits, Clock, Feed, OrderGateway, Store, StoredPosition
 from service.store import database as schema
 from service.store.repository import SqlStore
 
 if TYPE_CHECKING:  # (what only some commands use is imported when it is built)
-    from service.alerts.alerter import Alerter
-    from service.http.server import Ops
+    from service.app.lease import Lease
     from service.settings import Settings
 
 _log = get_logger("spreadwatch.daemon")
@@ -73,9 +72,13 @@ __all__ = [  # (schema: the store's migrations, for the db commands)
     "database_url",
     "demo",
     "fake_gateway",
+    "fence",
+    "lease",
+    "lease_name",
     "open_store",
     "schema",
     "serve_http",
+    "serve_loop",
     "sql_store",
 ]
 
@@ -223,6 +226,7 @@ async def build(
     start: datetime | None = None,
     dry_run: bool = False,
     out: TextIO | None = None,
+    fence: Callable[[], bool] | None = None,
 ) -> App:
     """The loop on ``store`` and ``venue``; what is not given is made from ``settings``
     (and closed with the app: ``async with await build(...) as app``). With no settings
@@ -231,6 +235,7 @@ async def build(
     ``hours`` says the market's session at an instant (NYSE's calendar, live);
     ``start`` is where a simulated market begins (the clock's time by default). With no
     ``clock``, a venue made here brings its own (a broker's time), otherwise the wall's.
+    ``fence``: orders are sent only while it says so (the trading lease held).
     """
     closing = contextlib.AsyncExitStack()
     if settings is None:
@@ -256,20 +261,13 @@ async def build(
             await closing.aclose()
             raise
     clock = clock or SpeedClock()
+    gateway = venue if fence is None else Fenced(venue, fence)
     loop = assemble(
-        store,
-        venue,
-        books,
-        schedule=schedule,
-        subscribe=venue.subscribe,
-        unsubscribe=venue.unsubscribe,
-        market_time=hours,
-        dry_run=dry_run,
-        admits=venue,
-        connected=venue.connected,
-        poll=30.0 if settings is None else settings.poll,
+        store, gateway, books, schedule=schedule, subscribe=venue.subscribe,
+        unsubscribe=venue.unsubscribe, market_time=hours, dry_run=dry_run, admits=venue,
+        connected=venue.connected, poll=30.0 if settings is None else settings.poll,
         reconcile=60.0 if settings is None else settings.reconcile,
-    )
+    )  # fmt: skip
     return App(settings, store, venue, clock, books, loop, closing, start or clock.now())
 
 
@@ -312,9 +310,10 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def sql_store(url: str) -> AsyncIterator[SqlStore]:
-    """The SQL store on ``url`` (its schema as it is), its engine disposed after."""
-    engine = schema.engine(url)
+async def sql_store(url: str, application: str = "spreadwatch") -> AsyncIterator[SqlStore]:
+    """The SQL store on ``url`` (its schema as it is), its engine disposed after; its
+    connections named ``application`` to the server."""
+    engine = schema.engine(url, application)
     try:
         yield SqlStore(engine)
     finally:
@@ -322,78 +321,46 @@ async def sql_store(url: str) -> AsyncIterator[SqlStore]:
 
 
 @contextlib.asynccontextmanager
-async def open_store(settings: Settings, *, upgrade_embedded: bool = True) -> AsyncIterator[Store]:
+async def open_store(
+    settings: Settings, *, upgrade_embedded: bool = True, application: str = "spreadwatch"
+) -> AsyncIterator[Store]:
     """The SQL store of ``settings``, its schema at head. The embedded database is
     migrated first (it is spreadwatch's own); a server's must already be at head."""
     with database_url(settings) as url:
         if upgrade_embedded and settings.database_url is None:
             await schema.upgrade(url)
         await schema.require_head(url)
-        async with sql_store(url) as store:
+        async with sql_store(url, application) as store:
             yield store
 
 
-# Around the loop: the HTTP server and the alerts ---------------------------------------
+# Around the loop: the HTTP server, the alerts (.around), the trading lease --------------
+
+from service.bootstrap.around import alerter, bind_http, serve_http, serve_loop  # noqa: E402
 
 
-def bind_http(settings: Settings) -> socket.socket | None:
-    """The health and metrics server's socket, bound before anything else starts (a port
-    in use is said at once, not after the database and the broker): None when off."""
-    if not settings.http:
-        return None
-    host, port = settings.http_host, settings.http_port
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(
-            f"http_port: cannot listen on {host}:{port}: {why}: stop what uses it, or set "
-            "http_port (SPREADWATCH_HTTP_PORT; 0: any free port)"
-        ) from exc
+def lease(settings: Settings, store: Store) -> Lease:
+    """This process's side of the account's trading lease, on the SQL store's database
+    (the memory store has none: a tool's, which never runs beside another)."""
+    from service.app.lease import Lease  # noqa: PLC0415
+
+    if not isinstance(store, SqlStore):
+        raise InputError("the trading lease: needs the SQL store")
+    s = settings.lease
+    return Lease(store, lease_name(settings), ttl=s.ttl, renew=s.renew)
 
 
-async def serve_http(app: App, out: TextIO, sock: socket.socket | None = None) -> Ops | None:
-    """The health and metrics server, when the settings turn it on (on ``sock`` if bound)."""
-    settings = app.settings
-    if settings is None or not settings.http:
-        return None
-    from service.http.server import Ops  # noqa: PLC0415  (aiohttp, prometheus)
+def lease_name(settings: Settings) -> str:
+    """This daemon's name as the lease's holder (``lease.name``, else host:pid)."""
+    from service.app.lease import default_name  # noqa: PLC0415
 
-    ops = Ops(
-        app.loop.views,
-        app.clock.now,
-        broker_connected=app.venue.connected,
-        database_ok=app.store.ping,
-        reconnects=lambda: int(getattr(app.venue, "reconnects", 0)),
-        detail=app.store.detail,
-        token=None if settings.http_token is None else settings.http_token.get_secret_value(),
-    )
-    host = settings.http_host
-    try:
-        port = await ops.start(host, settings.http_port, sock)
-    except OSError as exc:
-        raise InputError(
-            f"http_port: cannot listen on {host}:{settings.http_port}: {exc.strerror}"
-        ) from exc
-    out.write(f"health and metrics on http://{host}:{port}/ (healthz, readyz, metrics, status)\n")
-    _log.info("daemon.http", host=host, port=port)
-    return ops
+    return settings.lease.name or default_name()
 
 
-def alerter(app: App) -> Alerter | None:
-    """The webhooks' sender, when the settings name any."""
-    settings = app.settings
-    if settings is None or not settings.webhooks:
-        return None
-    from service.alerts.alerter import Alerter  # noqa: PLC0415  (aiohttp's client)
-
-    return Alerter(
-        settings.webhooks,
-        app.loop.views,
-        connected=app.venue.connected,
-        disconnect_after=settings.disconnect_alert_after,
-    )
+def fence(store: Store, epoch: int | None, holding: Callable[[], bool] | None) -> None:
+    """The store's writes fenced by the lease's ``epoch`` and ``holding`` (None: unfenced)."""
+    if isinstance(store, SqlStore):
+        store.fence(epoch, holding)
 
 
 # The trial tools (the demo's market, the fake IB gateway): .trials, named from here

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from service import bootstrap
 from service.bootstrap import Faults
-from service.cli.run import EXAMPLES
+from service.cli.term import EXAMPLES
 from service.clock import SpeedClock
 from service.errors import InputError
 from service.inputs import load_books, load_positions

@@ -14,6 +14,14 @@ the broker's time, and ``start`` and ``speed`` are refused. Orders go out only
 in the exchange's regular hours (NYSE sessions, holidays and early closes
 included); outside them a decision waits for the open, and the wait is said once.
 
+Of the daemons of one database (one account), one trades: the holder of the
+trading lease (:mod:`service.app.lease`). A daemon stands by until it holds
+it (``standby: ... holds the trading lease``), trades while it holds it (its
+store and its orders fenced by the lease's epoch), and stands by again if it
+loses it (``LEASE LOST: ...``): a term ended that way stops at once, without
+draining, and its broker connection is closed first. A clean stop releases
+the lease, so a standby takes over within a second.
+
 SIGINT and SIGTERM stop it between two steps: nothing is half-written, and
 orders still working are left working (they are in the store as such). The
 exit code is 130 after SIGINT (Ctrl-C, as at any other time), 0 after SIGTERM.
@@ -35,16 +43,15 @@ from typing import TextIO
 from service import bootstrap, logs
 from service.app.readmodel import ReadModel
 from service.calendar import Calendar
+from service.cli.term import Term, said
 from service.clock import SpeedClock
-from service.errors import INTERRUPTED
+from service.errors import INTERRUPTED, NotHolding
 from service.http.server import Ops
-from service.inputs import load_books, load_positions
+from service.inputs import load_books
 from service.ports import Clock
 from service.settings import Settings
-from service.shipped import shipped
 
 _log = logs.get_logger("spreadwatch.daemon")
-EXAMPLES = shipped("examples") / "positions.toml"
 STEP = timedelta(milliseconds=250)
 
 
@@ -75,27 +82,39 @@ async def _start(
     clock: SpeedClock | None,
     duration: timedelta | None,
 ) -> int:
-    async with bootstrap.open_store(settings) as store:
+    """Stand by until this process holds the account's trading lease, trade while it holds
+    it, stand by again if it is lost; until SIGINT or SIGTERM (or ``duration``)."""
+    application = f"spreadwatch {bootstrap.lease_name(settings)}"  # (pg_stat_activity's)
+    async with bootstrap.open_store(settings, application=application) as store:
         books = load_books(settings.books_file)
-        simulated = settings.broker == "sim"
-        if simulated:  # (bound first: the examples are never written into another's records)
+        if settings.broker == "sim":  # (before anything starts: another venue's is refused)
             await bootstrap.bind_venue(store, "sim")
-        if simulated and not await store.all_positions() and EXAMPLES.exists():
-            await store.import_positions(load_positions(EXAMPLES, books), settings.account)
-            out.write(f"no positions: imported the examples ({EXAMPLES})\n")
-        sessions = Calendar(settings.data_dir)
-        async with await bootstrap.build(
-            settings,
-            store=store,
-            clock=clock,
-            books=books,
-            hours=sessions.market_time,
-            start=None if clock is None else clock.start,
-            dry_run=dry_run,
-            out=out,
-        ) as app:
-            sessions.around(app.start)  # (loaded before the loop: it may take a second)
-            return await _run(app, clock, sessions, out, dry_run, duration, sock)
+        lease = bootstrap.lease(settings, store)
+        bootstrap.fence(store, None, lease.holding)  # (nothing but the lease's until held)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stopped_by: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _stopper(stop, stopped_by, sig))
+        ops: Ops | None = None
+        try:
+            ops = await bootstrap.serve_http(settings, store, out, sock, lease.seat)
+
+            async def run(app: bootstrap.App, sessions: Calendar, ended: asyncio.Event) -> None:
+                await _run(app, clock, sessions, out, dry_run, duration, ended)
+
+            term = Term(settings, store, books, lease, ops, out, stop, run, dry_run=dry_run,
+                        clock=clock)  # fmt: skip
+            while await lease.acquire(stop, said(out)) is not None and await term.trade():
+                pass  # the lease was lost: stand by again
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await lease.release()
+            if ops is not None:
+                await ops.stop()
+    # Ctrl-C: the shell's 130, as at any other time; SIGTERM (a service manager's stop): 0
+    return INTERRUPTED if signal.SIGINT in stopped_by else 0
 
 
 async def _run(
@@ -105,47 +124,32 @@ async def _run(
     out: TextIO,
     dry_run: bool,
     duration: timedelta | None,
-    sock: socket.socket | None = None,
-) -> int:
+    stop: asyncio.Event,
+) -> None:
     service, clock = app.loop, app.clock
     await _load(app, out, dry_run)
     t0 = app.start
     _log.info(
         "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    stopped_by: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _stopper(stop, stopped_by, sig))
     report = _Report(service.views, sessions, out)
-    ops: Ops | None = None
+    if simulated is not None:  # (a broker's time does not wait for the start-up)
+        simulated.restart()
+    end = None if duration is None else clock.now() + duration  # (from the loop's start)
     try:
-        ops = await bootstrap.serve_http(app, out, sock)
-        if simulated is not None:  # (a broker's time does not wait for the start-up)
-            simulated.restart()
-        end = None if duration is None else clock.now() + duration  # (from the loop's start)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run(app.venue, clock, stop), name="monitor")
             tg.create_task(report.run(clock, stop, end), name="report")
             alerter = bootstrap.alerter(app)
             if alerter is not None:
                 tg.create_task(alerter.run(stop), name="alerts")
+    except* NotHolding:
+        raise  # (not a crash: the lease is another's)
     except* Exception as group:
         for exc in group.exceptions:
             _log.error("daemon.crashed", detail=f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        if ops is not None:
-            await ops.stop()
     report.closes()  # those sent while stopping
-    working = len(await app.store.live_orders())
-    out.write(f"stopped: {working} orders left working at the broker, recorded as such\n")
-    _log.info("daemon.stopped", working_orders=working)
-    # Ctrl-C: the shell's 130, as at any other time; SIGTERM (a service manager's stop): 0
-    return INTERRUPTED if signal.SIGINT in stopped_by else 0
 
 
 async def _load(app: bootstrap.App, out: TextIO, dry_run: bool) -> None:

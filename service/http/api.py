@@ -98,7 +98,7 @@ class Api:
 
     def __init__(
         self,
-        views: ReadModel,
+        views: ReadModel | None,
         now: Callable[[], datetime],
         detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
         *,
@@ -109,6 +109,15 @@ class Api:
         self.period, self.keepalive = period, keepalive
         self._made: tuple[float, str, str] | None = None  # (when, body, body without "at")
         self.closing = asyncio.Event()  # set as the server stops: every stream ends
+
+    def _views(self) -> ReadModel:
+        """The read model; a standby (none: it has no positions loaded) answers 503."""
+        if self.views is None:
+            why = "standby: this process does not trade now; the trading lease's holder does"
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error": why, "role": "standby"}), content_type="application/json"
+            )
+        return self.views
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/positions", self.positions)
@@ -121,7 +130,7 @@ class Api:
         clock = time.monotonic()
         if self._made is None or clock - self._made[0] >= self.period:
             now = self.now()
-            views = self.views
+            views = self._views()
             body = positions_json(
                 views.positions(now), views.fills_today(now), now, "daemon", views.attention
             )
@@ -134,8 +143,9 @@ class Api:
         return web.Response(text=self.body()[0], content_type="application/json")
 
     async def position(self, request: web.Request) -> web.Response:
+        views = self._views()
         pid = request.match_info["id"]
-        view = next((v for v in self.views.positions(self.now()) if v.id == pid), None)
+        view = next((v for v in views.positions(self.now()) if v.id == pid), None)
         events: list[Any] = []
         if self.detail is not None:
             try:
@@ -148,12 +158,13 @@ class Api:
         return web.json_response({**body, "events": events})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        self._views()
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         sent, quiet = None, 0.0
-        while not self.closing.is_set():
+        while not self.closing.is_set() and self.views is not None:  # (None: stepped down)
             body, text = self.body()
             if text != sent:
                 await response.write(f"event: positions\ndata: {body}\n\n".encode())

@@ -6,13 +6,17 @@ API (:mod:`service.http.api`: ``/api/positions``, ``/api/positions/{id}``, ``/ap
 - ``/readyz``: ready to trade: the broker is connected, the database answers,
   and no open position's market data is stale. 200 or 503, with each check, and
   each position that needs attention with why (listed, not a failure: the
-  others are traded; a restart would not help it).
+  others are traded; a restart would not help it). With its role in the trading
+  lease (``role``: holder or standby, ``lease_holder``, ``epoch``). A standby
+  answers 200 with ``"status": "standby"`` while the database answers (ready to
+  take over: nothing to page about), 503 when it does not.
 - ``/metrics``: Prometheus text, read from the read model
   (:class:`service.app.readmodel.ReadModel`) at scrape time (nothing is counted
   twice, and the tick path only bumps plain counters):
   updates processed, evaluations, decisions by reason, order events by
   status, fill latency, quote age per position, open positions, contracts
-  remaining, reconnects, asyncio tasks alive.
+  remaining, reconnects, asyncio tasks alive; ``spreadwatch_role`` and
+  ``spreadwatch_lease_epoch`` in either role (a standby serves only those).
 
 It binds to 127.0.0.1 unless configured (``http_host``; the container image
 sets its own interface).
@@ -39,6 +43,7 @@ from prometheus_client.registry import Collector
 
 from rules.exits import ExitReason
 from service.app.distances import PositionView
+from service.app.lease import Seat
 from service.app.readmodel import ReadModel
 from service.http.api import Api
 from service.http.page import add_page
@@ -52,7 +57,10 @@ class _ViewsCollector(Collector):
         self.ops = ops
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.ops.role_metrics()
         m = self.ops.views
+        if m is None:  # (a standby: no positions loaded, nothing counted)
+            return
         yield CounterMetricFamily(
             "spreadwatch_updates", "leg quote updates evaluated", value=m.updates
         )
@@ -150,9 +158,12 @@ def position_gauges(views: Sequence[PositionView]) -> Iterator[Metric]:
 
 
 class Ops:
+    """The server. Its figures are the loop's (``views``) while this process trades; a
+    standby (``views`` None: see :meth:`attach`) says its role (``seat``) and no more."""
+
     def __init__(
         self,
-        views: ReadModel,
+        views: ReadModel | None,
         now: Callable[[], datetime],
         *,
         broker_connected: Callable[[], bool],
@@ -161,18 +172,50 @@ class Ops:
         heartbeat_max: float = HEARTBEAT_MAX,
         detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
         token: str | None = None,
+        seat: Seat | None = None,
     ) -> None:
-        self.views = views
         self.now = now
-        self.broker_connected = broker_connected
         self.database_ok = database_ok
-        self.reconnects = reconnects
         self.heartbeat_max = heartbeat_max
+        self.seat = seat  # the trading lease's role (None: no lease, this process trades)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ViewsCollector(self))
         self._runner: web.AppRunner | None = None
         self.api = Api(views, now, detail)
         self.token = token  # asked of every request but /healthz (None: none asked)
+        self.attach(views, broker_connected, reconnects, detail)
+
+    def attach(
+        self,
+        views: ReadModel | None,
+        broker_connected: Callable[[], bool] = lambda: False,
+        reconnects: Callable[[], int] = lambda: 0,
+        detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Serve the loop of ``views`` (this process trades now; ``now``: its clock, if
+        another); None: stand by."""
+        self.views = self.api.views = views
+        self.api.detail = detail
+        if now is not None:
+            self.now = self.api.now = now
+        self.broker_connected = broker_connected
+        self.reconnects = reconnects
+
+    def role_metrics(self) -> Iterator[Metric]:
+        """``spreadwatch_role`` (1 for this process's role) and the lease's epoch held."""
+        seat = self.seat
+        role = "holder" if seat is None else seat.role
+        gauge = GaugeMetricFamily(
+            "spreadwatch_role", "this process's role: holder (trades) or standby", labels=["role"]
+        )
+        for name in ("holder", "standby"):
+            gauge.add_metric([name], 1.0 if name == role else 0.0)
+        yield gauge
+        if seat is not None and seat.epoch is not None:
+            yield GaugeMetricFamily(
+                "spreadwatch_lease_epoch", "the trading lease's epoch held", value=seat.epoch
+            )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -203,13 +246,23 @@ class Ops:
             await self._runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        age = time.monotonic() - self.views.heartbeat
+        beat = self.views.heartbeat if self.views is not None else self._seat_beat()
+        age = time.monotonic() - beat
         ok = age < self.heartbeat_max
         return _json({"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3)}, ok)
 
+    def _seat_beat(self) -> float:
+        return time.monotonic() if self.seat is None else self.seat.beat
+
     async def _readyz(self, request: web.Request) -> web.Response:
-        broker = self.broker_connected()
         database = await self.database_ok()
+        seat = {} if self.seat is None else self.seat.body()
+        if self.views is None:  # a standby: ready to take over while the database answers
+            standing = self.seat is None or self.seat.role == "standby"  # (else: starting)
+            ok = database and standing
+            status = ("standby" if standing else "starting") if database else "not ready"
+            return _json({"status": status, "database": database, **seat}, ok)
+        broker = self.broker_connected()
         stale = sorted(self.views.stale)
         attention = sorted(self.views.attention.items())
         ok = broker and database and not stale
@@ -221,7 +274,7 @@ class Ops:
             # (said, not a failure: every other position is traded)
             "needs_attention": [{"position": pid, "reason": why} for pid, why in attention],
         }
-        return _json(body, ok)
+        return _json({**body, **seat}, ok)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

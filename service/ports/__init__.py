@@ -7,6 +7,7 @@ clock (``service.clock``). The Protocols are :mod:`.protocols`', the values
 :mod:`.values`'; both are named from here.
 """
 
+from service.ports.lease import LeaseBoard, LeaseHeld
 from service.ports.protocols import (
     Account,
     Admits,
@@ -79,6 +80,8 @@ __all__ = [
     "Fill",
     "FillApplied",
     "Holding",
+    "LeaseBoard",
+    "LeaseHeld",
     "LegFill",
     "LegKey",
     "LegUpdate",

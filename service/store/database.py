@@ -148,12 +148,20 @@ class _Given:
 POOL = 10  # connections kept: the order workers, the event follower, health and spare
 
 
-def engine(url: str) -> AsyncEngine:
+def engine(url: str, application: str = "spreadwatch") -> AsyncEngine:
+    """The engine on ``url``; its connections name themselves ``application`` to the server
+    (``pg_stat_activity``: which daemon holds which connection)."""
     # A ping on each checkout: a connection the server dropped (a restart) is replaced, not
     # handed out. The order path does not pay it: the monitor's tasks keep their connections
     # (service.store.driver.hold), and one that fails is dropped and the write retried
     # (order events) or decided again (closes). Connections are renewed every half hour.
-    eng = create_async_engine(url, pool_recycle=1800, pool_size=POOL, pool_pre_ping=True)
+    eng = create_async_engine(
+        url,
+        pool_recycle=1800,
+        pool_size=POOL,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": application[:63]}},
+    )
     event.listen(eng.sync_engine, "handle_error", _lost_is_a_disconnect)
     return eng
 

@@ -29,9 +29,10 @@ import asyncpg
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.errors import SpreadwatchError, StoreRefused, StoreUnavailable
+from service.errors import NotHolding, SpreadwatchError, StoreRefused, StoreUnavailable
 
 _REFUSALS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+FENCED = "SW409"  # the SQLSTATE of an order refused by the trading lease (migration 0008)
 _ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -109,7 +110,9 @@ async def driver(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
             yield await held.driver()
         except _REFUSALS:
             raise  # the connection is fine: the statement was refused
-        except BaseException:
+        except BaseException as exc:
+            if getattr(exc, "sqlstate", None) == FENCED:  # (refused: the connection is fine)
+                raise NotHolding(f"{what}: refused by the database: {exc}") from exc
             await held.close(broken=True)
             raise
     except _ERRORS as exc:
@@ -138,10 +141,14 @@ def edge(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R
     """A store method whose database errors come out by kind: a refusal (a CHECK, a unique
     index, a value out of range) as :class:`StoreRefused`, a lost or unreachable database
     as :class:`StoreUnavailable`. A statement the database cannot parse is a bug: it
-    comes out as it is."""
+    comes out as it is. On a store fenced by a trading lease this process no longer
+    holds, the method is refused before it starts (:class:`NotHolding`)."""
 
     @functools.wraps(method)
     async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        holding = getattr(args[0], "holding", None)  # (the store, fenced: SqlStore.fence)
+        if holding is not None and not holding():
+            raise NotHolding(f"{method.__name__}: this process does not hold the trading lease")
         try:
             return await method(*args, **kwargs)
         except SpreadwatchError:

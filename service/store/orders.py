@@ -95,7 +95,8 @@ class SqlOrders(SqlBase):
         payload = [_intent_payload(k, intent, decision) for k, intent, decision in batch]
         try:
             async with driver.driver(self._engine, "close intents") as conn:
-                return {r[0] for r in await conn.fetch(sql.INTENTS, json.dumps(payload))}
+                rows = await conn.fetch(sql.INTENTS, json.dumps(payload), self.epoch)
+                return {r[0] for r in rows}
         except IntegrityError:
             return set()
 

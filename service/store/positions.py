@@ -3,7 +3,7 @@ the broker's contract ids of their legs (:class:`service.ports.PositionStore`)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ class SqlBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._engine = engine
+        self.epoch: int | None = None  # the trading lease's, written with each close order
+        self.holding: Callable[[], bool] | None = None  # asked first by each call (edge)
 
     @staticmethod
     async def _lock(s: AsyncSession, position_id: str) -> PositionRow:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.errors import StoreUnavailable
 from service.store import changes, driver, sql
 from service.store.driver import edge
+from service.store.lease import SqlLease
 from service.store.orders import SqlOrders
 from service.store.positions import SqlPositions
 from service.store.schema import VenueBindingRow
@@ -38,8 +39,16 @@ LISTENER = "spreadwatch-listen"  # the listening connection's application_name
 HEARTBEAT = 5.0  # seconds between the listening connection's checks
 
 
-class SqlStore(SqlPositions, SqlOrders):
-    """The system of record on PostgreSQL (SQLAlchemy 2, asyncpg)."""
+class SqlStore(SqlPositions, SqlOrders, SqlLease):
+    """The system of record on PostgreSQL (SQLAlchemy 2, asyncpg), and the account's
+    trading lease (:class:`service.ports.LeaseBoard`)."""
+
+    def fence(self, epoch: int | None, holding: Callable[[], bool] | None = None) -> None:
+        """From now, each close order is written with the trading lease's ``epoch`` (the
+        database refuses it once that epoch is not live), and each call of the store first
+        asks ``holding``: a process that lost the lease writes and reads nothing more
+        (:class:`service.errors.NotHolding`). None, None: unfenced (a tool, a test)."""
+        self.epoch, self.holding = epoch, holding
 
     def hold(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Inside (a long-running task), the order path's statements run on one connection
@@ -56,7 +65,7 @@ class SqlStore(SqlPositions, SqlOrders):
         async def one() -> AsyncConnection:
             conn = await self._engine.connect()
             raw: Any = (await conn.get_raw_connection()).driver_connection
-            await raw.fetch(sql.INTENTS, "[]")
+            await raw.fetch(sql.INTENTS, "[]", None)
             await raw.execute(sql.SENT_MANY, [], "queued", "")
             await raw.fetchrow(sql.SENT, "", "working", "", None, None, None)
             await raw.fetchrow(sql.FILL_READ, "", "")

@@ -147,6 +147,9 @@ class CloseOrderRow(Base):
     paid: Mapped[Decimal] = mapped_column(Numeric(24, 6), server_default=text("0"))
     broker_order_id: Mapped[int | None] = mapped_column(BigInteger)
     perm_id: Mapped[int | None] = mapped_column(BigInteger)
+    # the trading lease's epoch its writer held (migration 0008: the database refuses an
+    # order of an epoch not live; None: written by no daemon, while none holds the lease)
+    lease_epoch: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -224,6 +227,24 @@ class VenueBindingRow(Base):
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
 
 
+class TradingLeaseRow(Base):
+    """Who trades the database's account, its epoch and until when (migration 0008, where
+    the trigger that fences close orders by it is)."""
+
+    __tablename__ = "trading_lease"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    holder: Mapped[str] = mapped_column(String(200))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="one_row"),
+        CheckConstraint("epoch > 0", name="epoch_positive"),
+    )
+
+
 __all__ = [
     "FINAL_ORDER_STATUSES",
     "ORDER_STATUSES",
@@ -234,5 +255,6 @@ __all__ = [
     "FillRow",
     "LegRow",
     "PositionRow",
+    "TradingLeaseRow",
     "VenueBindingRow",
 ]

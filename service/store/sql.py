@@ -45,9 +45,9 @@ upd AS (
 ),
 orders AS (
     INSERT INTO close_orders (order_ref, position_id, stage, attempt, reason, label, target,
-                              quantity, limit_price)
+                              quantity, limit_price, lease_epoch)
     SELECT req.ref, req.pid, req.stage, req.attempt, req.reason, req.label, req.target,
-           req.qty, req.limit_price
+           req.qty, req.limit_price, CAST($2 AS bigint)
     FROM req JOIN upd ON upd.id = req.pid
     RETURNING order_ref
 ),

@@ -133,8 +133,8 @@ def test_the_image_install_and_entrypoint_run_the_stack(tmp_path: Path, empty_ur
         gateway.communicate(timeout=10)
     text = "".join(lines) + out
     assert daemon.returncode == 0, err
-    assert ": empty -> 0007" in upgraded.stdout  # the entrypoint migrates the database
-    assert ": 0007 -> 0007" in text  # (and again before the daemon: a no-op)
+    assert ": empty -> 0008" in upgraded.stdout  # the entrypoint migrates the database
+    assert ": 0008 -> 0008" in text  # (and again before the daemon: a no-op)
     assert "_examples/positions.toml" in imported.stdout  # from the installed package
     assert f"connected to IB at 127.0.0.1:{port}, account DU1234567" in text
     assert text.splitlines()[-1].startswith("stopped: ")

@@ -42,7 +42,7 @@ def chromium() -> None:
 def serving(env: dict[str, str], *args: str) -> tuple[Daemon, str]:
     """The daemon, once its HTTP server answers: (it, its base URL)."""
     d = Daemon({"SPREADWATCH_HTTP": "true", "SPREADWATCH_HTTP_PORT": "0", **env}, *args)
-    d.until(lambda: any(line.startswith("health and metrics on") for line in d.out), 60)
+    d.until(lambda: any(line.startswith("monitoring ") for line in d.out), 60)  # (trading)
     line = next(line for line in d.out if line.startswith("health and metrics on"))
     return d, line.split()[4].rstrip("/")
 

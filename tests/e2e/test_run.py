@@ -45,8 +45,9 @@ def test_sigterm_stops_the_daemon_cleanly(db_url: str) -> None:
     while "monitoring" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.readline()
     assert "monitoring 7 positions" in seen
-    health = proc.stdout.readline()
+    health = seen.splitlines()[0]  # (served from the start, whatever the role)
     assert health.startswith("health and metrics on http://127.0.0.1:"), health
+    assert seen.splitlines()[1].startswith("trading lease held (epoch 1, as ")
     base = health.split()[4]
     time.sleep(1)
     with urllib.request.urlopen(base + "healthz", timeout=5) as response:

@@ -74,7 +74,7 @@ def daemon(db_url: str) -> Iterator[tuple[Daemon, str]]:
     """The daemon on the simulated market, its HTTP server on a free port: (it, the port)."""
     env = {"DATABASE_URL": db_url, "SPREADWATCH_HTTP": "true", "SPREADWATCH_HTTP_PORT": "0"}
     d = Daemon(env, *START)
-    d.until(lambda: any(line.startswith("health and metrics on") for line in d.out), 60)
+    d.until(lambda: any(line.startswith("monitoring ") for line in d.out), 60)  # (trading)
     line = next(line for line in d.out if line.startswith("health and metrics on"))
     yield d, line.split()[4].rstrip("/").rsplit(":", 1)[1]
     d.stop()

@@ -34,12 +34,12 @@ def test_commands_refuse_a_schema_not_at_head_until_db_upgrade(bare_cli: Cli) ->
     refused = bare_cli("positions", "list")
     assert (refused.code, refused.out) == (2, "")
     assert refused.err.count("\n") == 1
-    assert "no schema, this version needs 0007: run `spreadwatch db upgrade`" in refused.err
-    assert "revision none (head is 0007" in bare_cli("db", "current").out
+    assert "no schema, this version needs 0008: run `spreadwatch db upgrade`" in refused.err
+    assert "revision none (head is 0008" in bare_cli("db", "current").out
     upgraded = bare_cli("db", "upgrade")
     assert upgraded.code == 0
-    assert upgraded.out.endswith(": empty -> 0007\n")
-    assert "revision 0007 (at head)" in bare_cli("db", "current").out
+    assert upgraded.out.endswith(": empty -> 0008\n")
+    assert "revision 0008 (at head)" in bare_cli("db", "current").out
     assert bare_cli("positions", "list").out == "no open positions\n"
 
 

@@ -35,7 +35,9 @@ def test_the_ledger_has_each_order_received_and_each_execution_sent(
 ) -> None:
     """A combo of 4 filled 2 at a time: one ``place`` line (ids, orderRef, action, quantity,
     limit, the legs by conId), a ``modify`` for its new limit, and one ``execution`` line
-    per execution sent (the BAG's and each leg's), the BAG's execIds those ib_async got."""
+    per execution sent (the BAG's and each leg's), the BAG's execIds those ib_async got;
+    the order and its new limit name the API connection that sent them, and its
+    ``disconnect`` ends the ledger."""
     path = tmp_path / "ledger.jsonl"
 
     async def work(ib: IB, gateway: FakeGateway) -> Any:
@@ -51,8 +53,10 @@ def test_the_ledger_has_each_order_received_and_each_execution_sent(
 
     trade, short, long_ = session(work)
     lines = ledger(path)
-    place, modify, *executions = lines
+    place, modify, *executions, disconnect = lines
     order_id, client_id = trade.order.orderId, trade.order.clientId
+    assert (disconnect["kind"], disconnect["clientId"]) == ("disconnect", client_id)
+    assert place["connection"] == modify["connection"] == disconnect["connection"] >= 1
     assert place["kind"] == "place"
     assert (place["orderId"], place["clientId"], place["orderRef"]) == (order_id, client_id,
                                                                         "P1:0:1")  # fmt: skip

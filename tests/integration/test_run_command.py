@@ -32,8 +32,10 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     out = db_cli("run", *FAST)
     assert out.code == 0, out.err
     lines = out.out.splitlines()
-    assert lines[0].startswith("no positions: imported the examples")
-    assert lines[1] == "monitoring 7 positions on the simulated market"
+    assert lines[0].startswith("health and metrics on http://127.0.0.1:")
+    assert lines[1].startswith("trading lease held (epoch 1, as ")
+    assert lines[2].startswith("no positions: imported the examples")
+    assert lines[3] == "monitoring 7 positions on the simulated market"
     assert any(line.startswith("XLF put_credit - Time Stop (14 DTE)") for line in closing(lines))
     assert lines[-1].startswith("stopped: ")
 
@@ -46,8 +48,9 @@ def test_run_imports_the_examples_acts_and_stops_cleanly(db_cli: Cli, run: Store
     # the logs: JSON lines on stderr (not a terminal), stable event names, ids bound
     logs = [json.loads(line) for line in out.err.splitlines()]
     events = [e["event"] for e in logs]
-    assert events[0] == "daemon.started"
-    assert events[-1] == "daemon.stopped"
+    assert events[:2] == ["daemon.http", "lease.acquired"]
+    assert "daemon.started" in events
+    assert events[-2:] == ["daemon.stopped", "lease.released"]
     submitted = [e for e in logs if e["event"] == "order.submitted"]
     assert {"position_id": "XLF-P-3", "order_ref": "XLF-P-3:stop:1"}.items() <= next(
         e for e in submitted if e["position_id"] == "XLF-P-3"

@@ -57,6 +57,7 @@ class AccountMixin(ContractsMixin):
             s.writer.close()
             return
         s.client_id = client_id
+        self.connection_said("connect", s)
         s.send(9, 1, self._next_order_id)
         s.send(15, 1, self.account)
         for code, text in FARMS:  # as TWS or IB Gateway says at every API connection

@@ -33,6 +33,7 @@ class Session:
     written for it: :mod:`brokers.ib.fake.versions`)."""
 
     writer: asyncio.StreamWriter
+    serial: int = 0  # the gateway's count of its connections: which one this is (the ledger's)
     version: int = SERVER_VERSION
     client_id: int | None = None
     data_type: int = LIVE
@@ -78,6 +79,10 @@ class GatewayBase:
         # execution times as "yyyymmdd-hh:mm:ss", UTC with no zone, as IB writes them for
         # live accounts (else with the zone's name, as for paper ones): see exec_time
         self.utc_exec_times = False
+
+    def connection_said(self, kind: str, s: Session) -> None:
+        """A client's API connection began (``connect``) or ended (``disconnect``): for the
+        ledger (the orders' part keeps it)."""
 
     def exec_time(self, when: datetime) -> str:
         """An execution's time as IB writes it: "20261207 15:00:00 UTC" (a zone's name

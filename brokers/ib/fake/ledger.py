@@ -4,11 +4,17 @@ or a human can check it against what a client recorded.
 
 Each line is an object with a ``kind``:
 
+- ``connect``, ``disconnect``: an API connection began (its client id accepted) or
+  ended: ``connection`` (the gateway's count of its connections, from 1), ``clientId``,
+  ``time``;
 - ``place``: a new order (a placeOrder of an order id not working): ``orderId``,
   ``clientId``, ``permId``, ``orderRef``, ``action``, ``quantity``, ``limit``,
-  ``secType`` and ``legs`` (each ``conId``, ``ratio``, ``action``), ``time``;
+  ``secType`` and ``legs`` (each ``conId``, ``ratio``, ``action``), ``connection``
+  (which sent it), ``time``;
 - ``modify``: a placeOrder of an order id already working (a new limit): ``orderId``,
-  ``clientId``, ``permId``, ``orderRef``, ``limit``, ``time``;
+  ``clientId``, ``permId``, ``orderRef``, ``limit``, ``connection``, ``time``;
+- ``cancel``: a cancelOrder of a working order: ``orderId``, ``clientId``, ``permId``,
+  ``orderRef``, ``connection``, ``time``;
 - ``execution``: an execution (the BAG's, each leg's, or a single option's), written when
   it happens, whether a client is connected or not: ``execId``, ``orderId``,
   ``clientId``, ``permId``, ``orderRef``, ``conId``, ``secType``, ``side`` (BOT | SLD),
@@ -33,19 +39,25 @@ class Ledger:
         self.path = path
         self._file: IO[str] = path.open("a", encoding="utf-8")
 
-    def place(self, order: Any, when: datetime) -> None:
-        """A new order (the gateway's ``_Order``)."""
+    def connection(self, kind: str, serial: int, client_id: int | None, when: datetime) -> None:
+        """An API connection's ``connect`` or ``disconnect``."""
+        self._write(kind, connection=serial, clientId=client_id, time=when)
+
+    def place(self, order: Any, when: datetime, connection: int) -> None:
+        """A new order (the gateway's ``_Order``), from connection number ``connection``."""
         legs = [{"conId": ins.con_id, "ratio": ratio, "action": action}
                 for ins, ratio, action in order.legs]  # fmt: skip
         self._write("place", orderId=order.order_id, clientId=order.client_id,
                     permId=order.perm_id, orderRef=order.ref, action=order.action,
                     quantity=order.quantity, limit=order.limit,
-                    secType="BAG" if order.bag else "OPT", legs=legs, time=when)  # fmt: skip
+                    secType="BAG" if order.bag else "OPT", legs=legs, connection=connection,
+                    time=when)  # fmt: skip
 
-    def modify(self, order: Any, when: datetime) -> None:
-        """A working order's new limit."""
-        self._write("modify", orderId=order.order_id, clientId=order.client_id,
-                    permId=order.perm_id, orderRef=order.ref, limit=order.limit,
+    def modify(self, order: Any, when: datetime, connection: int, kind: str = "modify") -> None:
+        """A working order's new limit (``kind`` "cancel": its cancel)."""
+        extra = {"limit": order.limit} if kind == "modify" else {}
+        self._write(kind, orderId=order.order_id, clientId=order.client_id,
+                    permId=order.perm_id, orderRef=order.ref, **extra, connection=connection,
                     time=when)  # fmt: skip
 
     def executions(self, order: Any, rows: list[Row]) -> None:

@@ -115,7 +115,11 @@ class OrdersMixin(AccountMixin):
         self._held: list[_Order] = []  # placed outside regular hours: sent at the open
         self._perm_ids = 1_000_000
         self._fills: list[tuple[_Order, Execution, LegFills]] = []
-        self.ledger: Ledger | None = None  # --ledger: every order received, every execution
+        self.ledger: Ledger | None = None  # --ledger: connections, orders, executions
+
+    def connection_said(self, kind: str, s: Session) -> None:
+        if self.ledger is not None and s.client_id is not None:
+            self.ledger.connection(kind, s.serial, s.client_id, self.clock.now())
 
     def order(self, ref: str) -> _Order | None:
         """The latest order with orderRef ``ref`` (for tests and tools: IB itself keys
@@ -212,7 +216,7 @@ class OrdersMixin(AccountMixin):
             return
         order.limit = limit
         if self.ledger is not None:
-            self.ledger.modify(order, self.clock.now())
+            self.ledger.modify(order, self.clock.now(), s.serial)
         self._send_open_order(s, order)
 
     def _new_order(self, s: Session, order_id: int, fields: list[str], legs: Legs) -> None:
@@ -226,7 +230,7 @@ class OrdersMixin(AccountMixin):
         if not order.bag:
             order.contract = legs[0][0].fields_without_primary()
         if self.ledger is not None:
-            self.ledger.place(order, self.clock.now())
+            self.ledger.place(order, self.clock.now(), s.serial)
         combo = ComboOrder(
             order_ref=order.key,
             legs=tuple(
@@ -291,6 +295,8 @@ class OrdersMixin(AccountMixin):
             s.error(order_id, CANNOT_CANCEL, f"OrderId {order_id} that needs to be cancelled "
                     f"cannot be cancelled, state: {order.status}.")  # fmt: skip
             return
+        if self.ledger is not None:
+            self.ledger.modify(order, self.clock.now(), s.serial, "cancel")
         self.broker.cancel(order.key, self.clock.now())
         self._relay(self.broker.events())
 

@@ -56,6 +56,7 @@ class FakeGateway(MarketDataMixin, DoneOrdersMixin, AccountMixin, ContractsMixin
         super().__init__(market, clock, account=account, line_limit=line_limit)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection
+        self._connections = 0  # how many there have been (each session's serial)
         # fault: the client's connection dropped when it sends one of these requests (by
         # message id, once each: 7 reqExecutions drops it in the middle of a resume)
         self.drop_on: set[int] = set()
@@ -125,7 +126,8 @@ class FakeGateway(MarketDataMixin, DoneOrdersMixin, AccountMixin, ContractsMixin
                 await s.writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(writer)
+        self._connections += 1
+        session = Session(writer, self._connections)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -163,6 +165,8 @@ class FakeGateway(MarketDataMixin, DoneOrdersMixin, AccountMixin, ContractsMixin
         return version
 
     def _end(self, session: Session) -> None:
+        if session in self._sessions:
+            self.connection_said("disconnect", session)
         self._sessions.discard(session)
         for req_id in list(session.lines):
             self._cancel_line(session, req_id)

@@ -113,9 +113,11 @@ class Round:
             "--ledger", str(self.ledger.path),
         )  # fmt: skip
         _drain(gateway.stdout, gateway.stderr)
+        # (one lease name for every restart: a supervisor's restart of the same instance,
+        # which takes its lease back at once rather than waiting out the killed one's)
         self.env = {"DATABASE_URL": self.url, "SPREADWATCH_BROKER": "ib",
                     "SPREADWATCH_IB__PORT": port, "SPREADWATCH_HTTP": "true",
-                    "SPREADWATCH_HTTP_PORT": "0"}  # fmt: skip
+                    "SPREADWATCH_HTTP_PORT": "0", "SPREADWATCH_LEASE__NAME": "chaos"}  # fmt: skip
         db = Db(self.url)
         try:
             imported = spreadwatch("positions", "import", str(positions), **self.env)
