@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.e2e.chaos.pair import Pair, readyz, said, waited, when_said
+from tests.e2e.chaos.pair import Pair, readyz, roles, said, waited, when_said
 from tests.e2e.chaos.proxy import DbProxy
 from tests.support import Daemon
 
@@ -64,6 +64,7 @@ def test_kill_9_of_the_holder_the_standby_takes_over_within_10_s(
     assert (readyz(a)["role"], readyz(a)["epoch"]) == ("holder", 1)
     body = readyz(b)
     assert (body["status"], body["role"], body["lease_holder"]) == ("standby", "standby", "A")
+    assert (roles(a), roles(b)) == ({"holder": 1, "standby": 0}, {"holder": 0, "standby": 1})
     assert waited(lambda: len(pair.sends()) >= 2, 40), "A sent no orders"
     a.proc.kill()
     killed = time.monotonic()
@@ -71,6 +72,7 @@ def test_kill_9_of_the_holder_the_standby_takes_over_within_10_s(
     _say(capsys, f"standby: kill -9 of the holder: B trading {took:.2f} s later")
     assert took < TAKEOVER
     assert (readyz(b)["role"], readyz(b)["epoch"]) == ("holder", 2)
+    assert roles(b) == {"holder": 1, "standby": 0}
     mark = len(pair.ledger.lines)
     b_conn = pair.connections()[-1]
     assert waited(lambda: bool(_sent_by(pair, b_conn, mark)), 60), "B never sent an order"

@@ -12,8 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
+from service.app.lease import HOLDER, Seat
 from service.clock import ManualClock
 from service.http.server import Ops
+from service.ports import LeaseHeld
 from service.store import database
 from service.store.repository import SqlStore
 from tests.factories import LOOP_POSITION as POSITION
@@ -145,3 +147,56 @@ def test_health_readiness_and_metrics_follow_the_loop(db_url: str) -> None:
         200,
         [{"position": "P1", "reason": "the account holds -6"}],
     )
+
+
+def test_a_standby_says_its_role_and_serves_no_positions() -> None:
+    """A process that does not hold the trading lease: ``/readyz`` 200 ``standby`` while
+    the database answers, 503 ``not ready`` when it does not, 503 ``starting`` once it
+    holds the lease and its loop is not up yet; no positions (503); ``/healthz`` by its
+    looks at the lease; ``spreadwatch_role`` says which, ``spreadwatch_lease_epoch`` the
+    epoch held."""
+    async def main() -> dict[str, Any]:
+        database_up = [True]
+
+        async def database_ok() -> bool:
+            return database_up[0]
+
+        seat = Seat("B", held=LeaseHeld("A", 3, T0, 4.2))
+        ops = Ops(None, lambda: T0, broker_connected=lambda: False, database_ok=database_ok,
+                  seat=seat)  # fmt: skip
+        port = await ops.start("127.0.0.1", 0)
+        seen: dict[str, Any] = {}
+        try:
+            seen["standby"] = await get(port, "/readyz")
+            seen["healthy"] = await get(port, "/healthz")
+            seen["api"] = await get(port, "/api/positions")
+            seen["metrics"] = metrics((await get(port, "/metrics"))[1])
+            database_up[0] = False
+            seen["no_db"] = await get(port, "/readyz")
+            database_up[0] = True
+            seat.role, seat.epoch = HOLDER, 4
+            seen["starting"] = await get(port, "/readyz")
+            seen["holder"] = metrics((await get(port, "/metrics"))[1])
+        finally:
+            await ops.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen["standby"][0] == 200
+    assert json.loads(seen["standby"][1]) == {
+        "status": "standby", "database": True, "role": "standby", "name": "B",
+        "lease_holder": "A", "epoch": 3,
+    }  # fmt: skip
+    assert seen["healthy"][0] == 200
+    assert seen["api"][0] == 503
+    assert json.loads(seen["api"][1])["role"] == "standby"
+    assert seen["metrics"]['spreadwatch_role{role="standby"}'] == 1
+    assert seen["metrics"]['spreadwatch_role{role="holder"}'] == 0
+    assert "spreadwatch_lease_epoch" not in seen["metrics"]
+    assert "spreadwatch_updates_total" not in seen["metrics"]  # (no loop: nothing counted)
+    assert (seen["no_db"][0], json.loads(seen["no_db"][1])["status"]) == (503, "not ready")
+    starting = json.loads(seen["starting"][1])
+    assert (seen["starting"][0], starting["status"], starting["role"]) == (503, "starting", HOLDER)
+    assert (starting["lease_holder"], starting["epoch"]) == ("B", 4)
+    assert seen["holder"]['spreadwatch_role{role="holder"}'] == 1
+    assert seen["holder"]["spreadwatch_lease_epoch"] == 4

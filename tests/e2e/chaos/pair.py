@@ -144,8 +144,21 @@ def when_said(daemon: Daemon, start: str, seconds: float) -> float:
     return time.monotonic()
 
 
+def _base(daemon: Daemon) -> str:
+    return next(x.split()[4] for x in daemon.out if x.startswith("health and metrics on"))
+
+
+def roles(daemon: Daemon) -> dict[str, float]:
+    """``spreadwatch_role`` from ``/metrics``: each role's gauge."""
+    with urllib.request.urlopen(_base(daemon) + "metrics", timeout=5) as response:
+        text = response.read().decode()
+    prefix = 'spreadwatch_role{role="'
+    return {x[len(prefix) :].split('"')[0]: float(x.rsplit(" ", 1)[1])
+            for x in text.splitlines() if x.startswith(prefix)}  # fmt: skip
+
+
 def readyz(daemon: Daemon) -> dict[str, Any]:
-    base = next(x.split()[4] for x in daemon.out if x.startswith("health and metrics on"))
+    base = _base(daemon)
     try:
         with urllib.request.urlopen(base + "readyz", timeout=5) as response:
             body: dict[str, Any] = json.loads(response.read())
