@@ -57,6 +57,7 @@ NATIVE = [
     "rules/model.py",
     "rules/plan.py",
     "rules/pricing.py",
+    "rules/screen.py",
     "rules/watch.py",
     "rules/watchlist.py",
     "service/replay/rows.py",
