@@ -86,14 +86,38 @@ def newton_vol(
     return NO_VOL
 
 
-def delta_slope(call: bool, spot: float, strike: float, years: float, sigma: float,
-                rate: float, dividend: float) -> float:  # fmt: skip
-    """|d delta / d sigma| at sigma (Black: e^(-qT) phi(d1) |d2| / sigma)."""
+# A Newton delta within this of the stop (plus 100 x Newton's 1e-13 in IV times the
+# delta's slope in sigma) is not answered: vollib's delta decides there.
+_NEAR_STOP = 1e-9
+
+
+def newton_delta(
+    price: float,
+    call: bool,
+    spot: float,
+    strike: float,
+    years: float,
+    rates: tuple[float, float],
+    guess: float,
+    stop: float,
+) -> tuple[float, float]:
+    """(delta, IV) of the option priced ``price``, the IV by :func:`newton_vol` from
+    ``guess``, the delta as rules.greeks.bsm_delta computes it; (NaN, NaN) where Newton
+    does not answer or the delta's magnitude is within a hair of ``stop`` (NaN: none),
+    so that whether ``|delta| >= stop`` is left to vollib's IV there."""
+    rate, dividend = rates
+    sigma = newton_vol(price, call, spot, strike, years, rate, dividend, guess)
+    if math.isnan(sigma):
+        return NO_VOL, NO_VOL
     root = math.sqrt(years)
-    v = sigma * root
-    d1 = (math.log(spot / strike) + (rate - dividend) * years) / v + 0.5 * v
-    phi = _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
-    return math.exp(-dividend * years) * phi * abs(d1 - v) / sigma
+    d1 = (math.log(spot / strike) + (rate - dividend + sigma * sigma / 2) * years) / (sigma * root)
+    carry = math.exp(-dividend * years)
+    delta = carry * normal_cdf(d1) if call else -carry * normal_cdf(-d1)
+    # |d delta / d sigma| = e^(-qT) phi(d1) |d2| / sigma
+    slope = carry * _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1) * abs(d1 - sigma * root) / sigma
+    if abs(abs(delta) - stop) <= _NEAR_STOP + 1e-11 * slope:  # (a NaN stop: never)
+        return NO_VOL, NO_VOL
+    return delta, sigma
 
 
 # The local screen ------------------------------------------------------------------
@@ -124,7 +148,7 @@ def delta_slope(call: bool, spot: float, strike: float, years: float, sigma: flo
 _MARGIN = 1e-9  # the bound must clear the stop by this (rounding, Newton's 1e-13)
 _SLACK = 1e-6  # the cap's sigma: a hair under the box's (vollib's and Newton's rounding)
 # (spot distance, sigma headroom) of the boxes tried, widest first
-_SIZES = ((0.04, 0.30), (0.02, 0.15), (0.01, 0.07), (0.004, 0.03))
+_SIZES = ((0.08, 0.5), (0.04, 0.30), (0.02, 0.15), (0.01, 0.07), (0.004, 0.03), (0.0015, 0.012))
 
 
 class LocalBand:
@@ -198,8 +222,8 @@ def local_band(
     return None
 
 
-_WINDOW = 0.02  # of the time left to expiry, at most a day: a band's life
-_DAY = timedelta(days=1)
+_WINDOW = 0.05  # of the time left to expiry, at most three days: a band's life
+_LONGEST = timedelta(days=3)
 
 
 def leg_band(
@@ -216,7 +240,7 @@ def leg_band(
     ``quoted`` = (spot, mid, its last IV), which the band must admit; None: none."""
     spot, mid, sigma = quoted
     t0 = years_to_expiry(expiry, now)
-    ends = (now + min(_DAY, timedelta(days=365 * _WINDOW * t0))).replace(microsecond=0)
+    ends = (now + min(_LONGEST, timedelta(days=365 * _WINDOW * t0))).replace(microsecond=0)
     if not (t0 > 0.0 and ends > now):
         return None
     t1 = years_to_expiry(expiry, ends)

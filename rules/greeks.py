@@ -17,11 +17,12 @@ delta that close to the stop is solved again by vollib (:func:`local_delta`).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rules.bsm import delta_slope, newton_vol
+from rules.bsm import newton_delta, newton_vol
 from rules.clock import years_to_expiry
 from rules.model import Right
 
@@ -42,51 +43,58 @@ _vollib: dict[str, Any] = {}
 
 
 def _lib() -> dict[str, Any]:
+    """LetsBeRational's solver and its bounds' exceptions, imported on first use (5 ms:
+    not vollib's BSM module, which imports numpy for two exponentials, 0.15 s)."""
     if not _vollib:
+        from py_lets_be_rational import (  # noqa: PLC0415
+            implied_volatility_from_a_transformed_rational_guess,
+        )
         from py_lets_be_rational.exceptions import (  # noqa: PLC0415
             AboveMaximumException,
             BelowIntrinsicException,
         )
-        from vollib.black_scholes_merton import black_scholes_merton  # noqa: PLC0415
-        from vollib.black_scholes_merton.implied_volatility import (  # noqa: PLC0415
-            implied_volatility,
-        )
-        from vollib.helpers.exceptions import (  # noqa: PLC0415
-            PriceIsAboveMaximum,
-            PriceIsBelowIntrinsic,
-        )
 
         _vollib.update(
-            price=black_scholes_merton,
-            iv=implied_volatility,
-            below=(BelowIntrinsicException, PriceIsBelowIntrinsic),
-            above=(AboveMaximumException, PriceIsAboveMaximum),
+            solve=implied_volatility_from_a_transformed_rational_guess,
+            below=BelowIntrinsicException,
+            above=AboveMaximumException,
         )
     return _vollib
 
 
 def load() -> None:
-    """Import vollib now (a tenth of a second), not at the first quote."""
+    """Import the solver now, not at the first quote."""
     _lib()
-
-
-def _flag(right: Right) -> str:
-    return "c" if right is Right.CALL else "p"
 
 
 def bsm_price(
     right: Right, spot: float, strike: float, years: float, sigma: float, rates: Rates
 ) -> float:
-    price = _lib()["price"]
-    return float(price(_flag(right), spot, strike, years, rates.rate, sigma, rates.dividend))
+    """vollib's BSM price (tests and benchmarks: it imports numpy)."""
+    from vollib.black_scholes_merton import black_scholes_merton  # noqa: PLC0415
+
+    flag = "c" if right is Right.CALL else "p"
+    return float(black_scholes_merton(flag, spot, strike, years, rates.rate, sigma, rates.dividend))
 
 
 def implied_vol(
     price: float, right: Right, spot: float, strike: float, years: float, rates: Rates
 ) -> float:
-    """BSM implied volatility; raises ValueError-kin vollib exceptions at the bounds."""
-    iv = _lib()["iv"]
-    return float(iv(price, spot, strike, years, rates.rate, rates.dividend, _flag(right)))
+    """BSM implied volatility as vollib's ``black_scholes_merton.implied_volatility`` gives
+    it: Jaeckel's LetsBeRational on the undiscounted price and the forward, in vollib's
+    own arithmetic with math.exp for numpy.exp (the same doubles: a property test holds
+    the two equal to the bit). Raises LetsBeRational's BelowIntrinsicException or
+    AboveMaximumException (ValueError-kin) at the bounds, as vollib does."""
+    lib = _lib()
+    deflater = math.exp(-rates.rate * years)
+    forward = spot * math.exp((rates.rate - rates.dividend) * years)
+    flag = 1 if right is Right.CALL else -1
+    sigma = float(lib["solve"](price / deflater, forward, strike, years, flag))
+    if sigma == sys.float_info.max:  # (vollib's own checks: the solver raises first)
+        raise lib["above"]
+    if sigma == -sys.float_info.max:
+        raise lib["below"]
+    return sigma
 
 
 def implied_vol_from(
@@ -137,11 +145,6 @@ class Vols:
         self.last = [math.nan] * legs
 
 
-# A Newton delta within this of the stop (plus 100 x Newton's 1e-13 in IV times the
-# delta's slope in sigma) is solved again by vollib: vollib's delta decides there.
-_NEAR_STOP = 1e-9
-
-
 def local_delta(
     right: Right,
     strike: float,
@@ -173,15 +176,11 @@ def local_delta(
     if years <= 0:
         return _payoff_delta(call, spot, strike)
     if vols is not None:
-        sigma = newton_vol(
-            price, call, spot, strike, years, rates.rate, rates.dividend, vols.last[leg]
-        )
-        if not math.isnan(sigma):  # Newton vouches for it
-            delta = bsm_delta(right, spot, strike, years, sigma, rates)
-            slope = delta_slope(call, spot, strike, years, sigma, rates.rate, rates.dividend)
-            if not abs(abs(delta) - stop) <= _NEAR_STOP + 1e-11 * slope:  # (NaN stop: far)
-                vols.last[leg] = sigma
-                return delta
+        rate = (rates.rate, rates.dividend)
+        delta, sigma = newton_delta(price, call, spot, strike, years, rate, vols.last[leg], stop)
+        if not math.isnan(delta):  # Newton vouches for it, and it is not at the stop
+            vols.last[leg] = sigma
+            return delta
     lib = _lib()
     try:
         sigma = implied_vol(price, right, spot, strike, years, rates)

@@ -50,6 +50,8 @@ def _begins(day: date) -> datetime:
 _BELOW, _ABOVE = -(10**15), 10**15
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _NO_STOP = math.inf  # no rule bounds the short legs' deltas
+# a short leg's local band kept for the next screen: the band, its window, its rates
+_Kept = tuple[LocalBand, datetime, datetime, Rates]
 # a screen's band: low and high of mid2 in units, the short legs' delta stop, the deadline
 _ScreenBand = tuple[int, int, float | None, datetime]
 
@@ -61,6 +63,7 @@ class PositionWatch:
         "_bad",
         "_band",
         "_current_since",
+        "_kept",
         "_mid2",
         "_newest",
         "_ok",
@@ -84,6 +87,8 @@ class PositionWatch:
         # the session open since which every leg has quoted (None: not known)
         self._current_since: datetime | None = None
         self._screen: Screen | None = None  # the latest built, closed on a change of state
+        # each short leg's latest local band: (band, its start, its end, the rates it is at)
+        self._kept: list[_Kept | None] = [None] * len(legs)
         self.state = state
 
     @property
@@ -286,14 +291,24 @@ class PositionWatch:
         d = usable_delta(q.delta)
         if d is not None:
             return (None, _NEVER) if -stop < d < stop else None
-        spot, vols = q.underlying_price, self._state.plan.exit(DeltaStop).vols
+        spot, mid = q.underlying_price, total / MID_UNITS
         if spot is None:
             return None
-        leg = self._state.position.legs[s]
-        quoted = (spot, total / MID_UNITS, vols.last[s])
-        rate = (rates.rate, rates.dividend)
-        call = leg.right is Right.CALL
-        return leg_band(call, float(leg.strike), leg.expiry, quoted, now, rate, stop)
+        kept = self._kept[s]  # still valid now (its window) and for this quote: no solve
+        if (
+            kept is not None
+            and kept[1] <= now < kept[2]
+            and kept[3] == rates
+            and kept[0].admits(spot, mid)
+        ):
+            return kept[0], kept[2]
+        leg, vols = self._state.position.legs[s], self._state.plan.exit(DeltaStop).vols
+        call, rate = leg.right is Right.CALL, (rates.rate, rates.dividend)
+        found = leg_band(
+            call, float(leg.strike), leg.expiry, (spot, mid, vols.last[s]), now, rate, stop
+        )
+        self._kept[s] = None if found is None else (found[0], now, found[1], rates)
+        return found
 
 
 def _day_begins(day: date | None) -> datetime:

@@ -51,6 +51,17 @@ def edges(
     return disc * max(strike - forward, 0.0), disc * strike
 
 
+def priced(case: Case, place: str, hair: float) -> float:
+    """The case's model price, or one at an edge (intrinsic, the maximum) or a hair off."""
+    c = case
+    low, high = edges(c.right, c.spot, c.strike, c.years, c.rates)
+    if place == "model":
+        return bsm_price(c.right, c.spot, c.strike, c.years, c.sigma, c.rates)
+    edge = low if place.startswith("intrinsic") else high
+    step = {"-": -hair, "+": hair}.get(place[-1], 0.0)
+    return edge * (1 + step) + (hair if place == "intrinsic+" else 0.0)
+
+
 def outcome(solve: object, *args: object) -> float | str:
     """The IV, or the name of the bound vollib says the price is beyond."""
     try:
@@ -78,13 +89,7 @@ def test_newton_from_a_previous_iv_gives_vollibs_iv(
         case.sigma,
         case.rates,
     )
-    low, high = edges(right, spot, strike, years, rates)
-    if place == "model":
-        price = bsm_price(right, spot, strike, years, sigma, rates)
-    else:
-        edge = low if place.startswith("intrinsic") else high
-        step = {"-": -hair, "+": hair}.get(place[-1], 0.0)
-        price = edge * (1 + step) + (hair if place == "intrinsic+" else 0.0)
+    price = priced(case, place, hair)
     assume(price > 1e-12)
     args = (price, right, spot, strike, years, rates)
     want = outcome(implied_vol, *args)
@@ -98,6 +103,28 @@ def test_newton_from_a_previous_iv_gives_vollibs_iv(
     else:
         assert isinstance(got, float), got
         assert abs(got - want) <= 1e-9, (got, want)
+
+
+def vollib_iv(price: float, right: Right, spot: float, strike: float, years: float,
+              rates: Rates) -> float:  # fmt: skip
+    """vollib's own BSM implied volatility (numpy and all), the reference."""
+    from vollib.black_scholes_merton.implied_volatility import (  # noqa: PLC0415
+        implied_volatility,
+    )
+
+    flag = "c" if right is Right.CALL else "p"
+    return float(implied_volatility(price, spot, strike, years, rates.rate, rates.dividend, flag))
+
+
+@settings(max_examples=600, deadline=None)
+@given(case=CASES, place=st.sampled_from(PLACES), hair=st.floats(min_value=1e-15, max_value=1e-4))
+def test_implied_vol_is_vollibs_to_the_bit(case: Case, place: str, hair: float) -> None:
+    """rules.greeks.implied_vol (LetsBeRational without vollib's numpy wrapper) gives
+    vollib's implied_volatility exactly, or raises the same at the bounds."""
+    price = priced(case, place, hair)
+    assume(price > 1e-12)
+    args = (price, case.right, case.spot, case.strike, case.years, case.rates)
+    assert outcome(implied_vol, *args) == outcome(vollib_iv, *args)
 
 
 def test_newton_answers_for_ordinary_legs() -> None:
