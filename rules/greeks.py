@@ -1,8 +1,9 @@
 """Local Greeks: Black-Scholes-Merton implied volatility (vollib) and delta.
 
-Used when the broker sends no usable delta. vollib's price and implied
-volatility (Jaeckel's LetsBeRational) are imported on first use, not at import
-time. Delta is the closed form, computed here: vollib's greeks module imports
+Used when the broker sends no usable delta. vollib's implied volatility
+(Jaeckel's LetsBeRational) is imported on first use, not at import time, and
+run in vollib's own arithmetic without its numpy wrapper (:func:`implied_vol`).
+Delta is the closed form, computed here: vollib's greeks module imports
 scipy for that one formula (half a second and about 70 MB of memory, for the
 daemon and every replay); tests hold the two equal.
 
