@@ -224,6 +224,7 @@ def local_band(
 
 _WINDOW = 0.05  # of the time left to expiry, at most three days: a band's life
 _LONGEST = timedelta(days=3)
+_BEFORE = timedelta(minutes=1)  # a band holds from this before it is built (a clock stepped back)
 
 
 def leg_band(
@@ -237,13 +238,15 @@ def leg_band(
 ) -> tuple[LocalBand, datetime] | None:
     """A short leg's :class:`LocalBand` from ``now`` and its end (a whole second, so that
     a row's second before it is a row before it), for the leg's latest quote
-    ``quoted`` = (spot, mid, its last IV), which the band must admit; None: none."""
+    ``quoted`` = (spot, mid, its last IV), which the band must admit; None: none. The
+    box covers a minute before ``now`` too: the screens bound a quote's time above
+    (their deadline) only, and a live clock may step back a little."""
     spot, mid, sigma = quoted
-    t0 = years_to_expiry(expiry, now)
+    t0 = years_to_expiry(expiry, now - _BEFORE)
     ends = (now + min(_LONGEST, timedelta(days=365 * _WINDOW * t0))).replace(microsecond=0)
-    if not (t0 > 0.0 and ends > now):
-        return None
     t1 = years_to_expiry(expiry, ends)
+    if not (t1 > 0.0 and ends > now):
+        return None
     band = local_band(call, strike, spot, sigma, (t0, t1), rates[0], rates[1], stop)
     if band is None or not band.admits(spot, mid):
         return None
