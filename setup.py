@@ -47,6 +47,7 @@ HOOK = "_spreadwatch_native"  # the editable install's import hook (module and .
 # classes), rules.evaluate (the tests count its judge calls by patching it), the
 # rules' registry and the state and decision types (not per tick), anything doing I/O
 NATIVE = [
+    "rules/bsm.py",
     "rules/clock.py",
     "rules/exits/base.py",
     "rules/exits/delta_stop.py",
@@ -56,6 +57,7 @@ NATIVE = [
     "rules/model.py",
     "rules/plan.py",
     "rules/pricing.py",
+    "rules/screen.py",
     "rules/watch.py",
     "rules/watchlist.py",
     "service/replay/rows.py",

@@ -136,7 +136,7 @@ def main() -> None:
     ):  # fmt: skip
         against_naive(label, data, rows, ratio, args.repeat)
     local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
-    seconds, peak, err = best(replay_cmd(local), 1)
+    seconds, peak, err = best(replay_cmd(local), args.repeat)
     report(f"replay, local Greeks ({args.local_updates:,})", args.local_updates, seconds, peak, err)
     rate = args.local_updates / seconds
     print(f"{'':<34} {rate:,.0f} rows/s (target >= 80,000: {met(rate >= 80_000)}); peak "

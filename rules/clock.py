@@ -64,5 +64,15 @@ def dte(expiry: date, session_date: date) -> int:
     return (expiry - session_date).days
 
 
+_YEAR = timedelta(days=365)
+
+
+@cache
+def _expiry_utc(expiry: date) -> datetime:
+    """expiry_instant in UTC: subtracting it from a UTC instant needs no zone lookup (the
+    same timedelta, many times faster: local Greeks ask this on every solve)."""
+    return expiry_instant(expiry).astimezone(UTC)
+
+
 def years_to_expiry(expiry: date, now: datetime) -> float:
-    return (expiry_instant(expiry) - now) / timedelta(days=365)
+    return (_expiry_utc(expiry) - now) / _YEAR

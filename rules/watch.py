@@ -24,97 +24,20 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import cast
 
+from rules.bsm import LocalBand, leg_band
 from rules.clock import MarketTime, new_york
 from rules.evaluate import DEFAULT_RATES, evaluate
 from rules.exits import TRANCHES, Band
+from rules.exits.delta_stop import DeltaStop
 from rules.greeks import Rates
-from rules.model import MAX_PRICE, Quote, Side
+from rules.model import MAX_PRICE, Quote, Right, Side, usable_delta
+from rules.screen import MID_UNITS, UNITS_PER_DOLLAR, Screen, units
 from rules.state import HOLD_NO_TRIGGER, Decision, ExitState, Phase
+
+__all__ = ["UNITS_PER_DOLLAR", "PositionWatch", "Screen", "units"]  # (the screen's, re-exported)
 
 _ZERO = Decimal(0)
 _OPEN = Phase.OPEN
-
-
-UNITS_PER_DOLLAR = 10_000  # a Screen's price unit: prices of up to 4 decimals are exact
-
-
-def units(price: Decimal | None) -> int | None:
-    """``price`` in a Screen's units (1/10,000), or None when that is not exact."""
-    try:  # (the exact ratio: a third cheaper than scaling and comparing Decimals)
-        numerator, denominator = price.as_integer_ratio()  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OverflowError):  # None, NaN, an infinity
-        return None
-    per_unit, rest = divmod(UNITS_PER_DOLLAR, denominator)
-    return None if rest else numerator * per_unit
-
-
-class Screen:
-    """Admits a position's leg quotes, one at a time, on which no close can come.
-
-    Built by :meth:`PositionWatch.screen` while the position is inside its
-    quiet band. It keeps each leg's latest bid + ask and their signed sum
-    ``mid2`` (twice the mid debit), all in integer :func:`units`, which add
-    and compare several times faster than Decimals. A new quote of leg i is
-    admitted when ``mid2`` with it stays strictly between ``low2`` and
-    ``high2`` and, for a leg whose delta is ``checked`` (the short legs), its
-    broker delta strictly inside the delta stop; an admitted quote is kept.
-    The caller admits quotes only before ``deadline`` (the instant the time
-    stop's session day begins, UTC).
-
-    Then :func:`rules.machine.evaluate` on the admitted quotes cannot close:
-    a mid debit inside the band reaches no unfinished target and not the loss
-    stop, the deltas not the delta stop, the date not the time stop; and if a
-    quote is unusable (crossed, -1, NaN) evaluate holds anyway. The band's
-    edges are rounded inward to whole units, so the screen is never looser
-    than the band. Only broker deltas count: a local delta moves with time
-    alone, so a short leg without one gives no screen. A quote that is not
-    admitted goes to evaluate, after which the caller builds a new screen.
-
-    A screen is of one exit state: when the watch's state changes, its screen
-    is closed (:meth:`close`) and admits nothing more, so a gate still holding
-    it can never let a quote through on a state it was not built for.
-    """
-
-    __slots__ = ("checked", "deadline", "delta_stop", "high2", "low2", "mid2", "short", "sums")
-
-    def __init__(
-        self,
-        low2: int,
-        high2: int,
-        sums: list[int],
-        short: tuple[bool, ...],
-        checked: tuple[bool, ...],
-        delta_stop: float,
-        deadline: datetime,
-    ) -> None:
-        self.low2 = low2  # exclusive bounds of mid2, in units
-        self.high2 = high2
-        self.sums = sums  # leg i's latest bid + ask, in units
-        self.mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
-        self.short = short
-        self.checked = checked  # legs whose delta must stay inside the stop
-        self.delta_stop = delta_stop
-        self.deadline = deadline
-
-    def admits(self, i: int, bid: int | None, ask: int | None, delta: float | None) -> bool:
-        """Leg i now quotes bid/ask (in units; None: missing or not exact) and delta:
-        True, and kept, if no close can come of it."""
-        if bid is None or ask is None:  # no price, or one not exact in units
-            return False
-        total = bid + ask  # (checked, not caught: compiled, these stay machine integers)
-        change = total - self.sums[i]
-        mid2 = self.mid2 + change if self.short[i] else self.mid2 - change
-        if not self.low2 < mid2 < self.high2:
-            return False
-        if self.checked[i] and (delta is None or not -self.delta_stop < delta < self.delta_stop):
-            return False  # (missing, at the stop, or a NaN)
-        self.mid2 = mid2
-        self.sums[i] = total
-        return True
-
-    def close(self) -> None:
-        """Admit nothing more: the exit state this screen was built for has changed."""
-        self.low2 = self.high2 = 0
 
 
 @lru_cache(maxsize=4096)
@@ -127,6 +50,8 @@ def _begins(day: date) -> datetime:
 _BELOW, _ABOVE = -(10**15), 10**15
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _NO_STOP = math.inf  # no rule bounds the short legs' deltas
+# a short leg's local band kept for the next screen: the band, its window, its rates
+_Kept = tuple[LocalBand, datetime, datetime, Rates]
 # a screen's band: low and high of mid2 in units, the short legs' delta stop, the deadline
 _ScreenBand = tuple[int, int, float | None, datetime]
 
@@ -138,6 +63,7 @@ class PositionWatch:
         "_bad",
         "_band",
         "_current_since",
+        "_kept",
         "_mid2",
         "_newest",
         "_ok",
@@ -161,6 +87,8 @@ class PositionWatch:
         # the session open since which every leg has quoted (None: not known)
         self._current_since: datetime | None = None
         self._screen: Screen | None = None  # the latest built, closed on a change of state
+        # each short leg's latest local band: (band, its start, its end, the rates it is at)
+        self._kept: list[_Kept | None] = [None] * len(legs)
         self.state = state
 
     @property
@@ -301,14 +229,15 @@ class PositionWatch:
         """The screen :meth:`screen` built last, None once the state has changed since."""
         return self._screen
 
-    def screen(self, at: MarketTime) -> Screen | None:
+    def screen(self, at: MarketTime, rates: Rates = DEFAULT_RATES) -> Screen | None:
         """A new :class:`Screen` from the legs' quotes now (kept as :attr:`current_screen`),
         or None when there is none.
 
         There is one while every leg is usable and priced in whole units, the
         time stop's day has not begun, and the position is
         - open at a mid mark, its mid debit strictly inside the quiet band and
-          every short leg's broker delta strictly inside the stop;
+          every short leg's broker delta strictly inside the stop, or, without
+          one, its latest quote inside a local band (at ``rates``) from now;
         - closing with a profit close working, at a mid mark: only a stop can
           act (replacing the close), so the band has no low edge;
         - closing with a stop working: nothing can act, and it admits every
@@ -332,12 +261,14 @@ class PositionWatch:
         if not low2 < mid2 < high2:
             return None
         checked = stop is not None
+        bands: list[LocalBand | None] = [None] * len(short)
         if stop is not None:
-            quotes = self.quotes
             for s in self._state.plan.short_legs:
-                d = quotes[s].delta  # type: ignore[union-attr]  # every leg is usable
-                if d is None or not -stop < d < stop:
+                local = self._local(s, sums[s], at.now, rates, stop)
+                if local is None:
                     return None
+                bands[s], ends = local
+                deadline = min(deadline, ends)
         screen = Screen(
             low2,
             high2,
@@ -346,9 +277,38 @@ class PositionWatch:
             short if checked else (False,) * len(short),
             _NO_STOP if stop is None else stop,
             deadline,
+            bands,
         )
         self._screen = screen
         return screen
+
+    def _local(
+        self, s: int, total: int, now: datetime, rates: Rates, stop: float
+    ) -> tuple[LocalBand | None, datetime] | None:
+        """Short leg s (bid + ask ``total`` units) inside the stop: by its broker's delta
+        (no band, no end), else by its local band (and the band's end); None: neither."""
+        q: Quote = self.quotes[s]  # type: ignore[assignment]  # every leg is usable
+        d = usable_delta(q.delta)
+        if d is not None:
+            return (None, _NEVER) if -stop < d < stop else None
+        spot, mid = q.underlying_price, total / MID_UNITS
+        if spot is None:
+            return None
+        kept = self._kept[s]  # still valid now (its window) and for this quote: no solve
+        if (
+            kept is not None
+            and kept[1] <= now < kept[2]
+            and kept[3] == rates
+            and kept[0].admits(spot, mid)
+        ):
+            return kept[0], kept[2]
+        leg, vols = self._state.position.legs[s], self._state.plan.exit(DeltaStop).vols
+        call, rate = leg.right is Right.CALL, (rates.rate, rates.dividend)
+        found = leg_band(
+            call, float(leg.strike), leg.expiry, (spot, mid, vols.last[s]), now, rate, stop
+        )
+        self._kept[s] = None if found is None else (found[0], now, found[1], rates)
+        return found
 
 
 def _day_begins(day: date | None) -> datetime:

@@ -30,7 +30,8 @@ from rules.clock import MarketTime
 from rules.greeks import Rates
 from rules.machine import Close
 from rules.model import Quote
-from rules.watch import PositionWatch, Screen
+from rules.screen import Screen
+from rules.watch import PositionWatch
 
 K = TypeVar("K")  # the form a leg's latest quote is kept in
 L = TypeVar("L", bound=Hashable)  # the caller's key of a leg
@@ -127,15 +128,17 @@ class Watchlist(Generic[K, L]):
         bid: int | None,
         ask: int | None,
         delta: float | None,
+        spot: float | None = None,
     ) -> bool:
-        """The leg's new quote (prices in screen units) can make no holder close: every
+        """The leg's new quote (prices in screen units, the broker's delta, the underlying's
+        price) can make no holder close: every
         holder's screen admits it (and keeps it) before the gate's deadline. The caller
         has kept the quote as ``latest[leg]`` either way."""
         gate = self.gates[leg]
         if gate is None or not now < gate[0]:
             return False
         for screen, i in gate[1]:  # noqa: SIM110  (all() of a generator costs more, per quote)
-            if not screen.admits(i, bid, ask, delta):
+            if not screen.admits(i, bid, ask, delta, spot):
                 return False  # (a holder that admitted it is screened anew by judge)
         return True
 
@@ -154,15 +157,16 @@ class Watchlist(Generic[K, L]):
             if decision.__class__ is Close:
                 act(watch, decision)
         for watch, _ in listeners:
-            self.rescreen(watch, at)
+            self.rescreen(watch, at, rates)
         return len(listeners)
 
-    def rescreen(self, watch: PositionWatch, at: MarketTime) -> None:
-        """Build the watch's screen again (if it is still watched), then its legs' gates."""
+    def rescreen(self, watch: PositionWatch, at: MarketTime, rates: Rates) -> None:
+        """Build the watch's screen again (if it is still watched; its local bands at
+        ``rates``), then its legs' gates."""
         legs = self._legs.get(id(watch))
         if legs is None or not self.screens:
             return
-        watch.screen(at)
+        watch.screen(at, rates)
         for leg in legs:
             self.gates[leg] = self._gate(leg)
 

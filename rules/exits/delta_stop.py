@@ -6,11 +6,16 @@ Trigger: |delta| >= ``delta_stop`` for some short leg: the broker's delta where 
 Label:   ``Delta Stop (0.30)``.
 Book:    ``delta_stop``.
 Band:    every short leg's broker delta strictly inside (-``delta_stop``, ``delta_stop``);
-         a leg without one is outside it (a local delta moves with time alone).
+         a leg without one is outside it (a local delta moves with time alone: the
+         screens bound it for a while, rules.watch and rules.bsm.LocalBand).
+
+The armed rule keeps each leg's last local IV (``vols``, a :class:`rules.greeks.Vols`):
+Newton's next solve starts there. It changes no decision (rules.greeks.local_delta).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +25,7 @@ from typing import ClassVar
 from rules.books import BookPolicy
 from rules.clock import MarketTime
 from rules.exits.base import Band, ExitReason, Hit
-from rules.greeks import GreeksUnavailable, Rates, local_delta
+from rules.greeks import GreeksUnavailable, Rates, Vols, local_delta
 from rules.model import Leg, Position, Quote, Side, usable_delta
 
 _HALF = Decimal("0.5")
@@ -39,22 +44,41 @@ def _shorts(sides: tuple[Side, ...]) -> tuple[int, ...]:
     return tuple(i for i, side in enumerate(sides) if side is Side.SHORT)
 
 
-def leg_delta_local(leg: Leg, q: Quote, now: datetime, rates: Rates) -> float | None:
+def leg_delta_local(
+    leg: Leg,
+    q: Quote,
+    now: datetime,
+    rates: Rates,
+    vols: Vols | None = None,
+    i: int = 0,
+    stop: float = math.nan,
+) -> float | None:
     """The leg's delta from its mid by BSM, or None when there is nothing to compute it from
-    (the rule's fallback; the status screens show the same figure)."""
+    (the rule's fallback; the status screens show the same figure). ``vols``, ``i``,
+    ``stop``: the rule's memo of IVs, the leg's index in it and the stop
+    (rules.greeks.local_delta)."""
     if q.underlying_price is None:
         return None
     mid = float((q.bid + q.ask) * _HALF)  # type: ignore[operator]
     try:
         return local_delta(
-            leg.right, float(leg.strike), leg.expiry, mid, q.underlying_price, now, rates
+            leg.right,
+            float(leg.strike),
+            leg.expiry,
+            mid,
+            q.underlying_price,
+            now,
+            rates,
+            vols=vols,
+            leg=i,
+            stop=stop,
         )
     except GreeksUnavailable:
         return None
 
 
 class DeltaStop:
-    __slots__ = ("_legs", "_short", "label", "stop")
+    __slots__ = ("_legs", "_short", "label", "stop", "vols")
 
     REASON: ClassVar[ExitReason] = ExitReason.DELTA_STOP
     STOP: ClassVar[bool] = True
@@ -64,6 +88,7 @@ class DeltaStop:
         self.stop, self.label = _figures(book)
         self._legs = position.legs
         self._short = _shorts(tuple(leg.side for leg in position.legs))
+        self.vols = Vols(len(position.legs))  # each leg's last local IV: Newton's start
 
     def fires(
         self,
@@ -79,7 +104,7 @@ class DeltaStop:
             q = quotes[i]
             d = usable_delta(q.delta)
             if d is None:
-                d = leg_delta_local(self._legs[i], q, at.now, rates)
+                d = leg_delta_local(self._legs[i], q, at.now, rates, self.vols, i, stop)
                 if d is None:
                     continue
             if d >= stop or d <= -stop:

@@ -136,7 +136,7 @@ class Monitor:
                 continue  # no open position holds it (any more)
             latest[n] = quote
             if gates[n] is not None and admits(  # (no units worked out where no gate is)
-                n, now, units(quote.bid), units(quote.ask), quote.delta
+                n, now, units(quote.bid), units(quote.ask), quote.delta, quote.underlying_price
             ):
                 screened += 1
                 continue

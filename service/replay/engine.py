@@ -212,8 +212,8 @@ class Replay:
                     bid_units = memo(price_units, parse_units, bid_t)
                     ask_units = memo(price_units, parse_units, ask_t)
                 delta = float(delta_t) if delta_t else None
-                if spot_t not in EMPTIES:  # (the last field keeps the line's end)
-                    float(spot_t)
+                # (the last field keeps the line's end; local bands read the spot)
+                spot = float(spot_t) if spot_t not in EMPTIES else None
             except (ValueError, InvalidOperation):
                 bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                 continue
@@ -231,7 +231,7 @@ class Replay:
             gate = gates[leg]
             if gate is not None and base < gate[0]:  # (the row's second is before the deadline)
                 for screen, i in gate[1]:
-                    if not screen.admits(i, bid_units, ask_units, delta):
+                    if not screen.admits(i, bid_units, ask_units, delta, spot):
                         break  # (a holder that admitted it is screened anew by judge)
                 else:  # no holder can close on this row
                     screened += 1

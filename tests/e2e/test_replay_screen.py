@@ -50,7 +50,5 @@ def test_screens_change_no_exit(tmp_path: Path, seed: int, updates: int, no_delt
     assert (screened.rows, screened.applied) == (every.rows, every.applied)
     assert every.screened == 0
     assert every.evaluations >= screened.applied - screened.idle
-    if no_delta:  # a local delta moves with time alone: no screens, every row evaluated
-        assert screened.screened == 0
-    else:
-        assert screened.screened > 0.8 * screened.applied
+    # local deltas are screened by their local bands (rules.bsm.LocalBand): less often
+    assert screened.screened > (0.5 if no_delta else 0.8) * screened.applied

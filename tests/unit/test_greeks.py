@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -119,8 +120,32 @@ def test_a_call_priced_above_the_stock_has_no_implied_vol() -> None:
         local_delta(Right.CALL, 100.0, EXPIRY, 130.0, 120.0, NOW, Rates())
 
 
-@settings(max_examples=300, deadline=None)
-@given(
+@dataclass(frozen=True)
+class Case:
+    """One option's BSM inputs, drawn over the ranges the local Greeks' properties cover."""
+
+    right: Right
+    spot: float
+    strike: float
+    years: float
+    sigma: float
+    rates: Rates
+
+
+def _case(
+    right: Right,
+    spot: float,
+    moneyness: float,
+    years: float,
+    sigma: float,
+    rate: float,
+    dividend: float,
+) -> Case:
+    return Case(right, spot, spot * moneyness, years, sigma, Rates(rate=rate, dividend=dividend))
+
+
+CASES = st.builds(
+    _case,
     right=st.sampled_from([Right.PUT, Right.CALL]),
     spot=st.floats(min_value=5, max_value=2000),
     moneyness=st.floats(min_value=0.5, max_value=1.5),
@@ -129,21 +154,28 @@ def test_a_call_priced_above_the_stock_has_no_implied_vol() -> None:
     rate=st.floats(min_value=-0.01, max_value=0.15),
     dividend=st.floats(min_value=0.0, max_value=0.08),
 )
-def test_delta_is_vollibs_analytical_delta(
-    right: Right,
-    spot: float,
-    moneyness: float,
-    years: float,
-    sigma: float,
-    rate: float,
-    dividend: float,
-) -> None:
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=CASES)
+def test_delta_is_vollibs_analytical_delta(case: Case) -> None:
     """The closed form computed here gives vollib's own analytical delta (which the
     service does not import: it pulls in scipy)."""
     from vollib.black_scholes_merton.greeks.analytical import delta  # noqa: PLC0415
 
-    flag = "c" if right is Right.CALL else "p"
-    strike = spot * moneyness
-    want = delta(flag, spot, strike, years, rate, sigma, dividend)
-    got = bsm_delta(right, spot, strike, years, sigma, Rates(rate=rate, dividend=dividend))
+    c, rates = case, case.rates
+    flag = "c" if c.right is Right.CALL else "p"
+    want = delta(flag, c.spot, c.strike, c.years, rates.rate, c.sigma, rates.dividend)
+    got = bsm_delta(c.right, c.spot, c.strike, c.years, c.sigma, rates)
     assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_a_price_vollib_solves_to_zero_volatility_gives_the_payoff_delta() -> None:
+    """A deep in-the-money call a day from expiry priced at its 50% value: vollib's IV is
+    0.0 (the price is within rounding of intrinsic), so the delta is the payoff's, +1
+    (it divided by zero before)."""
+    now = expiry_instant(EXPIRY) - timedelta(days=1, hours=3)
+    years = (expiry_instant(EXPIRY) - now) / timedelta(days=365)
+    price = bsm_price(Right.CALL, 100.0, 80.46875, years, 0.5, Rates())
+    assert implied_vol(price, Right.CALL, 100.0, 80.46875, years, Rates()) == 0.0
+    assert local_delta(Right.CALL, 80.46875, EXPIRY, price, 100.0, now, Rates()) == 1.0

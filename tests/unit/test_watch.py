@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 import rules.evaluate
 import rules.watch
 from rules.books import INCOME_POP, PRIMARY, BookPolicy
+from rules.bsm import black
 from rules.clock import MarketTime, market_time
 from rules.machine import (
     HOLD_NO_TRIGGER,
@@ -53,7 +54,7 @@ from rules.machine import (
     apply,
     evaluate,
 )
-from rules.model import Position, Quote, Side, quote_problem
+from rules.model import Position, Quote, Side, quote_problem, usable_delta
 from rules.watch import PositionWatch, Screen, units
 from tests.factories import (
     NY,
@@ -75,6 +76,14 @@ BOOKS: tuple[tuple[str, BookPolicy], ...] = (
     ("PRIMARY", PRIMARY),
     ("INCOME_POP", INCOME_POP),
     ("NATURAL", NATURAL),
+)
+
+
+# the random streams' properties: a stream is slow to draw and large
+STREAMS = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
@@ -413,11 +422,7 @@ def tally(decision: Decision) -> str:
     )
 
 
-@settings(
-    max_examples=250,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@STREAMS
 @given(data=st.data())
 def test_update_decides_like_evaluate_on_random_streams(data: st.DataObject) -> None:
     """After every leg update (and every apply), the watch's decision == evaluate's."""
@@ -889,13 +894,41 @@ def test_a_price_with_more_decimals_leaves_no_trace_in_a_closes_debit() -> None:
 
 
 def admit(
-    screen: Screen, i: int, bid: Decimal | None, ask: Decimal | None, delta: float | None
+    screen: Screen,
+    i: int,
+    bid: Decimal | None,
+    ask: Decimal | None,
+    delta: float | None,
+    spot: float | None = None,
 ) -> bool:
     """Screen.admits on Decimal prices, converted to its units as replay's memo does."""
-    return screen.admits(i, units(bid), units(ask), delta)
+    return screen.admits(i, units(bid), units(ask), delta, spot)
 
 
 EDGE_STEPS = (-TICK, Decimal(0), TICK, -CENT, CENT, Decimal("-0.00001"), Decimal("0.00001"))
+# a local band's edges: the spot a hair either side of its edge, the mid of its cap
+SPOT_STEPS = (-1e-9, 0.0, 1e-9, 1e-4, -1e-4, 0.01, 0.05, 0.1)
+CAP_STEPS = tuple(
+    Decimal(x) for x in ("-0.0001", "0", "0.0001", "-0.01", "-0.05", "-0.2", "0.2", "1")
+)
+
+
+def local_quote(p: Picker, screen: Screen | None, i: int, now: datetime) -> Quote | None:
+    """A quote of leg i with no broker delta on or about its local band's edges: the spot
+    at the band's edge (or a hair inside or out), the mid at the cap there (or about) or
+    where it was (the debit unchanged)."""
+    band = None if screen is None else screen.bands[i]
+    if screen is None or band is None:
+        return None
+    sign = -1.0 if band.call else 1.0  # inside: below a call's edge, above a put's
+    spot = band.edge * (1.0 + sign * p.pick(SPOT_STEPS))
+    if p.pick(("cap", "kept")) == "cap":
+        cap = band.disc * black(band.call, spot * band.grow, band.strike, band.v_low)
+        total = 2 * (Decimal(cap).quantize(TICK) + p.pick(CAP_STEPS))
+    else:
+        total = Decimal(screen.sums[i]).scaleb(-4)
+    bid = max(total / 2 - p.pick(HALF_SPREADS), Decimal(0)).quantize(TICK, ROUND_FLOOR)
+    return Quote(bid, total - bid, now, p.pick((None, None, float("nan"), -2.0)), spot)
 
 
 class ScreenedStream(Stream):
@@ -911,9 +944,11 @@ class ScreenedStream(Stream):
     def pick_quote(self, i: int) -> Quote:
         """Often a quote that puts 2 x the mid debit on or about an edge of the band."""
         screen, p = self.screen, self.p
-        how = p.pick(("stream", "edge", "edge", "inside"))
+        how = p.pick(("stream", "edge", "edge", "inside", "local"))
         if how == "stream":
             return super().pick_quote(i)
+        if how == "local":  # on or about the edges of leg i's local band, if it has one
+            return local_quote(p, screen, i, self.now) or super().pick_quote(i)
         half = p.pick(HALF_SPREADS)
         delta = p.pick((*DELTAS[:25], None, _BELOW, -_BELOW, 0.3, -0.3))
         if screen is None:  # a calm, valid, current quote, so that screens arise
@@ -928,7 +963,7 @@ class ScreenedStream(Stream):
             goal = screen.low2 + (screen.high2 - screen.low2) * p.number(1, 9) // 10
             total = Decimal(screen.sums[i] + sign * (goal - screen.mid2)).scaleb(-4)
         bid = (total / 2 - half).quantize(TICK, ROUND_FLOOR)  # bid + ask == total, exactly
-        return Quote(bid, total - bid, self.now, delta, None)
+        return Quote(bid, total - bid, self.now, delta, p.pick(UNDERLYINGS))
 
     def update(self, n: int) -> Decision:
         screen = self.screen
@@ -937,11 +972,13 @@ class ScreenedStream(Stream):
         self.admitted = (
             screen is not None
             and at.now < screen.deadline
-            and admit(screen, i, q.bid, q.ask, q.delta)
+            and admit(screen, i, q.bid, q.ask, q.delta, q.underlying_price)
         )
         if self.admitted:
             assert not isinstance(got, Close), self.why("admitted by the screen", i, q, at)
             self.seen["admitted"] += 1
+            if screen is not None and screen.bands[i] is not None and usable_delta(q.delta) is None:
+                self.seen["admitted by a local band"] += 1
         return got
 
     def settle(self, decision: Decision) -> None:
@@ -951,13 +988,11 @@ class ScreenedStream(Stream):
             # replay builds the screen anew after each update it does not admit
             self.screen = self.watch.screen(self.last[2])
             self.seen["screen" if self.screen is not None else "no screen"] += 1
+            if self.screen is not None and any(self.screen.bands):
+                self.seen["local band"] += 1
 
 
-@settings(
-    max_examples=250,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@STREAMS
 @given(data=st.data())
 def test_no_quote_the_screen_admits_can_close(data: st.DataObject) -> None:
     """Quotes admitted one by one never lead evaluate to a close, whatever else happens
@@ -970,13 +1005,70 @@ def test_no_quote_the_screen_admits_can_close(data: st.DataObject) -> None:
 def test_seeded_screened_streams_admit_often_and_close_between() -> None:
     """Guard on that property: screens arise and admit quotes, and the same streams still
     close for every reason (on the updates the screen did not admit)."""
-    seen: Counter[str] = Counter()
-    for seed in range(600):
-        seen += ScreenedStream(SeededPicker(seed)).run(60)
+    seen = seeded_closing_every_way(ScreenedStream, 600)
     assert seen["admitted"] > 300, seen
     assert seen["screen"] > 300, seen
+
+
+def seeded_closing_every_way(kind: type[ScreenedStream], seeds: int) -> Counter[str]:
+    """What ``seeds`` seeded streams of ``kind`` saw, once checked that they close for
+    every reason."""
+    seen: Counter[str] = Counter()
+    for seed in range(seeds):
+        seen += kind(SeededPicker(seed)).run(60)
     for reason in ExitReason:
         assert seen[f"close {reason.value}"] > 0, (reason, seen)
+    return seen
+
+
+# Local Greeks: short legs mostly without a broker delta, the underlying mostly where the
+# short strikes (400 put, 450 call) are out of the money, sometimes near or past them
+LOCAL_DELTAS: tuple[float | None, ...] = (None,) * 8 + (float("nan"), -2.0, -0.10, 0.10)
+LOCAL_SPOTS: tuple[float | None, ...] = (
+    *(405.0, 410.0, 415.0, 420.0, 425.0, 430.0, 435.0, 440.0) * 3,
+    *(None, 380.0, 398.0, 401.0, 447.0, 452.0, 470.0),
+)
+
+
+class LocalScreenedStream(ScreenedStream):
+    """The screened streams with local Greeks: empty delta columns and underlying prices,
+    and quotes of legs with a local band, on its edges (local_quote), more often."""
+
+    def pick_quote(self, i: int) -> Quote:
+        p = self.p
+        if p.pick(("band", "other")) == "band":
+            q = local_quote(p, self.screen, i, self.now)
+            if q is not None:
+                return q
+        q = super().pick_quote(i)
+        return q._replace(delta=p.pick(LOCAL_DELTAS), underlying_price=p.pick(LOCAL_SPOTS))
+
+    def update(self, n: int) -> Decision:
+        """Once every leg has quoted, half the updates go to a leg with a local band."""
+        screen = self.screen
+        if n >= len(self.quotes) and screen is not None and self.p.pick((True, False)):
+            banded = [j for j, band in enumerate(screen.bands) if band is not None]
+            if banded:
+                n = self.p.pick(banded)
+        return super().update(n)
+
+
+@settings(STREAMS, max_examples=500)
+@given(seed=st.integers(min_value=0, max_value=2**32))
+def test_no_quote_a_local_band_admits_can_close(seed: int) -> None:
+    """With local Greeks too, quotes admitted one by one (by the mid band and each short
+    leg's local band, before the screen's deadline) never lead evaluate to a close. (A
+    seeded stream of 60 updates: drawn choice by choice, few streams reach a local band.)"""
+    for what in LocalScreenedStream(SeededPicker(seed)).run(60):
+        event(what)
+
+
+def test_seeded_local_streams_are_screened_by_local_bands_and_close_between() -> None:
+    """Guard on that property: local bands arise and admit quotes, on their edges too, and
+    the same streams still close for every reason, the delta stop included."""
+    seen = seeded_closing_every_way(LocalScreenedStream, 1500)
+    assert seen["local band"] > 500, seen
+    assert seen["admitted by a local band"] > 80, seen
 
 
 def calm_screen() -> tuple[PositionWatch, Screen]:
