@@ -136,7 +136,6 @@ class Replay:
         # text -> value, as read: prices as (Decimal, units), deltas and spots as floats
         self._prices: dict[str, Any] = dict.fromkeys(EMPTY, (None, None))
         self._units: dict[str, Any] = dict.fromkeys(EMPTY)  # price text -> units
-        self._pairs: dict[str, Any] = dict.fromkeys(EMPTY, (None, None))  # "bid,ask" -> units
         self._deltas: dict[str, Any] = dict.fromkeys(EMPTY)
         self._spots: dict[str, Any] = dict.fromkeys(EMPTY)
         self._clock = SessionClock()
@@ -183,8 +182,7 @@ class Replay:
     def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         latest, gates = self.watchlist.latest, self.watchlist.gates
-        bad, judge, stamps = summary.bad, self._judge, self._stamps
-        memos = (self._pairs, self._units, self._deltas, self._spots)
+        bad, judge, memos, stamps = summary.bad, self._judge, self._units, self._stamps
         last_ts_text, prefix, base = stamps.last, stamps.prefix, stamps.base
         width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
         line, idle, screened = 1, 0, 0

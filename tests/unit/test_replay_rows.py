@@ -1,19 +1,19 @@
-"""How replay cuts a row (service.replay.rows.commas): by the places of its commas, the
-fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them; a file of
-"\r\n" line ends replays as its "\n" twin."""
+"""How replay reads the ticks file: its rows a chunk at a time (service.replay.rows.lines_of),
+as iterating the file gives them, and each row cut by the places of its commas (commas),
+the fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from decimal import InvalidOperation
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.replay.rows import EMPTY, Memos, commas, figures, parse_units
+from service.replay.rows import commas, lines_of
 from tests.support import ROOT
 
 
@@ -57,6 +57,26 @@ def test_a_benchmark_row_is_cut_into_its_fields() -> None:
     assert row[spot + 1 :] == "108.39\n"
 
 
+def end_less(rows: Iterable[str]) -> list[str]:
+    """Rows without a final "\n" (the chunked reader's rows lack it where it cut at one)."""
+    return [row.removesuffix("\n") for row in rows]
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="a,\r\n", max_size=40), st.integers(1, 9))
+def test_rows_read_a_chunk_at_a_time_are_the_file_s_rows(
+    tmp_path_factory: pytest.TempPathFactory, text: str, chunk: int
+) -> None:
+    """Whatever the line ends ("\n", "\r\n", a lone "\r") and wherever a chunk ends (in a
+    row, between "\r" and "\n"), the rows are those iterating the file gives."""
+    path = tmp_path_factory.mktemp("ticks") / "ticks.csv"
+    path.write_bytes(text.encode())
+    with path.open(newline="", encoding="utf-8") as f:
+        expected = list(f)
+    with path.open(newline="", encoding="utf-8") as f:
+        assert end_less(lines_of(f, chunk)) == end_less(expected)
+
+
 def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path) -> None:
     """The rows keep a "\r" where the file has one; the exits and the summary are the same."""
     crlf = tmp_path / "ticks.csv"
@@ -73,36 +93,3 @@ def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path
         )
     assert runs[0] == runs[1]
     assert runs[0][0].count("\n") == 10  # (the sample's exits)
-
-
-FIELD = st.sampled_from(["", "1.34", "1.340", "0.5", "-0.2", "1e-2", "nan", "x", " 2", "0.00001"])
-HEAD = "2027-03-08T10:00:00-05:00,SPY,2027-04-16,P,450"
-
-
-def parsed(bid: str, ask: str, delta: str, spot: str) -> tuple[Any, ...] | None:
-    """What cutting each field and parsing it gives (None: the row is bad)."""
-    try:
-        units = tuple(None if not t else parse_units(t) for t in (bid, ask))
-        if spot.rstrip("\n"):
-            float(spot)
-        return (*units, float(delta) if delta else None)
-    except (ValueError, InvalidOperation):
-        return None
-
-
-@settings(max_examples=300)
-@given(st.lists(st.tuples(FIELD, FIELD, FIELD, FIELD), min_size=1, max_size=12))
-def test_figures_looked_up_in_their_memos_are_those_a_parse_gives(
-    rows: list[tuple[str, str, str, str]],
-) -> None:
-    """Pairs of bid and ask, deltas and prices met again are taken from the memos; whatever
-    the order, each row's figures (or its refusal) are those of parsing its fields."""
-    memos: Memos = tuple(dict.fromkeys(EMPTY, v) for v in ((None, None), None, None, None))  # type: ignore[assignment]
-    for bid, ask, delta, spot in rows:
-        text = f"{HEAD},{bid},{ask},{delta},{spot}\n"
-        try:
-            got: tuple[Any, ...] | None = figures(text, commas(text), memos)
-        except (ValueError, InvalidOperation):
-            got = None
-        expected = parsed(bid, ask, delta, spot + "\n")
-        assert repr(got) == repr(expected), text
