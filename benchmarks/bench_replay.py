@@ -15,7 +15,9 @@ the targets are met:
 - the same with microsecond timestamps (--ts-precision us): the same targets;
 - microsecond timestamps, --small rows (start-up weighs more): >= 1.5x;
 - local Greeks (empty delta column, --local-updates rows): >= 80,000 rows/s,
-  peak < 80 MB.
+  peak < 80 MB;
+- start-up: replay of the sample positions over a ticks file with no rows, as a
+  whole process (the interpreter, the imports, the files read): < 0.15 s.
 
 The hot modules run as the install built them: compiled by mypyc where a C
 compiler was found (setup.py), else pure Python; the first line says which.
@@ -119,6 +121,18 @@ def against_naive(label: str, data: Path, rows: int, ratio: float, repeat: int) 
           f" peak {peak} MB (target < 60 MB: {met(peak < 60)})")  # fmt: skip
 
 
+def start_up(repeat: int) -> None:
+    """Replay of the sample positions over a header alone: the whole process's start-up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ticks = Path(tmp) / "ticks.csv"
+        ticks.write_text((ROOT / "examples" / "ticks.csv").read_text().splitlines()[0] + "\n")
+        args = replay_cmd(ROOT / "examples")
+        args[-1] = str(ticks)
+        seconds, peak, _ = best(args, max(repeat, 5))
+    print(f"{'replay start-up (no rows)':<34} {seconds:6.3f} s  peak {peak:>4} MB "
+          f"(target < 0.15 s: {met(seconds < 0.15)})")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--updates", type=int, default=1_000_000)
@@ -128,6 +142,7 @@ def main() -> None:
     args = ap.parse_args()
     n, small = args.updates, args.small
     print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
+    start_up(args.repeat)
     for label, data, rows, ratio in (
         (f"deltas, ms stamps ({n:,})", ensure(f"deltas-{n}", n, False), n, 2.0),
         (f"deltas, us stamps ({n:,})", ensure(f"deltas-us-{n}", n, False, "us"), n, 2.0),

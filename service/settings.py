@@ -37,6 +37,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from service import defaults
 from service.errors import InputError, first_error
 
 _config_data: ContextVar[dict[str, Any]] = ContextVar("spreadwatch_config", default={})  # noqa: B039
@@ -118,8 +119,12 @@ class Settings(BaseSettings):
         env_prefix="SPREADWATCH_", env_nested_delimiter="__", extra="forbid"
     )
 
-    rate: float = Field(default=0.04, ge=-0.05, le=0.5, description="risk-free rate, annual")
-    dividend: float = Field(default=0.0, ge=0, le=0.5, description="dividend yield, annual")
+    rate: float = Field(
+        default=defaults.RATE, ge=-0.05, le=0.5, description="risk-free rate, annual"
+    )
+    dividend: float = Field(
+        default=defaults.DIVIDEND, ge=0, le=0.5, description="dividend yield, annual"
+    )
     books_file: Path | None = Field(
         default=None, description="TOML file of books; the built-in PRIMARY and INCOME_POP if unset"
     )
@@ -230,19 +235,8 @@ def loopback(host: str) -> bool:
         return False
 
 
-PREFIX = "SPREADWATCH_"
-# The variables named SPREADWATCH_* that are not settings (the model never reads them);
-# any other SPREADWATCH_* variable that names no setting is an error, not ignored.
-NOT_SETTINGS = frozenset(
-    {
-        "SPREADWATCH_PURE",  # service.native, setup.py: the .py sources, not compiled modules
-        "SPREADWATCH_EXPECT_NATIVE",  # the tests: fail unless the hot modules ran compiled
-        "SPREADWATCH_EXPECT_IBAPI",  # the tests: fail unless IB's official client installs
-        "SPREADWATCH_EXPECT_CHROMIUM",  # the tests: fail unless the system's Chromium is there
-        "SPREADWATCH_HTTP_PUBLISH",  # docker compose (.env): the host port of the HTTP server
-        "SPREADWATCH_STANDBY_HTTP_PUBLISH",  # docker compose (.env): the standby's
-    }
-)
+PREFIX = defaults.PREFIX
+NOT_SETTINGS = defaults.NOT_SETTINGS
 
 
 def _names(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool, bool]]:

@@ -8,7 +8,6 @@ has been validated.
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -33,35 +32,9 @@ def _native_build() -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    # One pass over files: nothing it builds is garbage before the end, so the cyclic
-    # collector's walks (of the validated positions, then of the loop's memos) are waste
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _replay_files(args)
-    finally:
-        if collecting:  # what it built is kept to the exit: frozen, no collection walks it
-            gc.freeze()  # again (the next allocation's, then the interpreter's at exit)
-            gc.enable()
+    from service.cli.replay import replay  # noqa: PLC0415
 
-
-def _replay_files(args: argparse.Namespace) -> int:
-    from rules.greeks import Rates  # noqa: PLC0415
-    from service.inputs import load_books, load_positions  # noqa: PLC0415
-    from service.replay import Replay, read_ticks, write_summary  # noqa: PLC0415
-    from service.settings import load_settings  # noqa: PLC0415
-
-    settings = load_settings(
-        args.config, rate=args.rate, dividend=args.dividend, books_file=args.books
-    )
-    books = load_books(settings.books_file)
-    positions = load_positions(args.positions, books)
-    replay = Replay(positions, books, Rates(settings.rate, settings.dividend))
-    with read_ticks(args.ticks) as ticks:
-        summary = replay.run(ticks, sys.stdout, sys.stderr)
-    sys.stdout.flush()
-    write_summary(summary, replay, sys.stderr)
-    return 0
+    return replay(args)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -326,13 +299,27 @@ def _version() -> str:
         return "(not installed)"
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata
+    costs every other command ~25 ms of start-up)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, help="show program's version number and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        sys.stdout.write(f"spreadwatch {_version()}\n")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spreadwatch",
         description="Watch options credit spreads and close them by exit rules.",
     )
     top.add_argument("--config", type=Path, help="settings file (TOML)")
-    top.add_argument("--version", action="version", version=f"spreadwatch {_version()}")
+    top.add_argument("--version", action=_Version)
     sub = top.add_subparsers(dest="command", required=True)
     rp = sub.add_parser(
         "replay",

@@ -43,18 +43,18 @@ from rules.watch import PositionWatch
 from rules.watchlist import Watchlist
 from service.presentation import dollars, format_close_line
 from service.replay.rows import (
-    EMPTIES,
     EMPTY,
     LegKey,
     SessionClock,
     Stamps,
     Summary,
+    commas,
     field_count,
+    figures,
     leg_key_of,
     memo,
     naive_utc_of,
     parse_price,
-    parse_units,
     row_of,
     shaped,
     unparseable,
@@ -179,22 +179,21 @@ class Replay:
     # timestamp is compared as text where that is exact (Stamps), and parsed only when a
     # position is evaluated on it. Rows the gates let through end in the loop; what is
     # rare (a new leg, a bad row, a new second) is done in functions of its own.
-    def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:  # noqa: PLR0915
+    def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         latest, gates = self.watchlist.latest, self.watchlist.gates
-        bad, judge, price_units, stamps = summary.bad, self._judge, self._units, self._stamps
+        bad, judge, memos, stamps = summary.bad, self._judge, self._units, self._stamps
         last_ts_text, prefix, base = stamps.last, stamps.prefix, stamps.base
         width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
         line, idle, screened = 1, 0, 0
         for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
             if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
                 text = ",".join(row_of(text))  # noqa: PLW2901
-            try:  # the last field keeps its newline: float() and the memo do not mind
-                ts_text, rest = text.split(",", 1)
-                key, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
-            except ValueError:
+            cut_at = commas(text)  # (the row is cut only where the fields are needed)
+            if cut_at[1] < 0:
                 bad(line, field_count(text))
                 continue
+            key = text[cut_at[0] + 1 : cut_at[1]]  # (all a row no one holds costs)
             try:
                 leg = legs[key]
             except KeyError:
@@ -206,20 +205,14 @@ class Replay:
                     bad(line, _no_leg(leg, key, text))
                 continue
             try:  # prices as units (memos), delta and spot as floats (judge reads them again)
-                try:
-                    bid_units, ask_units = price_units[bid_t], price_units[ask_t]
-                except KeyError:
-                    bid_units = memo(price_units, parse_units, bid_t)
-                    ask_units = memo(price_units, parse_units, ask_t)
-                delta = float(delta_t) if delta_t else None
-                # (the last field keeps the line's end; local bands read the spot)
-                spot = float(spot_t) if spot_t not in EMPTIES else None
+                bid_units, ask_units, delta, spot = figures(text, cut_at, memos)
             except (ValueError, InvalidOperation):
                 bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                 continue
+            ts_text = text[: cut_at[0]]
             if ts_text != last_ts_text:
                 same = ts_text.startswith(prefix) and shaped(ts_text, width, zone, end)
-                if same and ts_text[:cut] >= last_ts_text[:cut]:
+                if same and (ts_text > last_ts_text or ts_text[:cut] >= last_ts_text[:cut]):
                     last_ts_text = ts_text  # the same second, not earlier: no parsing (Stamps)
                 elif _later(stamps, ts_text, last_ts_text):  # a new second, or parsed
                     last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base

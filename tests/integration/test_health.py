@@ -155,6 +155,7 @@ def test_a_standby_says_its_role_and_serves_no_positions() -> None:
     holds the lease and its loop is not up yet; no positions (503); ``/healthz`` by its
     looks at the lease; ``spreadwatch_role`` says which, ``spreadwatch_lease_epoch`` the
     epoch held."""
+
     async def main() -> dict[str, Any]:
         database_up = [True]
 

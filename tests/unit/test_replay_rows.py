@@ -1,0 +1,95 @@
+"""How replay reads the ticks file: its rows a chunk at a time (service.replay.rows.lines_of),
+as iterating the file gives them, and each row cut by the places of its commas (commas),
+the fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.replay.rows import commas, lines_of
+from tests.support import ROOT
+
+
+def split_then_rsplit(text: str) -> list[str] | None:
+    """ts, key, bid, ask, delta and spot as the loop cut them before (None: too few)."""
+    parts = text.split(",", 1)
+    if len(parts) != 2:
+        return None
+    rest = parts[1].rsplit(",", 4)
+    return None if len(rest) != 5 else [parts[0], *rest]
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=",a1.\n", max_size=24))
+def test_a_row_is_cut_where_split_then_rsplit_cut_it(text: str) -> None:
+    first, bid, ask, delta, spot = commas(text)
+    expected = split_then_rsplit(text)
+    if expected is None:
+        assert bid < 0
+        return
+    cut = [
+        text[:first],
+        text[first + 1 : bid],
+        text[bid + 1 : ask],
+        text[ask + 1 : delta],
+        text[delta + 1 : spot],
+        text[spot + 1 :],
+    ]
+    assert cut == expected
+
+
+def test_a_benchmark_row_is_cut_into_its_fields() -> None:
+    row = "2027-03-01T09:30:00.021879-05:00,TXN,2027-04-23,P,102.5,1.34,1.45,-0.2333,108.39\n"
+    first, bid, ask, delta, spot = commas(row)
+    assert row[first + 1 : bid] == "TXN,2027-04-23,P,102.5"
+    assert (row[bid + 1 : ask], row[ask + 1 : delta], row[delta + 1 : spot]) == (
+        "1.34",
+        "1.45",
+        "-0.2333",
+    )
+    assert row[spot + 1 :] == "108.39\n"
+
+
+def end_less(rows: Iterable[str]) -> list[str]:
+    """Rows without a final "\n" (the chunked reader's rows lack it where it cut at one)."""
+    return [row.removesuffix("\n") for row in rows]
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="a,\r\n", max_size=40), st.integers(1, 9))
+def test_rows_read_a_chunk_at_a_time_are_the_file_s_rows(
+    tmp_path_factory: pytest.TempPathFactory, text: str, chunk: int
+) -> None:
+    """Whatever the line ends ("\n", "\r\n", a lone "\r") and wherever a chunk ends (in a
+    row, between "\r" and "\n"), the rows are those iterating the file gives."""
+    path = tmp_path_factory.mktemp("ticks") / "ticks.csv"
+    path.write_bytes(text.encode())
+    with path.open(newline="", encoding="utf-8") as f:
+        expected = list(f)
+    with path.open(newline="", encoding="utf-8") as f:
+        assert end_less(lines_of(f, chunk)) == end_less(expected)
+
+
+def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path) -> None:
+    """The rows keep a "\r" where the file has one; the exits and the summary are the same."""
+    crlf = tmp_path / "ticks.csv"
+    crlf.write_bytes((examples / "ticks.csv").read_bytes().replace(b"\n", b"\r\n"))
+    runs = []
+    for ticks in (examples / "ticks.csv", crlf):
+        proc = subprocess.run(
+            [sys.executable, "-m", "service.cli", "replay", "--positions",
+             str(examples / "positions.toml"), "--ticks", str(ticks)],
+            capture_output=True, text=True, cwd=ROOT, check=True,
+        )  # fmt: skip
+        runs.append(
+            (proc.stdout, [line for line in proc.stderr.splitlines() if " in " not in line])
+        )
+    assert runs[0] == runs[1]
+    assert runs[0][0].count("\n") == 10  # (the sample's exits)
