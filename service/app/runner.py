@@ -43,6 +43,7 @@ SLICE_CLOSES = 8
 # does not answer must not stop the stops being evaluated)
 WRITE_WAIT = 0.05
 HOUSEKEEPING = 0.5  # seconds of market time between repricing and staleness rounds
+WARM_BESIDE_WORKERS = 4  # connections opened at start beside the order workers' (see load)
 
 
 @contextlib.contextmanager
@@ -89,8 +90,11 @@ class Runner:
     async def load(self, now: datetime, only: set[str] | None = None) -> list[str]:
         """Reconcile the store's live orders with the broker, then watch every open position
         (or those of ``only``) and subscribe its legs. Returns the reconciliation's lines."""
-        # every connection the running loop will use, opened now (not on the order path)
-        await self.store.warm(self.workers + 2)
+        # every connection the running loop will use, opened now (not on the order path, and
+        # the process's descriptors are flat from here): the order workers', the event
+        # follower's, the listener's, and the pool's for the lease's renewals, the intake's
+        # polls and the health checks
+        await self.store.warm(self.workers + WARM_BESIDE_WORKERS)
         await self._stored_fills(now)
         done = await self.reconciler.orders(now)
         live = {o.position_id: o for o in await self.store.live_orders()}
