@@ -132,7 +132,7 @@ async def _run(
     _log.info(
         "daemon.started", positions=len(service.book.watches), dry_run=dry_run, clock=t0.isoformat()
     )
-    report = _Report(service.views, sessions, out)
+    report = _Report(service.views, sessions, out, lambda: _at_the_close(app))
     if simulated is not None:  # (a broker's time does not wait for the start-up)
         simulated.restart()
     end = None if duration is None else clock.now() + duration  # (from the loop's start)
@@ -173,6 +173,19 @@ async def _load(app: bootstrap.App, out: TextIO, dry_run: bool) -> None:
     out.flush()
 
 
+def _at_the_close(app: bootstrap.App) -> None:
+    """Once a day, at the close (no decision waits on it): the book lets go of the day's
+    closed positions, and what start-up froze out of the collector's walks (gc.freeze in
+    _load) is walked once, so their cycles are collected, then frozen again. Without it the
+    closed positions stayed for the process's life: a creep the soak showed (about 14 KB
+    for each position closed)."""
+    pruned = app.loop.book.prune_closed()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    _log.info("book.pruned", closed_positions=pruned)
+
+
 def _stopper(
     stop: asyncio.Event, stopped_by: list[signal.Signals], sig: signal.Signals
 ) -> Callable[[], None]:
@@ -187,8 +200,11 @@ class _Report:
     """What the loop does, said on ``out``: each close's line, each fill's, the market
     closing (once per closed spell)."""
 
-    def __init__(self, views: ReadModel, sessions: Calendar, out: TextIO) -> None:
+    def __init__(
+        self, views: ReadModel, sessions: Calendar, out: TextIO, at_close: Callable[[], None]
+    ) -> None:
         self.views = views
+        self.at_close = at_close  # once a day, as the market closes
         self.sessions = sessions
         self.out = out
         self.shown = 0
@@ -236,6 +252,7 @@ class _Report:
                     f"market closed: decisions wait for the open, {opens:%Y-%m-%d %H:%M}Z\n"
                 )
                 _log.info("market.closed", next_open=opens.isoformat())
+                self.at_close()
             self.closed_said = not regular
             self.closes()
             await clock.sleep(STEP.total_seconds())  # (a stop is seen within a step)

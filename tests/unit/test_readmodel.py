@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from rules.books import DEFAULT_BOOKS
 from rules.machine import Close, ExitReason
+from rules.state import Phase
 from service.app.book import PositionBook
 from service.app.readmodel import ReadModel
 from service.ports import Commission, Execution, OrderEvent, OrderStatus
 from service.presentation import daemon_close_line
+from service.store.rows import new_stored
 from tests.factories import put_spread
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
@@ -84,3 +87,17 @@ def test_a_fill_whose_commission_is_known_says_it() -> None:
     (line,) = v.fill_lines()
     assert "commission $2.60 - realised P&L: $197.40" in line
     assert "pending" not in line
+
+
+def test_the_book_lets_go_of_closed_positions_when_pruned_and_keeps_the_open() -> None:
+    """A closed position stays in the book (its legs released) until the daemon prunes it
+    at the day's close; the open ones stay, and a second prune finds nothing more."""
+    book = PositionBook(dict(DEFAULT_BOOKS), subscribe=lambda leg: None)
+    positions = [replace(put_spread(contracts=4, credit="1.00"), id=pid) for pid in ("A", "B")]
+    book.load([new_stored(p, "DU1") for p in positions], {})
+    closing = book.watches["A"].state
+    book.watches["A"].state = replace(closing, phase=Phase.CLOSED, remaining=0)
+    assert sorted(book.watches) == ["A", "B"]
+    assert (book.prune_closed(), sorted(book.watches), sorted(book.stored)) == (1, ["B"], ["B"])
+    assert book.prune_closed() == 0
+    assert book.remaining() == {"B": 4}
