@@ -47,9 +47,13 @@ from brokers.ib.notices import NoticesMixin
 from brokers.ib.orders import OrdersMixin
 from brokers.ib.stored import StoredFillsMixin
 from rules.clock import new_york
+from service.logs import get_logger
 from service.settings import IbSettings
 
 __all__ = ["BrokerClock", "IbBroker", "NotPaper"]
+
+
+_log = get_logger("spreadwatch.ib")
 
 
 class IbBroker(
@@ -80,6 +84,24 @@ class IbBroker(
         self.ib.commissionReportEvent += self._on_commission
         self.ib.orderStatusEvent += self._on_status
         self.ib.positionEvent += self._on_position
+
+    def fence_sends(self, holding: Callable[[], bool]) -> None:
+        """Nothing leaves for IB while ``holding()`` is False (the trading lease lost), not
+        even what ib_async queued before: its client paces requests, and a message held
+        back is sent later from a timer (ib_async ``Client.sendMsg``: ``_msgQ``, then
+        ``loop.call_at(..., self.sendMsg, None)``), so an order queued just before a pause
+        would leave after it. Checked at the socket's door, the queue dropped whole."""
+        client = self.ib.client
+        send = client.sendMsg
+
+        def fenced(msg: str) -> None:
+            if holding():
+                send(msg)
+                return
+            client._msgQ.clear()  # (ib_async's pacing queue: what this process had to say)
+            _log.warning("ib.send_fenced", detail="the trading lease is lost: nothing is sent")
+
+        client.sendMsg = fenced  # type: ignore[method-assign]
 
     def executions_from(self, now: datetime) -> datetime | None:
         """IB reports the current day's executions only (``reqExecutions``: TWS API,

@@ -101,6 +101,7 @@ class Wiring:
     out: TextIO
     closing: contextlib.AsyncExitStack
     identity: str = ""  # the venue the records will be of: ``sim``, ``ib:<account>``
+    fence: Callable[[], bool] | None = None  # sends only while it says so (the lease held)
 
 
 async def _sim(w: Wiring) -> Venue:
@@ -123,6 +124,8 @@ async def _ib(w: Wiring) -> Venue:
         venue, w.clock = IbBroker.on_ib_time(w.settings.ib, say=w.out.write)
     else:
         venue = IbBroker(w.settings.ib, now=w.clock.now)
+    if w.fence is not None:  # (the order path is fenced too; this stops ib_async's queue)
+        venue.fence_sends(w.fence)
     await venue.connect()
     w.closing.push_async_callback(venue.close)
     w.identity = f"ib:{venue.account}"
@@ -252,7 +255,7 @@ async def build(
                 stored = await store.open_positions()
                 wiring = Wiring(
                     settings, clock, store, stored, start, out or io.StringIO(), closing,
-                    settings.broker,
+                    settings.broker, fence,
                 )  # fmt: skip
                 venue = await VENUES[settings.broker](wiring)
                 clock, start = wiring.clock, wiring.start

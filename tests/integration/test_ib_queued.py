@@ -142,3 +142,40 @@ def test_a_queued_order_the_broker_works_is_adopted_as_acknowledged_on_start(
     assert [o.status for o in p1.orders] == ["submitted"]
     assert second.desk.live_for(P1.id) == ref
     assert p1.stored.attention is None
+
+
+def test_an_order_in_the_client_s_queue_never_leaves_once_the_lease_is_lost(
+    db_url: str,
+) -> None:
+    """The failover tests met it: an order ib_async held back behind other requests (its
+    pacing) left from a timer after the process woke from a pause, its lease lost by then.
+    Fenced at the client's door (``IbBroker.fence_sends``), nothing queued leaves once the
+    lease is not held: the gateway never sees the order, nor anything asked after."""
+
+    async def work(app: Any, venue: IbBroker, gateway: FakeGateway, clock: SpeedClock) -> Any:
+        holding = [True]
+        venue.fence_sends(lambda: holding[0])
+        await app.load(clock.now())
+        streaming = asyncio.create_task(venue.run(lambda _: None, lambda _: None))
+        try:
+            await _until(venue.connected)
+            for _ in range(BEHIND):  # the client's queue filled
+                venue.ib.client.reqCurrentTime()
+            (stored,) = [s for s in await app.desk.store.open_positions() if s.position.id == P1.id]
+            ref = await app.desk.close(stored, _close(), Decimal("0.60"), market_time(clock.now()))
+            holding[0] = False  # the lease lost, the order still in the client's queue
+            queued, received = gateway.order(ref), len(gateway.received)
+            await asyncio.sleep(BEHIND / 8 * 0.2 + 1.0)  # (the queue's time, and more)
+            return ref, queued, gateway.order(ref), len(gateway.received) - received
+        finally:
+            streaming.cancel()
+
+    async def go(store: Store) -> Any:
+        await store.import_positions([P1, P2], "DU1234567")
+        return await on_ib(store, work)
+
+    ref, queued, after, more = on_database(db_url)(go)
+    assert ref
+    assert queued is None  # it was in the client's queue (the test is not vacuous)
+    assert after is None  # and never reached the gateway
+    assert more == 0
