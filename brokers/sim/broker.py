@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from rules.model import Position, Quote, Side
@@ -78,10 +78,7 @@ class SimBroker:
         self.latency = latency
         self.fill_size = fill_size
         self.reject = reject
-        # the orders of the day, and those still open from before (a broker lists the day's
-        # done orders, IB's reqCompletedOrders; a process running for weeks keeps no more)
         self._orders: dict[str, _Order] = {}
-        self._day: date | None = None
         self._open: dict[str, _Order] = {}  # the orders not final, which the market may fill
         self._executions: list[Execution] = []
         self._positions: dict[LegKey, int] = {}  # signed, never 0 (a flat leg is dropped)
@@ -202,10 +199,6 @@ class SimBroker:
 
     def on_market(self, updates: Iterable[LegUpdate], now: datetime) -> None:
         """New quotes: working orders that are marketable fill, one fill each."""
-        day = now.date()
-        if day != self._day:  # a new day: the orders done before it are let go
-            self._day = day
-            self._orders = {ref: o for ref, o in self._orders.items() if ref in self._open}
         for u in updates:
             self._quotes[u.leg] = u.quote
         for state in list(self._open.values()):
