@@ -83,9 +83,10 @@ def implied_vol(
 ) -> float:
     """BSM implied volatility as vollib's ``black_scholes_merton.implied_volatility`` gives
     it: Jaeckel's LetsBeRational on the undiscounted price and the forward, in vollib's
-    own arithmetic with math.exp for numpy.exp (the same doubles: a property test holds
-    the two equal to the bit). Raises LetsBeRational's BelowIntrinsicException or
-    AboveMaximumException (ValueError-kin) at the bounds, as vollib does."""
+    own arithmetic with math.exp for numpy.exp (which differ in the last bit for some
+    arguments: a property test holds the two within 1e-9 in IV). Raises LetsBeRational's
+    BelowIntrinsicException or AboveMaximumException (ValueError-kin) at the bounds, as
+    vollib does."""
     lib = _lib()
     deflater = math.exp(-rates.rate * years)
     forward = spot * math.exp((rates.rate - rates.dividend) * years)

@@ -17,6 +17,11 @@ Failures, for the service's tests:
   events are lost (as with a real gateway); :meth:`executions` and
   :meth:`open_orders` tell the truth afterwards.
 
+A daemon runs for weeks: when the market's time passes New York's midnight, the
+executions and the orders done before the midnight before it (two days kept: a
+reconciliation at any time of the day finds the day before's too), and the quotes of
+legs nothing holds or works, are let go.
+
 Synchronous and driven by the caller's time (``now``): deterministic.
 """
 
@@ -25,13 +30,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from rules.clock import new_york
 from rules.model import Position, Quote, Side
 from service.ports import (
     Action,
     ComboOrder,
+    Completed,
     Execution,
     Holding,
     LegKey,
@@ -86,6 +93,7 @@ class SimBroker:
         self._multipliers: dict[LegKey, int] = {}
         self._quotes: dict[LegKey, Quote] = {}
         self._events: list[OrderEvent] = []
+        self._day: date | None = None  # New York's date of the market's time, once quoted
         self._connected = True
         self._exec_seq = 0
         # execution ids are unique across brokers and runs, as a real broker's are
@@ -114,6 +122,7 @@ class SimBroker:
         else:
             self._positions.pop(leg, None)
             self._costs.pop(leg, None)
+            self._multipliers.pop(leg, None)
 
     def hold_spreads(self, position: Position, spreads: int) -> None:
         """Start with ``spreads`` of ``position``: its short legs short, its long legs long,
@@ -146,6 +155,15 @@ class SimBroker:
     def executions(self) -> list[Execution]:
         self._check()
         return list(self._executions)
+
+    def completed(self) -> list[Completed]:
+        """The orders done (final) that the broker still lists (no perm ids here: 0)."""
+        self._check()
+        return [
+            Completed(ref, 0, str(o.status), o.filled)
+            for ref, o in self._orders.items()
+            if o.status in FINAL
+        ]
 
     def open_orders(self) -> list[OrderEvent]:
         """Orders not final, as their latest status."""
@@ -199,6 +217,11 @@ class SimBroker:
 
     def on_market(self, updates: Iterable[LegUpdate], now: datetime) -> None:
         """New quotes: working orders that are marketable fill, one fill each."""
+        day = now.astimezone(new_york()).date()
+        if day != self._day:
+            if self._day is not None and day > self._day:
+                self._let_go(datetime.combine(day - timedelta(days=1), time(0), new_york()))
+            self._day = day
         for u in updates:
             self._quotes[u.leg] = u.quote
         for state in list(self._open.values()):
@@ -207,6 +230,17 @@ class SimBroker:
                 self._emit(self._event(state, OrderStatus.WORKING, now))
             if state.status in ("working", "partially_filled"):
                 self._try_fill(state, now)
+
+    def _let_go(self, midnight: datetime) -> None:
+        """A new day: what only the days before ``midnight`` needed goes (open orders and
+        what is held stay, with their legs' quotes)."""
+        self._executions = [e for e in self._executions if e.time >= midnight]
+        self._orders = {
+            ref: o for ref, o in self._orders.items() if ref in self._open or o.placed >= midnight
+        }
+        needed = set(self._positions)
+        needed.update(leg.leg for o in self._open.values() for leg in o.order.legs)
+        self._quotes = {leg: q for leg, q in self._quotes.items() if leg in needed}
 
     def trade(self, updates: list[LegUpdate], now: datetime) -> list[OrderEvent]:
         """New quotes in, the events they caused out (the monitor's broker step)."""

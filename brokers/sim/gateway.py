@@ -75,7 +75,9 @@ class SimGateway:
         return self.broker.executions()
 
     def executions_from(self, now: datetime) -> datetime | None:
-        """(The simulated broker keeps every execution.)"""
+        """(None: the simulated broker lives and dies with its process, so it has every
+        execution of the orders it had, those of the day before included: it lets go of
+        none but older ones, which nothing reconciled now can have.)"""
         return None
 
     async def open_orders(self) -> list[OrderEvent]:
@@ -85,7 +87,7 @@ class SimGateway:
         """(The simulated broker passes each execution on once, as it happens.)"""
 
     async def completed_orders(self) -> list[Completed]:
-        """(None: the simulated broker keeps every execution, so no outcome is unknown.)"""
+        """(None: the simulated broker has every execution, so no outcome is unknown.)"""
         return []
 
     async def holdings(self) -> list[Holding]:
@@ -109,15 +111,19 @@ class SimVenue(SimGateway):
         self.market = market
         self.clock = clock
         self.holds_admitted = holds_admitted
-        self._admitted: set[str] = set()
+        self._admitted: dict[str, datetime] = {}  # position -> its last leg's expiry instant
 
     async def admit(self, positions: Sequence[StoredPosition]) -> Admitted:
         """Each position's underlying quoted (seeded as the first position on it); every
-        position admitted, held once by the account when ``holds_admitted``."""
+        position admitted, held once by the account when ``holds_admitted`` (those past
+        their expiry are forgotten: they are never admitted again)."""
+        now = self._now()
+        self._admitted = {pid: t for pid, t in self._admitted.items() if now < t}
         for s in positions:
             if s.position.id in self._admitted:
                 continue
-            self._admitted.add(s.position.id)
+            last = max(leg.expiry for leg in s.position.legs)
+            self._admitted[s.position.id] = expiry_instant(last)
             self.market.add(seed.underlying_for(s.position))
             if self.holds_admitted:
                 self.broker.hold_spreads(s.position, s.remaining)

@@ -76,6 +76,16 @@ class App:
     async def housekeeping(self, now: datetime) -> None:
         await self.runner.housekeeping(now)
 
+    def at_close(self) -> list[str]:
+        """Once a day, at the close (the daemon's): the book lets go of the day's closed
+        positions and every part forgets them; the read model's lists keep the session
+        just ended and no more (the store keeps it all). The positions let go."""
+        closed = self.book.prune_closed()
+        self.monitor.forget(closed)
+        self.desk.turn_day(closed)
+        self.views.turn_day(closed)
+        return closed
+
     def on_events(self, events: Iterable[OrderEvent]) -> None:
         self.desk.on_events(events)
 

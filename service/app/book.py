@@ -108,15 +108,15 @@ class PositionBook:
         if watch is not None:
             self.release(watch)
 
-    def prune_closed(self) -> int:
+    def prune_closed(self) -> list[str]:
         """Let go of the closed positions (kept until now for the day's views, their legs
         released when they closed): the daemon calls this once a day, at the close, so the
-        book holds the open positions and one day's closed ones. How many went."""
+        book holds the open positions and one day's closed ones. The ones that went."""
         closed = [pid for pid, w in self.watches.items() if w.state.phase is Phase.CLOSED]
         for pid in closed:
             del self.watches[pid]
             self.stored.pop(pid, None)
-        return len(closed)
+        return closed
 
     def rebook(self, stored: StoredPosition, book: BookPolicy) -> None:
         """The position under another book: its exit state anew, what has been done kept."""

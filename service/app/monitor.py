@@ -74,6 +74,13 @@ class Monitor:
             pending[u.leg] = u.quote
         self.wake.set()
 
+    def forget(self, closed: Iterable[str]) -> None:
+        """Positions closed and let go by the book (at the close): nothing of them kept."""
+        for pid in closed:
+            self._said.pop(pid, None)
+            self._first_look.pop(pid, None)
+            self._no_quote.discard(pid)
+
     def backlog(self) -> int:
         """Legs updated and not evaluated yet."""
         return len(self._pending)

@@ -5,8 +5,10 @@ counts updates, evaluations and decisions and says which positions went
 stale; the order desk records each close sent, each fill applied (with what it
 realised), each order event, each position left alone; housekeeping beats the
 heart. Health and metrics (:mod:`service.http`) and alerts (:mod:`service.alerts`)
-read it and nothing else. The lists are bounded (the newest ``keep`` are kept); their counts run
-on, and a reader says where it is by count (:meth:`ReadModel.close_lines`,
+read it and nothing else. The lists are bounded (the newest ``keep`` are kept) and, in a
+daemon, hold a day or two: at each close (:meth:`ReadModel.turn_day`) what was added before
+the previous close goes (the store keeps everything). Their counts run on, and a reader
+says where it is by count (:meth:`ReadModel.close_lines`,
 :meth:`ReadModel.rejections_since`).
 """
 
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rules.clock import MarketTime, exchange_date, market_time
 from rules.greeks import Rates
@@ -70,7 +72,8 @@ class ReadModel:
         self.resolutions = 0  # needs-attention cleared, ever
         self.order_statuses: Counter[str] = Counter()  # the broker's order events by status
         self.sent_latency: deque[float] = deque(maxlen=100_000)  # decision -> order sent, s
-        self.fill_latency: deque[float] = deque(maxlen=10_000)  # order sent -> fill, s
+        self.fill_latency_count = 0  # fills timed from their order sent, ever
+        self.fill_latency_sum = 0.0  # seconds, theirs summed
         self.decisions: deque[tuple[datetime, str, Close]] = deque(maxlen=keep)  # closes sent
         self._lines: deque[str] = deque(maxlen=keep)  # their lines, the spec's
         self.closes = 0  # closes sent, ever
@@ -85,6 +88,7 @@ class ReadModel:
         self.rejections: deque[tuple[str, str]] = deque(maxlen=keep)  # (order_ref, reason)
         self.rejected = 0  # rejections, ever
         self._sent_at: dict[str, float] = {}  # order_ref -> perf_counter when sent
+        self._turned: dict[str, int] = {}  # each list's count at the previous day's turn
 
     # Fed --------------------------------------------------------------------------------
 
@@ -154,7 +158,8 @@ class ReadModel:
             self.rejections.append((event.order_ref, event.reason))
             self.rejected += 1
         if event.execution is not None and event.order_ref in self._sent_at:
-            self.fill_latency.append(time.perf_counter() - self._sent_at[event.order_ref])
+            self.fill_latency_count += 1
+            self.fill_latency_sum += time.perf_counter() - self._sent_at[event.order_ref]
         if event.status in FINAL_ORDER_STATUSES:
             self._sent_at.pop(event.order_ref, None)  # its fills are all in
 
@@ -172,6 +177,32 @@ class ReadModel:
         if was is not None:
             self._resolved.append((position_id, was, how))
             self.resolutions += 1
+
+    def turn_day(self, closed: Iterable[str]) -> None:
+        """The close (the daemon's, once a day): each list lets go of what was added before
+        the previous close, so it holds this session's and the night's (the store holds
+        all of it); the positions ``closed`` and let go by the book are forgotten."""
+        for name, kept, ever in self._lists():
+            since = self._turned.get(name, 0)
+            while len(kept) > ever - since:
+                kept.popleft()
+            self._turned[name] = ever
+        for pid in closed:
+            self.realised.pop(pid, None)
+            self.stale.discard(pid)
+
+    def _lists(self) -> list[tuple[str, deque[Any], int]]:
+        """Each list a day turns, with the count it runs on."""
+        return [
+            ("lines", self._lines, self.closes), ("decisions", self.decisions, self.closes),
+            ("sent", self.sent_latency, self.closes),
+            ("would", self._would, self.would_closes), ("fills", self._fills, self.fills),
+            ("fill_lines", self._fill_lines, self.fills),
+            ("commissions", self._commission_lines, self.commissions),
+            ("attention", self._attention, self.attentions),
+            ("resolved", self._resolved, self.resolutions),
+            ("rejections", self.rejections, self.rejected),
+        ]  # fmt: skip
 
     # Read -------------------------------------------------------------------------------
 

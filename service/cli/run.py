@@ -179,7 +179,7 @@ def _at_the_close(app: bootstrap.App) -> None:
     _load) is walked once, so their cycles are collected, then frozen again. Without it the
     closed positions stayed for the process's life: a creep the soak showed (about 14 KB
     for each position closed)."""
-    pruned = app.loop.book.prune_closed()
+    pruned = len(app.loop.at_close())
     gc.unfreeze()
     gc.collect()
     gc.freeze()

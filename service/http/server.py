@@ -84,12 +84,11 @@ class _ViewsCollector(Collector):
         for status, n in sorted(m.order_statuses.items()):
             orders.add_metric([status], n)
         yield orders
-        latencies = list(m.fill_latency)
         yield SummaryMetricFamily(
             "spreadwatch_fill_latency_seconds",
             "from an order sent to each of its fills",
-            count_value=len(latencies),
-            sum_value=sum(latencies),
+            count_value=m.fill_latency_count,
+            sum_value=m.fill_latency_sum,
         )
         age = GaugeMetricFamily(
             "spreadwatch_quote_age_seconds",

@@ -200,6 +200,11 @@ class OrderDesk:
 
     # Order events -----------------------------------------------------------------------
 
+    def turn_day(self, closed: Iterable[str]) -> None:
+        """The close: the positions ``closed`` and let go by the book are forgotten."""
+        self.policy.forget(closed)
+        self.executor.turn_day(closed)
+
     def on_events(self, events: Iterable[OrderEvent]) -> None:
         """Queue the broker's order events, in their order (the feed calls this)."""
         book = self.book

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -62,6 +62,11 @@ class Executor(Protocol):
         (or none will be)."""
         ...
 
+    def turn_day(self, closed: Iterable[str]) -> None:
+        """The close: what the executor keeps of the day before goes, and of the positions
+        ``closed`` and let go by the book (a closed position never closes again)."""
+        ...
+
 
 class Attempts:
     """The next attempt number of each (position, stage), from the store's orders."""
@@ -84,6 +89,14 @@ class Attempts:
         self._attempts[(position_id, stage)] = attempt
         return attempt
 
+    def forget(self, closed: Iterable[str]) -> None:
+        """Positions closed for good: their attempts go (none follows; the store's unique
+        order_ref would refuse a repeat)."""
+        gone = set(closed)
+        if self._attempts is not None and gone:
+            for key in [k for k in self._attempts if k[0] in gone]:
+                del self._attempts[key]
+
 
 _Ready = tuple[int, CloseRequest, ComboOrder, CloseIntent]
 
@@ -105,6 +118,13 @@ class LiveExecutor:
         # account's net per contract must be on the closing side
         self.book = book
         self.intent_latency: deque[float] = deque(maxlen=100_000)  # decision -> intent, s
+        self._turned = 0  # intent_latency's length after the previous day's turn
+
+    def turn_day(self, closed: Iterable[str]) -> None:
+        for _ in range(min(self._turned, len(self.intent_latency))):
+            self.intent_latency.popleft()  # the day before the previous close's
+        self._turned = len(self.intent_latency)
+        self.attempts.forget(closed)
 
     async def execute(
         self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None
@@ -228,6 +248,10 @@ class DryRunExecutor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.last: dict[str, tuple[object, ...]] = {}  # position -> its decision said last
+
+    def turn_day(self, closed: Iterable[str]) -> None:
+        for pid in closed:
+            self.last.pop(pid, None)
 
     async def execute(
         self, requests: Sequence[CloseRequest], written: Callable[[], None] | None = None

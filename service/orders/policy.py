@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from rules.clock import MarketTime
@@ -34,6 +35,14 @@ class ClosePolicy:
         self.rejections: dict[str, tuple[int, datetime]] = {}  # position -> (count, first)
         self._held: set[str] = set()  # decisions waiting for regular hours (said once)
         self._cancelling: set[str] = set()  # positions whose profit close is being replaced
+
+    def forget(self, closed: Iterable[str]) -> None:
+        """Positions closed and let go by the book (at the close): nothing of them kept."""
+        for pid in closed:
+            for kept in (self.blocked, self.refusals, self.rejections):
+                kept.pop(pid, None)
+            self._held.discard(pid)
+            self._cancelling.discard(pid)
 
     def round(self, at: MarketTime) -> None:
         """An evaluation round at ``at``: at the open, held decisions are taken again on

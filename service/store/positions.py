@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ARRAY, Text, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -32,6 +32,8 @@ from service.store.schema import (
     LegRow,
     PositionRow,
 )
+
+ARRAY_OF_TEXT = ARRAY(Text)
 
 
 class SqlBase:
@@ -215,7 +217,14 @@ class SqlPositions(SqlBase):
 
     @edge
     async def positions(self, ids: Sequence[str]) -> list[StoredPosition]:
-        return await self._positions(PositionRow.id.in_(list(ids))) if ids else []
+        """(``= ANY`` of one array, not ``IN`` with a parameter per id: one statement for
+        any number of ids, where each number was a statement of its own that every
+        connection prepared and kept; the soak saw them pile up for days.)"""
+        if not ids:
+            return []
+        return await self._positions(
+            PositionRow.id == any_(bindparam("ids", list(ids), ARRAY_OF_TEXT))
+        )
 
     @edge
     async def controls(self) -> dict[str, PositionControl]:

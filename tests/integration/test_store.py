@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 
 from service.errors import StoreRefused, StoreUnavailable
@@ -151,6 +153,36 @@ def test_warming_opens_the_connections_with_nothing_written(db_url: str) -> None
         [],
         [],
     )
+
+
+def test_positions_by_id_are_one_statement_for_any_number_of_ids(db_url: str) -> None:
+    """The running daemon reads the positions added or changed by id (its intake): one SQL
+    text for 1 id or 7, so each connection prepares it once. With a parameter per id,
+    every new count was a statement of its own, prepared and kept by every connection
+    (the soak saw them pile up for days)."""
+    said: list[str] = []
+
+    async def main() -> list[list[str]]:
+        engine = database.engine(db_url)
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda *a: said.append(a[2]))  # fmt: skip
+        try:
+            store = SqlStore(engine)
+            ids = [f"P{k}" for k in range(1, 8)]
+            await store.import_positions([replace(vertical(), id=i) for i in ids], "DU1")
+            found = []
+            for n in (1, 3, 7):
+                said.clear()
+                found.append(sorted(p.position.id for p in await store.positions(ids[:n])))
+                assert len(set(said)) == 2  # (the positions', then their legs')
+                texts.append(tuple(said))
+            return found
+        finally:
+            await engine.dispose()
+
+    texts: list[tuple[str, ...]] = []
+    assert asyncio.run(main()) == [["P1"], ["P1", "P2", "P3"], [f"P{k}" for k in range(1, 8)]]
+    assert len(set(texts)) == 1
 
 
 # Errors by kind -------------------------------------------------------------------------

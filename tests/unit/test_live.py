@@ -40,6 +40,30 @@ def test_live_a_selloff_closes_everything_through_the_taskgroup() -> None:
     assert venue_subscribed(monitor) == set()
 
 
+def test_at_the_close_every_part_forgets_the_day_s_closed_positions() -> None:
+    """A daemon runs for weeks with positions added as others close: at the close
+    (App.at_close, the daemon's once a day) the book lets go of the closed position and
+    so does every part that kept something of it (the soak's growth per position added)."""
+    broker = SimBroker(fill_size=4)
+    clock = SpeedClock(T0, speed=600)
+    app, _, _ = asyncio.run(
+        live(InMemoryStore(), broker, lambda m: m.remaining().get("P1") == 0, clock)
+    )
+    attempts = app.desk.executor.attempts._attempts  # type: ignore[attr-defined]
+
+    def kept() -> list[bool]:
+        return [
+            "P1" in app.book.watches, "P1" in app.monitor._said, "P1" in app.views.realised,
+            any(pid == "P1" for pid, _ in attempts),
+        ]  # fmt: skip
+
+    assert kept() == [True] * 4
+    assert app.at_close() == ["P1"]
+    assert kept() == [False] * 4
+    assert app.decisions != []  # (the session just ended stays for the views)
+    assert app.at_close() == []
+
+
 def venue_subscribed(monitor: App) -> set[Any]:
     return set(monitor.watched_legs())
 

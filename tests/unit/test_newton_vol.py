@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -116,15 +117,31 @@ def vollib_iv(price: float, right: Right, spot: float, strike: float, years: flo
     return float(implied_volatility(price, spot, strike, years, rates.rate, rates.dividend, flag))
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=int(os.environ.get("IV_EXAMPLES", "600")), deadline=None)
 @given(case=CASES, place=st.sampled_from(PLACES), hair=st.floats(min_value=1e-15, max_value=1e-4))
-def test_implied_vol_is_vollibs_to_the_bit(case: Case, place: str, hair: float) -> None:
+def test_implied_vol_is_vollibs_within_1e_9(case: Case, place: str, hair: float) -> None:
     """rules.greeks.implied_vol (LetsBeRational without vollib's numpy wrapper) gives
-    vollib's implied_volatility exactly, or raises the same at the bounds."""
+    vollib's implied_volatility within 1e-9, or raises the same at the bounds, except: a
+    price within 1e-12 of a bound, where one may answer and the other raise; and where
+    the price hardly depends on the IV (deep in the money, hours to expiry), where both
+    IVs price the option alike to 1e-12. Not to the bit: numpy's exp and the C library's
+    differ in the last bit for some arguments (e^-0.00011328125: ...786 against numpy's
+    ...785); this test found an IV of 1.5 one ulp off, one of 8.86 1e-11 off, and a price
+    at intrinsic value that vollib solved (0) and we called below intrinsic (no Greeks:
+    nothing decided on them)."""
     price = priced(case, place, hair)
     assume(price > 1e-12)
     args = (price, case.right, case.spot, case.strike, case.years, case.rates)
-    assert outcome(implied_vol, *args) == outcome(vollib_iv, *args)
+    got, want = outcome(implied_vol, *args), outcome(vollib_iv, *args)
+    if isinstance(want, str) or isinstance(got, str):
+        if got != want:
+            low, high = edges(case.right, case.spot, case.strike, case.years, case.rates)
+            near = [e for e in (low, high) if math.isclose(price, e, rel_tol=1e-12)]
+            assert near, (got, want, price, low, high)
+    elif abs(got - want) > 1e-9:
+        c = case
+        at = [bsm_price(c.right, c.spot, c.strike, c.years, v, c.rates) for v in (got, want)]
+        assert math.isclose(at[0], at[1], rel_tol=1e-12), (got, want, at)
 
 
 def test_newton_answers_for_ordinary_legs() -> None:

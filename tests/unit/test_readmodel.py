@@ -98,6 +98,45 @@ def test_the_book_lets_go_of_closed_positions_when_pruned_and_keeps_the_open() -
     closing = book.watches["A"].state
     book.watches["A"].state = replace(closing, phase=Phase.CLOSED, remaining=0)
     assert sorted(book.watches) == ["A", "B"]
-    assert (book.prune_closed(), sorted(book.watches), sorted(book.stored)) == (1, ["B"], ["B"])
-    assert book.prune_closed() == 0
+    assert (book.prune_closed(), sorted(book.watches), sorted(book.stored)) == (["A"], ["B"], ["B"])
+    assert book.prune_closed() == []
     assert book.remaining() == {"B": 4}
+
+
+def test_at_each_close_the_lists_keep_the_session_just_ended_and_counts_run_on() -> None:
+    """A daemon runs for weeks: at each close (turn_day) what came before the previous
+    close goes, whatever ``keep`` allows; readers by count read on; the closed positions
+    let go by the book are forgotten (their realised P&L is the store's)."""
+    v, position = views(keep=10_000), put_spread(contracts=10, credit="1.00")
+    fill = Execution("E1", "P1:stop:1", 1, Decimal("0.50"), Decimal("1.30"), AT)
+    for k in range(1, 4):  # day 1
+        v.close_sent(AT, f"P1:stop:{k}", stop(1), position, 0.0)
+        v.filled(position, replace(fill, exec_id=f"E{k}"))
+        v.order_event(OrderEvent(f"P1:stop:{k}", OrderStatus.REJECTED, 0, 1, AT, reason="no"))
+    v.turn_day([])  # day 1's close: day 1 is the session just ended, kept
+    assert (len(v.decisions), len(v.fill_lines()), len(v.rejections)) == (3, 3, 3)
+    v.close_sent(AT, "P1:stop:4", stop(1), position, 0.0)  # day 2
+    v.filled(position, replace(fill, exec_id="E4"))
+    v.turn_day([position.id])  # day 2's close: day 1 goes
+    assert [ref for _, ref, _ in v.decisions] == ["P1:stop:4"]
+    assert (len(v.sent_latency), len(v.fill_lines()), len(v.rejections)) == (1, 1, 0)
+    assert (v.closes, v.fills, v.rejected) == (4, 4, 3)
+    assert v.close_lines(3) == [daemon_close_line(position, stop(1), AT)]
+    assert v.close_lines(0) == v.close_lines(3)  # from the oldest kept
+    assert position.id not in v.realised
+    v.turn_day([])  # a day with nothing: day 2 goes
+    assert (v.close_lines(0), v.fills_since(0), v.closes) == ([], [], 4)
+
+
+def test_fill_latency_is_a_running_count_and_sum() -> None:
+    """The metric is a summary: its count and sum only ever rise (a bounded list of the
+    latencies made its count fall once full)."""
+    v, position = views(keep=2), put_spread(contracts=10, credit="1.00")
+    for k in range(1, 5):
+        v.close_sent(AT, f"P1:stop:{k}", stop(1), position, 0.0)
+        fill = Execution(f"E{k}", f"P1:stop:{k}", 1, Decimal("0.50"), None, AT)
+        v.order_event(OrderEvent(f"P1:stop:{k}", OrderStatus.FILLED, 1, 0, AT, execution=fill))
+    v.turn_day([])
+    v.turn_day([])
+    assert v.fill_latency_count == 4
+    assert v.fill_latency_sum > 0

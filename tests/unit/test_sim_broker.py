@@ -146,3 +146,38 @@ def test_a_leg_that_goes_flat_leaves_the_positions() -> None:
     b = broker()
     b.hold(SHORT, 10)
     assert b.positions() == {LONG: 10}
+
+
+def test_past_new_yorks_midnight_the_day_before_the_last_goes_and_what_works_stays() -> None:
+    """A daemon runs for weeks: the first quotes let go of nothing; past New York's
+    midnight the broker keeps the day before too (a reconciliation then finds its
+    executions), and past the next one the executions and done orders of the first day
+    go; an order still working stays, fills and is listed."""
+    b = broker(fill_size=1)
+    b.place(close_order("P1:0:1", quantity=1, limit="0.60"), at(0))
+    b.place(close_order("P1:0:2", quantity=3, limit="0.40"), at(0))  # below: works on
+    b.on_market(quotes(at(300), ("0.60", "0.62"), ("0.10", "0.12")), at(300))
+    assert [e.order_ref for e in b.executions()] == ["P1:0:1"]
+    assert [(c.order_ref, c.status, c.filled) for c in b.completed()] == [("P1:0:1", "filled", 1)]
+    night = datetime(2027, 3, 2, 5, 1, tzinfo=UTC)  # 00:01 in New York, the next day
+    b.on_market(quotes(night, ("0.60", "0.62"), ("0.10", "0.12")), night)
+    assert [e.order_ref for e in b.executions()] == ["P1:0:1"]  # (the day before: kept)
+    second = night + timedelta(days=1)
+    b.on_market(quotes(second, ("0.60", "0.62"), ("0.10", "0.12")), second)
+    assert (b.executions(), b.completed()) == ([], [])
+    assert [o.order_ref for o in b.open_orders()] == ["P1:0:2"]
+    with pytest.raises(OrderRefused):
+        b.limit("P1:0:1")
+    b.modify("P1:0:2", Decimal("0.55"), second)
+    later = second + timedelta(seconds=1)
+    b.on_market(quotes(later, ("0.60", "0.62"), ("0.10", "0.12")), later)
+    assert [(e.order_ref, e.time) for e in b.executions()] == [("P1:0:2", later)]
+    assert b.positions() == {SHORT: -8, LONG: 8}
+
+
+def test_the_first_quotes_let_go_of_nothing_whatever_their_day() -> None:
+    b = broker()
+    b.place(close_order(limit="0.60"), at(0))
+    days_later = at(300) + timedelta(days=3)
+    b.on_market(quotes(days_later, ("0.60", "0.62"), ("0.10", "0.12")), days_later)
+    assert [e.order_ref for e in b.executions()] == ["P1:0:1"]
