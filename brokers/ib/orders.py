@@ -42,6 +42,7 @@ class _Placed:
     limit: Decimal
     sequence: int = 0  # the adapter's count of orders placed, when this one was
     working: bool = False  # IB said it works (the service was told so)
+    at: datetime | None = None  # when placed (adopted: when first listed)
 
 
 class OrdersMixin(FillsMixin):
@@ -62,7 +63,18 @@ class OrdersMixin(FillsMixin):
             orderId=order_id,
         )  # fmt: skip
 
+    def _let_go(self, before: datetime) -> None:
+        """Also the orders placed before ``before`` that are done (ended or filled): a
+        day order (tif DAY) lives no longer than its day. Before the fills' count goes."""
+        for ref, placed in list(self._placed.items()):
+            done = ref in self._ended or self._filled.get(ref, 0) >= placed.quantity
+            if done and placed.at is not None and placed.at < before:
+                del self._placed[ref]
+                self._ended.discard(ref)
+        super()._let_go(before)
+
     async def place(self, order: ComboOrder) -> None:
+        self._turn()
         if order.order_ref in self._placed:  # IB takes a reused orderRef as a second order
             raise BrokerRefused(f"order {order.order_ref} is already at IB: not placed twice")
         await self.qualify([leg.leg for leg in order.legs])
@@ -77,6 +89,7 @@ class OrdersMixin(FillsMixin):
             order.quantity,
             order.limit,
             self._sequence,
+            at=self._now(),
         )
 
     def _trade(self, placed: _Placed) -> Trade | None:
@@ -159,7 +172,7 @@ class OrdersMixin(FillsMixin):
             elif ref not in self._placed:  # ours from before a restart: adopt the ids
                 self._placed[ref] = _Placed(
                     o.orderId, o.permId, t.contract, int(o.totalQuantity), Decimal(str(o.lmtPrice)),
-                    working=True,
+                    working=True, at=now,
                 )  # fmt: skip
             status = STATUS.get(st.status, OrderStatus.WORKING)
             out.append(OrderEvent(ref, status, int(st.filled), int(st.remaining), now,

@@ -20,7 +20,8 @@ from datetime import datetime
 
 from ib_async import IB
 
-from brokers.ib.fills import FillsMixin, Group, late_reports
+from brokers.ib.fills import FillsMixin
+from brokers.ib.grouping import Group, late_reports
 from service.ports import Execution, OrderEvent, OrderStatus
 from service.settings import IbSettings
 

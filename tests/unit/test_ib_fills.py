@@ -11,7 +11,7 @@ from typing import Any
 
 from ib_async import Bag, CommissionReport, Contract, Execution, Fill
 
-from brokers.ib.fills import Grouper, late_reports
+from brokers.ib.grouping import Grouper, late_reports
 
 AT = datetime(2027, 3, 2, 15, 0, tzinfo=UTC)
 SHORT, LONG = 700001, 700002
@@ -88,3 +88,46 @@ def test_an_execution_seen_before_is_not_grouped_again() -> None:
     assert g.add(bag, 2) is not None
     assert g.add(bag, 2) is None
     assert len(g.groups) == 1
+
+
+def test_the_fills_of_the_days_before_the_last_go_and_the_day_s_stay() -> None:
+    """A daemon runs for weeks and IB sends the day's executions only: the fills whose
+    every execution came before ``before`` go, with their execIds; the others stay."""
+    g = Grouper()
+    old = AT - timedelta(days=2)
+    for f in (fill("0001.00a0.01.01", 0, "BOT", 2, 0.92, old),
+              fill("0001.00a1.01.01", SHORT, "BOT", 2, 2.43, old, 1.30),
+              fill("0002.00b0.01.01", 0, "BOT", 1, 0.95, AT)):  # fmt: skip
+        assert g.corrects(f) is None  # (as the adapter asks first)
+        g.add(f, 2)
+    assert g.let_go(AT - timedelta(days=1)) == {"P1:stop:1"}
+    (kept,) = g.groups
+    assert kept.key == "0002.00b0.01.01"
+    assert sorted(g.where) == ["0002.00b0.01.01"]
+    assert sorted(g.bases.values()) == ["0002.00b0.01.01"]
+    assert g.let_go(AT - timedelta(days=1)) == set()
+
+
+def test_the_adapter_lets_go_of_done_orders_and_fills_past_the_second_midnight() -> None:
+    """The IB adapter, past New York's midnight, keeps the day before (a gateway's day may
+    begin before New York's); past the next one, the done orders and the fills of the
+    first day go, and an order still working stays."""
+    from brokers.ib.broker import IbBroker  # noqa: PLC0415
+    from brokers.ib.orders import _Placed  # noqa: PLC0415
+    from service.settings import IbSettings  # noqa: PLC0415
+
+    now = [AT]
+    broker = IbBroker(IbSettings(), now=lambda: now[0])
+    broker._turn()
+    for ref, quantity in (("P1:stop:1", 2), ("P2:stop:1", 3), ("P3:stop:1", 1)):
+        broker._placed[ref] = _Placed(1, 1001, Contract(), quantity, Decimal(1), at=AT)
+    broker._grouper.add(fill("0001.00a0.01.01", 0, "BOT", 2, 0.92, AT), 2)
+    broker._filled["P1:stop:1"] = 2  # filled
+    broker._ended.add("P3:stop:1")  # cancelled
+    now[0] = AT + timedelta(days=1)
+    broker._turn()
+    assert sorted(broker._placed) == ["P1:stop:1", "P2:stop:1", "P3:stop:1"]
+    now[0] = AT + timedelta(days=2)
+    broker._turn()
+    assert sorted(broker._placed) == ["P2:stop:1"]  # (still working: a human decides)
+    assert (broker._filled, broker._ended, broker._grouper.groups) == ({}, set(), [])
