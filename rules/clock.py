@@ -76,3 +76,21 @@ def _expiry_utc(expiry: date) -> datetime:
 
 def years_to_expiry(expiry: date, now: datetime) -> float:
     return (_expiry_utc(expiry) - now) / _YEAR
+
+
+class Midnights:
+    """New York's midnights as a time moves on, for what a broker keeps of the days
+    before: :meth:`passed` is None until ``now`` is on a later New York day than the last
+    seen, then the midnight that began the day before ``now``'s. What is older than it can
+    go: two days are kept, since a broker's day (IB's: its gateway's zone) may begin up
+    to a day before New York's."""
+
+    def __init__(self) -> None:
+        self.day: date | None = None
+
+    def passed(self, now: datetime) -> datetime | None:
+        day = now.astimezone(new_york()).date()
+        last, self.day = self.day, day
+        if last is None or day <= last:
+            return None
+        return datetime.combine(day - timedelta(days=1), time(0), new_york())

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from ib_async import IB, Trade
@@ -44,7 +44,7 @@ from ib_async import IB, Trade
 from brokers.ib.contracts import ContractsMixin
 from brokers.ib.convert import _commission
 from brokers.ib.grouping import Group, Grouper, _groups_of, late_reports, with_reports
-from rules.clock import new_york
+from rules.clock import Midnights
 from service.logs import get_logger
 from service.ports import Commission, Execution, OrderEvent, OrderStatus
 from service.settings import IbSettings
@@ -63,16 +63,15 @@ class FillsMixin(ContractsMixin):
         self._grouper = Grouper()
         self._filled: dict[str, int] = {}  # orderRef -> spreads filled (combo fills counted)
         self._asking: asyncio.Task[None] | None = None  # reqExecutions again, for reports
-        self._day: date | None = None  # New York's date when last looked
+        self._midnights = Midnights()  # IB's time, as it passes New York's midnight
 
     def _turn(self) -> None:
         """Past New York's midnight: what only the days before the last needed goes (IB
         sends the current day's executions only; a gateway's day may begin up to a day
         before New York's, so the day before is kept too)."""
-        day = self._now().astimezone(new_york()).date()
-        if self._day is not None and day > self._day:
-            self._let_go(datetime.combine(day - timedelta(days=1), time(0), new_york()))
-        self._day = day
+        before = self._midnights.passed(self._now())
+        if before is not None:
+            self._let_go(before)
 
     def _let_go(self, before: datetime) -> None:
         """The fills of the days before ``before`` go, and the count of their orders."""

@@ -30,10 +30,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from rules.clock import new_york
+from rules.clock import Midnights
 from rules.model import Position, Quote, Side
 from service.ports import (
     Action,
@@ -93,7 +93,7 @@ class SimBroker:
         self._multipliers: dict[LegKey, int] = {}
         self._quotes: dict[LegKey, Quote] = {}
         self._events: list[OrderEvent] = []
-        self._day: date | None = None  # New York's date of the market's time, once quoted
+        self._midnights = Midnights()  # the market's time, as it passes New York's midnight
         self._connected = True
         self._exec_seq = 0
         # execution ids are unique across brokers and runs, as a real broker's are
@@ -217,11 +217,9 @@ class SimBroker:
 
     def on_market(self, updates: Iterable[LegUpdate], now: datetime) -> None:
         """New quotes: working orders that are marketable fill, one fill each."""
-        day = now.astimezone(new_york()).date()
-        if day != self._day:
-            if self._day is not None and day > self._day:
-                self._let_go(datetime.combine(day - timedelta(days=1), time(0), new_york()))
-            self._day = day
+        before = self._midnights.passed(now)
+        if before is not None:
+            self._let_go(before)
         for u in updates:
             self._quotes[u.leg] = u.quote
         for state in list(self._open.values()):

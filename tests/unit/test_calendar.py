@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.clock import new_york
+from rules.clock import Midnights, new_york
 from service.calendar import Session, Sessions, from_exchange_calendars, load_sessions
 
 
@@ -78,3 +78,16 @@ def test_the_cache_is_written_once_and_read_after(tmp_path: Path) -> None:
     cache.write_text("not json")
     assert load_sessions(tmp_path, today).last == first.last
     assert Sessions.from_json(cache.read_text()).session(date(2026, 11, 27)) is not None
+
+
+def test_midnights_say_the_one_before_the_day_once_new_york_s_day_moves_on() -> None:
+    """What a broker keeps of the days before (brokers.sim, brokers.ib): nothing is said
+    on the first look, nor within a day (04:59 UTC is still the day before in New York),
+    then the midnight that began the day before, once per new day."""
+    m = Midnights()
+    day = date(2027, 3, 2)
+    assert m.passed(ny(day, 23, 59)) is None
+    assert m.passed(datetime(2027, 3, 3, 4, 59, tzinfo=UTC)) is None
+    assert m.passed(ny(date(2027, 3, 3), 0, 1)) == ny(day, 0)
+    assert m.passed(ny(date(2027, 3, 3), 9, 30)) is None
+    assert m.passed(ny(date(2027, 3, 6), 0, 0)) == ny(date(2027, 3, 5), 0)
