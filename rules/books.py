@@ -1,56 +1,104 @@
 """Book policies: the numbers of the exit rules, per book.
 
-The spec (docs/exit-rules.md) fixes the behaviour; a book only sets the numbers. A policy is a
-frozen, validated pydantic model (pydantic is pure validation, no I/O); the
-TOML file that holds books is read by the service.
+The spec (docs/exit-rules.md) fixes the behaviour; a book only sets the numbers. A
+policy is a frozen dataclass that checks itself when built: each field's range (its
+``bounds``, stated once beside its default) and the tranches' coherence, each
+problem a ``ValueError`` that starts with the field's name. The TOML file that holds
+books is read, and its values' types converted, by the service
+(:func:`service.inputs.book_of`); nothing here imports a validation library, so a
+replay on the built-in books starts without one.
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, ClassVar, Literal
 
 from rules.pricing import RepriceSchedule
 
-Fraction01 = Annotated[Decimal, Field(gt=0, le=1)]
+# how a bound reads in a message (pydantic's words, as the rest of a file's errors),
+# and its test
+_BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "gt": ("greater than", operator.gt),
+    "ge": ("greater than or equal to", operator.ge),
+    "lt": ("less than", operator.lt),
+    "le": ("less than or equal to", operator.le),
+}
+# a file's table may hold the fields and nothing else (for service.inputs.book_of)
+_FILE_TABLE: dict[str, object] = {"extra": "forbid"}
 
 
-class Repricing(BaseModel):
+def bounds(**limits: int | float | Decimal) -> dict[str, object]:
+    """A field's range (``gt``, ``ge``, ``lt``, ``le``; for a tuple: each of its items'),
+    as the field's metadata."""
+    return {"bounds": limits}
+
+
+def check_bounds(obj: object) -> None:
+    """ValueError naming the first field of dataclass ``obj`` out of its range."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        limits = f.metadata.get("bounds")
+        if not limits:
+            continue
+        value = getattr(obj, f.name)
+        items = enumerate(value) if isinstance(value, tuple) else ((None, value),)
+        for i, item in items:
+            if item is None:
+                continue  # (an optional field left unset)
+            for name, limit in limits.items():
+                says, holds = _BOUNDS[name]
+                if not holds(item, limit):
+                    where = f.name if i is None else f"{f.name}.{i}"
+                    raise ValueError(f"{where}: Input should be {says} {limit}")
+
+
+@dataclass(frozen=True, slots=True)
+class Repricing:
     """How a close order's limit walks from the decision's mark toward the natural: in
     ``steps`` reprices ``interval`` seconds apart, never more than ``max_slippage`` per
     spread above the decision's mark (None: no cap but the natural)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, object]] = _FILE_TABLE
 
-    steps: int = Field(default=4, ge=1, le=100)
-    interval: float = Field(default=15.0, gt=0, le=3600)
-    max_slippage: Decimal | None = Field(default=None, ge=0, le=100)
+    steps: int = field(default=4, metadata=bounds(ge=1, le=100))
+    interval: float = field(default=15.0, metadata=bounds(gt=0, le=3600))
+    max_slippage: Decimal | None = field(default=None, metadata=bounds(ge=0, le=100))
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
-class BookPolicy(BaseModel):
+_PRIMARY_TARGETS = (Decimal("0.50"), Decimal("0.75"), Decimal("0.90"))
+
+
+@dataclass(frozen=True, slots=True)
+class BookPolicy:
     """The exit rules' numbers for one book. Defaults are the spec's PRIMARY."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, object]] = _FILE_TABLE
 
-    targets: tuple[Fraction01, ...] = (Decimal("0.50"), Decimal("0.75"), Decimal("0.90"))
-    fractions: tuple[Fraction01, ...] = (Decimal("0.4"), Decimal("0.4"), Decimal("0.2"))
+    targets: tuple[Decimal, ...] = field(default=_PRIMARY_TARGETS, metadata=bounds(gt=0, le=1))
+    fractions: tuple[Decimal, ...] = field(
+        default=(Decimal("0.4"), Decimal("0.4"), Decimal("0.2")), metadata=bounds(gt=0, le=1)
+    )
     scale_basis: Literal["original", "remaining"] = "original"
-    scale_min_contracts: int = Field(default=3, ge=1, le=10_000)
+    scale_min_contracts: int = field(default=3, metadata=bounds(ge=1, le=10_000))
     mark: Literal["mid", "natural"] = "mid"
-    time_stop_dte: int = Field(default=21, ge=0, le=3650)
-    time_stop_fraction: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
-    loss_stop_multiple: Decimal = Field(default=Decimal("1.5"), gt=1, le=100)
-    delta_stop: Decimal = Field(default=Decimal("0.30"), gt=0, lt=1)
-    stale_after: float = Field(default=120.0, gt=0, le=86_400)
+    time_stop_dte: int = field(default=21, metadata=bounds(ge=0, le=3650))
+    time_stop_fraction: Decimal = field(default=Decimal("0.5"), metadata=bounds(ge=0, le=1))
+    loss_stop_multiple: Decimal = field(default=Decimal("1.5"), metadata=bounds(gt=1, le=100))
+    delta_stop: Decimal = field(default=Decimal("0.30"), metadata=bounds(gt=0, lt=1))
+    stale_after: float = field(default=120.0, metadata=bounds(gt=0, le=86_400))
     allow_delayed: bool = False
     reprice: Repricing = Repricing()  # a profit close's walk
     stop_reprice: Repricing = Repricing(interval=5.0)  # a stop's (and a manual close's)
 
-    @model_validator(mode="after")
-    def _tranches_are_coherent(self) -> Self:
+    def __post_init__(self) -> None:
+        check_bounds(self)
         if not self.targets:
             raise ValueError("targets: at least one profit target is needed")
         if any(b <= a for a, b in zip(self.targets, self.targets[1:], strict=False)):
@@ -66,7 +114,6 @@ class BookPolicy(BaseModel):
                 f"scale_min_contracts: {self.scale_min_contracts} is fewer than the "
                 f"{len(self.targets)} tranches, so a tranche could get no contract"
             )
-        return self
 
     @property
     def stale_after_delta(self) -> timedelta:

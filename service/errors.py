@@ -15,12 +15,14 @@ Each reaches the user as one line; ``exit_code`` is the process's exit code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # (pydantic: a second to import; the command line imports this first)
     from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 
 INTERRUPTED = 130  # the exit code of a command ended by SIGINT (Ctrl-C): the shell's 128 + 2
 
@@ -64,15 +66,20 @@ class ClientIdInUse(BrokerUnavailable):
 def first_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> tuple[str, str]:
     """(dotted field, message) of a pydantic error's first problem, on one line.
 
-    Model-level validators put the field in front of their message as
-    ``"field: message"``; that field is lifted out so every error names one.
+    Model-level validators (and a dataclass's own checks) put the field in front of
+    their message as ``"field: message"`` or ``"field.2: message"``; that field is
+    lifted out so every error names one. A key the table may not hold reads the same
+    for a model and a dataclass.
     """
     err = exc.errors(include_url=False)[0]
     loc = [*prefix, *err["loc"]]
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "unexpected_keyword_argument":  # (a dataclass's word for it)
+        msg = "Extra inputs are not permitted"
     head, sep, rest = msg.partition(": ")
-    if sep and head.isidentifier():
-        loc.append(head)
+    parts = head.split(".")
+    if sep and parts[0].isidentifier() and all(p.isidentifier() or p.isdigit() for p in parts):
+        loc.extend(parts)
         msg = rest
     field = ".".join(str(p) for p in loc) or "(record)"
     return field, " ".join(msg.split())
@@ -81,10 +88,16 @@ def first_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> tup
 def validated(model: type[M], raw: object, where: str) -> M:
     """``raw`` (a TOML table's shape) as ``model``, or an InputError of one line: ``where``,
     then the first problem's field and message."""
+    return converted(model.model_validate, raw, where)
+
+
+def converted(validate: Callable[[object], T], raw: object, where: str) -> T:
+    """``validate(raw)`` (a pydantic validator), or an InputError of one line as
+    :func:`validated`'s."""
     from pydantic import ValidationError  # noqa: PLC0415  (its callers have it loaded)
 
     try:
-        return model.model_validate(raw)
+        return validate(raw)
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise InputError(f"{where}: {field}: {msg}") from exc

@@ -15,6 +15,7 @@ registered rule that fails to state what the evaluation and the screens need.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from rules.books import BookPolicy
@@ -64,7 +65,7 @@ def check(rules: Sequence[object] = RULES) -> list[str]:
     """What is wrong with the registered rules, one message each (empty: nothing)."""
     errors: list[str] = []
     reasons: list[object] = []
-    fields = set(BookPolicy.model_fields)
+    fields = {f.name for f in dataclasses.fields(BookPolicy)}
     for rule in rules:
         name = getattr(rule, "__name__", repr(rule))
         reason = getattr(rule, "REASON", None)

@@ -1,14 +1,17 @@
-"""BookPolicy: the spec's defaults, INCOME_POP, and validation of a bad book."""
+"""BookPolicy: the spec's defaults, INCOME_POP, and a bad book refused, whether code
+builds it or a file's table (service.inputs.book_of, which converts the TOML's types)."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from rules.books import INCOME_POP, PRIMARY, BookPolicy
+from service.errors import InputError
+from service.inputs import book_of
 
 D = Decimal
 
@@ -47,7 +50,7 @@ def test_income_pop_targets_and_time_stop() -> None:
 
 def test_a_book_is_frozen() -> None:
     """A policy cannot be changed after validation."""
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         PRIMARY.delta_stop = D("0.5")  # type: ignore[misc]
 
 
@@ -79,21 +82,50 @@ def test_a_book_is_frozen() -> None:
     ],
 )
 def test_an_incoherent_book_is_rejected(overrides: dict[str, Any]) -> None:
-    """Each of these books is a configuration error, not a silent default."""
-    with pytest.raises(ValidationError):
-        BookPolicy(**overrides)
+    """Each of these books is a configuration error, not a silent default: read from a
+    file's table, and built in code (a TypeError for a key that is no field; a word
+    outside a Literal is mypy's to refuse in code, and only a file's to check)."""
+    if not {"mark", "scale_basis"} & overrides.keys():
+        with pytest.raises((ValueError, TypeError)):
+            BookPolicy(**overrides)
+    with pytest.raises(InputError, match=r"^book 'X': "):
+        book_of(overrides, "book 'X'")
 
 
 def test_unknown_key_error_names_the_key() -> None:
-    """extra='forbid': the error says which key is unknown."""
-    with pytest.raises(ValidationError, match="stop_loss"):
-        BookPolicy(stop_loss=D("2"))  # type: ignore[call-arg]
+    """A table's key that is no field: the error says which."""
+    with pytest.raises(InputError, match="book 'X': stop_loss: Extra inputs are not permitted"):
+        book_of({"stop_loss": D("2")}, "book 'X'")
 
 
-def test_fraction_sum_error_names_fractions() -> None:
-    """A bad split's error names the 'fractions' field."""
-    with pytest.raises(ValidationError, match="fractions"):
-        BookPolicy(fractions=(D("0.4"), D("0.4"), D("0.3")))
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"fractions": (D("0.4"), D("0.4"), D("0.3"))},
+         "fractions: must sum to 1, they sum to 1.1"),
+        ({"targets": (D("0.5"), D("0.75"), D("1.2"))},
+         "targets.2: Input should be less than or equal to 1"),
+        ({"delta_stop": D("1")}, "delta_stop: Input should be less than 1"),
+        ({"reprice": {"steps": 0}}, "reprice.steps: Input should be greater than or equal to 1"),
+        ({"stop_reprice": {"interval": 0}},
+         "stop_reprice.interval: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_table_s_error_names_its_field(overrides: dict[str, Any], says: str) -> None:
+    """The first problem, on one line, after the field it is in (an item's index too)."""
+    with pytest.raises(InputError) as caught:
+        book_of(overrides, "book 'X'")
+    assert str(caught.value) == f"book 'X': {says}"
+
+
+def test_a_file_s_types_are_converted_as_toml_gives_them() -> None:
+    """TOML gives arrays as lists and floats as Decimal (service.inputs.read_toml): a
+    table's values become the policy's types, and the same table is the same book."""
+    table = {"targets": [D("0.35"), D("0.60"), D("0.80")], "time_stop_dte": 14}
+    assert book_of(table, "book 'X'") == INCOME_POP
+    book = book_of({"stale_after": D("60.5"), "stop_reprice": {"interval": 2}}, "book 'X'")
+    assert (book.stale_after, type(book.stale_after)) == (60.5, float)
+    assert (book.stop_reprice.interval, type(book.stop_reprice.interval)) == (2.0, float)
 
 
 def test_a_coherent_custom_book_is_accepted() -> None:

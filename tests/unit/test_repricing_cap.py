@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from brokers.sim.broker import SimBroker
 from brokers.sim.gateway import SimVenue
-from rules.books import DEFAULT_BOOKS, PRIMARY, BookPolicy, Repricing
+from rules.books import DEFAULT_BOOKS, PRIMARY, Repricing
 from rules.pricing import RepriceSchedule, Walk, to_tick
 from service import bootstrap
 from service.clock import ManualClock
+from service.errors import InputError
+from service.inputs import book_of
 from service.store.memory import InMemoryStore
 from tests.factories import LOOP_POSITION, LOOP_T0, market
 from tests.loop import run_for
@@ -62,11 +64,12 @@ def test_the_default_books_walk_as_before() -> None:
 
 
 def test_a_book_sets_its_walks_from_its_file_table() -> None:
-    book = BookPolicy.model_validate(
+    book = book_of(
         {
             "reprice": {"steps": 2, "interval": 30, "max_slippage": Decimal("0.10")},
             "stop_reprice": {"steps": 6, "interval": 2},
-        }
+        },
+        "book 'X'",
     )
     schedule = book.schedule()
     assert schedule.walk(stop=False) == Walk(2, timedelta(seconds=30), Decimal("0.10"))
@@ -85,8 +88,8 @@ def test_a_book_sets_its_walks_from_its_file_table() -> None:
 def test_a_walk_out_of_range_is_refused_naming_the_field(
     table: dict[str, object], field: str
 ) -> None:
-    with pytest.raises(ValidationError, match=field):
-        BookPolicy.model_validate({"stop_reprice": table})
+    with pytest.raises(InputError, match=f"book 'X': stop_reprice.{field}: "):
+        book_of({"stop_reprice": table}, "book 'X'")
 
 
 class _Recording(SimVenue):
@@ -100,8 +103,8 @@ class _Recording(SimVenue):
         await super().modify(order_ref, limit)
 
 
-CAPPED = PRIMARY.model_copy(
-    update={"stop_reprice": Repricing(steps=2, interval=1.0, max_slippage=Decimal("0.05"))}
+CAPPED = dataclasses.replace(
+    PRIMARY, stop_reprice=Repricing(steps=2, interval=1.0, max_slippage=Decimal("0.05"))
 )
 
 
