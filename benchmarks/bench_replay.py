@@ -7,11 +7,12 @@ Generates the streams into benchmarks/data/ when they are missing (seeded, so
 the same bytes every time), then runs the real command in a subprocess, as a
 user would: CSV parsing, Decimal money, JSON output. For each stream it prints
 rows per second and peak resident memory, beside the naive single-file evaluator
-(benchmarks/naive.py) on the same stream in the same run, the ratio, and whether
-the targets are met:
+(benchmarks/naive.py) on the same stream in the same run, with Decimal money as
+replay has it (the targets' yardstick, as issue 21 sets them) and with float money
+(shown too: "fast and wrong"), the ratios, and whether the targets are met:
 
 - broker deltas, millisecond timestamps (--updates rows): >= 2.0x the naive
-  evaluator, peak < 60 MB;
+  Decimal evaluator, peak < 60 MB;
 - the same with microsecond timestamps (--ts-precision us): the same targets;
 - microsecond timestamps, --small rows (start-up weighs more): >= 1.5x;
 - local Greeks (empty delta column, --local-updates rows): >= 80,000 rows/s,
@@ -112,12 +113,17 @@ def against_naive(label: str, data: Path, rows: int, ratio: float, repeat: int) 
     inner = re.search(r"in ([\d.]+)s \(([\d,]+) rows/s\)", err)
     if inner:
         print(f"{'':<34} loop alone: {inner.group(2)} rows/s ({inner.group(1)} s)")
-    naive = [sys.executable, str(HERE / "naive.py")]
-    naive += [str(data / "positions.toml"), str(data / "ticks.csv")]
-    naive_seconds, naive_peak, _ = best(naive, repeat)
-    report(f"naive evaluator, {label}", rows, naive_seconds, naive_peak, "")
-    times = naive_seconds / seconds
-    print(f"{'':<34} replay / naive: {times:.2f}x (target >= {ratio:g}x: {met(times >= ratio)});"
+    files = [str(data / "positions.toml"), str(data / "ticks.csv")]
+    ratios = {}
+    for money in ("Decimal", "float"):
+        naive = [sys.executable, str(HERE / "naive.py"), *files]
+        naive += ["--decimal"] if money == "Decimal" else []
+        naive_seconds, naive_peak, _ = best(naive, repeat)
+        report(f"naive evaluator ({money}), {label}", rows, naive_seconds, naive_peak, "")
+        ratios[money] = naive_seconds / seconds
+    times = ratios["Decimal"]
+    print(f"{'':<34} replay / naive Decimal: {times:.2f}x (target >= {ratio:g}x: "
+          f"{met(times >= ratio)}); replay / naive float: {ratios['float']:.2f}x;"
           f" peak {peak} MB (target < 60 MB: {met(peak < 60)})")  # fmt: skip
 
 

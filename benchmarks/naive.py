@@ -1,10 +1,15 @@
 """A naive single-file evaluator of the same exit rules: the yardstick for replay.
 
-Floats for money, no validation of quotes, no staleness, no exchange time, no
-state machine, no output but a count: what "fast and wrong" costs on this
-machine, written lean (lists, locals), so replay's figure can be read against it:
+No validation of quotes, no staleness, no exchange time, no state machine, no
+output but a count: what "fast and wrong" costs on this machine, written lean
+(lists, locals), so replay's figure can be read against it:
 
-    python benchmarks/naive.py POSITIONS.toml TICKS.csv
+    python benchmarks/naive.py [--decimal] POSITIONS.toml TICKS.csv
+
+Money (prices, credits, the debit and its fraction of the credit) is float, or with
+``--decimal`` Decimal, as replay keeps it: issue 21's targets are against the
+Decimal evaluator; the float one is "fast and wrong" itself (deltas are floats in
+both, as in replay).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import time
 import tomllib
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-TARGETS = {"PRIMARY": (0.5, 0.75, 0.9), "INCOME_POP": (0.35, 0.6, 0.8)}
+TARGETS = {"PRIMARY": ("0.5", "0.75", "0.9"), "INCOME_POP": ("0.35", "0.6", "0.8")}
 TIME_STOP = {"PRIMARY": 21, "INCOME_POP": 14}
 CREDIT, CONTRACTS, SIDES, MIDS, DELTAS, STAGE, TARGET, STOP_DATE, OPEN = range(9)
 
@@ -25,9 +31,15 @@ def strike_key(text: str) -> str:
     return format(Decimal(text).normalize(), "f")
 
 
-def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int]]], list[list]]:  # type: ignore[type-arg]
+Money = Any  # float or Decimal: the class, called on a text to read it
+
+
+def load(
+    path: str, money: Money
+) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int]]], list[list[Any]]]:
     with open(path, "rb") as f:
-        positions = tomllib.load(f)["positions"]
+        positions = tomllib.load(f, parse_float=money)["positions"]
+    targets = {book: tuple(money(t) for t in ts) for book, ts in TARGETS.items()}
     legs: dict[tuple[str, str, str, str], list[tuple[int, int]]] = {}
     state = []
     for n, p in enumerate(positions):
@@ -39,13 +51,13 @@ def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int
         stop = min(TIME_STOP[p["book"]], (expiry - opened).days // 2)
         state.append(
             [
-                float(p["entry_credit"]),
+                money(p["entry_credit"]),
                 p["contracts"],
-                [1.0 if leg["side"] == "short" else -1.0 for leg in p["legs"]],
+                [money(1 if leg["side"] == "short" else -1) for leg in p["legs"]],
                 [None] * len(p["legs"]),
                 [0.0] * len(p["legs"]),
                 0,
-                TARGETS[p["book"]],
+                targets[p["book"]],
                 str(date.fromordinal(expiry.toordinal() - stop)),
                 True,
             ]
@@ -53,8 +65,9 @@ def load(path: str) -> tuple[dict[tuple[str, str, str, str], list[tuple[int, int
     return legs, state
 
 
-def main(positions_path: str, ticks_path: str) -> None:
-    legs, state = load(positions_path)
+def main(positions_path: str, ticks_path: str, money: Money = float) -> None:
+    legs, state = load(positions_path, money)
+    half, loss, zero = money("0.5"), money("1.5"), money(0)
     keys: dict[str, str] = {}  # a strike as the CSV writes it -> as legs are keyed
     rows = exits = 0
     started = time.perf_counter()
@@ -75,20 +88,20 @@ def main(positions_path: str, ticks_path: str) -> None:
                 if not s[OPEN]:
                     continue
                 mids = s[MIDS]
-                mids[i] = (float(bid) + float(ask)) * 0.5
+                mids[i] = (money(bid) + money(ask)) * half
                 if delta:
                     s[DELTAS][i] = float(delta)
                 if None in mids:
                     continue
                 sides, deltas = s[SIDES], s[DELTAS]
-                debit = short_delta = 0.0
+                debit, short_delta = zero, 0.0
                 for j in range(len(mids)):
                     debit += sides[j] * mids[j]
                     if sides[j] > 0 and abs(deltas[j]) > short_delta:
                         short_delta = abs(deltas[j])
                 credit = s[CREDIT]
                 pct = (credit - debit) / credit
-                if debit >= 1.5 * credit or short_delta >= 0.30 or ts[:10] >= s[STOP_DATE]:
+                if debit >= loss * credit or short_delta >= 0.30 or ts[:10] >= s[STOP_DATE]:
                     s[OPEN] = False
                     exits += 1
                 elif pct >= s[TARGET][s[STAGE]]:
@@ -98,10 +111,14 @@ def main(positions_path: str, ticks_path: str) -> None:
                         s[OPEN] = False
     seconds = time.perf_counter() - started
     print(
-        f"naive: {rows} rows, {exits} exits in {seconds:.2f}s ({rows / seconds:,.0f} rows/s)",
+        f"naive ({money.__name__}): {rows} rows, {exits} exits in {seconds:.2f}s "
+        f"({rows / seconds:,.0f} rows/s)",
         file=sys.stderr,
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    args = sys.argv[1:]
+    decimal = "--decimal" in args
+    paths = [a for a in args if a != "--decimal"]
+    main(paths[0], paths[1], Decimal if decimal else float)

@@ -17,7 +17,7 @@ from rules.greeks import Rates
 from service import defaults
 from service.inputs import load_books, load_positions
 from service.replay import Replay, read_ticks, write_summary
-from service.replay.rows import lines_of
+from service.replay.rows import batches_of
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def _replay_files(args: argparse.Namespace) -> int:
     positions = load_positions(args.positions, books)
     replay = Replay(positions, books, rates)
     with read_ticks(args.ticks) as ticks:
-        summary = replay.run(lines_of(ticks), sys.stdout, sys.stderr)
+        summary = replay.run(batches_of(ticks), sys.stdout, sys.stderr)
     sys.stdout.flush()
     write_summary(summary, replay, sys.stderr)
     return 0

@@ -146,12 +146,16 @@ class Replay:
 
     def _quote_of(self, text: str) -> Quote:
         """A kept line as the rules' Quote, read again (it was checked when first read)."""
-        ts_text, rest = text.split(",", 1)
-        _leg, bid_t, ask_t, delta_t, spot_t = rest.rsplit(",", 4)
+        ts = datetime.fromisoformat(text[: text.index(",")])
+        return self._quote_at(text, ts.astimezone(UTC))
+
+    def _quote_at(self, text: str, ts: datetime) -> Quote:
+        """A kept line as the rules' Quote at its instant ``ts`` (aware UTC), known already."""
+        bid_t, ask_t, delta_t, spot_t = text.rsplit(",", 4)[1:]
         return Quote(
             memo(self._prices, parse_price, bid_t)[0],
             memo(self._prices, parse_price, ask_t)[0],
-            datetime.fromisoformat(ts_text).astimezone(UTC),
+            ts,
             memo(self._deltas, float, delta_t),
             memo(self._spots, float, spot_t),
         )
@@ -165,11 +169,12 @@ class Replay:
         key = leg_key_of(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
         return self.watchlist.ids.get(key)
 
-    def run(self, lines: Iterable[str], out: TextIO, log: TextIO) -> Summary:
-        """Replay the rows (TICKS.csv after its header): exits to ``out``, the log to ``log``."""
+    def run(self, batches: Iterable[list[str]], out: TextIO, log: TextIO) -> Summary:
+        """Replay the rows (TICKS.csv after its header, in lists: ``rows.batches_of``):
+        exits to ``out``, the log to ``log``."""
         summary = Summary()
         started = perf_counter()
-        self._loop(lines, summary, out, log)
+        self._loop(batches, summary, out, log)
         summary.applied = summary.rows - summary.bad_rows - summary.idle
         summary.seconds = perf_counter() - started
         return summary
@@ -179,57 +184,61 @@ class Replay:
     # timestamp is compared as text where that is exact (Stamps), and parsed only when a
     # position is evaluated on it. Rows the gates let through end in the loop; what is
     # rare (a new leg, a bad row, a new second) is done in functions of its own.
-    def _loop(self, lines: Iterable[str], summary: Summary, out: TextIO, log: TextIO) -> None:
+    def _loop(
+        self, batches: Iterable[list[str]], summary: Summary, out: TextIO, log: TextIO
+    ) -> None:
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         latest, gates = self.watchlist.latest, self.watchlist.gates
         bad, judge, memos, stamps = summary.bad, self._judge, self._units, self._stamps
         last_ts_text, prefix, base = stamps.last, stamps.prefix, stamps.base
         width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
-        line, idle, screened = 1, 0, 0
-        for line, text in enumerate(lines, 2):  # (the last line number counts the rows)
-            if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
-                text = ",".join(row_of(text))  # noqa: PLW2901
-            cut_at = commas(text)  # (the row is cut only where the fields are needed)
-            if cut_at[1] < 0:
-                bad(line, field_count(text))
-                continue
-            key = text[cut_at[0] + 1 : cut_at[1]]  # (all a row no one holds costs)
-            try:
-                leg = legs[key]
-            except KeyError:
-                leg = self._learn(key)
-            if leg < 0:
-                if leg == _IDLE:  # every position holding this leg has closed
-                    idle += 1
-                else:
-                    bad(line, _no_leg(leg, key, text))
-                continue
-            try:  # prices as units (memos), delta and spot as floats (judge reads them again)
-                bid_units, ask_units, delta, spot = figures(text, cut_at, memos)
-            except (ValueError, InvalidOperation):
-                bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
-                continue
-            ts_text = text[: cut_at[0]]
-            if ts_text != last_ts_text:
-                same = ts_text.startswith(prefix) and shaped(ts_text, width, zone, end)
-                if same and (ts_text > last_ts_text or ts_text[:cut] >= last_ts_text[:cut]):
-                    last_ts_text = ts_text  # the same second, not earlier: no parsing (Stamps)
-                elif _later(stamps, ts_text, last_ts_text):  # a new second, or parsed
-                    last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
-                    width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
-                else:
+        line, idle, screened = 1, 0, 0  # (the last line number counts the rows)
+        for batch in batches:
+            for text in batch:
+                line += 1
+                if '"' in text:  # a quoted field: let csv read the row (no field holds a comma)
+                    text = ",".join(row_of(text))  # noqa: PLW2901
+                cut_at = commas(text)  # (the row is cut only where the fields are needed)
+                if cut_at[1] < 0:
+                    bad(line, field_count(text))
+                    continue
+                key = text[cut_at[0] + 1 : cut_at[1]]  # (all a row no one holds costs)
+                try:
+                    leg = legs[key]
+                except KeyError:
+                    leg = self._learn(key)
+                if leg < 0:
+                    if leg == _IDLE:  # every position holding this leg has closed
+                        idle += 1
+                    else:
+                        bad(line, _no_leg(leg, key, text))
+                    continue
+                try:  # prices as units (memos), delta and spot as floats (judge reads them again)
+                    bid_units, ask_units, delta, spot = figures(text, cut_at, memos)
+                except (ValueError, InvalidOperation):
                     bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
                     continue
-            latest[leg] = text  # the line itself: read again only if a holder needs it
-            gate = gates[leg]
-            if gate is not None and base < gate[0]:  # (the row's second is before the deadline)
-                for screen, i in gate[1]:
-                    if not screen.admits(i, bid_units, ask_units, delta, spot):
-                        break  # (a holder that admitted it is screened anew by judge)
-                else:  # no holder can close on this row
-                    screened += 1
-                    continue
-            judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary, out, log)
+                ts_text = text[: cut_at[0]]
+                if ts_text != last_ts_text:
+                    same = ts_text.startswith(prefix) and shaped(ts_text, width, zone, end)
+                    if same and (ts_text > last_ts_text or ts_text[:cut] >= last_ts_text[:cut]):
+                        last_ts_text = ts_text  # the same second, not earlier: no parsing (Stamps)
+                    elif _later(stamps, ts_text, last_ts_text):  # a new second, or parsed
+                        last_ts_text, prefix, base = ts_text, stamps.prefix, stamps.base
+                        width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
+                    else:
+                        bad(line, unparseable(row_of(text), stamps.last_instant(last_ts_text)))
+                        continue
+                latest[leg] = text  # the line itself: read again only if a holder needs it
+                gate = gates[leg]
+                if gate is not None and base < gate[0]:  # (the row's second is before the deadline)
+                    for screen, i in gate[1]:
+                        if not screen.admits(i, bid_units, ask_units, delta, spot):
+                            break  # (a holder that admitted it is screened anew by judge)
+                    else:  # no holder can close on this row
+                        screened += 1
+                        continue
+                judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary, out, log)
         stamps.last = last_ts_text
         summary.rows, summary.idle, summary.screened = line - 1, idle, screened
 
@@ -276,7 +285,7 @@ class Replay:
     ) -> None:
         """Evaluate every position holding the leg on its new line (``now``: its time, naive
         UTC); fill what closes."""
-        quote = self._quote_of(text)._replace(ts=now.replace(tzinfo=UTC))
+        quote = self._quote_at(text, now.replace(tzinfo=UTC))
         at = self._market_time(quote.ts)
 
         def fill(watch: PositionWatch, close: Close) -> None:

@@ -104,14 +104,15 @@ def memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
     return value
 
 
-def lines_of(f: TextIO, chunk: int = CHUNK) -> Iterator[str]:
-    """The rows of ``f`` (opened with ``newline=""``) as iterating it gives them, read
-    ``chunk`` characters at a time and cut in one call each: about as many instructions
-    as the file's own reader, but replay's whole run takes ~8% less CPU (measured side by
-    side, a million rows). A chunk without "\\r" is cut at its "\\n" (its lines lose
-    their end: the loop reads a row with or without it alike); one with a "\\r" anywhere,
-    as ``f`` would cut it ("\\r\\n", "\\r" or "\\n"). A line that may go on in the next
-    chunk waits for it."""
+def batches_of(f: TextIO, chunk: int = CHUNK) -> Iterator[list[str]]:
+    """The rows of ``f`` (opened with ``newline=""``) as iterating it gives them, a list
+    of them at a time: read ``chunk`` characters at a time and cut in one call each.
+    About as many instructions as the file's own reader, but replay's whole run takes
+    ~8% less CPU (measured side by side, a million rows), and its loop walks each list
+    by index. A chunk without "\\r" is cut at its "\\n" (its lines lose their end: the
+    loop reads a row with or without it alike); one with a "\\r" anywhere, as ``f``
+    would cut it ("\\r\\n", "\\r" or "\\n"). A line that may go on in the next chunk waits
+    for it."""
     carry = ""
     while read := f.read(chunk):
         text = carry + read
@@ -124,9 +125,15 @@ def lines_of(f: TextIO, chunk: int = CHUNK) -> Iterator[str]:
         else:
             rows = text.split("\n")
             carry = rows.pop()
-        yield from rows
+        yield rows
     if carry:
-        yield carry
+        yield [carry]
+
+
+def lines_of(f: TextIO, chunk: int = CHUNK) -> Iterator[str]:
+    """The rows of :func:`batches_of`, one at a time."""
+    for rows in batches_of(f, chunk):
+        yield from rows
 
 
 def field_count(text: str) -> str:

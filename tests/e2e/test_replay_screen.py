@@ -18,6 +18,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.greeks import Rates
 from service.inputs import load_positions
 from service.replay import Replay, Summary, read_ticks, write_summary
+from service.replay.rows import batches_of
 from tests.factories import generate
 
 
@@ -26,7 +27,7 @@ def replay(data: Path, *, screen: bool) -> tuple[str, str, Summary]:
     run = Replay(load_positions(data / "positions.toml", books), books, Rates(), screen=screen)
     out, log = io.StringIO(), io.StringIO()
     with read_ticks(data / "ticks.csv") as ticks:
-        summary = run.run(ticks, out, log)
+        summary = run.run(batches_of(ticks), out, log)
     write_summary(summary, run, log)
     return out.getvalue(), log.getvalue(), summary
 

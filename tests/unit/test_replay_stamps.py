@@ -38,7 +38,7 @@ def replay(tmp_path: Path, stamps: list[str], *, screen: bool = True) -> tuple[S
         for n, ts in enumerate(stamps)
     ]
     out, log = io.StringIO(), io.StringIO()
-    summary = run.run([row + "\n" for row in rows], out, log)
+    summary = run.run([[row + "\n" for row in rows]], out, log)
     return summary, out.getvalue()
 
 
