@@ -5,12 +5,16 @@ XNYS, the New York Stock Exchange, whose hours US equity options keep). It
 takes a second and ~70 MB to import, so the sessions it gives are cached as
 JSON in the data directory and read from there on later starts. The cache is
 made again when it does not cover a year from today, or when it was made by
-another version of exchange_calendars.
+another version of exchange_calendars. A running daemon makes it again ahead of
+time and in a worker thread (:meth:`Calendar.keep_ahead`), not on its loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 import warnings
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from rules.clock import MarketTime, new_york
 CALENDAR = "XNYS"
 AHEAD = timedelta(days=366)
 BEHIND = timedelta(days=14)
+SOON = timedelta(days=30)  # how long before it is due a running daemon loads the next sessions
 
 
 @dataclass(frozen=True)
@@ -130,15 +135,32 @@ class Calendar:
     def around(self, now: datetime) -> Sessions:
         day = now.astimezone(new_york()).date()
         s = self._sessions
-        if s is None or not s.first <= day <= s.last - AHEAD / 2:
+        if s is None or not _holds(s, day):
             s = self._sessions = load_sessions(self.data_dir, day)
         return s
+
+    async def keep_ahead(self, now: datetime) -> bool:
+        """Load the sessions :meth:`around` will need within :data:`SOON` of ``now``, in a
+        worker thread, so that the loop never waits on exchange_calendars (a second or more
+        and ~70 MB, about once a year in a daemon that runs on); True if it loaded them.
+        The daemon calls it at each close."""
+        day = now.astimezone(new_york()).date()
+        s = self._sessions
+        if s is not None and _holds(s, day) and _holds(s, day + SOON):
+            return False
+        self._sessions = await asyncio.to_thread(load_sessions, self.data_dir, day)
+        return True
 
     def market_time(self, now: datetime) -> MarketTime:
         return self.around(now).market_time(now)
 
     def next_open(self, now: datetime) -> datetime:
         return self.around(now).next_open(now)
+
+
+def _holds(sessions: Sessions, day: date) -> bool:
+    """``sessions`` serve ``day`` and half a year after it."""
+    return sessions.first <= day <= sessions.last - AHEAD / 2
 
 
 def load_sessions(data_dir: Path, today: date) -> Sessions:
@@ -152,7 +174,7 @@ def load_sessions(data_dir: Path, today: date) -> Sessions:
         pass
     sessions = from_exchange_calendars(today - BEHIND - timedelta(days=7), today + AHEAD + AHEAD)
     data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # (one per writer)
     tmp.write_text(sessions.to_json())
     tmp.replace(path)  # never a half-written cache
     return sessions

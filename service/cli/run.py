@@ -253,6 +253,8 @@ class _Report:
                 )
                 _log.info("market.closed", next_open=opens.isoformat())
                 self.at_close()
+                if await self.sessions.keep_ahead(t):  # (off the loop: a worker thread)
+                    _log.info("calendar.loaded", last_session=self.sessions.around(t).last)
             self.closed_said = not regular
             self.closes()
             await clock.sleep(STEP.total_seconds())  # (a stop is seen within a step)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import asyncio
+import threading
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
 from rules.clock import Midnights, new_york
-from service.calendar import Session, Sessions, from_exchange_calendars, load_sessions
+from service import calendar
+from service.calendar import (
+    AHEAD,
+    SOON,
+    Calendar,
+    Session,
+    Sessions,
+    from_exchange_calendars,
+    load_sessions,
+)
 
 
 def ny(day: date, hour: int, minute: int = 0) -> datetime:
@@ -78,6 +89,31 @@ def test_the_cache_is_written_once_and_read_after(tmp_path: Path) -> None:
     cache.write_text("not json")
     assert load_sessions(tmp_path, today).last == first.last
     assert Sessions.from_json(cache.read_text()).session(date(2026, 11, 27)) is not None
+
+
+def test_a_running_daemon_loads_the_next_sessions_ahead_and_off_its_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month before the sessions would have to be made again on the loop (a second or
+    more of exchange_calendars), keep_ahead makes them in a worker thread; the loop's own
+    look-ups then never make them."""
+    on_main: list[bool] = []  # for each making of the sessions: on the loop's thread?
+
+    def recording(first: date, last: date) -> Sessions:
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return from_exchange_calendars(first, last)
+
+    monkeypatch.setattr(calendar, "from_exchange_calendars", recording)
+    sessions = Calendar(tmp_path)
+    first = sessions.around(ny(date(2027, 1, 4), 10))  # (the daemon's start-up)
+    assert on_main == [True]
+    due = first.last - AHEAD / 2  # around() would make them again the day after
+    assert not asyncio.run(sessions.keep_ahead(ny(due - SOON - timedelta(days=1), 16)))
+    assert on_main == [True]
+    assert asyncio.run(sessions.keep_ahead(ny(due - SOON + timedelta(days=1), 16)))
+    assert on_main == [True, False]
+    assert sessions.around(ny(due + timedelta(days=2), 10)).last > first.last
+    assert on_main == [True, False]
 
 
 def test_midnights_say_the_one_before_the_day_once_new_york_s_day_moves_on() -> None:
