@@ -68,6 +68,7 @@ _POSITION_KEYS = frozenset(
 _OPTIONAL_KEYS = _POSITION_KEYS | {"multiplier", "trading_class"}
 _LEG_KEYS = frozenset(("right", "strike", "expiry", "side"))
 _RIGHTS, _SIDES = frozenset(("P", "C")), frozenset(("short", "long"))
+_STRATEGIES = frozenset(s.value for s in Strategy)
 
 
 def _number(value: object) -> bool:
@@ -80,9 +81,9 @@ def _plain_leg(leg: object) -> dict[str, Any] | None:
     if type(leg) is not dict or leg.keys() != _LEG_KEYS or not _number(leg["strike"]):
         return None
     right, side = leg["right"], leg["side"]
-    if type(right) is not str or type(side) is not str or right not in _RIGHTS:
+    if type(right) is not str or type(side) is not str:
         return None
-    if side not in _SIDES:
+    if right not in _RIGHTS or side not in _SIDES:
         return None
     try:
         expiry = expiry_of(leg["expiry"])
@@ -108,7 +109,7 @@ def plain_record(raw: object) -> dict[str, Any] | None:
     legs = raw["legs"]
     if type(raw["contracts"]) is not int or type(multiplier) is not int:
         return None
-    if not _number(raw["entry_credit"]) or raw["strategy"] not in Strategy._value2member_map_:
+    if not _number(raw["entry_credit"]) or raw["strategy"] not in _STRATEGIES:
         return None
     if type(legs) is not list:
         return None
