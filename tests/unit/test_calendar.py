@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from service.calendar import (
     from_exchange_calendars,
     load_sessions,
 )
+from service.clock import ManualClock
 
 
 def ny(day: date, hour: int, minute: int = 0) -> datetime:
@@ -91,29 +93,81 @@ def test_the_cache_is_written_once_and_read_after(tmp_path: Path) -> None:
     assert Sessions.from_json(cache.read_text()).session(date(2026, 11, 27)) is not None
 
 
-def test_a_running_daemon_loads_the_next_sessions_ahead_and_off_its_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A month before the sessions would have to be made again on the loop (a second or
-    more of exchange_calendars), keep_ahead makes them in a worker thread; the loop's own
-    look-ups then never make them."""
-    on_main: list[bool] = []  # for each making of the sessions: on the loop's thread?
+@pytest.fixture
+def made_on_main(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each making of the sessions (exchange_calendars): on the main thread, the
+    loop's?"""
+    on_main: list[bool] = []
 
     def recording(first: date, last: date) -> Sessions:
         on_main.append(threading.current_thread() is threading.main_thread())
         return from_exchange_calendars(first, last)
 
     monkeypatch.setattr(calendar, "from_exchange_calendars", recording)
+    return on_main
+
+
+def test_a_running_daemon_loads_the_next_sessions_ahead_and_off_its_loop(
+    tmp_path: Path, made_on_main: list[bool]
+) -> None:
+    """A month before the sessions would have to be made again on the loop (a second or
+    more of exchange_calendars), keep_ahead makes them in a worker thread; the loop's own
+    look-ups then never make them."""
     sessions = Calendar(tmp_path)
     first = sessions.around(ny(date(2027, 1, 4), 10))  # (the daemon's start-up)
-    assert on_main == [True]
+    assert made_on_main == [True]
     due = first.last - AHEAD / 2  # around() would make them again the day after
     assert not asyncio.run(sessions.keep_ahead(ny(due - SOON - timedelta(days=1), 16)))
-    assert on_main == [True]
+    assert made_on_main == [True]
     assert asyncio.run(sessions.keep_ahead(ny(due - SOON + timedelta(days=1), 16)))
-    assert on_main == [True, False]
+    assert made_on_main == [True, False]
     assert sessions.around(ny(due + timedelta(days=2), 10)).last > first.last
-    assert on_main == [True, False]
+    assert made_on_main == [True, False]
+
+
+class _Quiet:
+    """A read model with nothing to say (the daemon's report reads these)."""
+
+    closes = would_closes = fills = commissions = attentions = resolutions = 0
+
+    def close_lines(self, since: int) -> list[str]:
+        return []
+
+    would_close_lines = fill_lines = commission_lines = close_lines
+
+    def attention_since(self, since: int) -> list[tuple[str, str]]:
+        return []
+
+    def resolved_since(self, since: int) -> list[tuple[str, str, str]]:
+        return []
+
+
+def test_the_daemon_makes_them_at_a_close(tmp_path: Path, made_on_main: list[bool]) -> None:
+    """The daemon's report, at the market's close, asks for the next sessions in time."""
+    from service.cli.run import _Report  # noqa: PLC0415  (the daemon's: heavy to import)
+
+    sessions = Calendar(tmp_path)
+    due = sessions.around(ny(date(2027, 1, 4), 10)).last - AHEAD / 2
+    clock = ManualClock(ny(due - SOON + timedelta(days=1), 17))  # (a close's evening)
+    out = io.StringIO()
+    report = _Report(_Quiet(), sessions, out, lambda: None)  # type: ignore[arg-type]
+
+    async def a_step() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(report.run(clock, stop, None))
+        for _ in range(2000):  # (20 s at most: the load takes about one)
+            if len(made_on_main) == 2 or running.done():
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        while not running.done():  # (its step's sleep: woken by the clock moving on)
+            clock.now_ = clock.now() + timedelta(seconds=1)
+            await asyncio.sleep(0.01)
+        await running
+
+    asyncio.run(a_step())
+    assert "market closed" in out.getvalue()
+    assert made_on_main == [True, False]
 
 
 def test_midnights_say_the_one_before_the_day_once_new_york_s_day_moves_on() -> None:
