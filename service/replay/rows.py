@@ -212,11 +212,19 @@ class SessionClock:
         self.facts = facts
 
 
+_NAIVE: dict[datetime, datetime] = {}  # deadlines repeat (a day's start): each worked out once
+
+
 def naive_utc_of(instant: datetime) -> datetime:
     """A gate's deadline (aware UTC) as the loop compares it: naive UTC, floored to the
     second. The loop compares the second a row falls in (:class:`Stamps`): a row whose
     second starts before the floored deadline ends before the deadline itself."""
-    return instant.replace(tzinfo=None, microsecond=0)
+    found = _NAIVE.get(instant)
+    if found is None:
+        if len(_NAIVE) >= MEMO_LIMIT:
+            _NAIVE.clear()
+        found = _NAIVE[instant] = instant.replace(tzinfo=None, microsecond=0)
+    return found
 
 
 # A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail
