@@ -72,16 +72,15 @@ class Repricing:
         check_bounds(self)
 
 
-_PRIMARY_TARGETS = (Decimal("0.50"), Decimal("0.75"), Decimal("0.90"))
-
-
 @dataclass(frozen=True, slots=True)
 class BookPolicy:
     """The exit rules' numbers for one book. Defaults are the spec's PRIMARY."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = _FILE_TABLE
 
-    targets: tuple[Decimal, ...] = field(default=_PRIMARY_TARGETS, metadata=bounds(gt=0, le=1))
+    targets: tuple[Decimal, ...] = field(
+        default=(Decimal("0.50"), Decimal("0.75"), Decimal("0.90")), metadata=bounds(gt=0, le=1)
+    )
     fractions: tuple[Decimal, ...] = field(
         default=(Decimal("0.4"), Decimal("0.4"), Decimal("0.2")), metadata=bounds(gt=0, le=1)
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -130,12 +131,6 @@ def batches_of(f: TextIO, chunk: int = CHUNK) -> Iterator[list[str]]:
         yield [carry]
 
 
-def lines_of(f: TextIO, chunk: int = CHUNK) -> Iterator[str]:
-    """The rows of :func:`batches_of`, one at a time."""
-    for rows in batches_of(f, chunk):
-        yield from rows
-
-
 def field_count(text: str) -> str:
     """Why a row of other than nine fields is bad."""
     return f"{text.count(',') + 1} fields, expected 9"
@@ -212,19 +207,12 @@ class SessionClock:
         self.facts = facts
 
 
-_NAIVE: dict[datetime, datetime] = {}  # deadlines repeat (a day's start): each worked out once
-
-
+@lru_cache(maxsize=4096)  # (deadlines repeat, a session day's start: each worked out once)
 def naive_utc_of(instant: datetime) -> datetime:
     """A gate's deadline (aware UTC) as the loop compares it: naive UTC, floored to the
     second. The loop compares the second a row falls in (:class:`Stamps`): a row whose
     second starts before the floored deadline ends before the deadline itself."""
-    found = _NAIVE.get(instant)
-    if found is None:
-        if len(_NAIVE) >= MEMO_LIMIT:
-            _NAIVE.clear()
-        found = _NAIVE[instant] = instant.replace(tzinfo=None, microsecond=0)
-    return found
+    return instant.replace(tzinfo=None, microsecond=0)
 
 
 # A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail

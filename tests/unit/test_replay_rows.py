@@ -1,4 +1,4 @@
-"""How replay reads the ticks file: its rows a chunk at a time (service.replay.rows.lines_of),
+"""How replay reads the ticks file: its rows a chunk at a time (service.replay.rows.batches_of),
 as iterating the file gives them, and each row cut by the places of its commas (commas),
 the fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them."""
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.replay.rows import commas, lines_of
+from service.replay.rows import batches_of, commas
 from tests.support import ROOT
 
 
@@ -74,7 +74,8 @@ def test_rows_read_a_chunk_at_a_time_are_the_file_s_rows(
     with path.open(newline="", encoding="utf-8") as f:
         expected = list(f)
     with path.open(newline="", encoding="utf-8") as f:
-        assert end_less(lines_of(f, chunk)) == end_less(expected)
+        rows = [row for batch in batches_of(f, chunk) for row in batch]
+        assert end_less(rows) == end_less(expected)
 
 
 def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path) -> None:
