@@ -102,8 +102,11 @@ TRANSITIONS: dict[tuple[Phase, EventKind], Phase] = {
 }
 
 
-class IllegalTransition(RuntimeError):
-    """An event that the position's phase does not allow (e.g. a fill with no order)."""
+class IllegalTransition(Exception):
+    """An event that the position's phase does not allow (e.g. a fill with no order).
+
+    (An Exception, not a RuntimeError: mypyc, which compiles this module, cannot derive
+    a class from RuntimeError. Nothing catches either but this class by name.)"""
 
 
 def open_state(position: Position, book: BookPolicy) -> ExitState:

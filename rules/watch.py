@@ -72,6 +72,7 @@ class PositionWatch:
         "_short",
         "_state",
         "_sums",
+        "judged",
         "quotes",
     )
 
@@ -89,6 +90,7 @@ class PositionWatch:
         self._screen: Screen | None = None  # the latest built, closed on a change of state
         # each short leg's latest local band: (band, its start, its end, the rates it is at)
         self._kept: list[_Kept | None] = [None] * len(legs)
+        self.judged = 0  # decisions that went to evaluate (the rest took the quiet path)
         self.state = state
 
     @property
@@ -222,6 +224,7 @@ class PositionWatch:
         of a decision comes from evaluate, so the watch and evaluate agree to
         the digit.
         """
+        self.judged += 1
         return evaluate(self._state, self.quotes, at, rates=rates, feed_problem=feed_problem)
 
     @property

@@ -32,8 +32,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import rules.evaluate
-import rules.watch
 from rules.books import INCOME_POP, PRIMARY, BookPolicy
 from rules.bsm import black
 from rules.clock import MarketTime, market_time
@@ -240,7 +238,6 @@ class Stream:
         start = datetime.combine(day, time(0), tzinfo=NY)
         self.now = (start + timedelta(minutes=p.number(8 * 60, 17 * 60))).astimezone(UTC)
         self.seen: Counter[str] = Counter()
-        self.judge_calls: list[int] | None = None  # when given, count the quiet updates
         self.quiet = 0
         self.last: tuple[int, Quote, MarketTime, str | None]  # the latest update, for settle
 
@@ -316,9 +313,9 @@ class Stream:
         self.quotes[i] = q
         if not self.watch.state.manual and p.pick(MANUAL_ASKED):  # `positions close`
             self.watch.state = replace(self.watch.state, manual=True)
-        before = None if self.judge_calls is None else self.judge_calls[0]
+        before = self.watch.judged
         got = self.watch.update(i, q, at, feed_problem=feed)
-        if self.judge_calls is not None and self.judge_calls[0] == before:
+        if self.watch.judged == before:  # (it took the quiet path)
             self.quiet += got == HOLD_NO_TRIGGER
         want = evaluate(self.watch.state, list(self.quotes), at, feed_problem=feed)
         assert got == want, self.why("update", i, q, at)
@@ -432,24 +429,7 @@ def test_update_decides_like_evaluate_on_random_streams(data: st.DataObject) -> 
         event(what)
 
 
-@pytest.fixture
-def judge_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of rules.evaluate.judge (directly or through evaluate): an update that
-    makes none and says "no trigger" took the quiet path."""
-    calls = [0]
-    real = rules.evaluate.judge
-
-    def counting(*args: object, **kwargs: object) -> Decision:
-        calls[0] += 1
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(rules.evaluate, "judge", counting)
-    if hasattr(rules.watch, "judge"):  # a watch that imports judge itself
-        monkeypatch.setattr(rules.watch, "judge", counting)
-    return calls
-
-
-def test_seeded_streams_reach_every_exit_reason_and_hold(judge_calls: list[int]) -> None:
+def test_seeded_streams_reach_every_exit_reason_and_hold() -> None:
     """Guard on the property's generator: the same streams, seeded, close for each of
     the four reasons, replace a working profit close, hold for every data problem and
     go through the quiet path, all while staying equal to evaluate."""
@@ -457,7 +437,6 @@ def test_seeded_streams_reach_every_exit_reason_and_hold(judge_calls: list[int])
     quiet = 0
     for seed in range(600):
         stream = Stream(SeededPicker(seed))
-        stream.judge_calls = judge_calls
         seen += stream.run(60)
         quiet += stream.quiet
     for reason in ExitReason:
@@ -512,20 +491,20 @@ def same_as_evaluate(watch: PositionWatch, decision: Decision, at: MarketTime) -
     return decision
 
 
-def test_a_calm_vertical_takes_the_quiet_path(judge_calls: list[int]) -> None:
+def test_a_calm_vertical_takes_the_quiet_path() -> None:
     """Mid book, small deltas, debit between the first target and the loss stop,
     regular hours, fresh quotes: no trigger, and judge is not even called."""
     at = market_time(NOW)
     short, long_ = vertical_quotes(CALM, NOW)
     watch = PositionWatch(state_of(put_spread()))
     watch.update(1, long_, at)
-    before = judge_calls[0]
+    before = watch.judged
     decision = watch.update(0, short, at)
-    assert judge_calls[0] == before
+    assert watch.judged == before
     assert decision == HOLD_NO_TRIGGER == evaluate(watch.state, [short, long_], at)
 
 
-def test_a_calm_condor_takes_the_quiet_path(judge_calls: list[int]) -> None:
+def test_a_calm_condor_takes_the_quiet_path() -> None:
     """The quiet path covers four legs too: condor credit 2.00, debit 1.60, deltas small."""
     at = market_time(NOW)
     quotes = [
@@ -537,9 +516,9 @@ def test_a_calm_condor_takes_the_quiet_path(judge_calls: list[int]) -> None:
     watch = PositionWatch(state_of(iron_condor()))
     for i in range(3):
         watch.update(i, quotes[i], at)
-    before = judge_calls[0]
+    before = watch.judged
     decision = watch.update(3, quotes[3], at)
-    assert judge_calls[0] == before
+    assert watch.judged == before
     assert decision == HOLD_NO_TRIGGER == evaluate(watch.state, quotes, at)
 
 
@@ -723,15 +702,15 @@ def test_a_closed_position_is_not_quiet() -> None:
     assert same_as_evaluate(watch, decision, at) == Hold(HoldReason.CLOSED)
 
 
-def test_a_natural_book_never_takes_the_quiet_path(judge_calls: list[int]) -> None:
+def test_a_natural_book_never_takes_the_quiet_path() -> None:
     """The quiet band is in mid units: a natural-mark book always goes to judge."""
     at = market_time(NOW)
     short, long_ = vertical_quotes(CALM, NOW)
     watch = PositionWatch(state_of(put_spread(), NATURAL))
     watch.update(1, long_, at)
-    before = judge_calls[0]
+    before = watch.judged
     decision = watch.update(0, short, at)
-    assert judge_calls[0] == before + 1
+    assert watch.judged == before + 1
     assert same_as_evaluate(watch, decision, at) == HOLD_NO_TRIGGER
 
 
