@@ -20,9 +20,10 @@ way.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 from time import perf_counter
 from typing import Any, TextIO
 
@@ -88,6 +89,26 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
     }
 
 
+def json_line(record: dict[str, object]) -> str:
+    """``json.dumps(record)``, the same text, written directly where each value is a str,
+    an int, None or a list of str (an exit record's; the json module's own encoder costs
+    several times more per call, in Python); any other value: ``json.dumps`` itself."""
+    fields = []
+    for key, value in record.items():
+        if type(value) is str:  # (exactly: a subclass of str or int, bool, goes to json)
+            text = encode_basestring_ascii(value)
+        elif type(value) is int:
+            text = str(value)
+        elif value is None:
+            text = "null"
+        elif type(value) is list and all(type(v) is str for v in value):
+            text = "[" + ", ".join([encode_basestring_ascii(v) for v in value]) + "]"
+        else:
+            return json.dumps(record)
+        fields.append(encode_basestring_ascii(key) + ": " + text)
+    return "{" + ", ".join(fields) + "}"
+
+
 def _no_leg(leg: int, key: str, text: str) -> str:
     """Why a row's leg is not one to replay (_UNKNOWN or _MALFORMED)."""
     return f"unknown leg {key.replace(',', ' ')}" if leg == _UNKNOWN else field_count(text)
@@ -143,6 +164,11 @@ class Replay:
         self._legs: dict[str, int] = {}  # a row's leg text -> leg id, _IDLE or _UNKNOWN
         self._texts: dict[int, list[str]] = {}  # leg id -> the texts naming it
         self._at = MarketTime(datetime.min.replace(tzinfo=UTC), date.min, False)
+        # exits decided and not yet written: JSON Lines for ``out``, human lines for ``log``
+        # (written a batch of rows at a time, one write each: a write per exit is a system
+        # call per exit where the stream is unbuffered, as stderr is)
+        self._exits: list[str] = []
+        self._lines: list[str] = []
 
     def _quote_of(self, text: str) -> Quote:
         """A kept line as the rules' Quote, read again (it was checked when first read)."""
@@ -174,7 +200,10 @@ class Replay:
         exits to ``out``, the log to ``log``."""
         summary = Summary()
         started = perf_counter()
-        self._loop(batches, summary, out, log)
+        try:
+            self._loop(self._written(batches, out, log), summary)
+        finally:  # (what was decided before a failure is said)
+            self._write(out, log)
         summary.applied = summary.rows - summary.bad_rows - summary.idle
         summary.seconds = perf_counter() - started
         return summary
@@ -184,9 +213,7 @@ class Replay:
     # timestamp is compared as text where that is exact (Stamps), and parsed only when a
     # position is evaluated on it. Rows the gates let through end in the loop; what is
     # rare (a new leg, a bad row, a new second) is done in functions of its own.
-    def _loop(
-        self, batches: Iterable[list[str]], summary: Summary, out: TextIO, log: TextIO
-    ) -> None:
+    def _loop(self, batches: Iterable[list[str]], summary: Summary) -> None:
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         latest, gates = self.watchlist.latest, self.watchlist.gates
         bad, judge, memos, stamps = summary.bad, self._judge, self._units, self._stamps
@@ -238,7 +265,7 @@ class Replay:
                     else:  # no holder can close on this row
                         screened += 1
                         continue
-                judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary, out, log)
+                judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary)
         stamps.last = last_ts_text
         summary.rows, summary.idle, summary.screened = line - 1, idle, screened
 
@@ -280,8 +307,6 @@ class Replay:
         now: datetime,
         ts_text: str,
         summary: Summary,
-        out: TextIO,
-        log: TextIO,
     ) -> None:
         """Evaluate every position holding the leg on its new line (``now``: its time, naive
         UTC); fill what closes."""
@@ -291,20 +316,33 @@ class Replay:
         def fill(watch: PositionWatch, close: Close) -> None:
             state = apply(apply(watch.state, CloseSent(close)), Filled(close.contracts))
             watch.state = state
-            self._report(ts_text, state, close, summary, out, log)
+            self._report(ts_text, state, close, summary)
             if state.phase is Phase.CLOSED:
                 self._retire(watch)
 
         summary.evaluations += self.watchlist.judge(leg, quote, at, self.rates, fill)
 
-    @staticmethod
-    def _report(
-        ts: str, state: ExitState, close: Close, summary: Summary, out: TextIO, log: TextIO
-    ) -> None:
+    def _report(self, ts: str, state: ExitState, close: Close, summary: Summary) -> None:
         summary.exits[close.reason.value] += 1
         summary.pnl += close.pnl
-        out.write(json.dumps(exit_record(ts, state, close)) + "\n")
-        log.write(format_close_line(state.position, close) + "\n")
+        self._exits.append(json_line(exit_record(ts, state, close)) + "\n")
+        self._lines.append(format_close_line(state.position, close) + "\n")
+
+    def _written(
+        self, batches: Iterable[list[str]], out: TextIO, log: TextIO
+    ) -> Iterator[list[str]]:
+        """The batches, each followed by writing the exits decided on its rows."""
+        for batch in batches:
+            yield batch
+            self._write(out, log)
+
+    def _write(self, out: TextIO, log: TextIO) -> None:
+        """The exits decided since the last write, each stream in one write."""
+        if self._exits:
+            out.write("".join(self._exits))
+            log.write("".join(self._lines))
+            self._exits.clear()
+            self._lines.clear()
 
 
 def write_summary(summary: Summary, replay: Replay, log: TextIO) -> None:
