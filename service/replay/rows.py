@@ -219,6 +219,7 @@ def naive_utc_of(instant: datetime) -> datetime:
 _TAIL = re.compile(r"(?:\.[0-9]{1,9})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
 _NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none starts so
 KEPT_DIGITS = 6  # fraction digits a parse keeps (datetime: microseconds; more are cut)
+_SECONDS = tuple(timedelta(seconds=n) for n in range(60))
 
 
 def _canonical(text: str) -> bool:
@@ -258,6 +259,8 @@ class Stamps:
         "cut",
         "end",
         "last",
+        "minute",
+        "minute_base",
         "now",
         "now_text",
         "offset",
@@ -280,6 +283,8 @@ class Stamps:
         self.cut = 19  # and where the digits a parse keeps end
         self.offset = timedelta(0)  # its zone's value
         self.offsets: dict[str, timedelta] = {}  # "+hh:mm" -> its value
+        self.minute = _NO_PREFIX  # "YYYY-MM-DDTHH:MM:" of the last new second taken as text,
+        self.minute_base = datetime.min  # noqa: DTZ901  (and that minute's start, naive UTC)
 
     def instant(self, text: str) -> datetime:
         """``text`` as naive UTC; ValueError if it is no timestamp with an offset."""
@@ -292,6 +297,17 @@ class Stamps:
             if local is not None and local.tzinfo is None:
                 return local - offset
         return _naive_utc(text, self.offsets)
+
+    def _second(self, text: str) -> datetime:
+        """The second of ``text`` (canonical, of the last one's shape) as naive UTC: in the
+        minute of the last one worked out here, that minute's start and the two digits;
+        else parsed (ValueError if it is no time), and its minute kept."""
+        tens, ones = ord(text[17]) - 48, ord(text[18]) - 48
+        if 0 <= tens <= 5 and 0 <= ones <= 9 and text.startswith(self.minute):
+            return self.minute_base + _SECONDS[tens * 10 + ones]
+        base = datetime.fromisoformat(text[:19]) - self.offset
+        self.minute, self.minute_base = text[:17], base.replace(second=0)
+        return base
 
     def last_instant(self, last: str) -> datetime:
         """The last accepted timestamp, ``last`` (the loop keeps it), as naive UTC; parsed
@@ -308,11 +324,12 @@ class Stamps:
             and shaped(text, self.width, self.zone, self.end)
             and _canonical(text)
         ):  # a new second, canonical, of the last one's shape: compared as text
-            base = datetime.fromisoformat(text[:19]) - self.offset
             if text[: self.cut] < last[: self.cut]:
-                return False
-            self.prefix, self.base = text[:19], base
+                return False  # (or no time at all: a bad row either way)
+            self.base = self._second(text)
+            self.prefix = text[:19]
             return True
+        self.minute = _NO_PREFIX  # (the shape may change: the next new second is parsed)
         ts = self.instant(text)
         if ts < self.last_instant(last):
             return False

@@ -13,13 +13,14 @@ import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rules.books import DEFAULT_BOOKS
 from rules.greeks import Rates
 from service.inputs import load_positions
 from service.replay import Replay, Summary
+from service.replay.rows import Stamps
 from tests.factories import put_spread_toml as put_spread
 from tests.factories import tick
 
@@ -112,6 +113,32 @@ def test_the_rows_skipped_are_those_a_parse_of_every_row_skips(texts: list[str])
     assert [line for line, _ in summary.bad_lines] == want[:5]
     assert all(why.startswith("ts: ") for _, why in summary.bad_lines)
     assert summary.applied == len(texts) - len(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamps())
+@example(  # New York's clocks go back: 01:30 comes twice, an hour apart, in two offsets
+    [
+        "2027-11-07T01:30:05.5-04:00",
+        "2027-11-07T01:30:06.5-04:00",
+        "2027-11-07T01:30:07.5-05:00",
+        "2027-11-07T01:30:08.5-05:00",
+    ]
+)
+def test_a_timestamp_taken_leaves_its_second_as_a_parse_floors_it(texts: list[str]) -> None:
+    """The second a taken timestamp falls in (naive UTC: what the screens' deadlines are
+    compared with) is the one a parse gives, however it was worked out: from its text and
+    the minute before, or parsed."""
+    stamps, last = Stamps(), ""
+    for text in texts:
+        try:
+            taken = stamps.accept(text, last)
+        except ValueError:
+            continue
+        if taken:
+            instant = datetime.fromisoformat(text).astimezone(UTC)
+            assert stamps.base == instant.replace(tzinfo=None, microsecond=0), text
+            last = text
 
 
 def test_a_row_at_the_deadline_is_evaluated_one_a_millisecond_before_is_screened(
