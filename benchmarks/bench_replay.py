@@ -24,6 +24,12 @@ The hot modules run as the install built them: compiled by mypyc where a C
 compiler was found (setup.py), else pure Python; the first line says which.
 Each figure is the best of --repeat runs (this machine's timings wander by
 ~10%); wall time includes the interpreter's start-up and imports.
+
+--instructions also counts, with valgrind's cachegrind where it is installed, the
+instructions each process executes on the short stream (replay, and the naive
+evaluator both ways) and prints their ratios: a count that does not wander with
+the machine's load, though not a time (a process that waits on memory more
+executes fewer instructions a second).
 """
 
 from __future__ import annotations
@@ -127,6 +133,40 @@ def against_naive(label: str, data: Path, rows: int, ratio: float, repeat: int) 
           f" peak {peak} MB (target < 60 MB: {met(peak < 60)})")  # fmt: skip
 
 
+def instructions(args: list[str]) -> int | None:
+    """The instructions ``args`` executes (cachegrind's "I refs"), or None without
+    valgrind. Hash randomisation off, so that two counts of one command agree."""
+    tool = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    try:
+        out = subprocess.run(
+            [*tool, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def count_instructions(label: str, data: Path) -> None:
+    """Replay's instructions and the naive evaluator's (both ways) on ``data``, and ratios."""
+    files = [str(data / "positions.toml"), str(data / "ticks.csv")]
+    naive = [sys.executable, str(HERE / "naive.py"), *files]
+    counts = {
+        "replay": instructions(replay_cmd(data)),
+        "naive Decimal": instructions([*naive, "--decimal"]),
+        "naive float": instructions(naive),
+    }
+    if None in counts.values():
+        print(f"instructions, {label}: not counted (no valgrind)")
+        return
+    mine = counts["replay"] or 1
+    shown = ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in counts.items() if v)
+    print(f"instructions, {label}: {shown}")
+    print(f"{'':<34} naive Decimal / replay: {(counts['naive Decimal'] or 0) / mine:.2f}x; "
+          f"naive float / replay: {(counts['naive float'] or 0) / mine:.2f}x")  # fmt: skip
+
+
 def start_up(repeat: int) -> None:
     """Replay of the sample positions over a header alone: the whole process's start-up."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,6 +185,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=100_000, help="rows of the short stream")
     ap.add_argument("--local-updates", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--instructions", action="store_true", help="count them (valgrind)")
     args = ap.parse_args()
     n, small = args.updates, args.small
     print(f"replay's hot modules: {build_kind()} (SPREADWATCH_PURE=1 runs the .py sources)")
@@ -156,6 +197,8 @@ def main() -> None:
          small, 1.5),
     ):  # fmt: skip
         against_naive(label, data, rows, ratio, args.repeat)
+    if args.instructions:
+        count_instructions(f"deltas, us stamps ({small:,})", DATA / f"deltas-us-{small}")
     local = ensure(f"local-{args.local_updates}", args.local_updates, no_delta=True)
     seconds, peak, err = best(replay_cmd(local), args.repeat)
     report(f"replay, local Greeks ({args.local_updates:,})", args.local_updates, seconds, peak, err)
