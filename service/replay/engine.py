@@ -95,7 +95,7 @@ def json_line(record: dict[str, object]) -> str:
     several times more per call, in Python); any other value: ``json.dumps`` itself."""
     fields = []
     for key, value in record.items():
-        if type(value) is str:  # (exactly: a subclass of str or int, bool, goes to json)
+        if type(value) is str:  # (the class itself: a subclass, bool among them, goes to json)
             text = encode_basestring_ascii(value)
         elif type(value) is int:
             text = str(value)
