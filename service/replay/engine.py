@@ -23,7 +23,6 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from json.encoder import encode_basestring_ascii
 from time import perf_counter
 from typing import Any, TextIO
 
@@ -87,26 +86,6 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
         "pnl": str(close.pnl.quantize(Decimal("0.01"))),
         "pct_of_max": str(close.pct_of_max.quantize(_PCT)),
     }
-
-
-def json_line(record: dict[str, object]) -> str:
-    """``json.dumps(record)``, the same text, written directly where each value is a str,
-    an int, None or a list of str (an exit record's; the json module's own encoder costs
-    several times more per call, in Python); any other value: ``json.dumps`` itself."""
-    fields = []
-    for key, value in record.items():
-        if type(value) is str:  # (the class itself: a subclass, bool among them, goes to json)
-            text = encode_basestring_ascii(value)
-        elif type(value) is int:
-            text = str(value)
-        elif value is None:
-            text = "null"
-        elif type(value) is list and all(type(v) is str for v in value):
-            text = "[" + ", ".join([encode_basestring_ascii(v) for v in value]) + "]"
-        else:
-            return json.dumps(record)
-        fields.append(encode_basestring_ascii(key) + ": " + text)
-    return "{" + ", ".join(fields) + "}"
 
 
 def _no_leg(leg: int, key: str, text: str) -> str:
@@ -325,7 +304,7 @@ class Replay:
     def _report(self, ts: str, state: ExitState, close: Close, summary: Summary) -> None:
         summary.exits[close.reason.value] += 1
         summary.pnl += close.pnl
-        self._exits.append(json_line(exit_record(ts, state, close)) + "\n")
+        self._exits.append(json.dumps(exit_record(ts, state, close)) + "\n")
         self._lines.append(format_close_line(state.position, close) + "\n")
 
     def _written(
