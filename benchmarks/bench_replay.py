@@ -152,19 +152,16 @@ def count_instructions(label: str, data: Path) -> None:
     """Replay's instructions and the naive evaluator's (both ways) on ``data``, and ratios."""
     files = [str(data / "positions.toml"), str(data / "ticks.csv")]
     naive = [sys.executable, str(HERE / "naive.py"), *files]
-    counts = {
-        "replay": instructions(replay_cmd(data)),
-        "naive Decimal": instructions([*naive, "--decimal"]),
-        "naive float": instructions(naive),
-    }
-    if None in counts.values():
-        print(f"instructions, {label}: not counted (no valgrind)")
+    mine, decimal, floats = (
+        instructions(args) for args in (replay_cmd(data), [*naive, "--decimal"], naive)
+    )
+    if mine is None or decimal is None or floats is None:
+        print(f"instructions, {label}: not counted (valgrind missing, or it failed)")
         return
-    mine = counts["replay"] or 1
-    shown = ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in counts.items() if v)
-    print(f"instructions, {label}: {shown}")
-    print(f"{'':<34} naive Decimal / replay: {(counts['naive Decimal'] or 0) / mine:.2f}x; "
-          f"naive float / replay: {(counts['naive float'] or 0) / mine:.2f}x")  # fmt: skip
+    print(f"instructions, {label}: replay {mine / 1e9:.3f} G, naive Decimal "
+          f"{decimal / 1e9:.3f} G, naive float {floats / 1e9:.3f} G")  # fmt: skip
+    print(f"{'':<34} naive Decimal / replay: {decimal / mine:.2f}x; "
+          f"naive float / replay: {floats / mine:.2f}x")  # fmt: skip
 
 
 def start_up(repeat: int) -> None:
