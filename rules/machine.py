@@ -23,7 +23,7 @@ types ``rules.state``. Both, and the evaluation, are importable from here too.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rules.books import BookPolicy
 from rules.evaluate import DEFAULT_RATES, debit_to_close, evaluate, judge, natural_debit
@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 
-class EventKind(enum.Enum):
+class EventKind(enum.StrEnum):
     CLOSE_SENT = "close_sent"
     PARTIAL_FILL = "partial_fill"  # the order still has contracts to fill
     ORDER_FILLED = "order_filled"  # the order is complete, the position is not
@@ -116,14 +116,21 @@ def open_state(position: Position, book: BookPolicy) -> ExitState:
 # Events -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# (the __init__s written out, init=False: rules.model says why)
+@dataclass(frozen=True, slots=True, init=False)
 class CloseSent:
     close: Close
 
+    def __init__(self, close: Close) -> None:
+        object.__setattr__(self, "close", close)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Filled:
     contracts: int
+
+    def __init__(self, contracts: int) -> None:
+        object.__setattr__(self, "contracts", contracts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +165,7 @@ def fill_kind(remaining_after: int, unfilled_after: int) -> EventKind:
     return EventKind.PARTIAL_FILL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FillOutcome:
     """A position and its working order after a fill."""
 
@@ -168,6 +175,22 @@ class FillOutcome:
     stage: int  # profit tranches completed by orders filled in full
     filled: int  # the order's contracts filled so far
     order_complete: bool  # the order has filled in full
+
+    def __init__(
+        self,
+        phase: Phase,
+        remaining: int,
+        profit_closed: int,
+        stage: int,
+        filled: int,
+        order_complete: bool,
+    ) -> None:
+        object.__setattr__(self, "phase", phase)
+        object.__setattr__(self, "remaining", remaining)
+        object.__setattr__(self, "profit_closed", profit_closed)
+        object.__setattr__(self, "stage", stage)
+        object.__setattr__(self, "filled", filled)
+        object.__setattr__(self, "order_complete", order_complete)
 
 
 def fill_outcome(
@@ -232,13 +255,8 @@ def apply(state: ExitState, event: Event) -> ExitState:
         out = fill_outcome(
             pid, state.phase, state.remaining, state.profit_closed, 0, working, event.contracts
         )
-        return replace(
-            state,
-            phase=out.phase,
-            remaining=out.remaining,
-            profit_closed=out.profit_closed,
-            working=Working(working.close, out.filled) if out.phase is Phase.CLOSING else None,
-        )
+        after = Working(working.close, out.filled) if out.phase is Phase.CLOSING else None
+        return _moved(state, out.phase, after, out.remaining, out.profit_closed)
     phase = _phase_after(pid, state.phase, _kind(event))
     if isinstance(event, CloseSent):
         close = event.close
@@ -247,5 +265,15 @@ def apply(state: ExitState, event: Event) -> ExitState:
                 f"position {pid}: cannot send a close of {close.contracts} "
                 f"with {state.remaining} remaining"
             )
-        return replace(state, phase=phase, working=Working(close))
-    return replace(state, phase=phase, working=None)
+        return _moved(state, phase, Working(close), state.remaining, state.profit_closed)
+    return _moved(state, phase, None, state.remaining, state.profit_closed)
+
+
+def _moved(
+    state: ExitState, phase: Phase, working: Working | None, remaining: int, profit_closed: int
+) -> ExitState:
+    """``state`` with these fields changed: ``dataclasses.replace``, without its interpreted
+    walk over the fields (every other field is passed on as it is)."""
+    return ExitState(
+        state.position, state.plan, phase, remaining, profit_closed, working, state.manual
+    )

@@ -35,7 +35,7 @@ def spread_width(position: Position) -> Decimal:
     return max(max(strikes) - min(strikes) for strikes in by_right.values())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)  # (__init__ written out: rules.model)
 class ExitPlan:
     """The exit rules of one position under one book, armed, and what they share."""
 
@@ -45,6 +45,22 @@ class ExitPlan:
     stale_after: timedelta
     short_legs: tuple[int, ...]  # indexes into position.legs
     long_legs: tuple[int, ...]
+
+    def __init__(
+        self,
+        exits: tuple[ExitRule, ...],
+        natural: bool,
+        width: Decimal,
+        stale_after: timedelta,
+        short_legs: tuple[int, ...],
+        long_legs: tuple[int, ...],
+    ) -> None:
+        object.__setattr__(self, "exits", exits)
+        object.__setattr__(self, "natural", natural)
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "stale_after", stale_after)
+        object.__setattr__(self, "short_legs", short_legs)
+        object.__setattr__(self, "long_legs", long_legs)
 
     def band(self, profit_closed: int, *, stops_only: bool = False) -> Band | None:
         """Where no rule (``stops_only``: no stop) can fire and the legs' mids are

@@ -53,13 +53,18 @@ class HoldReason(enum.StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+# (the __init__s written out, init=False: rules.model says why)
+@dataclass(frozen=True, slots=True, init=False)
 class Hold:
     reason: HoldReason
     detail: str = ""
 
+    def __init__(self, reason: HoldReason, detail: str = "") -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "detail", detail)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Close:
     """Close ``contracts`` spreads. Figures are per the mark the decision was made on."""
 
@@ -74,6 +79,30 @@ class Close:
     triggers: tuple[ExitReason, ...]  # every trigger that held, in evaluation order
     replaces: bool = False  # cancel the working profit close first
 
+    def __init__(
+        self,
+        contracts: int,
+        reason: ExitReason,
+        label: str,
+        target: Decimal | None,
+        tranche: int | None,
+        debit: Decimal,
+        pnl: Decimal,
+        pct_of_max: Decimal,
+        triggers: tuple[ExitReason, ...],
+        replaces: bool = False,
+    ) -> None:
+        object.__setattr__(self, "contracts", contracts)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "tranche", tranche)
+        object.__setattr__(self, "debit", debit)
+        object.__setattr__(self, "pnl", pnl)
+        object.__setattr__(self, "pct_of_max", pct_of_max)
+        object.__setattr__(self, "triggers", triggers)
+        object.__setattr__(self, "replaces", replaces)
+
 
 Decision = Hold | Close
 
@@ -85,13 +114,17 @@ HOLD_WORKING = Hold(HoldReason.ORDER_WORKING)
 HOLD_CLOSED = Hold(HoldReason.CLOSED)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Working:
     close: Close
     filled: int = 0
 
+    def __init__(self, close: Close, filled: int = 0) -> None:
+        object.__setattr__(self, "close", close)
+        object.__setattr__(self, "filled", filled)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class ExitState:
     position: Position
     plan: ExitPlan
@@ -100,6 +133,24 @@ class ExitState:
     profit_closed: int = 0
     working: Working | None = None
     manual: bool = False  # a human asked to close all that remains (``positions close``)
+
+    def __init__(
+        self,
+        position: Position,
+        plan: ExitPlan,
+        phase: Phase,
+        remaining: int,
+        profit_closed: int = 0,
+        working: Working | None = None,
+        manual: bool = False,
+    ) -> None:
+        object.__setattr__(self, "position", position)
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "phase", phase)
+        object.__setattr__(self, "remaining", remaining)
+        object.__setattr__(self, "profit_closed", profit_closed)
+        object.__setattr__(self, "working", working)
+        object.__setattr__(self, "manual", manual)
 
     @property
     def stage(self) -> int:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from rules.clock import new_york
-from rules.model import Strategy
+from rules.model import RIGHTS, SIDES, STRATEGIES
 
 MULTIPLIER, TRADING_CLASS = 100, ""  # what a position record that leaves them out has
 
@@ -23,6 +23,8 @@ _OPENED_AT = (
     "a date (2026-12-04: midnight in New York) or a time with its UTC offset "
     "(2026-12-04T10:00:00-05:00)"
 )
+_ISO_DATE, _IB_DATE = re.compile(r"\d{4}-\d{2}-\d{2}"), re.compile(r"\d{8}")
+_DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
 
 
 def expiry_of(value: Any) -> date:
@@ -31,9 +33,9 @@ def expiry_of(value: Any) -> date:
         return value
     text = str(value).strip() if isinstance(value, (str, int)) else ""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if _ISO_DATE.fullmatch(text):
             return date.fromisoformat(text)
-        if re.fullmatch(r"\d{8}", text):
+        if _IB_DATE.fullmatch(text):
             return date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
         pass  # (the digits of no date: 2027-02-30)
@@ -47,7 +49,7 @@ def opened_at_of(value: Any) -> datetime:
         when = value
     elif isinstance(value, date):
         return datetime.combine(value, time(0), new_york())
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+    elif isinstance(value, str) and _DATE_ONLY.fullmatch(value):
         try:
             return datetime.combine(date.fromisoformat(value.strip()), time(0), new_york())
         except ValueError:
@@ -67,8 +69,6 @@ _POSITION_KEYS = frozenset(
 )
 _OPTIONAL_KEYS = _POSITION_KEYS | {"multiplier", "trading_class"}
 _LEG_KEYS = frozenset(("right", "strike", "expiry", "side"))
-_RIGHTS, _SIDES = frozenset(("P", "C")), frozenset(("short", "long"))
-_STRATEGIES = frozenset(s.value for s in Strategy)
 
 
 def _number(value: object) -> bool:
@@ -83,7 +83,7 @@ def _plain_leg(leg: object) -> dict[str, Any] | None:
     right, side = leg["right"], leg["side"]
     if type(right) is not str or type(side) is not str:
         return None
-    if right not in _RIGHTS or side not in _SIDES:
+    if right not in RIGHTS or side not in SIDES:
         return None
     try:
         expiry = expiry_of(leg["expiry"])
@@ -109,7 +109,7 @@ def plain_record(raw: object) -> dict[str, Any] | None:
     legs = raw["legs"]
     if type(raw["contracts"]) is not int or type(multiplier) is not int:
         return None
-    if not _number(raw["entry_credit"]) or raw["strategy"] not in _STRATEGIES:
+    if not _number(raw["entry_credit"]) or raw["strategy"] not in STRATEGIES:
         return None
     if type(legs) is not list:
         return None
@@ -122,7 +122,7 @@ def plain_record(raw: object) -> dict[str, Any] | None:
         return None
     return {
         **raw,
-        "strategy": Strategy(raw["strategy"]),
+        "strategy": STRATEGIES[raw["strategy"]],
         "entry_credit": Decimal(raw["entry_credit"]),
         "opened_at": opened_at,
         "multiplier": multiplier,

@@ -13,7 +13,7 @@ from typing import Any
 import tomli
 
 from rules.books import DEFAULT_BOOKS, BookPolicy
-from rules.model import InvalidPosition, Leg, Position, Right, Side, check_position
+from rules.model import RIGHTS, SIDES, InvalidPosition, Leg, Position, check_position
 from service.errors import InputError, converted, validated
 from service.fields import plain_record
 
@@ -72,7 +72,7 @@ def _position(r: dict[str, Any]) -> Position:
         underlying=r["underlying"],
         strategy=r["strategy"],
         legs=tuple(
-            Leg(Right(leg["right"]), leg["strike"].normalize(), leg["expiry"], Side(leg["side"]))
+            Leg(RIGHTS[leg["right"]], leg["strike"].normalize(), leg["expiry"], SIDES[leg["side"]])
             for leg in r["legs"]
         ),
         contracts=r["contracts"],

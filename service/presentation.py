@@ -35,7 +35,7 @@ def format_close_line(position: Position, close: Close, *, pnl_label: str = "P&L
     money = dollars(close.pnl)
     pct = (close.pct_of_max * 100).quantize(Decimal(1))
     return (
-        f"CLOSING: {position.underlying} {position.strategy.value} - {close.label} - "
+        f"CLOSING: {position.underlying} {position.strategy} - {close.label} - "
         f"{pnl_label}: {money} ({pct}% of max) - "
         f"Closed {close.contracts}/{position.contracts} contracts"
     )
@@ -75,7 +75,7 @@ def filled_line(fill: FillSeen) -> str:
     p = fill.position
     commission = "commission pending" if fill.pending else f"commission {dollars(fill.commission)}"
     return (
-        f"{exchange_time(fill.at)} FILLED: {p.id} {p.underlying} {p.strategy.value} - "
+        f"{exchange_time(fill.at)} FILLED: {p.id} {p.underlying} {p.strategy} - "
         f"{fill.contracts} contracts @ {fill.price:.2f} - {commission}"
         f" - realised P&L: {dollars(fill.realised)} - position realised: {dollars(fill.total)}"
         + (" (before commission)" if fill.pending else "")

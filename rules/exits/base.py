@@ -101,7 +101,7 @@ def compose(bands: Sequence[Band | None]) -> Band | None:
     return Band(low2, high2, delta, before)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)  # (__init__ written out: rules.model)
 class Hit:
     """A rule that fires: it closes ``contracts`` under ``label`` (``tranche`` and
     ``target``: the highest profit tranche reached, for tranche rules)."""
@@ -112,6 +112,22 @@ class Hit:
     label: str
     tranche: int | None = None
     target: Decimal | None = None
+
+    def __init__(
+        self,
+        reason: ExitReason,
+        stop: bool,
+        contracts: int,
+        label: str,
+        tranche: int | None = None,
+        target: Decimal | None = None,
+    ) -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "stop", stop)
+        object.__setattr__(self, "contracts", contracts)
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "tranche", tranche)
+        object.__setattr__(self, "target", target)
 
 
 class ExitRule(Protocol):

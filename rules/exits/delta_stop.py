@@ -32,9 +32,9 @@ _HALF = Decimal("0.5")
 
 
 @lru_cache(maxsize=256)
-def _figures(book: BookPolicy) -> tuple[float, str]:
-    """The stop as a float and the label of ``book``'s delta stop."""
-    stop = book.delta_stop
+def _figures(stop: Decimal) -> tuple[float, str]:
+    """A book's delta stop as a float, and its label (keyed by the stop, not the book:
+    rules.exits.profit_target says why)."""
     text = f"{stop:.2f}" if stop == round(stop, 2) else f"{stop.normalize():f}"
     return float(stop), f"Delta Stop ({text})"
 
@@ -85,7 +85,7 @@ class DeltaStop:
     BOOK_FIELDS: ClassVar[tuple[str, ...]] = ("delta_stop",)
 
     def __init__(self, position: Position, book: BookPolicy) -> None:
-        self.stop, self.label = _figures(book)
+        self.stop, self.label = _figures(book.delta_stop)
         self._legs = position.legs
         self._short = _shorts(tuple(leg.side for leg in position.legs))
         self.vols = Vols(len(position.legs))  # each leg's last local IV: Newton's start

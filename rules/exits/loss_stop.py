@@ -23,8 +23,9 @@ from rules.model import Position, Quote
 
 
 @lru_cache(maxsize=256)
-def _label(book: BookPolicy) -> str:
-    return f"Loss Stop ({pct(book.loss_stop_multiple)}% of credit)"
+def _label(multiple: Decimal) -> str:
+    """Keyed by the multiple, not the book: rules.exits.profit_target says why."""
+    return f"Loss Stop ({pct(multiple)}% of credit)"
 
 
 class LossStop:
@@ -36,7 +37,7 @@ class LossStop:
 
     def __init__(self, position: Position, book: BookPolicy) -> None:
         self.debit: Decimal = position.entry_credit * book.loss_stop_multiple
-        self.label: str = _label(book)
+        self.label: str = _label(book.loss_stop_multiple)
         self._natural = book.mark == "natural"
 
     def fires(

@@ -79,17 +79,23 @@ def remaining_basis(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[int
 
 @lru_cache(maxsize=4096)
 def _tranches(
-    contracts: int, book: BookPolicy
+    contracts: int,
+    book_targets: tuple[Decimal, ...],
+    fractions: tuple[Decimal, ...],
+    basis: str,
+    min_contracts: int,
 ) -> tuple[tuple[Decimal, ...], tuple[int, ...], tuple[str, ...]]:
-    """The targets, cumulative boundaries and labels of ``contracts`` spreads under
-    ``book``: the same for every position of that size in that book, so worked out once
-    (a restart plans thousands of positions)."""
-    if contracts >= book.scale_min_contracts:
-        targets = book.targets
-        split = largest_remainder if book.scale_basis == "original" else remaining_basis
-        sizes = split(contracts, book.fractions)
+    """The targets, cumulative boundaries and labels of ``contracts`` spreads under a
+    book's targets, fractions, scale basis and scale minimum: the same for every position
+    of that size in that book, so worked out once (a restart plans thousands of
+    positions). Keyed by those fields, not by the book: a BookPolicy's hash is
+    interpreted, and hashes every field."""
+    if contracts >= min_contracts:
+        targets = book_targets
+        split = largest_remainder if basis == "original" else remaining_basis
+        sizes = split(contracts, fractions)
     else:  # SPEC: fewer than 3 contracts close in one exit at the first target
-        targets = book.targets[:1]
+        targets = book_targets[:1]
         sizes = (contracts,)
     cumulative = tuple(sum(sizes[: i + 1]) for i in range(len(sizes)))
     labels = tuple(
@@ -113,7 +119,13 @@ class ProfitTarget:
 
     def __init__(self, position: Position, book: BookPolicy) -> None:
         credit = position.entry_credit
-        targets, cumulative, labels = _tranches(position.contracts, book)
+        targets, cumulative, labels = _tranches(
+            position.contracts,
+            book.targets,
+            book.fractions,
+            book.scale_basis,
+            book.scale_min_contracts,
+        )
         self.targets = targets
         self.cumulative = cumulative  # contracts closed by profit once tranche i is done
         self.labels = labels

@@ -38,7 +38,7 @@ from rules.machine import (
     apply,
     open_state,
 )
-from rules.model import Position, Quote, Right
+from rules.model import RIGHTS, Position, Quote
 from rules.watch import PositionWatch
 from rules.watchlist import Watchlist
 from service.presentation import dollars, format_close_line
@@ -74,11 +74,11 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
         "position": p.id,
         "book": p.book,
         "underlying": p.underlying,
-        "strategy": p.strategy.value,
-        "reason": close.reason.value,
+        "strategy": p.strategy,  # (StrEnums: JSON writes their text; .value is interpreted)
+        "reason": close.reason,
         "label": close.label,
         "target": None if close.target is None else str(close.target),
-        "triggers": [t.value for t in close.triggers],
+        "triggers": list(close.triggers),
         "contracts_closed": close.contracts,
         "contracts_remaining": state.remaining,
         "contracts_original": p.contracts,
@@ -171,7 +171,10 @@ class Replay:
 
     def leg_id(self, underlying: str, expiry: str, right: str, strike: str) -> int | None:
         """The leg a row names, or None when no position holds it; ValueError if malformed."""
-        key = leg_key_of(underlying, date.fromisoformat(expiry), Right(right), Decimal(strike))
+        leg_right = RIGHTS.get(right)
+        if leg_right is None:
+            return None
+        key = leg_key_of(underlying, date.fromisoformat(expiry), leg_right, Decimal(strike))
         return self.watchlist.ids.get(key)
 
     def run(self, batches: Iterable[list[str]], out: TextIO, log: TextIO) -> Summary:
@@ -195,7 +198,7 @@ class Replay:
     def _loop(self, batches: Iterable[list[str]], summary: Summary) -> None:
         legs = self._legs  # "SPY,2027-04-16,P,450" -> leg id, _IDLE or _UNKNOWN
         latest, gates = self.watchlist.latest, self.watchlist.gates
-        bad, judge, memos, stamps = summary.bad, self._judge, self._units, self._stamps
+        bad, memos, stamps = summary.bad, self._units, self._stamps
         last_ts_text, prefix, base = stamps.last, stamps.prefix, stamps.base
         width, zone, end, cut = stamps.width, stamps.zone, stamps.end, stamps.cut
         line, idle, screened = 1, 0, 0  # (the last line number counts the rows)
@@ -244,7 +247,7 @@ class Replay:
                     else:  # no holder can close on this row
                         screened += 1
                         continue
-                judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary)
+                self._judge(leg, text, stamps.last_instant(last_ts_text), ts_text, summary)
         stamps.last = last_ts_text
         summary.rows, summary.idle, summary.screened = line - 1, idle, screened
 
@@ -302,7 +305,7 @@ class Replay:
         summary.evaluations += self.watchlist.judge(leg, quote, at, self.rates, fill)
 
     def _report(self, ts: str, state: ExitState, close: Close, summary: Summary) -> None:
-        summary.exits[close.reason.value] += 1
+        summary.exits[close.reason] += 1
         summary.pnl += close.pnl
         self._exits.append(json.dumps(exit_record(ts, state, close)) + "\n")
         self._lines.append(format_close_line(state.position, close) + "\n")
