@@ -23,7 +23,12 @@ replay has it (the targets' yardstick, as issue 21 sets them) and with float mon
 The hot modules run as the install built them: compiled by mypyc where a C
 compiler was found (setup.py), else pure Python; the first line says which.
 Each figure is the best of --repeat runs (this machine's timings wander by
-~10%); wall time includes the interpreter's start-up and imports.
+~10%), after one run not counted; wall time includes the interpreter's start-up
+and imports. Every command runs as Python runs it by default, caching the bytecode
+of the modules it imports (an install's are compiled when it is made): the
+environment's PYTHONDONTWRITEBYTECODE is dropped for them, since some machines set
+it for every process (this one does; it makes each run compile the uncompiled
+modules from source again, ~50 M instructions of replay's start-up).
 
 --instructions also counts, with valgrind's cachegrind where it is installed, the
 instructions each process executes on the short stream (replay, and the naive
@@ -46,6 +51,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
+# the commands' environment: Python's default bytecode caching (the docstring says why)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def ensure(name: str, updates: int, no_delta: bool, ts_precision: str = "ms") -> Path:
@@ -62,7 +69,7 @@ def timed(args: list[str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in MB of this one child (wait4), and its output."""
     with tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -74,6 +81,7 @@ def timed(args: list[str]) -> tuple[float, int, str]:
 
 
 def best(args: list[str], repeat: int) -> tuple[float, int, str]:
+    timed(args)  # (not counted: the bytecode cache written, the files in the page cache)
     runs = [timed(args) for _ in range(repeat)]
     return min(runs, key=lambda r: r[0])
 
@@ -137,7 +145,7 @@ def instructions(args: list[str]) -> int | None:
     """The instructions ``args`` executes (cachegrind's "I refs"), or None without
     valgrind. Hash randomisation off, so that two counts of one command agree."""
     tool = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env = {**ENV, "PYTHONHASHSEED": "0"}
     try:
         out = subprocess.run(
             [*tool, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True

@@ -8,7 +8,6 @@ when something could set one of its three settings (:mod:`service.defaults`).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from pathlib import Path
@@ -18,19 +17,6 @@ from service import defaults
 from service.inputs import load_books, load_positions
 from service.replay import Replay, read_ticks, write_summary
 from service.replay.rows import batches_of
-
-
-def replay(args: argparse.Namespace) -> int:
-    # One pass over files: nothing it builds is garbage before the end, so the cyclic
-    # collector's walks (of the validated positions, then of the loop's memos) are waste
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _replay_files(args)
-    finally:
-        if collecting:  # what it built is kept to the exit: frozen, no collection walks it
-            gc.freeze()  # again (the next allocation's, then the interpreter's at exit)
-            gc.enable()
 
 
 def _rates_and_books(args: argparse.Namespace) -> tuple[Rates, Path | None]:
@@ -46,7 +32,8 @@ def _rates_and_books(args: argparse.Namespace) -> tuple[Rates, Path | None]:
     return Rates(settings.rate, settings.dividend), settings.books_file
 
 
-def _replay_files(args: argparse.Namespace) -> int:
+def replay(args: argparse.Namespace) -> int:
+    """The replay (its caller keeps the cyclic collector off: service.cli.main)."""
     rates, books_file = _rates_and_books(args)
     books = load_books(books_file)
     positions = load_positions(args.positions, books)

@@ -9,6 +9,7 @@ so that a build that silently fell back to pure Python fails it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import json
 import os
@@ -151,11 +152,21 @@ def test_a_build_older_than_its_source_is_named(
 ) -> None:
     manifest = tmp_path / "_native.json"
     manifest.write_text(json.dumps({"rules.watch": "0" * 64, "rules.plan": "1" * 64}))
+    os.utime(manifest, ns=(0, 0))  # built before the sources were last written
     monkeypatch.setattr(native, "MANIFEST", manifest)
     monkeypatch.delenv(native.PURE_ENV, raising=False)
     monkeypatch.setattr(native, "_extension", lambda name: Path(f"/x/{name}.so"))
     assert native.stale() == ["rules.plan", "rules.watch"]
     assert native.kind() == "compiled"
+    # a source no newer than the build is the one built (read by time, as Python's
+    # bytecode cache is: not hashed); one newer, as it was built (a touch), is not stale
+    os.utime(manifest)
+    assert native.stale() == []
+    plan = ROOT / "rules" / "plan.py"
+    digest = hashlib.sha256(plan.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps({"rules.watch": "0" * 64, "rules.plan": digest}))
+    os.utime(manifest, ns=(0, 0))
+    assert native.stale() == ["rules.watch"]
     monkeypatch.setattr(native, "_extension", lambda name: None)
     assert native.stale() == []  # (nothing compiled: the sources run)
     assert native.kind() == "pure"
