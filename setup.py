@@ -47,8 +47,8 @@ HOOK = "_spreadwatch_native"  # the editable install's import hook (module and .
 # close lines; and reading the positions file (a replay's start-up: 1,000 records cost
 # ~4% fewer instructions so); left out: the rules' registry and books (read once), the
 # pydantic models, and everything else that does I/O.
-# (A frozen dataclass is built by the __init__ that dataclasses writes, interpreted even
-# here: ~15,700 instructions for a Close, measured with cachegrind.)
+# (A dataclass's __init__ that dataclasses writes stays interpreted even here, ~15,700
+# instructions to build a Close: the hot types write theirs out, init=False, rules.model.)
 NATIVE = [
     "rules/bsm.py",
     "rules/clock.py",
