@@ -7,12 +7,19 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.books import DEFAULT_BOOKS
+from rules.clock import MarketTime, market_time
+from rules.greeks import Rates
+from rules.model import Quote
+from service.replay import Replay
 from service.replay.rows import batches_of, commas
 from tests.support import ROOT
 
@@ -94,3 +101,20 @@ def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path
         )
     assert runs[0] == runs[1]
     assert runs[0][0].count("\n") == 10  # (the sample's exits)
+
+
+def test_a_kept_line_reads_as_the_quote_and_market_time_the_rules_take() -> None:
+    """Replay builds its Quotes and MarketTimes as the tuples they are (their NamedTuple
+    constructors are interpreted): each as the type, its fields in their places."""
+    replay = Replay([], DEFAULT_BOOKS, Rates())
+    ts = datetime(2027, 3, 1, 15, 0, 1, 250_000, tzinfo=UTC)
+    quote = replay._quote_at(f"{ts.isoformat()},SPY,2027-04-16,P,450,1.20,1.25,-0.21,461.5\n", ts)
+    assert type(quote) is Quote
+    assert quote == Quote(Decimal("1.20"), Decimal("1.25"), ts, -0.21, 461.5)
+    assert (quote.bid, quote.delta, quote.underlying_price) == (Decimal("1.20"), -0.21, 461.5)
+    empty = replay._quote_at(f"{ts.isoformat()},SPY,2027-04-16,P,450,1.20,1.25,,\n", ts)
+    assert (empty.delta, empty.underlying_price) == (None, None)
+    at = replay._market_time(ts)
+    assert type(at) is MarketTime
+    assert at == market_time(ts)  # 10:00:01 New York: regular hours, opened at 9:30
+    assert (at.session_date, at.regular_hours) == (date(2027, 3, 1), True)
