@@ -314,7 +314,9 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(*, replay_only: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser; ``replay_only``: with the replay subcommand alone (the
+    others are ~7 ms of a start-up: argparse makes a help formatter for each option)."""
     top = argparse.ArgumentParser(
         prog="spreadwatch",
         description="Watch options credit spreads and close them by exit rules.",
@@ -335,6 +337,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--dividend", type=float, help="dividend yield for local Greeks (default 0)")
     _config(rp)
     rp.set_defaults(run=_replay)
+    if replay_only:
+        return top
     _add_db_commands(sub)
     _add_positions_commands(sub)
     _add_run_commands(sub)
@@ -353,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # a replay's start-up is part of its time: its own parser (its help and errors the same)
+    args = parser(replay_only=words[:1] == ["replay"]).parse_args(words)
     # Replay is one pass over files: nothing it builds is garbage before the end, so the
     # cyclic collector's walks (of the modules it imports, the validated positions, the
     # loop's memos) are waste. What it built is kept to the exit: frozen, so that no

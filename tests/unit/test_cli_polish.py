@@ -42,6 +42,34 @@ def test_every_command_and_option_has_help() -> None:
             assert action.help is not argparse.SUPPRESS
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "--positions", "p.toml", "--ticks", "t.csv", "--rate", "0.05"],
+        ["replay", "--help"],
+        ["replay", "--positions", "p.toml"],  # --ticks missing
+        ["replay", "--positions", "p.toml", "--ticks", "t.csv", "--bogus"],
+    ],
+)
+def test_replay_s_own_parser_reads_and_says_what_the_whole_one_does(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replay builds only its subcommand's parser (a start-up's cost): the same
+    arguments, help and errors as the whole parser's (a usage line of the top level
+    names the one command)."""
+    said = []
+    for p in (parser(), parser(replay_only=True)):
+        try:
+            outcome: object = vars(p.parse_args(argv))
+        except SystemExit as ended:
+            outcome = ended.code
+        out, err = capsys.readouterr()
+        said.append((outcome, out, err.splitlines()[-1:]))  # (the error: its last line)
+    assert said[0] == said[1]
+    (commands,) = [a for a in parser(replay_only=True)._actions if a.dest == "command"]
+    assert set(commands.choices or ()) == {"replay"}
+
+
 def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         parser().parse_args(["--version"])
