@@ -10,28 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import tomli
-
 from rules.books import DEFAULT_BOOKS, BookPolicy
 from rules.model import RIGHTS, SIDES, InvalidPosition, Leg, Position, check_position
 from service.errors import InputError, converted, validated
 from service.fields import plain_record
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """TOML with floats as Decimal (0.35 stays 0.35)."""
-    try:
-        with path.open("rb") as f:
-            return tomli.load(f, parse_float=Decimal)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
-    except tomli.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from exc
+from service.tomlfile import read_toml
 
 
 def read_section(path: Path, key: str, kind: type, shape: str) -> Any:
     """The one top-level ``key`` of a TOML file, a non-empty ``kind`` (``shape`` for messages)."""
-    data = read_toml(path)
+    data = read_toml(path, Decimal)  # (0.35 stays 0.35)
     unknown = sorted(set(data) - {key})
     if unknown:
         raise InputError(f"{path}: {unknown[0]}: unknown top-level key (expected {shape})")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-import tomli
 from platformdirs import user_data_dir
 from pydantic import (
     AliasChoices,
@@ -39,6 +38,7 @@ from pydantic_settings import (
 
 from service import defaults
 from service.errors import InputError, first_error
+from service.tomlfile import read_toml
 
 _config_data: ContextVar[dict[str, Any]] = ContextVar("spreadwatch_config", default={})  # noqa: B039
 
@@ -287,13 +287,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     where = "settings"
     if config is not None:
         where = str(config)
-        try:
-            with config.open("rb") as f:
-                data = tomli.load(f)
-        except OSError as exc:
-            raise InputError(f"{config}: cannot read: {exc.strerror}") from exc
-        except tomli.TOMLDecodeError as exc:
-            raise InputError(f"{config}: not valid TOML: {exc}") from exc
+        data = read_toml(config)
     token = _config_data.set(data)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
