@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta
+from typing import Final
 
 from rules.clock import years_to_expiry
 
-NO_VOL = math.nan  # "no answer": the caller asks vollib
-_SQRT2 = math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_EPS = 2.220446049250313e-16
-_TOL = 1e-13  # in sigma: Newton's last step and its rounding, each
-_STEPS = 8
+NO_VOL: Final = math.nan  # "no answer": the caller asks vollib
+_SQRT2: Final = math.sqrt(2.0)
+_INV_SQRT_2PI: Final = 1.0 / math.sqrt(2.0 * math.pi)
+_EPS: Final = 2.220446049250313e-16
+_TOL: Final = 1e-13  # in sigma: Newton's last step and its rounding, each
+_STEPS: Final = 8
 
 
 def normal_cdf(x: float) -> float:
@@ -88,7 +89,7 @@ def newton_vol(
 
 # A Newton delta within this of the stop (plus 100 x Newton's 1e-13 in IV times the
 # delta's slope in sigma) is not answered: vollib's delta decides there.
-_NEAR_STOP = 1e-9
+_NEAR_STOP: Final = 1e-9
 
 
 def newton_delta(
@@ -145,9 +146,10 @@ def newton_delta(
 # below intrinsic has the payoff's delta, 0 out of the money (S beyond the edge). A
 # mid above the maximum has no delta (the rule does not judge it): the cap is below it.
 
-_MARGIN = 1e-9  # the bound must clear the stop by this (rounding, Newton's 1e-13)
-_SLACK = 1e-6  # the cap's sigma: a hair under the box's (vollib's and Newton's rounding)
-# (spot distance, sigma headroom) of the boxes tried, widest first
+_MARGIN: Final = 1e-9  # the bound must clear the stop by this (rounding, Newton's 1e-13)
+_SLACK: Final = 1e-6  # the cap's sigma: a hair under the box's (vollib's and Newton's rounding)
+# (spot distance, sigma headroom) of the boxes tried, widest first (not Final: mypyc 2.4 keeps a
+# Final tuple of floats unboxed, and reads it back as unset)
 _SIZES = ((0.08, 0.5), (0.04, 0.30), (0.02, 0.15), (0.01, 0.07), (0.004, 0.03), (0.0015, 0.012))
 
 
@@ -222,9 +224,11 @@ def local_band(
     return None
 
 
-_WINDOW = 0.05  # of the time left to expiry, at most three days: a band's life
-_LONGEST = timedelta(days=3)
-_BEFORE = timedelta(minutes=1)  # a band holds from this before it is built (a clock stepped back)
+_WINDOW: Final = 0.05  # of the time left to expiry, at most three days: a band's life
+_LONGEST: Final = timedelta(days=3)
+_BEFORE: Final = timedelta(
+    minutes=1
+)  # a band holds from this before it is built (a clock stepped back)
 
 
 def leg_band(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
-OPEN = time(9, 30)
-CLOSE = time(16, 0)
+OPEN: Final = time(9, 30)
+CLOSE: Final = time(16, 0)
 
 
 @cache
@@ -64,7 +64,7 @@ def dte(expiry: date, session_date: date) -> int:
     return (expiry - session_date).days
 
 
-_YEAR = timedelta(days=365)
+_YEAR: Final = timedelta(days=365)
 
 
 @cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Final
 
 from rules.clock import MarketTime
 from rules.exits import MANUAL_LABEL, TRANCHES, Hit, fired
@@ -44,9 +45,9 @@ from rules.state import (
 )
 
 DEFAULT_RATES = Rates()
-_CLOSED = Phase.CLOSED
-_HALF = Decimal("0.5")
-_ZERO = Decimal(0)
+_CLOSED: Final = Phase.CLOSED
+_HALF: Final = Decimal("0.5")
+_ZERO: Final = Decimal(0)
 
 
 def debit_to_close(plan: ExitPlan, quotes: Sequence[Quote], *, mid: bool = False) -> Decimal:

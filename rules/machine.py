@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 from rules.books import BookPolicy
 from rules.evaluate import DEFAULT_RATES, debit_to_close, evaluate, judge, natural_debit
@@ -92,7 +93,7 @@ class EventKind(enum.StrEnum):
     NOT_SENT = "not_sent"  # the close decided was never sent (refused, or failed on its way)
 
 
-TRANSITIONS: dict[tuple[Phase, EventKind], Phase] = {
+TRANSITIONS: Final[dict[tuple[Phase, EventKind], Phase]] = {
     (Phase.OPEN, EventKind.CLOSE_SENT): Phase.CLOSING,
     (Phase.CLOSING, EventKind.PARTIAL_FILL): Phase.CLOSING,
     (Phase.CLOSING, EventKind.ORDER_FILLED): Phase.OPEN,

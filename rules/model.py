@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from rules.clock import expiry_instant
 
@@ -35,9 +35,9 @@ class Strategy(enum.StrEnum):
 
 # Each member by its text (a member finds itself too): a lookup where calling the class,
 # Right("P"), is an interpreted call, ~4,600 instructions even compiled
-RIGHTS: dict[str, Right] = {r.value: r for r in Right}
-SIDES: dict[str, Side] = {s.value: s for s in Side}
-STRATEGIES: dict[str, Strategy] = {s.value: s for s in Strategy}
+RIGHTS: Final[dict[str, Right]] = {r.value: r for r in Right}
+SIDES: Final[dict[str, Side]] = {s.value: s for s in Side}
+STRATEGIES: Final[dict[str, Strategy]] = {s.value: s for s in Strategy}
 
 
 # A hot type's __init__ is written out (init=False): mypyc compiles it, not the one
@@ -124,7 +124,7 @@ class Quote(NamedTuple):
     underlying_price: float | None = None
 
 
-MAX_PRICE = Decimal(1_000_000)  # no option trades at a million: such a quote is garbage
+MAX_PRICE: Final = Decimal(1_000_000)  # no option trades at a million: such a quote is garbage
 
 
 def quote_problem(q: Quote) -> str | None:

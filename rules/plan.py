@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from rules.books import BookPolicy
 from rules.exits import RULES, Band, ExitRule, compose
@@ -24,7 +24,7 @@ from rules.model import Position, Right, Side
 __all__ = ["ExitPlan", "largest_remainder", "make_plan", "remaining_basis", "spread_width"]
 
 R = TypeVar("R")
-_ZERO = Decimal(0)
+_ZERO: Final = Decimal(0)
 
 
 def spread_width(position: Position) -> Decimal:

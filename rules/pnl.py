@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
 
-CENT = Decimal("0.01")
+CENT: Final = Decimal("0.01")
 
 
 def realised_pnl(entry_credit: Decimal, debit: Decimal, multiplier: int, contracts: int) -> Decimal:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Final
 
 from rules.bsm import LocalBand
 
-UNITS_PER_DOLLAR = 10_000  # a Screen's price unit: prices of up to 4 decimals are exact
-MID_UNITS = 2.0 * UNITS_PER_DOLLAR  # bid + ask in units, over this: the mid in dollars
+UNITS_PER_DOLLAR: Final = 10_000  # a Screen's price unit: prices of up to 4 decimals are exact
+MID_UNITS: Final = 2.0 * UNITS_PER_DOLLAR  # bid + ask in units, over this: the mid in dollars
 
 
 def units(price: Decimal | None) -> int | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
 from rules.exits import ExitReason
 from rules.model import Position
@@ -106,12 +107,14 @@ class Close:
 
 Decision = Hold | Close
 
-HOLD_NO_TRIGGER = Hold(HoldReason.NO_TRIGGER)
-HOLD_MISSING = Hold(HoldReason.MISSING_QUOTE)
-HOLD_STALE = Hold(HoldReason.STALE)
-HOLD_PREVIOUS_SESSION = Hold(HoldReason.STALE, "a leg's latest quote is from a previous session")
-HOLD_WORKING = Hold(HoldReason.ORDER_WORKING)
-HOLD_CLOSED = Hold(HoldReason.CLOSED)
+HOLD_NO_TRIGGER: Final = Hold(HoldReason.NO_TRIGGER)
+HOLD_MISSING: Final = Hold(HoldReason.MISSING_QUOTE)
+HOLD_STALE: Final = Hold(HoldReason.STALE)
+HOLD_PREVIOUS_SESSION: Final = Hold(
+    HoldReason.STALE, "a leg's latest quote is from a previous session"
+)
+HOLD_WORKING: Final = Hold(HoldReason.ORDER_WORKING)
+HOLD_CLOSED: Final = Hold(HoldReason.CLOSED)
 
 
 @dataclass(frozen=True, slots=True, init=False)

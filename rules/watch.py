@@ -22,7 +22,7 @@ import math
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import cast
+from typing import Final, cast
 
 from rules.bsm import LocalBand, leg_band
 from rules.clock import MarketTime, new_york
@@ -36,8 +36,8 @@ from rules.state import HOLD_NO_TRIGGER, Decision, ExitState, Phase
 
 __all__ = ["UNITS_PER_DOLLAR", "PositionWatch", "Screen", "units"]  # (the screen's, re-exported)
 
-_ZERO = Decimal(0)
-_OPEN = Phase.OPEN
+_ZERO: Final = Decimal(0)
+_OPEN: Final = Phase.OPEN
 
 
 @lru_cache(maxsize=4096)
@@ -48,8 +48,8 @@ def _begins(day: date) -> datetime:
 
 # A band's open ends, in units: beyond any price (MAX_PRICE is 10**10 units)
 _BELOW, _ABOVE = -(10**15), 10**15
-_NEVER = datetime.max.replace(tzinfo=UTC)
-_NO_STOP = math.inf  # no rule bounds the short legs' deltas
+_NEVER: Final = datetime.max.replace(tzinfo=UTC)
+_NO_STOP: Final = math.inf  # no rule bounds the short legs' deltas
 # a short leg's local band kept for the next screen: the band, its window, its rates
 _Kept = tuple[LocalBand, datetime, datetime, Rates]
 # a screen's band: low and high of mid2 in units, the short legs' delta stop, the deadline

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Final
 
 from rules.books import BookPolicy
 from rules.exits.base import (
@@ -58,7 +59,7 @@ RULES: tuple[RuleClass, ...] = (
 
 # reasons whose closes are tranches (not stops): they count towards profit_closed, and
 # a stop that holds while one works replaces it
-TRANCHES: frozenset[ExitReason] = frozenset(rule.REASON for rule in RULES if not rule.STOP)
+TRANCHES: Final[frozenset[ExitReason]] = frozenset(rule.REASON for rule in RULES if not rule.STOP)
 
 
 def check(rules: Sequence[object] = RULES) -> list[str]:

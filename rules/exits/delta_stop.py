@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from rules.books import BookPolicy
 from rules.clock import MarketTime
@@ -28,7 +28,7 @@ from rules.exits.base import Band, ExitReason, Hit
 from rules.greeks import GreeksUnavailable, Rates, Vols, local_delta
 from rules.model import Leg, Position, Quote, Side, usable_delta
 
-_HALF = Decimal("0.5")
+_HALF: Final = Decimal("0.5")
 
 
 @lru_cache(maxsize=256)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from rules.books import BookPolicy
 from rules.clock import MarketTime
@@ -28,8 +28,8 @@ from rules.exits.base import Band, ExitReason, Hit, pct
 from rules.greeks import Rates
 from rules.model import Position, Quote
 
-_EXACT = Context(prec=200)  # products of a book's fractions and a count, unrounded
-_UNBOUNDED = Band()
+_EXACT: Final = Context(prec=200)  # products of a book's fractions and a count, unrounded
+_UNBOUNDED: Final = Band()
 
 
 def largest_remainder(contracts: int, fractions: tuple[Decimal, ...]) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from rules.clock import CLOSE, OPEN, new_york
 from rules.model import Right
@@ -39,7 +39,7 @@ HEADER = [
     "delta",
     "underlying_price",
 ]
-BAD_LINES_SHOWN = 5
+BAD_LINES_SHOWN: Final = 5
 
 LegKey = tuple[str, date, Right, Decimal]
 
@@ -63,10 +63,10 @@ class Summary:
             self.bad_lines.append((line, why))
 
 
-EMPTY = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
-EMPTIES = frozenset(EMPTY)
-MEMO_LIMIT = 100_000  # per field; bounds memory at ~15 MB each
-CHUNK = 1 << 18  # characters of the ticks file read at a time (~3,300 rows)
+EMPTY: Final = ("", "\n", "\r\n")  # an empty field; the last one keeps the line end
+EMPTIES: Final = frozenset(EMPTY)
+MEMO_LIMIT: Final = 100_000  # per field; bounds memory at ~15 MB each
+CHUNK: Final = 1 << 18  # characters of the ticks file read at a time (~3,300 rows)
 
 
 def _naive_utc(text: str, offsets: dict[str, timedelta]) -> datetime:
@@ -216,10 +216,10 @@ def naive_utc_of(instant: datetime) -> datetime:
 
 
 # A timestamp the fast path can take by its text: "YYYY-MM-DDTHH:MM:SS" then this tail
-_TAIL = re.compile(r"(?:\.[0-9]{1,9})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
-_NO_PREFIX = "\0"  # the prefix while the last timestamp was not canonical: none starts so
-KEPT_DIGITS = 6  # fraction digits a parse keeps (datetime: microseconds; more are cut)
-_SECONDS = tuple(timedelta(seconds=n) for n in range(60))
+_TAIL: Final = re.compile(r"(?:\.[0-9]{1,9})?(?:[+-][0-9][0-9]:[0-9][0-9]|Z)")
+_NO_PREFIX: Final = "\0"  # the prefix while the last timestamp was not canonical: none starts so
+KEPT_DIGITS: Final = 6  # fraction digits a parse keeps (datetime: microseconds; more are cut)
+_SECONDS: Final = tuple(timedelta(seconds=n) for n in range(60))
 
 
 def _canonical(text: str) -> bool:
@@ -324,7 +324,9 @@ class Stamps:
             and shaped(text, self.width, self.zone, self.end)
             and _canonical(text)
         ):  # a new second, canonical, of the last one's shape: compared as text
-            if text[: self.cut] < last[: self.cut]:
+            # (to the kept digits: the whole texts where those are all of them, as their zones,
+            # the same, compare alike: no copies)
+            if text < last if self.cut == self.end else text[: self.cut] < last[: self.cut]:
                 return False  # (or no time at all: a bad row either way)
             self.base = self._second(text)
             self.prefix = text[:19]
