@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import service.cli.main as cli_main
 from rules.books import DEFAULT_BOOKS
 from rules.clock import new_york
 from service.cli.main import parser
@@ -150,3 +151,20 @@ def test_no_a_before_a_vowel_in_what_is_said() -> None:
     with pytest.raises(InputError) as raised:
         record(strategy="iron_condor")
     assert "an iron_condor has 4 legs" in str(raised.value)
+
+
+@pytest.mark.parametrize("columns", [None, "40", "132", "0", "wide"])
+def test_help_is_as_wide_as_argparse_makes_it(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    """The parsers' formatter finds the terminal's width without shutil (a start-up's
+    cost): every help reads as argparse's own formatter writes it, with $COLUMNS set,
+    unset or unusable (stdout here is no terminal: 80)."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours = [p.format_help() for _, p in parsers(parser())]
+    monkeypatch.setattr(cli_main, "_Formatter", argparse.HelpFormatter)
+    assert ours == [p.format_help() for _, p in parsers(parser())]
+    assert len(ours) > 10
