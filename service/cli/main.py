@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from service.cli.gateway_flags import add_fake_gateway, faults_of
+from service.cli.help import Parser
 from service.errors import INTERRUPTED, InputError, SpreadwatchError
 
 
@@ -315,51 +315,10 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _columns() -> int:
-    """The terminal's width as ``shutil.get_terminal_size().columns`` reads it: $COLUMNS
-    when a positive number, else stdout's terminal, else 80."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns > 0:
-        return columns
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):  # (no stdout, or not a terminal)
-        return 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, its width found as argparse finds it but without importing
-    shutil (and shutil its compression modules): argparse makes one for every option
-    added, and that import was ~3 ms of every command's start-up."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser with :class:`_Formatter`; its subcommands' parsers are of its class
-    (``add_subparsers`` makes them so)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-
 def parser(*, replay_only: bool = False) -> argparse.ArgumentParser:
     """The command line's parser; ``replay_only``: with the replay subcommand alone (the
     others are ~7 ms of a start-up: argparse makes a help formatter for each option)."""
-    top = _Parser(
+    top = Parser(
         prog="spreadwatch",
         description="Watch options credit spreads and close them by exit rules.",
     )

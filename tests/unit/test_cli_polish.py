@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import service.cli.main as cli_main
+import service.cli.help as cli_help
 from rules.books import DEFAULT_BOOKS
 from rules.clock import new_york
 from service.cli.main import parser
@@ -165,6 +165,6 @@ def test_help_is_as_wide_as_argparse_makes_it(
     else:
         monkeypatch.setenv("COLUMNS", columns)
     ours = [p.format_help() for _, p in parsers(parser())]
-    monkeypatch.setattr(cli_main, "_Formatter", argparse.HelpFormatter)
+    monkeypatch.setattr(cli_help, "Formatter", argparse.HelpFormatter)
     assert ours == [p.format_help() for _, p in parsers(parser())]
     assert len(ours) > 10
