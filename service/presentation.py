@@ -33,9 +33,12 @@ def exchange_time(at: datetime) -> str:
 def format_close_line(position: Position, close: Close, *, pnl_label: str = "P&L") -> str:
     """The spec's human line: ``CLOSING: SPY put_credit - Profit Target (75%) - ...``."""
     money = dollars(close.pnl)
-    pct = (close.pct_of_max * 100).quantize(Decimal(1))
+    # (str pieces: mypyc joins them in one call; a Decimal or an enum in an f-string makes
+    # it a str.format call)
+    pct = str((close.pct_of_max * 100).quantize(Decimal(1)))
+    strategy = str(position.strategy)
     return (
-        f"CLOSING: {position.underlying} {position.strategy} - {close.label} - "
+        f"CLOSING: {position.underlying} {strategy} - {close.label} - "
         f"{pnl_label}: {money} ({pct}% of max) - "
         f"Closed {close.contracts}/{position.contracts} contracts"
     )

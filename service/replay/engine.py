@@ -68,9 +68,9 @@ _NAIVE_EPOCH: Final = _UTC_EPOCH.replace(tzinfo=None)
 # a NamedTuple built as the tuple it is: the __new__ NamedTuple writes is interpreted, even
 # for a compiled caller (~3,300 instructions a Quote, ~1,900 so); the fields in their order
 _NEW_TUPLE: Final = tuple.__new__
-# an exit's JSON line: json.dumps's own encoder (its output), made once and without the
-# check for cycles (a record is a flat dict built here): ~1.5 us less an exit
-_JSON: Final = json.JSONEncoder(check_circular=False).encode
+_CENT: Final = Decimal("0.01")
+# a text as json.dumps writes it (ensure_ascii: its own C function)
+_QUOTED: Final = json.encoder.encode_basestring_ascii
 # what the loop's leg lookup gives besides a leg id: every holder closed; no position holds
 # it; not 4 fields. (Final, as the other constants of the compiled modules: mypyc puts a Final
 # in the code or in a C variable; any other module-level name is a dict lookup at each use)
@@ -97,9 +97,32 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
         "contracts_remaining": state.remaining,
         "contracts_original": p.contracts,
         "debit": str(close.debit),
-        "pnl": str(close.pnl.quantize(Decimal("0.01"))),
+        "pnl": str(close.pnl.quantize(_CENT)),
         "pct_of_max": str(close.pct_of_max.quantize(_PCT)),
     }
+
+
+def exit_line(ts: str, state: ExitState, close: Close) -> str:
+    """:func:`exit_record` as ``json.dumps`` writes it, and the line's end (held equal by
+    tests/unit/test_replay_rows.py), written out: the encoder's dict, items and chunks were
+    ~40,000 instructions an exit, the largest part of its cost. The user's texts go
+    through json's own string encoder; the rest are Decimal strings, integers and the
+    enums' identifiers, which JSON writes as they are."""
+    p = state.position
+    # (every piece a str or an int: mypyc joins those in one call; any other value, or a
+    # conversion flag, makes the whole f-string a str.format call)
+    target = "null" if close.target is None else '"' + str(close.target) + '"'
+    triggers = ", ".join(['"' + t + '"' for t in close.triggers])
+    debit, pnl = str(close.debit), str(close.pnl.quantize(_CENT))
+    pct, strategy, reason = str(close.pct_of_max.quantize(_PCT)), str(p.strategy), str(close.reason)
+    return (
+        f'{{"ts": {_QUOTED(ts)}, "position": {_QUOTED(p.id)}, "book": {_QUOTED(p.book)}, '
+        f'"underlying": {_QUOTED(p.underlying)}, "strategy": "{strategy}", '
+        f'"reason": "{reason}", "label": {_QUOTED(close.label)}, "target": {target}, '
+        f'"triggers": [{triggers}], "contracts_closed": {close.contracts}, '
+        f'"contracts_remaining": {state.remaining}, "contracts_original": {p.contracts}, '
+        f'"debit": "{debit}", "pnl": "{pnl}", "pct_of_max": "{pct}"}}\n'
+    )
 
 
 def _no_leg(leg: int, key: str, text: str) -> str:
@@ -322,7 +345,7 @@ class Replay:
     def _report(self, ts: str, state: ExitState, close: Close, summary: Summary) -> None:
         summary.exits[close.reason] += 1
         summary.pnl += close.pnl
-        self._exits.append(_JSON(exit_record(ts, state, close)) + "\n")
+        self._exits.append(exit_line(ts, state, close))
         self._lines.append(format_close_line(state.position, close) + "\n")
 
     def _written(

@@ -94,8 +94,10 @@ def parse_units(text: str) -> int | None:
 
 def memo(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
     """Parse ``text`` once: prices and deltas repeat, and parsing is the hot path's cost."""
-    if text in cache:
-        return cache[text]
+    try:
+        return cache[text]  # (one lookup: a miss is rare)
+    except KeyError:
+        pass
     value = parse(text)
     if len(cache) >= MEMO_LIMIT:
         empty = cache[""]  # what an empty field stands for

@@ -4,9 +4,11 @@ the fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +20,12 @@ from hypothesis import strategies as st
 from rules.books import DEFAULT_BOOKS
 from rules.clock import MarketTime, market_time
 from rules.greeks import Rates
-from rules.model import Quote
+from rules.machine import Close, ExitReason
+from rules.model import Quote, Strategy
 from service.replay import Replay
+from service.replay.engine import exit_line, exit_record
 from service.replay.rows import batches_of, commas
+from tests.factories import put_spread, state_of
 from tests.support import ROOT
 
 
@@ -118,3 +123,48 @@ def test_a_kept_line_reads_as_the_quote_and_market_time_the_rules_take() -> None
     assert type(at) is MarketTime
     assert at == market_time(ts)  # 10:00:01 New York: regular hours, opened at 9:30
     assert (at.session_date, at.regular_hours) == (date(2027, 3, 1), True)
+
+
+_TEXTS = st.text(st.characters(codec=None, categories=None), max_size=12)  # any code point
+_DECIMALS = st.decimals(allow_nan=True, allow_infinity=True, places=None).filter(
+    lambda d: not d.is_finite() or abs(d.adjusted()) < 20  # (within quantize's 28 digits)
+)
+
+
+@settings(max_examples=300)
+@given(
+    ts=_TEXTS,
+    pid=_TEXTS.filter(bool),
+    book=_TEXTS,
+    underlying=_TEXTS,
+    strategy=st.sampled_from(Strategy),
+    reason=st.sampled_from(ExitReason),
+    label=_TEXTS,
+    target=st.none() | _DECIMALS,
+    triggers=st.lists(st.sampled_from(ExitReason), max_size=4),
+    counts=st.tuples(*[st.integers(min_value=0, max_value=10**6)] * 3),
+    money=st.tuples(
+        _DECIMALS, _DECIMALS.filter(Decimal.is_finite), _DECIMALS.filter(Decimal.is_finite)
+    ),
+)
+def test_an_exit_line_is_its_record_as_json_dumps_writes_it(
+    ts: str,
+    pid: str,
+    book: str,
+    underlying: str,
+    strategy: Strategy,
+    reason: ExitReason,
+    label: str,
+    target: Decimal | None,
+    triggers: list[ExitReason],
+    counts: tuple[int, int, int],
+    money: tuple[Decimal, Decimal, Decimal],
+) -> None:
+    """The exit's line is written out, not encoded (a replay's cost): the same text as
+    ``json.dumps`` of :func:`exit_record`, for any texts the user's files and the ticks
+    could hold (quotes, backslashes, control and non-ASCII characters, lone surrogates)."""
+    position = replace(put_spread(underlying=underlying, book=book), id=pid, strategy=strategy)
+    state = replace(state_of(position), remaining=counts[0])
+    debit, pnl, pct = money
+    close = Close(counts[1], reason, label, target, None, debit, pnl, pct, tuple(triggers))
+    assert exit_line(ts, state, close) == json.dumps(exit_record(ts, state, close)) + "\n"
