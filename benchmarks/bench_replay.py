@@ -22,8 +22,10 @@ replay has it (the targets' yardstick, as issue 21 sets them) and with float mon
 
 The hot modules run as the install built them: compiled by mypyc where a C
 compiler was found (setup.py), else pure Python; the first line says which.
-Each figure is the best of --repeat runs (this machine's timings wander by
-~10%), after one run not counted; wall time includes the interpreter's start-up
+Each figure is the best of --repeat runs, after one run not counted; replay and the
+naive evaluators run in turn (replay, naive Decimal, naive float, replay, ...), so that
+a drift in the machine's speed (this one's wanders by tens of percent over a minute)
+falls on both sides of a ratio alike; wall time includes the interpreter's start-up
 and imports. Every command runs as Python runs it by default, caching the bytecode
 of the modules it imports (an install's are compiled when it is made): the
 environment's PYTHONDONTWRITEBYTECODE is dropped for them, since some machines set
@@ -81,9 +83,21 @@ def timed(args: list[str]) -> tuple[float, int, str]:
 
 
 def best(args: list[str], repeat: int) -> tuple[float, int, str]:
-    timed(args)  # (not counted: the bytecode cache written, the files in the page cache)
-    runs = [timed(args) for _ in range(repeat)]
-    return min(runs, key=lambda r: r[0])
+    return side_by_side([args], repeat)[0]
+
+
+def side_by_side(commands: list[list[str]], repeat: int) -> list[tuple[float, int, str]]:
+    """Each command's best of ``repeat`` runs, the commands run in turn (A B C A B C ...),
+    so that a drift in the machine's speed (this one's wanders by tens of percent over a
+    minute) falls on all of them alike; each run once first, not counted (the bytecode
+    cache written, the files in the page cache)."""
+    for args in commands:
+        timed(args)
+    runs: list[list[tuple[float, int, str]]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for args, kept in zip(commands, runs, strict=True):
+            kept.append(timed(args))
+    return [min(kept, key=lambda r: r[0]) for kept in runs]
 
 
 def replay_cmd(data: Path) -> list[str]:
@@ -122,17 +136,16 @@ def met(ok: bool) -> str:
 def against_naive(label: str, data: Path, rows: int, ratio: float, repeat: int) -> None:
     """Replay and the naive evaluator on ``data``, side by side: the figures, the ratio and
     whether it is at least ``ratio``, and whether replay's peak stays under 60 MB."""
-    seconds, peak, err = best(replay_cmd(data), repeat)
+    files = [str(data / "positions.toml"), str(data / "ticks.csv")]
+    naive = [sys.executable, str(HERE / "naive.py"), *files]
+    mine, *naives = side_by_side([replay_cmd(data), [*naive, "--decimal"], naive], repeat)
+    seconds, peak, err = mine
     report(f"replay, {label}", rows, seconds, peak, err)
     inner = re.search(r"in ([\d.]+)s \(([\d,]+) rows/s\)", err)
     if inner:
         print(f"{'':<34} loop alone: {inner.group(2)} rows/s ({inner.group(1)} s)")
-    files = [str(data / "positions.toml"), str(data / "ticks.csv")]
     ratios = {}
-    for money in ("Decimal", "float"):
-        naive = [sys.executable, str(HERE / "naive.py"), *files]
-        naive += ["--decimal"] if money == "Decimal" else []
-        naive_seconds, naive_peak, _ = best(naive, repeat)
+    for money, (naive_seconds, naive_peak, _) in zip(("Decimal", "float"), naives, strict=True):
         report(f"naive evaluator ({money}), {label}", rows, naive_seconds, naive_peak, "")
         ratios[money] = naive_seconds / seconds
     times = ratios["Decimal"]
