@@ -87,6 +87,19 @@ def test_unreadable_toml_names_the_file(cli: Callable[..., Run], files: Files) -
     assert run.err.startswith(f"spreadwatch: {p}: not valid TOML")
 
 
+def test_a_positions_file_not_utf8_is_one_line_exit_2(
+    cli: Callable[..., Run], files: Files
+) -> None:
+    p, t = files(put_spread(), OK_TICKS)
+    p.write_bytes(p.read_bytes().replace(b'underlying = "SPY"', b'underlying = "SP\xc9"'))
+    run = cli("replay", "--positions", p, "--ticks", t)
+    assert (run.code, run.out) == (2, "")
+    line = p.read_bytes()[: p.read_bytes().index(b"\xc9")].count(b"\n") + 1
+    assert run.err_lines == [
+        f"spreadwatch: {p}: not valid TOML: not UTF-8 text (byte 0xc9, line {line})"
+    ]
+
+
 def test_missing_ticks_file_is_exit_2(
     cli: Callable[..., Run], files: Files, tmp_path: Path
 ) -> None:
