@@ -226,9 +226,8 @@ def local_band(
 
 _WINDOW: Final = 0.05  # of the time left to expiry, at most three days: a band's life
 _LONGEST: Final = timedelta(days=3)
-_BEFORE: Final = timedelta(
-    minutes=1
-)  # a band holds from this before it is built (a clock stepped back)
+# a band holds from this before it is built (a clock stepped back)
+_BEFORE: Final = timedelta(minutes=1)
 
 
 def leg_band(

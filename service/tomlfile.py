@@ -9,7 +9,9 @@ errors have always quoted. The two are held to each other by
 tests/unit/test_toml_readers.py: on any text, what toml_rs takes, tomli takes,
 to the same values and types. Where they were found to part, the text goes to
 tomli alone: a leading byte-order mark (toml_rs skips it; tomli, like TOML
-itself, refuses it).
+itself, refuses it), and what only TOML 1.1 allows, toml_rs reading as TOML 1.0
+(as 1.1 it took an inline table broken between a key and its ``=``, which
+tomli rightly refuses).
 
 A file that is not UTF-8 is bad input too: one line, not a traceback.
 """

@@ -287,7 +287,7 @@ async def bind_venue(store: Store, identity: str) -> None:
 
 
 def _books(settings: Settings) -> dict[str, BookPolicy]:
-    from service.inputs import load_books  # noqa: PLC0415  (tomli and the files' models)
+    from service.inputs import load_books  # noqa: PLC0415  (the TOML reader and the files' models)
 
     return load_books(settings.books_file)
 

@@ -39,6 +39,7 @@ from rules.machine import (
     open_state,
 )
 from rules.model import RIGHTS, Position, Quote
+from rules.pnl import CENT
 from rules.watch import PositionWatch
 from rules.watchlist import Watchlist
 from service.presentation import dollars, format_close_line
@@ -68,7 +69,6 @@ _NAIVE_EPOCH: Final = _UTC_EPOCH.replace(tzinfo=None)
 # a NamedTuple built as the tuple it is: the __new__ NamedTuple writes is interpreted, even
 # for a compiled caller (~3,300 instructions a Quote, ~1,900 so); the fields in their order
 _NEW_TUPLE: Final = tuple.__new__
-_CENT: Final = Decimal("0.01")
 # a text as json.dumps writes it (ensure_ascii: its own C function)
 _QUOTED: Final = json.encoder.encode_basestring_ascii
 # what the loop's leg lookup gives besides a leg id: every holder closed; no position holds
@@ -77,6 +77,11 @@ _QUOTED: Final = json.encoder.encode_basestring_ascii
 _IDLE: Final = -1
 _UNKNOWN: Final = -2
 _MALFORMED: Final = -3
+
+
+def _aware(naive: datetime) -> datetime:
+    """A naive UTC instant made aware (UTC), by arithmetic (_UTC_EPOCH says why)."""
+    return _UTC_EPOCH + (naive - _NAIVE_EPOCH)
 
 
 def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
@@ -97,7 +102,7 @@ def exit_record(ts: str, state: ExitState, close: Close) -> dict[str, object]:
         "contracts_remaining": state.remaining,
         "contracts_original": p.contracts,
         "debit": str(close.debit),
-        "pnl": str(close.pnl.quantize(_CENT)),
+        "pnl": str(close.pnl.quantize(CENT)),
         "pct_of_max": str(close.pct_of_max.quantize(_PCT)),
     }
 
@@ -113,7 +118,7 @@ def exit_line(ts: str, state: ExitState, close: Close) -> str:
     # conversion flag, makes the whole f-string a str.format call)
     target = "null" if close.target is None else '"' + str(close.target) + '"'
     triggers = ", ".join(['"' + t + '"' for t in close.triggers])
-    debit, pnl = str(close.debit), str(close.pnl.quantize(_CENT))
+    debit, pnl = str(close.debit), str(close.pnl.quantize(CENT))
     pct, strategy, reason = str(close.pct_of_max.quantize(_PCT)), str(p.strategy), str(close.reason)
     return (
         f'{{"ts": {_QUOTED(ts)}, "position": {_QUOTED(p.id)}, "book": {_QUOTED(p.book)}, '
@@ -191,7 +196,7 @@ class Replay:
         instant as :meth:`_judge` makes it (a "+hh:mm" seen before: the wall clock less it,
         ~5,000 instructions fewer than fromisoformat's aware parse and astimezone)."""
         now = self._stamps.instant(text[: text.index(",")])
-        return self._quote_at(text, _UTC_EPOCH + (now - _NAIVE_EPOCH))
+        return self._quote_at(text, _aware(now))
 
     def _quote_at(self, text: str, ts: datetime) -> Quote:
         """A kept line as the rules' Quote at its instant ``ts`` (aware UTC), known already."""
@@ -330,7 +335,7 @@ class Replay:
     ) -> None:
         """Evaluate every position holding the leg on its new line (``now``: its time, naive
         UTC); fill what closes."""
-        quote = self._quote_at(text, _UTC_EPOCH + (now - _NAIVE_EPOCH))  # (aware)
+        quote = self._quote_at(text, _aware(now))
         at = self._market_time(quote.ts)
 
         def fill(watch: PositionWatch, close: Close) -> None:
