@@ -71,6 +71,7 @@ NATIVE = [
     "service/inputs.py",
     "service/presentation.py",
     "service/replay/rows.py",
+    "service/replay/stamps.py",
     "service/replay/engine.py",
 ]
 

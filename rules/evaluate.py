@@ -139,13 +139,15 @@ def evaluate(
         return Hold(HoldReason.FEED, feed_problem)
 
     # 1. Every leg has a usable quote: bid >= 0, ask > 0, bid <= ask, finite.
-    #    None raises TypeError/AttributeError and NaN raises InvalidOperation
-    #    (or compares False): any of those ends in the slow, precise _unusable.
+    #    A missing quote (None) is tested; a missing price (None) raises TypeError and
+    #    NaN InvalidOperation (or compares False): each ends in the slow, precise _unusable.
     newest = oldest = None
     try:
         for q in quotes:
-            ts, ask = q.ts, q.ask  # type: ignore[union-attr]
-            if not (_ZERO <= q.bid <= ask < MAX_PRICE and ask > _ZERO):  # type: ignore[union-attr,operator]
+            if q is None:  # (often, early in a replay: tested, not raised and caught)
+                return _unusable(quotes)
+            ts, ask = q.ts, q.ask
+            if not (_ZERO <= q.bid <= ask < MAX_PRICE and ask > _ZERO):  # type: ignore[operator]
                 return _unusable(quotes)
             if newest is None or oldest is None:
                 newest = oldest = ts

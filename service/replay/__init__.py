@@ -1,6 +1,7 @@
 """``spreadwatch replay``: the exit rules over recorded leg quotes, filled at the mark.
 
-- :mod:`~service.replay.rows`: the ticks file's rows, fields and timestamps;
+- :mod:`~service.replay.rows`: the ticks file's rows and fields;
+- :mod:`~service.replay.stamps`: their timestamps;
 - :mod:`~service.replay.engine`: the positions' watches over those rows, and the
   exits and summary they give.
 """

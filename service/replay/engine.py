@@ -47,19 +47,17 @@ from service.replay.rows import (
     EMPTY,
     LegKey,
     SessionClock,
-    Stamps,
     Summary,
     commas,
     field_count,
     figures,
     leg_key_of,
     memo,
-    naive_utc_of,
     parse_price,
     row_of,
-    shaped,
     unparseable,
 )
+from service.replay.stamps import Stamps, naive_utc_of, shaped
 
 _PCT: Final = Decimal("0.0001")
 # naive UTC made aware by arithmetic: replace(tzinfo=UTC), a C method called with a
@@ -77,6 +75,7 @@ _QUOTED: Final = json.encoder.encode_basestring_ascii
 _IDLE: Final = -1
 _UNKNOWN: Final = -2
 _MALFORMED: Final = -3
+_NEW: Final = -4  # (not yet seen)
 
 
 def _aware(naive: datetime) -> datetime:
@@ -254,9 +253,8 @@ class Replay:
                     bad(line, field_count(text))
                     continue
                 key = text[cut_at[0] + 1 : cut_at[1]]  # (all a row no one holds costs)
-                try:
-                    leg = legs[key]
-                except KeyError:
+                leg = legs.get(key, _NEW)  # (a miss raises nothing: memo says why)
+                if leg == _NEW:
                     leg = self._learn(key)
                 if leg < 0:
                     if leg == _IDLE:  # every position holding this leg has closed

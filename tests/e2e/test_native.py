@@ -143,6 +143,7 @@ def test_the_install_compiled_the_hot_modules() -> None:
         "rules.watchlist",
         "service.replay.engine",
         "service.replay.rows",
+        "service.replay.stamps",
     }
     assert native.stale() == []
 

@@ -1,4 +1,4 @@
-"""Replay's timestamps: most are compared as text (service.replay.rows.Stamps), none wrongly.
+"""Replay's timestamps: most are compared as text (service.replay.stamps.Stamps), none wrongly.
 
 A row in the same second as the row before, of the same shape and offset, is
 taken by comparing its text; every other row is parsed. Whatever the mix of
@@ -20,7 +20,7 @@ from rules.books import DEFAULT_BOOKS
 from rules.greeks import Rates
 from service.inputs import load_positions
 from service.replay import Replay, Summary
-from service.replay.rows import Stamps
+from service.replay.stamps import Stamps
 from tests.factories import put_spread_toml as put_spread
 from tests.factories import tick
 
