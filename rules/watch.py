@@ -63,6 +63,8 @@ class PositionWatch:
         "_bad",
         "_band",
         "_current_since",
+        "_exact",
+        "_exact_of",
         "_kept",
         "_mid2",
         "_newest",
@@ -82,6 +84,8 @@ class PositionWatch:
         self._short = tuple(leg.side is Side.SHORT for leg in legs)
         self._ok = [False] * len(legs)  # leg i's latest quote is usable
         self._sums = [_ZERO] * len(legs)  # leg i's bid + ask, when usable
+        self._exact: list[int | None] = [0] * len(legs)  # units(_sums[i]) (screen's), for
+        self._exact_of: list[Decimal | None] = [None] * len(legs)  # that very _sums[i] object
         self._bad = len(legs)  # legs whose latest quote is missing or unusable
         self._mid2 = _ZERO  # sum of (bid + ask), + for short legs, - for long, over usable legs
         self._newest: datetime | None = None  # the latest quote time over the legs
@@ -255,10 +259,13 @@ class PositionWatch:
         low2, high2, stop, deadline = band
         if at.now >= deadline:
             return None
-        exact = [units(x) for x in self._sums]
+        exact, exact_of = self._exact, self._exact_of
+        for i, total in enumerate(self._sums):
+            if exact_of[i] is not total:  # (worked out once a sum: most legs have not moved)
+                exact[i], exact_of[i] = units(total), total
         if None in exact:
             return None  # a price with more decimals than units hold
-        sums = cast(list[int], exact)
+        sums = cast(list[int], list(exact))  # (the screen's own: it moves them)
         short = self._short
         mid2 = sum(x if s else -x for x, s in zip(sums, short, strict=True))
         if not low2 < mid2 < high2:

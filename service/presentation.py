@@ -13,15 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Final
 
 from rules.clock import new_york
 from rules.model import Position
+from rules.pnl import CENT
 from rules.state import Close
+
+_WHOLE: Final = Decimal(1)  # (constants made once: a Decimal(...) in a function is a call)
 
 
 def dollars(amount: Decimal) -> str:
     """``$1,165.00`` / ``-$50.00``."""
-    cents = amount.quantize(Decimal("0.01"))
+    cents = amount.quantize(CENT)
     return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
 
 
@@ -35,7 +39,7 @@ def format_close_line(position: Position, close: Close, *, pnl_label: str = "P&L
     money = dollars(close.pnl)
     # (str pieces: mypyc joins them in one call; a Decimal or an enum in an f-string makes
     # it a str.format call)
-    pct = str((close.pct_of_max * 100).quantize(Decimal(1)))
+    pct = str((close.pct_of_max * 100).quantize(_WHOLE))
     strategy = str(position.strategy)
     return (
         f"CLOSING: {position.underlying} {strategy} - {close.label} - "

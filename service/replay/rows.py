@@ -146,7 +146,9 @@ def figures(
     :func:`commas` found its fields; ValueError-kin if a figure is no number."""
     _, bid, ask, delta, spot = cut_at
     bid_t, ask_t = text[bid + 1 : ask], text[ask + 1 : delta]
-    bid_units, ask_units = memo(memos, parse_units, bid_t), memo(memos, parse_units, ask_t)
+    bid_units, ask_units = memos.get(bid_t, _MISSING), memos.get(ask_t, _MISSING)
+    if bid_units is _MISSING or ask_units is _MISSING:  # (rare: memo's lookups once more)
+        bid_units, ask_units = memo(memos, parse_units, bid_t), memo(memos, parse_units, ask_t)
     spot_t = text[spot + 1 :]  # (the last field keeps the line's end)
     price = float(spot_t) if len(spot_t) > 2 or spot_t not in EMPTIES else None
     delta_f = float(text[delta + 1 : spot]) if spot > delta + 1 else None
