@@ -101,7 +101,8 @@ def batches_of(f: TextIO, chunk: int = CHUNK) -> Iterator[list[str]]:
     by index. A chunk without "\\r" is cut at its "\\n" (its lines lose their end: the
     loop reads a row with or without it alike); one with a "\\r" anywhere, as ``f``
     would cut it ("\\r\\n", "\\r" or "\\n"). A line that may go on in the next chunk waits
-    for it."""
+    for it. A row with a quoted field is given as csv reads it, its fields joined by
+    commas (no field holds one), without its end (looked for once a chunk, not a row)."""
     carry = ""
     while read := f.read(chunk):
         text = carry + read
@@ -114,9 +115,16 @@ def batches_of(f: TextIO, chunk: int = CHUNK) -> Iterator[list[str]]:
         else:
             rows = text.split("\n")
             carry = rows.pop()
+        if '"' in text:  # (rare: a quoted field)
+            rows = [_unquoted(row) for row in rows]
         yield rows
     if carry:
-        yield [carry]
+        yield [_unquoted(carry)]
+
+
+def _unquoted(row: str) -> str:
+    """``row`` as the loop reads it: its fields as csv reads them where one is quoted."""
+    return ",".join(row_of(row)) if '"' in row else row
 
 
 def field_count(text: str) -> str:

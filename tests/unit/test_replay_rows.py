@@ -4,6 +4,7 @@ the fields exactly as ``split(",", 1)`` then ``rsplit(",", 4)`` would give them.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -90,22 +91,43 @@ def test_rows_read_a_chunk_at_a_time_are_the_file_s_rows(
         assert end_less(rows) == end_less(expected)
 
 
+def replayed(examples: Path, ticks: Path) -> tuple[str, list[str]]:
+    """The exits and the log (but its timing line) of the sample positions over ``ticks``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.cli", "replay", "--positions",
+         str(examples / "positions.toml"), "--ticks", str(ticks)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    return proc.stdout, [line for line in proc.stderr.splitlines() if " in " not in line]
+
+
 def test_a_crlf_ticks_file_replays_as_its_lf_twin(examples: Path, tmp_path: Path) -> None:
     """The rows keep a "\r" where the file has one; the exits and the summary are the same."""
     crlf = tmp_path / "ticks.csv"
     crlf.write_bytes((examples / "ticks.csv").read_bytes().replace(b"\n", b"\r\n"))
-    runs = []
-    for ticks in (examples / "ticks.csv", crlf):
-        proc = subprocess.run(
-            [sys.executable, "-m", "service.cli", "replay", "--positions",
-             str(examples / "positions.toml"), "--ticks", str(ticks)],
-            capture_output=True, text=True, cwd=ROOT, check=True,
-        )  # fmt: skip
-        runs.append(
-            (proc.stdout, [line for line in proc.stderr.splitlines() if " in " not in line])
-        )
+    runs = [replayed(examples, ticks) for ticks in (examples / "ticks.csv", crlf)]
     assert runs[0] == runs[1]
     assert runs[0][0].count("\n") == 10  # (the sample's exits)
+
+
+def test_a_ticks_file_with_every_field_quoted_replays_as_its_plain_twin(
+    examples: Path, tmp_path: Path
+) -> None:
+    """csv's quoting (rows with a quoted field are read by csv, found once a chunk): the
+    same exits and summary; a row quoted in a chunk of plain ones is read alike."""
+    plain = (examples / "ticks.csv").read_text().splitlines()
+    quoted = tmp_path / "ticks.csv"
+    with quoted.open("w", newline="") as f:
+        writer = csv.writer(f, quoting=csv.QUOTE_ALL)
+        for n, line in enumerate(plain):  # (every third row quoted, the header too)
+            if n % 3:
+                f.write(line + "\n")
+            else:
+                writer.writerow(line.split(","))
+    runs = [replayed(examples, ticks) for ticks in (examples / "ticks.csv", quoted)]
+    assert '"' in quoted.read_text()
+    assert runs[0] == runs[1]
+    assert runs[0][0].count("\n") == 10
 
 
 def test_a_kept_line_reads_as_the_quote_and_market_time_the_rules_take() -> None:
