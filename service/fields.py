@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from rules.clock import new_york
 from rules.model import RIGHTS, SIDES, STRATEGIES
@@ -25,10 +25,23 @@ _OPENED_AT = (
 )
 _ISO_DATE, _IB_DATE = re.compile(r"\d{4}-\d{2}-\d{2}"), re.compile(r"\d{8}")
 _DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+_EXPIRIES: Final[dict[str, date]] = {}  # an expiry's text -> its date, as read
+_EXPIRIES_KEPT: Final = 4096
 
 
 def expiry_of(value: Any) -> date:
     """An expiry as ``YYYY-MM-DD`` or as IB writes it, ``YYYYMMDD`` (a TOML date too)."""
+    if type(value) is str:  # (a file names a few expiries many times: each read once)
+        known = _EXPIRIES.get(value)
+        if known is None:
+            known = _expiry(value)
+            if len(_EXPIRIES) < _EXPIRIES_KEPT:
+                _EXPIRIES[value] = known
+        return known
+    return _expiry(value)
+
+
+def _expiry(value: Any) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     text = str(value).strip() if isinstance(value, (str, int)) else ""
