@@ -109,16 +109,16 @@ class Pair:
 
     def finish(self, holder: Daemon, *others: Daemon) -> list[str]:
         """Every daemon stopped cleanly, then the account against the store: the
-        violations. The others first, then the holder, at once once no order is live
+        violations. The others first, then the holder, as soon as no order is live
         and every fill at the gateway is stored: the market moves on meanwhile, and a
         close decided after that and filled as the holder stops is the next start's to
         take up (docs/operations.md, Stopping), which this check does not run. (The
         others used to stop in between, a few seconds in which the holder traded on: a
         stop decided then failed the check in CI, twice.)"""
-        out = [f"a daemon exited {code}" for d in others if (code := d.stop())]
+        codes = [d.stop() for d in others]
         holder.until(lambda: _quiet(self.db, self.ledger), 90)
-        if code := holder.stop():
-            out.append(f"a daemon exited {code}")
+        codes.append(holder.stop())
+        out = [f"a daemon exited {code}" for code in codes if code]
         held, fills = check.holdings_violations(self.db, int(self.env["SPREADWATCH_IB__PORT"]))
         out += held
         out += check.execution_violations(self.db, fills, self.ledger)
